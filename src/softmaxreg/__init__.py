@@ -1,0 +1,32 @@
+"""softmaxreg: softmax regression from scratch, with Fashion-MNIST built in.
+
+>>> import softmaxreg as sr
+>>> data = sr.load_fashion_mnist()
+>>> model = sr.SoftmaxRegression(784, 10, sigma=0.01, input_scale=1 / 255, class_names=data.class_names)
+>>> history = sr.fit(model, data.train_images, data.train_labels, epochs=10, batch_size=256, lr=0.1,
+...                  validation_data=(data.test_images, data.test_labels))   # doctest: +SKIP
+"""
+
+__version__ = "0.1.0"
+
+from .datasets import FASHION_MNIST_CLASSES, ImageDataset, load_fashion_mnist, read_idx, resize_images, write_idx
+from .errors import (ChecksumError, DataFormatError, InvalidArgumentError, ModelFormatError, OutputError,
+                     SoftmaxRegError)
+from .functional import cross_entropy, cross_entropy_grad, log_softmax, logsumexp, softmax
+from .model import SoftmaxRegression
+from .optim import SGD
+from .persist import load_model, save_model
+from .train import Callback, EpochRecord, History, fit
+
+__all__ = [
+    "__version__",
+    # math
+    "logsumexp", "softmax", "log_softmax", "cross_entropy", "cross_entropy_grad",
+    # model and training
+    "SoftmaxRegression", "SGD", "fit", "History", "EpochRecord", "Callback",
+    # data and files
+    "load_fashion_mnist", "ImageDataset", "FASHION_MNIST_CLASSES", "read_idx", "write_idx", "resize_images",
+    "save_model", "load_model",
+    # errors
+    "SoftmaxRegError", "InvalidArgumentError", "DataFormatError", "ChecksumError", "ModelFormatError", "OutputError",
+]

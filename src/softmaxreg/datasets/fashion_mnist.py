@@ -1,0 +1,131 @@
+"""Fashion-MNIST, bundled and checksummed, and any folder of four MNIST-format IDX files.
+
+Fashion-MNIST (Xiao, Rasul and Vollgraf, 2017; MIT licence, see data/LICENSE-fashion-mnist.txt)
+ships inside the package as the four original .gz files from Debian's
+dataset-fashion-mnist. Every load checks them against the SHA-256 sums below.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from ..errors import ChecksumError, DataFormatError
+from .idx import read_idx
+from .resize import resize_images
+
+__all__ = ["load_fashion_mnist", "ImageDataset", "FASHION_MNIST_CLASSES", "DATA_DIR_ENV", "BUNDLED_DIR"]
+
+DATA_DIR_ENV = "SOFTMAXREG_DATA_DIR"
+BUNDLED_DIR = Path(__file__).parent / "data"
+FILES = {
+    "train_images": "train-images-idx3-ubyte.gz",
+    "train_labels": "train-labels-idx1-ubyte.gz",
+    "test_images": "t10k-images-idx3-ubyte.gz",
+    "test_labels": "t10k-labels-idx1-ubyte.gz",
+}
+SHA256 = {
+    "train-images-idx3-ubyte.gz": "b0564c3eedabfbf835052cff8503ea422014ce006caf5b757f851416ee8300c7",
+    "train-labels-idx1-ubyte.gz": "0ae29f65d86684f32d1b9c85147786c547b9c6aebcaf235f0400a0cce308b056",
+    "t10k-images-idx3-ubyte.gz": "cc1d090a38ace84dfa1aa66e3ada7c336ef481a96936906477e6dd344da56eaa",
+    "t10k-labels-idx1-ubyte.gz": "8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05",
+}
+FASHION_MNIST_CLASSES = ("t-shirt/top", "trouser", "pullover", "dress", "coat",
+                         "sandal", "shirt", "sneaker", "bag", "ankle boot")
+CLASS_NAMES_FILE = "class_names.txt"
+
+
+class ImageDataset(NamedTuple):
+    """uint8 images (n, h, w) and uint8 labels (n,) for both splits, plus provenance."""
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    test_images: np.ndarray
+    test_labels: np.ndarray
+    class_names: tuple[str, ...]
+    source: str                    # folder the files came from, or "bundled"
+    sha256: dict                   # file name -> SHA-256 of the file as read
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _find(folder: Path, name: str) -> Path:
+    """`name` in `folder`, or its decompressed twin without .gz."""
+    for candidate in (folder / name, folder / name.removesuffix(".gz")):
+        if candidate.is_file():
+            return candidate
+    raise DataFormatError(f"{folder}: missing {name} (or {name.removesuffix('.gz')})")
+
+
+def _class_names(folder: Path, sums: dict, labels: list[np.ndarray]) -> tuple[str, ...]:
+    if all(sums.get(name) == digest for name, digest in SHA256.items()):
+        return FASHION_MNIST_CLASSES
+    names_file = folder / CLASS_NAMES_FILE
+    if names_file.is_file():
+        names = tuple(line.strip() for line in names_file.read_text(encoding="utf-8").splitlines() if line.strip())
+        if len(names) < 2:
+            raise DataFormatError(f"{names_file}: expected one class name per line, at least 2, found {len(names)}")
+        return names
+    return tuple(str(i) for i in range(max(2, max(int(y.max()) for y in labels) + 1)))
+
+
+def load_fashion_mnist(data_dir=None, *, resize=None) -> ImageDataset:
+    """Load Fashion-MNIST (bundled, verified) or the four IDX files in `data_dir`.
+
+    data_dir: a folder holding train-images-idx3-ubyte(.gz), train-labels-idx1-ubyte(.gz),
+        t10k-images-idx3-ubyte(.gz) and t10k-labels-idx1-ubyte(.gz); defaults to
+        $SOFTMAXREG_DATA_DIR, then to the bundled copy. Image size and the number of
+        classes come from the files; class names are Fashion-MNIST's when the files are
+        Fashion-MNIST, else read from class_names.txt in the folder, else "0", "1", ...
+    resize: optional (height, width) or int; images are resized bilinearly (as the
+        lesson's loader does with transforms.Resize) and stay uint8.
+    """
+    if data_dir is None:
+        data_dir = os.environ.get(DATA_DIR_ENV) or None
+    folder = BUNDLED_DIR if data_dir is None else Path(data_dir)
+    if not folder.is_dir():
+        raise DataFormatError(f"{folder}: data folder does not exist or is not a folder")
+    paths = {key: _find(folder, name) for key, name in FILES.items()}
+    sums = {p.name: _sha256(p) for p in paths.values()}
+    if data_dir is None:
+        for name, digest in SHA256.items():
+            if sums[name] != digest:
+                raise ChecksumError(f"{folder / name}: SHA-256 {sums[name]} does not match the bundled "
+                                    f"Fashion-MNIST's {digest}; reinstall softmaxreg")
+    arrays = {key: read_idx(p) for key, p in paths.items()}
+    for split in ("train", "test"):
+        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        img_path, lbl_path = paths[f"{split}_images"], paths[f"{split}_labels"]
+        if images.ndim != 3 or images.dtype != np.uint8:
+            raise DataFormatError(f"{img_path}: expected uint8 images of 3 dimensions (n, height, width), "
+                                  f"found {images.dtype} with shape {images.shape}")
+        if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+            raise DataFormatError(f"{lbl_path}: expected integer labels of 1 dimension, found {labels.dtype} {labels.shape}")
+        if images.shape[0] != labels.shape[0]:
+            raise DataFormatError(f"{img_path} holds {images.shape[0]} images but {lbl_path} holds {labels.shape[0]} labels")
+        if images.shape[0] == 0:
+            raise DataFormatError(f"{img_path}: holds no images")
+    if arrays["train_images"].shape[1:] != arrays["test_images"].shape[1:]:
+        raise DataFormatError(f"{paths['train_images']} and {paths['test_images']}: image sizes differ "
+                              f"({arrays['train_images'].shape[1:]} and {arrays['test_images'].shape[1:]})")
+    labels = [arrays["train_labels"], arrays["test_labels"]]
+    class_names = _class_names(folder, sums, labels)
+    for key in ("train_labels", "test_labels"):
+        y = arrays[key]
+        if y.min() < 0 or y.max() >= len(class_names):
+            raise DataFormatError(f"{paths[key]}: labels must lie in [0, {len(class_names) - 1}], found {y.min()}..{y.max()}")
+        arrays[key] = y.astype(np.uint8) if len(class_names) <= 256 else y.astype(np.int32)
+    if resize is not None:
+        for key in ("train_images", "test_images"):
+            arrays[key] = resize_images(arrays[key], resize)
+    return ImageDataset(class_names=class_names, source="bundled" if data_dir is None else str(folder),
+                        sha256=sums, **arrays)

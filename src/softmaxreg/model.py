@@ -1,0 +1,158 @@
+"""SoftmaxRegression: the linear model, its predictions, and its hand-derived gradient.
+
+Conventions
+-----------
+X : (n, d) raw inputs, or (n, *input_shape) images; any real dtype (uint8 pixels stay uint8
+    until a chunk is converted to the model's float dtype).
+W : (d, k) weights, b : (k,) bias, s : input_scale (1/255 for 0..255 pixels).
+Z = s * (X @ W) + b : (n, k) logits; the scale is folded into the small (n, k) result so
+    the big input matrix is never rescaled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .errors import InvalidArgumentError
+from .functional import cross_entropy, softmax, softmax_cross_entropy_
+
+__all__ = ["SoftmaxRegression"]
+
+_CHUNK_ROWS = 8192   # rows converted to float at a time in predict/evaluate
+
+
+class SoftmaxRegression:
+    """Multinomial logistic regression Z = s X W + b, p = softmax(Z).
+
+    W is drawn from N(0, sigma^2) with a seeded generator and b starts at 0, as
+    in the lesson. `class_names`, `input_shape` and `input_scale` travel with the
+    model into its file, so a loaded model knows how to read raw inputs.
+    """
+
+    def __init__(self, num_inputs: int, num_outputs: int, sigma: float = 0.01, *,
+                 seed: int | np.random.Generator = 0, dtype=np.float32, input_scale: float = 1.0,
+                 input_shape: Sequence[int] | None = None, class_names: Sequence[str] | None = None):
+        if int(num_inputs) < 1 or int(num_outputs) < 2:
+            raise InvalidArgumentError(
+                f"need num_inputs >= 1 and num_outputs >= 2, got {num_inputs} and {num_outputs}")
+        if not np.isfinite(sigma) or sigma < 0:
+            raise InvalidArgumentError(f"sigma: expected a finite value >= 0, got {sigma}")
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.float32, np.float64):
+            raise InvalidArgumentError(f"dtype: expected float32 or float64, got {self.dtype}")
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        self.W = rng.normal(0.0, sigma, size=(int(num_inputs), int(num_outputs))).astype(self.dtype)
+        self.b = np.zeros(int(num_outputs), dtype=self.dtype)
+        self.input_scale = float(input_scale)
+        self.input_shape = tuple(int(s) for s in input_shape) if input_shape else (int(num_inputs),)
+        if int(np.prod(self.input_shape)) != self.num_inputs:
+            raise InvalidArgumentError(f"input_shape {self.input_shape} does not hold {num_inputs} inputs")
+        names = list(class_names) if class_names is not None else [str(i) for i in range(num_outputs)]
+        if len(names) != self.num_outputs:
+            raise InvalidArgumentError(f"class_names: expected {num_outputs} names, got {len(names)}")
+        self.class_names = [str(c) for c in names]
+
+    @property
+    def num_inputs(self) -> int:
+        return self.W.shape[0]
+
+    @property
+    def num_outputs(self) -> int:
+        return self.W.shape[1]
+
+    def _flatten(self, X) -> np.ndarray:
+        """(n, d) view of the inputs, checked against the model's input size."""
+        X = np.asarray(X)
+        if X.ndim == 0 or not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
+            raise InvalidArgumentError(f"X: expected a numeric array of shape (n, {self.num_inputs}), got {X.dtype} {X.shape}")
+        if X.ndim == 1 or int(np.prod(X.shape[1:])) != self.num_inputs:
+            raise InvalidArgumentError(
+                f"X: expected shape (n, {self.num_inputs}) or (n, {', '.join(map(str, self.input_shape))}), got {X.shape}")
+        X = X.reshape(X.shape[0], self.num_inputs)
+        if not np.issubdtype(X.dtype, np.integer) and X.dtype != bool and not np.isfinite(X).all():
+            raise InvalidArgumentError("X: contains NaN or infinite values")
+        return X
+
+    def _logits_into(self, x: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """z (n, k) <- s * (x @ W) + b for float rows x (n, d)."""
+        np.matmul(x, self.W, out=z)
+        if self.input_scale != 1.0:
+            z *= self.dtype.type(self.input_scale)
+        z += self.b
+        return z
+
+    def _chunks(self, X: np.ndarray):
+        """Yield (rows, logits) for X in float chunks, so big uint8 sets are never held as float."""
+        for start in range(0, X.shape[0], _CHUNK_ROWS):
+            x = X[start:start + _CHUNK_ROWS].astype(self.dtype)
+            yield slice(start, start + x.shape[0]), self._logits_into(x, np.empty((x.shape[0], self.num_outputs), self.dtype))
+
+    def logits(self, X) -> np.ndarray:
+        """Z = s X W + b, shape (n, k)."""
+        X = self._flatten(X)
+        Z = np.empty((X.shape[0], self.num_outputs), dtype=self.dtype)
+        for rows, z in self._chunks(X):
+            Z[rows] = z
+        return Z
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities softmax(Z), shape (n, k); rows sum to 1."""
+        return softmax(self.logits(X), axis=1)
+
+    def predict(self, X) -> np.ndarray:
+        """Index of the most probable class for each row, shape (n,)."""
+        return self.logits(X).argmax(axis=1)
+
+    def _check_labels(self, y, n: int) -> np.ndarray:
+        y = np.asarray(y)
+        if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer):
+            raise InvalidArgumentError(f"y: expected {n} integer class indices, got {y.dtype} array of shape {y.shape}")
+        if n and (y.min() < 0 or y.max() >= self.num_outputs):
+            raise InvalidArgumentError(f"y: labels must lie in [0, {self.num_outputs - 1}], found {y.min()}..{y.max()}")
+        return y
+
+    def evaluate(self, X, y) -> tuple[float, float]:
+        """(mean cross-entropy, accuracy) on (X, y), computed in float chunks."""
+        X = self._flatten(X)
+        y = self._check_labels(y, X.shape[0])
+        if X.shape[0] == 0:
+            raise InvalidArgumentError("X: cannot evaluate on 0 examples")
+        loss_sum, correct = 0.0, 0
+        for rows, z in self._chunks(X):
+            correct += int(np.count_nonzero(z.argmax(axis=1) == y[rows]))
+            loss_sum += float(cross_entropy(z, y[rows], reduction="sum"))
+        return loss_sum / X.shape[0], correct / X.shape[0]
+
+    def loss_and_grad(self, X, y) -> tuple[float, np.ndarray, np.ndarray]:
+        """Mean cross-entropy on (X, y) and its gradient (dW (d, k), db (k,))."""
+        X = self._flatten(X)
+        y = self._check_labels(y, X.shape[0])
+        if X.shape[0] == 0:
+            raise InvalidArgumentError("X: cannot compute a loss on 0 examples")
+        x = X.astype(self.dtype)
+        dW, db = np.empty_like(self.W), np.empty_like(self.b)
+        z = np.empty((x.shape[0], self.num_outputs), dtype=self.dtype)
+        loss_sum, _ = self.loss_and_grad_into(x, y, z, dW, db)
+        return loss_sum / x.shape[0], dW, db
+
+    def loss_and_grad_into(self, x: np.ndarray, y: np.ndarray, z: np.ndarray,
+                           dW: np.ndarray, db: np.ndarray) -> tuple[float, int]:
+        """The training step's math, into preallocated buffers; returns (summed loss, correct).
+
+        x (n, d) float rows, y (n,) int labels, z (n, k) scratch. With
+            Z = s X W + b,   L = (1/n) sum_i [logsumexp(Z_i) - Z_{i, y_i}],
+            G = dL/dZ = (softmax(Z) - onehot(y)) / n                  (n, k)
+        the chain rule through Z gives the lesson's gradient
+            dL/dW = s X^T G        (d, k)        dL/db = sum_i G_i     (k,)
+        """
+        n = x.shape[0]
+        self._logits_into(x, z)
+        loss_sum, correct = softmax_cross_entropy_(z, y)        # z <- softmax(Z) - onehot(y)
+        z *= self.dtype.type(1.0 / n)                             # z <- G
+        np.sum(z, axis=0, out=db)
+        if self.input_scale != 1.0:
+            z *= self.dtype.type(self.input_scale)
+        np.matmul(x.T, z, out=dW)
+        return loss_sum, correct
