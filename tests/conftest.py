@@ -1,0 +1,26 @@
+import numpy as np
+import pytest
+
+from softmaxreg import load_fashion_mnist, write_idx
+
+
+@pytest.fixture(scope="session")
+def fashion():
+    """The bundled Fashion-MNIST, loaded once (verified against its SHA-256 sums)."""
+    return load_fashion_mnist()
+
+
+@pytest.fixture(scope="session")
+def digits_dir(tmp_path_factory):
+    """scikit-learn's 8x8 digits (a second real dataset) as four MNIST-format IDX files."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = np.round(digits.images * (255 / 16)).astype(np.uint8)       # 0..16 -> 0..255
+    labels = digits.target.astype(np.uint8)
+    folder = tmp_path_factory.mktemp("digits")
+    write_idx(folder / "train-images-idx3-ubyte.gz", images[:1500])
+    write_idx(folder / "train-labels-idx1-ubyte.gz", labels[:1500])
+    write_idx(folder / "t10k-images-idx3-ubyte", images[1500:])          # raw, not gzipped
+    write_idx(folder / "t10k-labels-idx1-ubyte", labels[1500:])
+    return folder

@@ -1,0 +1,134 @@
+"""`softmaxreg train` end to end on the real bundled data, and its handling of bad input."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from softmaxreg import FASHION_MNIST_CLASSES, load_model
+from softmaxreg.cli import RUN_FILES, main
+
+
+def run_cli(*args, cwd=None):
+    env = {k: v for k, v in os.environ.items() if k != "SOFTMAXREG_DATA_DIR"}
+    return subprocess.run([sys.executable, "-m", "softmaxreg", *args], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def reference_runs(tmp_path_factory):
+    """The lesson's reference run with the default settings, twice with the same seed."""
+    root = tmp_path_factory.mktemp("runs")
+    results = [run_cli("train", "--out", str(root / name)) for name in ("a", "b")]
+    return root, results
+
+
+def test_reference_run_reaches_the_lessons_accuracy_and_writes_the_run_folder(reference_runs, fashion):
+    root, (result, _) = reference_runs
+    assert result.returncode == 0, result.stderr
+    folder = root / "a"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(RUN_FILES)
+
+    with open(folder / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["epoch", "train_loss", "train_acc", "val_loss", "val_acc"]
+    assert [int(r["epoch"]) for r in rows] == list(range(1, 11))
+    last = {k: float(v) for k, v in rows[-1].items()}
+    assert last["val_acc"] >= 0.82 and last["train_loss"] < 0.5
+    assert last["train_acc"] > 0.7 and float(rows[0]["val_acc"]) > 0.7
+
+    lines = [line for line in result.stdout.splitlines() if line.startswith("epoch")]
+    assert len(lines) == 10 and f"val_acc {last['val_acc']:.4f}" in lines[-1]
+    assert result.stderr == ""                         # no progress bar when stderr is not a terminal
+
+    model = load_model(folder / "model.safetensors")
+    assert model.W.shape == (784, 10) and model.class_names == list(FASHION_MNIST_CLASSES)
+    assert model.evaluate(fashion.test_images, fashion.test_labels) == (last["val_loss"], last["val_acc"])
+
+    config = json.loads((folder / "config.json").read_text())
+    defaults = {"epochs": 10, "batch_size": 256, "lr": 0.1, "sigma": 0.01, "seed": 0}
+    assert {k: config["settings"][k] for k in defaults} == defaults
+    assert config["softmaxreg_version"] and len(config["dataset"]["sha256"]) == 64
+    assert config["dataset"]["files"]["train-images-idx3-ubyte.gz"].startswith("b0564c3e")
+
+    for name in ("curves.png", "misclassified.png"):
+        with Image.open(folder / name) as image:
+            assert image.format == "PNG" and image.width > 300 and image.height > 200
+            assert np.asarray(image.convert("L")).std() > 10      # not a blank canvas
+
+
+def test_same_seed_gives_the_same_metrics_and_bit_identical_weights(reference_runs):
+    root, results = reference_runs
+    assert all(r.returncode == 0 for r in results)
+    assert (root / "a" / "metrics.csv").read_bytes() == (root / "b" / "metrics.csv").read_bytes()
+    a, b = (load_model(root / name / "model.safetensors") for name in ("a", "b"))
+    assert a.W.tobytes() == b.W.tobytes() and a.b.tobytes() == b.b.tobytes()
+
+
+def test_train_on_another_mnist_format_folder(digits_dir, tmp_path, capsys):
+    assert main(["train", "--data-dir", str(digits_dir), "--out", str(tmp_path / "run"), "--epochs", "5",
+                 "--batch-size", "64", "--lr", "0.5", "--no-plots"]) == 0
+    out = capsys.readouterr().out
+    assert "1500 train / 297 validation images 8x8, 10 classes" in out
+    model = load_model(tmp_path / "run" / "model.safetensors")
+    assert model.input_shape == (8, 8) and model.W.shape == (64, 10)
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["config.json", "metrics.csv", "model.safetensors"]
+
+
+def test_quiet_prints_nothing(digits_dir, tmp_path, capsys):
+    assert main(["train", "--data-dir", str(digits_dir), "--out", str(tmp_path / "q"), "--epochs", "1",
+                 "--no-plots", "--quiet"]) == 0
+    assert capsys.readouterr() == ("", "")
+
+
+@pytest.mark.parametrize("args, culprit", [
+    (["--epochs", "0"], "--epochs"), (["--epochs", "ten"], "--epochs"), (["--batch-size", "-3"], "--batch-size"),
+    (["--lr", "0"], "--lr"), (["--lr", "nan"], "--lr"), (["--lr", "abc"], "--lr"), (["--sigma", "-1"], "--sigma"),
+    (["--seed", "1.5"], "--seed"), (["--dtype", "int8"], "--dtype"), (["--bogus"], "--bogus"),
+])
+def test_bad_arguments_give_one_line_and_exit_2(args, culprit, tmp_path, capsys):
+    assert main(["train", "--out", str(tmp_path / "x"), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and culprit in err and "Traceback" not in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_bad_data_dir_and_out_are_reported_by_name(tmp_path, digits_dir, capsys):
+    assert main(["train", "--data-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r")]) == 2
+    assert "nowhere: data folder does not exist" in capsys.readouterr().err
+    (tmp_path / "file").write_text("keep me")
+    assert main(["train", "--data-dir", str(digits_dir), "--out", str(tmp_path / "file")]) == 2
+    assert "--out" in capsys.readouterr().err and (tmp_path / "file").read_text() == "keep me"
+
+
+def test_an_existing_run_is_not_overwritten_without_permission(digits_dir, tmp_path, capsys):
+    args = ["train", "--data-dir", str(digits_dir), "--out", str(tmp_path / "r"), "--epochs", "1", "--no-plots"]
+    assert main(args) == 0
+    before = {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir()}
+    capsys.readouterr()
+    assert main(args + ["--seed", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "already holds a run" in err and err.count("\n") == 1
+    assert {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir()} == before
+    assert main(args + ["--seed", "3", "--overwrite"]) == 0
+    assert (tmp_path / "r" / "model.safetensors").read_bytes() != before["model.safetensors"]
+
+
+def test_the_console_script_reports_errors_without_a_traceback(tmp_path):
+    result = run_cli("train", "--data-dir", str(tmp_path), "--out", str(tmp_path / "r"))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"softmaxreg: error: {tmp_path}: missing train-images-idx3-ubyte.gz (or train-images-idx3-ubyte)"]
+
+
+def test_help_and_version():
+    result = run_cli("--help")
+    assert result.returncode == 0 and "train" in result.stdout
+    result = run_cli("train", "--help")
+    assert result.returncode == 0 and "--batch-size" in result.stdout and "--data-dir" in result.stdout
+    assert run_cli("--version").stdout.startswith("softmaxreg ")
