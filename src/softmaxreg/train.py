@@ -148,7 +148,8 @@ class ConsoleLog(Callback):
     def on_train_begin(self, total_steps: int) -> None:
         if self.progress:
             from tqdm import tqdm
-            self.bar = tqdm(total=total_steps, file=self.err, unit="step", leave=False, mininterval=0.1)
+            self.bar = tqdm(total=total_steps, file=self.err, unit="step", leave=False, mininterval=0.1,
+                            desc=f"epoch 1/{self.epochs}")
 
     def on_step_end(self) -> None:
         if self.bar is not None:
@@ -158,6 +159,7 @@ class ConsoleLog(Callback):
         line = format_record(record, self.epochs)
         if self.bar is not None:
             self.bar.write(line, file=self.out)     # clears the bar, prints, redraws it
+            self.bar.set_description_str(f"epoch {min(record.epoch + 1, self.epochs)}/{self.epochs}")
         else:
             print(line, file=self.out, flush=True)
 
