@@ -109,9 +109,9 @@ def test_loader_resize_option(digits_dir):
 def test_minibatches_cover_every_example_once_in_a_seeded_order():
     X = np.arange(10 * 3, dtype=np.uint8).reshape(10, 3)
     y = np.arange(10)
-    batches = list(iterate_minibatches(X, y, 4, np.random.default_rng(5)))
+    batches = [(xb.copy(), yb.copy()) for xb, yb in iterate_minibatches(X, y, 4, np.random.default_rng(5))]
     assert [len(b) for b, _ in batches] == [4, 4, 2]
-    seen = np.concatenate([yb.copy() for _, yb in batches])
+    seen = np.concatenate([yb for _, yb in batches])
     assert sorted(seen) == list(range(10))
     np.testing.assert_array_equal(seen, np.random.default_rng(5).permutation(10))
     for xb, yb in batches:

@@ -16,11 +16,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from .errors import InvalidArgumentError
-from .functional import cross_entropy, softmax, softmax_cross_entropy_
+from .functional import softmax, softmax_cross_entropy_
 
 __all__ = ["SoftmaxRegression"]
 
-_CHUNK_ROWS = 8192   # rows converted to float at a time in predict/evaluate
+_CHUNK_ROWS = 2048   # rows converted to float at a time in predict/evaluate (6 MB as float32)
 
 
 class SoftmaxRegression:
@@ -83,18 +83,21 @@ class SoftmaxRegression:
         z += self.b
         return z
 
-    def _chunks(self, X: np.ndarray):
-        """Yield (rows, logits) for X in float chunks, so big uint8 sets are never held as float."""
+    def _float_chunks(self, X: np.ndarray):
+        """Yield (rows, x): x is X[rows] as float, in one reused buffer of up to _CHUNK_ROWS rows,
+        so a big uint8 set is never held as float."""
+        buf = np.empty((min(_CHUNK_ROWS, X.shape[0]), self.num_inputs), dtype=self.dtype)
         for start in range(0, X.shape[0], _CHUNK_ROWS):
-            x = X[start:start + _CHUNK_ROWS].astype(self.dtype)
-            yield slice(start, start + x.shape[0]), self._logits_into(x, np.empty((x.shape[0], self.num_outputs), self.dtype))
+            x = buf[:X[start:start + _CHUNK_ROWS].shape[0]]
+            np.copyto(x, X[start:start + x.shape[0]])
+            yield slice(start, start + x.shape[0]), x
 
     def logits(self, X) -> np.ndarray:
         """Z = s X W + b, shape (n, k)."""
         X = self._flatten(X)
         Z = np.empty((X.shape[0], self.num_outputs), dtype=self.dtype)
-        for rows, z in self._chunks(X):
-            Z[rows] = z
+        for rows, x in self._float_chunks(X):
+            self._logits_into(x, Z[rows])
         return Z
 
     def predict_proba(self, X) -> np.ndarray:
@@ -114,15 +117,23 @@ class SoftmaxRegression:
         return y
 
     def evaluate(self, X, y) -> tuple[float, float]:
-        """(mean cross-entropy, accuracy) on (X, y), computed in float chunks."""
+        """(mean cross-entropy, accuracy) on (X, y), computed in float chunks.
+
+        A model whose logits have overflowed gives a NaN loss here rather than an error.
+        """
         X = self._flatten(X)
         y = self._check_labels(y, X.shape[0])
         if X.shape[0] == 0:
             raise InvalidArgumentError("X: cannot evaluate on 0 examples")
+        buffers = StepBuffers(min(_CHUNK_ROWS, X.shape[0]), self)
         loss_sum, correct = 0.0, 0
-        for rows, z in self._chunks(X):
-            correct += int(np.count_nonzero(z.argmax(axis=1) == y[rows]))
-            loss_sum += float(cross_entropy(z, y[rows], reduction="sum"))
+        for rows, x in self._float_chunks(X):
+            m = x.shape[0]
+            zt = buffers.zt[:, :m]
+            np.copyto(zt, self._logits_into(x, buffers.z[:m]).T)
+            chunk_loss, chunk_correct = softmax_cross_entropy_(zt, y[rows], buffers.cols[:m])
+            loss_sum += chunk_loss
+            correct += chunk_correct
         return loss_sum / X.shape[0], correct / X.shape[0]
 
     def loss_and_grad(self, X, y) -> tuple[float, np.ndarray, np.ndarray]:
@@ -131,28 +142,36 @@ class SoftmaxRegression:
         y = self._check_labels(y, X.shape[0])
         if X.shape[0] == 0:
             raise InvalidArgumentError("X: cannot compute a loss on 0 examples")
-        x = X.astype(self.dtype)
         dW, db = np.empty_like(self.W), np.empty_like(self.b)
-        z = np.empty((x.shape[0], self.num_outputs), dtype=self.dtype)
-        loss_sum, _ = self.loss_and_grad_into(x, y, z, dW, db)
-        return loss_sum / x.shape[0], dW, db
+        loss_sum, _ = self.loss_and_grad_into(X.astype(self.dtype), y, dW, db, StepBuffers(X.shape[0], self))
+        return loss_sum / X.shape[0], dW, db
 
-    def loss_and_grad_into(self, x: np.ndarray, y: np.ndarray, z: np.ndarray,
-                           dW: np.ndarray, db: np.ndarray) -> tuple[float, int]:
-        """The training step's math, into preallocated buffers; returns (summed loss, correct).
+    def loss_and_grad_into(self, x: np.ndarray, y: np.ndarray, dW: np.ndarray, db: np.ndarray,
+                           buffers: "StepBuffers") -> tuple[float, int]:
+        """The training step's math, into preallocated arrays; returns (summed loss, correct).
 
-        x (n, d) float rows, y (n,) int labels, z (n, k) scratch. With
+        x (n, d) float rows, y (n,) int labels. With
             Z = s X W + b,   L = (1/n) sum_i [logsumexp(Z_i) - Z_{i, y_i}],
             G = dL/dZ = (softmax(Z) - onehot(y)) / n                  (n, k)
         the chain rule through Z gives the lesson's gradient
             dL/dW = s X^T G        (d, k)        dL/db = sum_i G_i     (k,)
+        The softmax runs on the transpose Z^T (k, n), which NumPy reduces faster.
         """
         n = x.shape[0]
-        self._logits_into(x, z)
-        loss_sum, correct = softmax_cross_entropy_(z, y)        # z <- softmax(Z) - onehot(y)
-        z *= self.dtype.type(1.0 / n)                             # z <- G
-        np.sum(z, axis=0, out=db)
-        if self.input_scale != 1.0:
-            z *= self.dtype.type(self.input_scale)
-        np.matmul(x.T, z, out=dW)
+        zt = buffers.zt[:, :n]
+        np.copyto(zt, self._logits_into(x, buffers.z[:n]).T)   # Z^T (k, n)
+        loss_sum, correct = softmax_cross_entropy_(zt, y, buffers.cols[:n])   # zt <- (P - Y)^T
+        np.sum(zt, axis=1, out=db)
+        db *= self.dtype.type(1.0 / n)                         # sum_i G_i
+        zt *= self.dtype.type(self.input_scale / n)            # zt <- s G^T
+        np.matmul(x.T, zt.T, out=dW)                           # (d, k)  s X^T G
         return loss_sum, correct
+
+
+class StepBuffers:
+    """Scratch arrays for `SoftmaxRegression.loss_and_grad_into` on up to `rows` examples."""
+
+    def __init__(self, rows: int, model: SoftmaxRegression):
+        self.z = np.empty((rows, model.num_outputs), dtype=model.dtype)     # (B, k) logits
+        self.zt = np.empty((model.num_outputs, rows), dtype=model.dtype)    # (k, B) class-major
+        self.cols = np.arange(rows)

@@ -11,7 +11,7 @@ import numpy as np
 
 from .datasets.batches import iterate_minibatches, num_batches
 from .errors import InvalidArgumentError
-from .model import SoftmaxRegression
+from .model import SoftmaxRegression, StepBuffers
 from .optim import SGD
 
 __all__ = ["fit", "History", "EpochRecord", "Callback", "ConsoleLog", "MetricsCSV"]
@@ -86,7 +86,7 @@ def fit(model: SoftmaxRegression, X, y, *, epochs: int = 10, batch_size: int = 2
     optimizer = optimizer if optimizer is not None else SGD(lr)
     X = model._flatten(X)
     y = model._check_labels(y, X.shape[0])
-    n, d, k = X.shape[0], model.num_inputs, model.num_outputs
+    n, d = X.shape[0], model.num_inputs
     if n == 0:
         raise InvalidArgumentError("X: cannot train on 0 examples")
     if validation_data is not None:
@@ -96,10 +96,10 @@ def fit(model: SoftmaxRegression, X, y, *, epochs: int = 10, batch_size: int = 2
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
 
     rows = min(batch_size, n)
-    x_buf = np.empty((rows, d), dtype=model.dtype)        # (B, d) float batch
-    z_buf = np.empty((rows, k), dtype=model.dtype)        # (B, k) logits -> gradient
+    gathered = (np.empty((rows, d), dtype=X.dtype), np.empty(rows, dtype=y.dtype))   # raw batch
+    x_buf = np.empty((rows, d), dtype=model.dtype)        # (B, d) the batch as float
+    scratch = StepBuffers(rows, model)
     dW, db = np.empty_like(model.W), np.empty_like(model.b)
-    shuffled = (np.empty_like(X), np.empty_like(y))
     params, grads = (model.W, model.b), (dW, db)
 
     history = History()
@@ -108,10 +108,10 @@ def fit(model: SoftmaxRegression, X, y, *, epochs: int = 10, batch_size: int = 2
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
         loss_sum, correct = 0.0, 0
-        for xb, yb in iterate_minibatches(X, y, batch_size, rng, buffers=shuffled):
+        for xb, yb in iterate_minibatches(X, y, batch_size, rng, buffers=gathered):
             x = x_buf[:xb.shape[0]]
-            x[...] = xb
-            batch_loss, batch_correct = model.loss_and_grad_into(x, yb, z_buf[:xb.shape[0]], dW, db)
+            np.copyto(x, xb)                                  # uint8 -> float, no scaling
+            batch_loss, batch_correct = model.loss_and_grad_into(x, yb, dW, db, scratch)
             optimizer.step(params, grads)
             loss_sum += batch_loss
             correct += batch_correct
