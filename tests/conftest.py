@@ -4,6 +4,15 @@ import pytest
 from softmaxreg import load_fashion_mnist, write_idx
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """Keep the decompressed-data cache of the whole test session out of the user's home."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("SOFTMAXREG_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    yield
+    mp.undo()
+
+
 @pytest.fixture(scope="session")
 def fashion():
     """The bundled Fashion-MNIST, loaded once (verified against its SHA-256 sums)."""

@@ -117,3 +117,38 @@ def test_minibatches_cover_every_example_once_in_a_seeded_order():
     for xb, yb in batches:
         np.testing.assert_array_equal(xb, X[yb])
         assert xb.dtype == np.uint8
+
+
+def test_decompressed_cache_is_used_verified_and_rebuilt(digits_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv(fashion_mnist.CACHE_ENV, str(tmp_path / "cache"))
+    first = load_fashion_mnist(digits_dir)
+    cached = sorted((tmp_path / "cache").glob("*.npy"))
+    assert len(cached) == 4
+
+    def no_idx(path):
+        raise AssertionError(f"read {path} despite a valid cache")
+    monkeypatch.setattr(fashion_mnist, "read_idx", no_idx)
+    second = load_fashion_mnist(digits_dir)
+    for a, b in zip(first[:4], second[:4]):
+        np.testing.assert_array_equal(a, b)
+        assert a.dtype == b.dtype
+
+    # damage one cached array: its checksum no longer matches, so the IDX file is read again
+    target = max(cached, key=lambda p: p.stat().st_size)
+    data = bytearray(target.read_bytes())
+    data[-1] ^= 0xFF
+    target.write_bytes(bytes(data))
+    with pytest.raises(AssertionError, match="despite a valid cache"):
+        load_fashion_mnist(digits_dir)
+    monkeypatch.undo()
+    monkeypatch.setenv(fashion_mnist.CACHE_ENV, str(tmp_path / "cache"))
+    third = load_fashion_mnist(digits_dir)
+    np.testing.assert_array_equal(third.train_images, first.train_images)
+    assert target.read_bytes() != bytes(data)              # rebuilt
+
+
+def test_cache_can_be_switched_off(digits_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv(fashion_mnist.CACHE_ENV, "off")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    load_fashion_mnist(digits_dir)
+    assert not any(tmp_path.iterdir())

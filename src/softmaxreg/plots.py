@@ -41,19 +41,36 @@ def plot_curves(history, path, *, title: str = "Softmax regression training") ->
 
 def plot_image_grid(images: np.ndarray, titles: Sequence[str], path, *, ncols: int = 8,
                     title: str | None = None) -> None:
-    """A grid of grey images (n, h, w), each with its own title (e.g. "true\\npredicted")."""
+    """A grid of grey images (n, h, w), each with its own title (e.g. "true\npredicted").
+
+    The tiles are laid into one mosaic drawn by a single imshow, with one text label
+    per tile: ~10x faster than a subplot per image.
+    """
     from matplotlib.figure import Figure
 
-    n = len(images)
+    images = np.asarray(images)
+    n, h, w = images.shape if len(images) else (0, 28, 28)
     ncols = max(1, min(ncols, n))
     nrows = max(1, -(-n // ncols))
-    fig = Figure(figsize=(1.4 * ncols, 1.75 * nrows + (0.4 if title else 0)), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
-    for ax in axes:
-        ax.axis("off")
-    for ax, image, label in zip(axes, images, titles):
-        ax.imshow(image, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
-        ax.set_title(label, fontsize=8)
+    cell_inches, fontsize = 1.4, 9
+    cell_w = w + max(w // 8, 1)
+    lines = max((len(t.splitlines()) for t in titles[:n]), default=0)
+    label_h = int(np.ceil(lines * fontsize * 1.25 / 72 * cell_w / cell_inches)) + 1   # rows of text, in pixels
+    cell_h = h + label_h + max(h // 16, 1)
+    mosaic = np.full((nrows * cell_h, ncols * cell_w), np.nan)         # NaN shows as the white background
+    for i, image in enumerate(images):
+        r, c = divmod(i, ncols)
+        top = r * cell_h + label_h
+        mosaic[top:top + h, c * cell_w:c * cell_w + w] = image
+    fig = Figure(figsize=(cell_inches * ncols, cell_inches * nrows * cell_h / cell_w + (0.5 if title else 0.1)),
+                 layout="constrained")
+    ax = fig.add_subplot()
+    ax.imshow(mosaic, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+    ax.set_facecolor("white")
+    ax.axis("off")
+    for i, label in enumerate(titles[:n]):
+        r, c = divmod(i, ncols)
+        ax.text(c * cell_w + w / 2, r * cell_h + label_h - 0.5, label, ha="center", va="bottom", fontsize=fontsize)
     if title:
         fig.suptitle(title)
     _save(fig, path)
