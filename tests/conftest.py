@@ -1,3 +1,7 @@
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -33,3 +37,25 @@ def digits_dir(tmp_path_factory):
     write_idx(folder / "t10k-images-idx3-ubyte", images[1500:])          # raw, not gzipped
     write_idx(folder / "t10k-labels-idx1-ubyte", labels[1500:])
     return folder
+
+
+def run_cli(*args, cwd=None):
+    """`python -m softmaxreg ARGS` in a subprocess, as a user would run it."""
+    env = {k: v for k, v in os.environ.items() if k != "SOFTMAXREG_DATA_DIR"}
+    return subprocess.run([sys.executable, "-m", "softmaxreg", *args], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=600)
+
+
+@pytest.fixture(scope="session")
+def reference_runs(tmp_path_factory):
+    """The lesson's reference run with the default settings, twice with the same seed."""
+    root = tmp_path_factory.mktemp("runs")
+    results = [run_cli("train", "--out", str(root / name)) for name in ("a", "b")]
+    return root, results
+
+
+@pytest.fixture(scope="session")
+def reference_model(reference_runs):
+    root, results = reference_runs
+    assert results[0].returncode == 0, results[0].stderr
+    return root / "a" / "model.safetensors"

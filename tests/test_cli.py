@@ -2,9 +2,6 @@
 
 import csv
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -13,19 +10,7 @@ from PIL import Image
 from softmaxreg import FASHION_MNIST_CLASSES, load_model
 from softmaxreg.cli import RUN_FILES, main
 
-
-def run_cli(*args, cwd=None):
-    env = {k: v for k, v in os.environ.items() if k != "SOFTMAXREG_DATA_DIR"}
-    return subprocess.run([sys.executable, "-m", "softmaxreg", *args], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=600)
-
-
-@pytest.fixture(scope="module")
-def reference_runs(tmp_path_factory):
-    """The lesson's reference run with the default settings, twice with the same seed."""
-    root = tmp_path_factory.mktemp("runs")
-    results = [run_cli("train", "--out", str(root / name)) for name in ("a", "b")]
-    return root, results
+from .conftest import run_cli
 
 
 def test_reference_run_reaches_the_lessons_accuracy_and_writes_the_run_folder(reference_runs, fashion):
@@ -132,3 +117,76 @@ def test_help_and_version():
     result = run_cli("train", "--help")
     assert result.returncode == 0 and "--batch-size" in result.stdout and "--data-dir" in result.stdout
     assert run_cli("--version").stdout.startswith("softmaxreg ")
+
+
+def test_evaluate_reports_figures_that_match_the_model(reference_model, fashion, tmp_path, capsys):
+    assert main(["evaluate", str(reference_model), "--out", str(tmp_path), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    model = load_model(reference_model)
+    pred = model.predict(fashion.test_images)
+    assert report["accuracy"] == np.mean(pred == fashion.test_labels)
+    assert report["cross_entropy"] == pytest.approx(model.evaluate(fashion.test_images, fashion.test_labels)[0],
+                                                    rel=1e-5)
+    assert report["top2_accuracy"] > report["accuracy"]
+    assert np.array(report["confusion_matrix"]).trace() == np.sum(pred == fashion.test_labels)
+    for name in ("confusion.png", "calibration.png"):
+        with Image.open(tmp_path / name) as image:
+            assert image.format == "PNG" and np.asarray(image.convert("L")).std() > 10
+    assert main(["evaluate", str(reference_model), "--out", str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    assert f"accuracy {report['accuracy']:.4f}" in text and "ankle boot" in text and "precision" in text
+
+
+def test_predict_on_images_arrays_and_idx(reference_model, fashion, tmp_path, capsys):
+    np.save(tmp_path / "two.npy", fashion.test_images[:2])
+    Image.fromarray(255 - fashion.test_images[0]).resize((100, 100)).save(tmp_path / "boot.png")
+    assert main(["predict", str(reference_model), str(tmp_path / "two.npy"), str(tmp_path / "boot.png"),
+                 "--json", "--top-k", "2"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    model = load_model(reference_model)
+    proba = model.predict_proba(fashion.test_images[:2])
+    assert [r["index"] for r in results] == [0, 1, None]
+    for r, p in zip(results, proba):
+        assert r["prediction"] == model.class_names[p.argmax()]
+        assert r["top_k"][0]["probability"] == pytest.approx(p.max()) and len(r["top_k"]) == 2
+    assert results[2]["prediction"] == "ankle boot"
+    # abstaining: a threshold above every top probability makes every answer "uncertain"
+    assert main(["predict", str(reference_model), str(tmp_path / "two.npy"), "--reject-below", "1.0"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and all("uncertain" in line for line in lines)
+
+
+@pytest.mark.parametrize("args, culprit", [
+    (["predict", "MISSING", "INPUT"], "cannot read model"),
+    (["predict", "MODEL", "GARBAGE"], "cannot decode as an image"),
+    (["predict", "MODEL", "WRONG"], "does not fit the model"),
+    (["predict", "MODEL", "INPUT", "--reject-below", "1.5"], "--reject-below"),
+    (["predict", "MODEL", "INPUT", "--top-k", "11"], "--top-k 11"),
+    (["evaluate", "MISSING"], "cannot read model"),
+    (["evaluate", "MODEL", "--data-dir", "DIGITS"], "inputs of shape (28, 28)"),
+    (["evaluate", "GARBAGE"], "not a safetensors model file"),
+    (["experiment", "nonsense"], "invalid choice"),
+])
+def test_bad_input_to_evaluate_and_predict(args, culprit, reference_model, digits_dir, fashion, tmp_path, capsys):
+    (tmp_path / "garbage.png").write_bytes(b"\x00garbage")
+    np.save(tmp_path / "wrong.npy", np.zeros((2, 3)))
+    np.save(tmp_path / "input.npy", fashion.test_images[0])
+    names = {"MISSING": str(tmp_path / "missing"), "MODEL": str(reference_model), "INPUT": str(tmp_path / "input.npy"),
+             "GARBAGE": str(tmp_path / "garbage.png"), "WRONG": str(tmp_path / "wrong.npy"), "DIGITS": str(digits_dir)}
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert main([names.get(a, a) for a in args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and culprit in err and "Traceback" not in err
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+@pytest.mark.parametrize("name", ["stability", "cross-entropy", "classes", "reject", "lr-sweep", "batch-sweep"])
+def test_every_experiment_runs_from_the_cli(name, digits_dir, tmp_path, capsys):
+    assert main(["experiment", name, "--quick", "--epochs", "2", "--data-dir", str(digits_dir),
+                 "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"wrote {tmp_path / (name + '.csv')}" in out
+    csv_lines = (tmp_path / f"{name}.csv").read_text().splitlines()
+    assert len(csv_lines) >= 3
+    with Image.open(tmp_path / f"{name}.png") as image:
+        assert image.format == "PNG" and np.asarray(image.convert("L")).std() > 10

@@ -9,9 +9,11 @@
 
 __version__ = "0.1.0"
 
+from . import experiments, metrics
 from .datasets import FASHION_MNIST_CLASSES, ImageDataset, load_fashion_mnist, read_idx, resize_images, write_idx
+from .datasets.inputs import read_inputs, to_mnist_format
 from .errors import (ChecksumError, DataFormatError, InvalidArgumentError, ModelFormatError, OutputError,
-                     SoftmaxRegError)
+                     SoftmaxRegError, TrainingDivergedError)
 from .functional import cross_entropy, cross_entropy_grad, log_softmax, logsumexp, softmax
 from .model import SoftmaxRegression
 from .optim import SGD
@@ -26,7 +28,10 @@ __all__ = [
     "SoftmaxRegression", "SGD", "fit", "History", "EpochRecord", "Callback",
     # data and files
     "load_fashion_mnist", "ImageDataset", "FASHION_MNIST_CLASSES", "read_idx", "write_idx", "resize_images",
-    "save_model", "load_model",
+    "save_model", "load_model", "read_inputs", "to_mnist_format",
+    # evaluation and the lesson's exercises (modules)
+    "metrics", "experiments",
     # errors
     "SoftmaxRegError", "InvalidArgumentError", "DataFormatError", "ChecksumError", "ModelFormatError", "OutputError",
+    "TrainingDivergedError",
 ]

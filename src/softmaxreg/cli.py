@@ -1,4 +1,5 @@
-"""The `softmaxreg` command line. main(argv) -> exit code: 0 ok, 2 bad input, 130 interrupted.
+"""The `softmaxreg` command line. main(argv) -> exit code: 0 ok, 2 bad input, 3 training diverged,
+130 interrupted.
 
 Every user mistake ends in one line on stderr ("softmaxreg: error: ...") and exit code 2,
 never a traceback.
@@ -15,8 +16,10 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from . import __version__
-from .errors import OutputError, SoftmaxRegError
+from .errors import OutputError, SoftmaxRegError, TrainingDivergedError
 
 RUN_FILES = ("config.json", "metrics.csv", "model.safetensors", "curves.png", "misclassified.png")
 GALLERY_SIZE = 32
@@ -69,7 +72,62 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-plots", action="store_true", help="skip curves.png and misclassified.png")
     train.add_argument("--quiet", action="store_true", help="print nothing but errors (no progress bar)")
     train.set_defaults(func=_train)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="judge a trained model on the test split",
+        description="Accuracy, mean cross-entropy, top-2 accuracy, per-class precision/recall/F1, the confusion "
+                    "matrix and calibration (ECE, reliability diagram) on the test split; writes confusion.png "
+                    "and calibration.png.")
+    evaluate.add_argument("model", metavar="MODEL", help="a model.safetensors written by softmaxreg train")
+    evaluate.add_argument("--data-dir", metavar="DIR", default=None, help="as for train (default: bundled Fashion-MNIST)")
+    evaluate.add_argument("--out", metavar="DIR", default=None, help="where to write the plots (default: the model's folder)")
+    evaluate.add_argument("--bins", type=_number(int, 1, True), default=15, help="calibration bins (default 15)")
+    evaluate.add_argument("--json", action="store_true", help="print the figures as JSON")
+    evaluate.set_defaults(func=_evaluate)
+
+    predict = commands.add_parser(
+        "predict", help="classify images, .npy arrays or IDX files",
+        description="Print the most probable classes of each input. Images (PNG, JPEG, ...) of any size are "
+                    "converted as Fashion-MNIST was made: grey, negated if the background is light, trimmed, "
+                    "longest edge resized to the model's size, centred on black. .npy and IDX inputs hold raw "
+                    "pixel values (0-255), one example or a stack.")
+    predict.add_argument("model", metavar="MODEL", help="a model.safetensors written by softmaxreg train")
+    predict.add_argument("inputs", metavar="INPUT", nargs="+", help="image, .npy or IDX file")
+    predict.add_argument("--top-k", type=_number(int, 1, True), default=3, help="classes shown per input (default 3)")
+    predict.add_argument("--reject-below", type=_probability, default=None, metavar="P",
+                         help="answer 'uncertain' when the top probability is below P (0..1)")
+    predict.add_argument("--invert", choices=("auto", "yes", "no"), default="auto",
+                         help="negate images first: auto (if the border is light), yes, no (default auto)")
+    predict.add_argument("--json", action="store_true", help="print the predictions as JSON")
+    predict.set_defaults(func=_predict)
+
+    from .experiments import EXPERIMENTS
+    experiment = commands.add_parser(
+        "experiment", help="run one of the lesson's exercises",
+        description="Run an experiment, print its table and write NAME.csv and NAME.png. stability: naive vs "
+                    "stable softmax; cross-entropy: indexing vs definition; reject: risk-coverage of abstaining; "
+                    "classes: cost as the number of classes grows; lr-sweep and batch-sweep: training curves.")
+    experiment.add_argument("name", choices=EXPERIMENTS, metavar="NAME", help=", ".join(EXPERIMENTS))
+    experiment.add_argument("--out", metavar="DIR", default="experiments", help="output folder (default experiments)")
+    experiment.add_argument("--data-dir", metavar="DIR", default=None, help="as for train (default: bundled Fashion-MNIST)")
+    experiment.add_argument("--model", metavar="MODEL", default=None,
+                            help="reject: the model to judge (default: train the reference run first)")
+    experiment.add_argument("--epochs", type=_number(int, 1, True), default=None,
+                            help="lr-sweep / batch-sweep: epochs per run (default 10 / 5)")
+    experiment.add_argument("--seeds", type=_number(int, 1, True), default=3, help="lr-sweep: seeds per rate (default 3)")
+    experiment.add_argument("--quick", action="store_true", help="small grids, for a fast check")
+    experiment.set_defaults(func=_experiment)
     return parser
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1], got {text!r}")
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1], got {text!r}")
+    return value
 
 
 def _run_folder(out: str | None, overwrite: bool) -> Path:
@@ -159,6 +217,152 @@ def _write_plots(folder: Path, model, data, history) -> None:
                     title=f"Misclassified validation images: true label over predicted ({len(wrong)} shown)")
 
 
+def _model_and_data(model_path, data_dir):
+    from .datasets import load_fashion_mnist
+    from .persist import load_model
+
+    model = load_model(model_path)
+    data = load_fashion_mnist(data_dir)
+    shape = data.test_images.shape[1:]
+    if tuple(model.input_shape) not in (shape, (int(np.prod(shape)),)):
+        raise SoftmaxRegError(f"{model_path}: the model takes inputs of shape {tuple(model.input_shape)}, "
+                              f"the data has images of {'x'.join(map(str, shape))}")
+    if model.num_outputs != len(data.class_names):
+        raise SoftmaxRegError(f"{model_path}: the model has {model.num_outputs} classes, "
+                              f"the data {len(data.class_names)}")
+    return model, data
+
+
+def _format_table(columns, rows) -> str:
+    def cell(v):
+        if isinstance(v, (float, np.floating)):
+            return f"{v:.4g}" if abs(v) >= 1e4 or (v != 0 and abs(v) < 1e-3) else f"{v:.4f}"
+        return str(v)
+    cells = [[cell(r[c]) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(columns, widths))]
+    lines += ["  ".join(v.rjust(w) for v, w in zip(row, widths)) for row in cells]
+    return "\n".join(lines)
+
+
+def _evaluate(args) -> int:
+    from .metrics import evaluation_summary
+    from .plots import plot_confusion, plot_reliability
+
+    model, data = _model_and_data(args.model, args.data_dir)
+    summary = evaluation_summary(data.test_labels, model.logits(data.test_images), model.class_names,
+                                 n_bins=args.bins)
+    out = Path(args.out) if args.out else Path(args.model).parent
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"--out {out}: exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"--out {out}: cannot create folder: {e.strerror or e}") from None
+    confusion = np.array(summary["confusion_matrix"])
+    plot_confusion(confusion, model.class_names, out / "confusion.png",
+                   title=f"Confusion matrix ({summary['examples']} test images, accuracy {summary['accuracy']:.4f})")
+    from .metrics import calibration_bins
+    proba = model.predict_proba(data.test_images)
+    bins = calibration_bins(proba.max(axis=1), proba.argmax(axis=1) == data.test_labels, args.bins)
+    plot_reliability(bins, summary["expected_calibration_error"], out / "calibration.png")
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    print(f"model: {args.model}  data: {data.source} test split, {summary['examples']} examples")
+    print(f"accuracy {summary['accuracy']:.4f}  cross-entropy {summary['cross_entropy']:.4f}  "
+          f"top-2 accuracy {summary['top2_accuracy']:.4f}  ECE {summary['expected_calibration_error']:.4f}")
+    print()
+    print(_format_table(["class", "precision", "recall", "f1", "support"], summary["per_class"]))
+    print()
+    names = [n[:10] for n in model.class_names]
+    print("confusion matrix (rows: true, columns: predicted)")
+    print(_format_table(["true"] + names, [{"true": n, **dict(zip(names, row))}
+                                           for n, row in zip(names, summary["confusion_matrix"])]))
+    print()
+    print(f"wrote {out / 'confusion.png'}, {out / 'calibration.png'}")
+    return 0
+
+
+def _predict(args) -> int:
+    from .datasets.inputs import read_inputs
+    from .persist import load_model
+
+    model = load_model(args.model)
+    if args.top_k > model.num_outputs:
+        raise SoftmaxRegError(f"--top-k {args.top_k}: the model has only {model.num_outputs} classes")
+    results = []
+    for name, X in read_inputs(args.inputs, model.input_shape, args.invert):
+        proba = model.predict_proba(X)
+        for i, p in enumerate(proba):
+            top = np.argsort(-p, kind="stable")[:args.top_k]
+            uncertain = args.reject_below is not None and float(p[top[0]]) < args.reject_below
+            results.append({"input": name, "index": i if len(X) > 1 else None,
+                            "prediction": None if uncertain else model.class_names[top[0]],
+                            "uncertain": uncertain,
+                            "top_k": [{"class": model.class_names[j], "probability": float(p[j])} for j in top]})
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    for r in results:
+        label = r["input"] + (f"[{r['index']}]" if r["index"] is not None else "")
+        ranked = ", ".join(f"{t['class']} {t['probability']:.3f}" for t in r["top_k"])
+        if r["uncertain"]:
+            print(f"{label}: uncertain (top probability {r['top_k'][0]['probability']:.3f} < {args.reject_below}; {ranked})")
+        else:
+            print(f"{label}: {ranked}")
+    return 0
+
+
+def _experiment(args) -> int:
+    from . import experiments as ex
+    from .persist import atomic_write_bytes
+    from .plots import plot_experiment
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"--out {out}: exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"--out {out}: cannot create folder: {e.strerror or e}") from None
+    name = args.name
+    if name == "stability":
+        result = ex.stability()
+    elif name == "cross-entropy":
+        result = ex.cross_entropy_timing(classes=(10, 100, 1000) if args.quick else (10, 100, 1000, 10000, 100000))
+    elif name == "classes":
+        result = ex.class_scaling(classes=(10, 100, 1000) if args.quick else (10, 100, 1000, 10000, 100000))
+    else:
+        from .datasets import load_fashion_mnist
+        data = load_fashion_mnist(args.data_dir)
+        if name == "reject":
+            if args.model:
+                model, data = _model_and_data(args.model, args.data_dir)
+            else:
+                model, _, _, _ = ex.train_reference(data, lr=0.1, batch_size=256, epochs=args.epochs or 10, seed=0)
+            result = ex.reject(model, data.test_images, data.test_labels)
+        elif name == "lr-sweep":
+            lrs = (0.01, 0.1, 1.0, 10.0) if args.quick else tuple(10.0 ** np.arange(-3, 1.01, 0.5))
+            result = ex.lr_sweep(data, lrs=lrs, seeds=1 if args.quick else args.seeds, epochs=args.epochs or 10)
+        else:
+            sizes = (16, 256, len(data.train_images)) if args.quick else (1, 16, 256, 4096, 60000)
+            result = ex.batch_sweep(data, batch_sizes=sizes, epochs=args.epochs or 5)
+    rows = result.rows
+    if len(rows) > 25:
+        step = len(rows) / 20
+        rows = [rows[int(i * step)] for i in range(20)] + [rows[-1]]
+    print(_format_table(result.columns, rows))
+    if rows is not result.rows:
+        print(f"({len(rows)} of {len(result.rows)} rows shown; all in the CSV)")
+    for line in result.summary:
+        print(line)
+    atomic_write_bytes(out / f"{name}.csv", result.to_csv().encode())
+    plot_experiment(result, out / f"{name}.png")
+    print(f"wrote {out / f'{name}.csv'}, {out / f'{name}.png'}")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     try:
@@ -167,6 +371,9 @@ def main(argv=None) -> int:
         return e.code if isinstance(e.code, int) else 2
     try:
         return args.func(args)
+    except TrainingDivergedError as e:
+        print(f"softmaxreg: error: {e}", file=sys.stderr)
+        return 3
     except SoftmaxRegError as e:
         print(f"softmaxreg: error: {e}", file=sys.stderr)
         return 2

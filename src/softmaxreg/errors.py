@@ -25,3 +25,15 @@ class ModelFormatError(SoftmaxRegError, ValueError):
 
 class OutputError(SoftmaxRegError, OSError):
     """An output file or folder cannot be written."""
+
+
+class TrainingDivergedError(SoftmaxRegError, ArithmeticError):
+    """The training loss became NaN/inf or exploded (see `softmaxreg.train.fit`).
+
+    Carries `epoch`, `step` (1-based, within the epoch), `loss` (the minibatch's mean
+    loss) and `history` (the epochs completed before it). The CLI exits with 3.
+    """
+
+    def __init__(self, message: str, *, epoch: int, step: int, loss: float, history=None):
+        super().__init__(message)
+        self.epoch, self.step, self.loss, self.history = epoch, step, loss, history

@@ -75,7 +75,8 @@ def _header_metadata(data: bytes, path: Path) -> dict:
         raise ModelFormatError(f"{path}: not a safetensors model file ({len(data)} bytes)")
     (n,) = struct.unpack("<Q", data[:8])
     if n > len(data) - 8:
-        raise ModelFormatError(f"{path}: truncated: header claims {n} bytes, file has {len(data) - 8} after the length")
+        raise ModelFormatError(f"{path}: not a safetensors model file, or truncated: its header claims {n} bytes, "
+                               f"{len(data) - 8} follow")
     try:
         header = json.loads(data[8:8 + n])
     except (UnicodeDecodeError, json.JSONDecodeError):

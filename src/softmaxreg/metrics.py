@@ -1,0 +1,130 @@
+"""Figures of merit for a classifier, from labels and predicted probabilities.
+
+Conventions: y (n,) true class indices in [0, k); pred (n,) predicted indices;
+proba (n, k) predicted probabilities, rows summing to 1.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import InvalidArgumentError
+
+__all__ = ["accuracy", "top_k_accuracy", "confusion_matrix", "per_class_report",
+           "calibration_bins", "expected_calibration_error", "risk_coverage", "threshold_for_accuracy"]
+
+
+def accuracy(y, pred) -> float:
+    """Fraction of predictions equal to the labels."""
+    y, pred = np.asarray(y), np.asarray(pred)
+    return float(np.mean(y == pred)) if y.size else float("nan")
+
+
+def top_k_accuracy(y, proba, k: int = 2) -> float:
+    """Fraction of rows whose true class is among the k most probable (ties broken by index)."""
+    proba = np.asarray(proba)
+    if not 1 <= k <= proba.shape[1]:
+        raise InvalidArgumentError(f"top-k: k must lie in [1, {proba.shape[1]}], got {k}")
+    top = np.argsort(-proba, axis=1, kind="stable")[:, :k]
+    return float(np.mean((top == np.asarray(y)[:, None]).any(axis=1)))
+
+
+def confusion_matrix(y, pred, num_classes: int) -> np.ndarray:
+    """(k, k) counts: entry [i, j] is the number of examples of class i predicted as j."""
+    y, pred = np.asarray(y, dtype=np.int64), np.asarray(pred, dtype=np.int64)
+    return np.bincount(y * num_classes + pred, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+
+
+def per_class_report(confusion: np.ndarray) -> dict[str, np.ndarray]:
+    """Precision, recall, F1 and support per class from a confusion matrix.
+
+    precision_j = C_jj / sum_i C_ij, recall_i = C_ii / sum_j C_ij, F1 = 2PR / (P + R);
+    a 0/0 is reported as 0 (as scikit-learn's zero_division=0).
+    """
+    c = np.asarray(confusion, dtype=np.float64)
+    tp = np.diag(c)
+    predicted, support = c.sum(axis=0), c.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(predicted > 0, tp / predicted, 0.0)
+        recall = np.where(support > 0, tp / support, 0.0)
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    return {"precision": precision, "recall": recall, "f1": f1, "support": support.astype(np.int64)}
+
+
+def calibration_bins(confidence, correct, n_bins: int = 15) -> dict[str, np.ndarray]:
+    """Equal-width confidence bins over (0, 1]: for each, its edges, count, mean confidence
+    and accuracy (NaN where empty). Bin b holds confidences in (b/n_bins, (b+1)/n_bins]."""
+    confidence = np.asarray(confidence, dtype=np.float64)
+    correct = np.asarray(correct, dtype=np.float64)
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    which = np.clip(np.ceil(confidence * n_bins).astype(np.int64) - 1, 0, n_bins - 1)
+    count = np.bincount(which, minlength=n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_conf = np.bincount(which, weights=confidence, minlength=n_bins) / count
+        acc = np.bincount(which, weights=correct, minlength=n_bins) / count
+    return {"lower": edges[:-1], "upper": edges[1:], "count": count, "confidence": mean_conf, "accuracy": acc}
+
+
+def expected_calibration_error(confidence, correct, n_bins: int = 15) -> float:
+    """ECE = sum_b (n_b / n) |accuracy_b - confidence_b| over equal-width confidence bins
+    (Guo et al., 2017, "On Calibration of Modern Neural Networks")."""
+    bins = calibration_bins(confidence, correct, n_bins)
+    used = bins["count"] > 0
+    weights = bins["count"][used] / bins["count"].sum()
+    return float(np.sum(weights * np.abs(bins["accuracy"][used] - bins["confidence"][used])))
+
+
+def risk_coverage(confidence, correct) -> dict[str, np.ndarray]:
+    """Selective prediction: answer only when the top probability reaches a threshold.
+
+    Returns arrays over every distinct threshold t (descending confidences, plus t = 0):
+    threshold, coverage (fraction answered, confidence >= t) and accuracy on the answered.
+    At t = 0 coverage is 1 and accuracy the plain accuracy.
+    """
+    confidence = np.asarray(confidence, dtype=np.float64)
+    correct = np.asarray(correct, dtype=np.float64)
+    order = np.argsort(-confidence, kind="stable")
+    conf_sorted = confidence[order]
+    hits = np.cumsum(correct[order])
+    answered = np.arange(1, len(order) + 1)
+    # keep the last index of each run of equal confidences: a threshold admits all of them
+    last = np.r_[conf_sorted[1:] != conf_sorted[:-1], True]
+    threshold = np.r_[conf_sorted[last], 0.0]
+    coverage = np.r_[answered[last], len(order)] / len(order)
+    acc = np.r_[hits[last] / answered[last], hits[-1] / len(order)]
+    return {"threshold": threshold, "coverage": coverage, "accuracy": acc}
+
+
+def threshold_for_accuracy(curve: dict[str, np.ndarray], target: float) -> tuple[float, float, float] | None:
+    """(threshold, coverage, accuracy) of the largest coverage whose accuracy reaches `target`."""
+    ok = np.flatnonzero(curve["accuracy"] >= target)
+    if not ok.size:
+        return None
+    best = ok[np.argmax(curve["coverage"][ok])]
+    return float(curve["threshold"][best]), float(curve["coverage"][best]), float(curve["accuracy"][best])
+
+
+def evaluation_summary(y, logits, class_names, *, top_k: int = 2, n_bins: int = 15) -> dict:
+    """Every figure `softmaxreg evaluate` reports, as plain JSON-ready Python values."""
+    from .functional import cross_entropy, softmax
+
+    y = np.asarray(y)
+    logits = np.asarray(logits)
+    proba = softmax(logits, axis=1)
+    pred = proba.argmax(axis=1)
+    confidence, correct = proba.max(axis=1), pred == y
+    confusion = confusion_matrix(y, pred, len(class_names))
+    report = per_class_report(confusion)
+    bins = calibration_bins(confidence, correct, n_bins)
+    return {
+        "examples": int(len(y)),
+        "accuracy": accuracy(y, pred),
+        "cross_entropy": float(cross_entropy(logits, y)),
+        f"top{top_k}_accuracy": top_k_accuracy(y, proba, min(top_k, len(class_names))),
+        "expected_calibration_error": expected_calibration_error(confidence, correct, n_bins),
+        "per_class": [{"class": name, **{key: report[key][i].item() for key in report}}
+                      for i, name in enumerate(class_names)],
+        "confusion_matrix": confusion.tolist(),
+        "calibration_bins": [{key: (None if np.isnan(v) else v.item()) for key, v in zip(bins, row)}
+                             for row in zip(*bins.values())],
+    }

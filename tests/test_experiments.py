@@ -1,0 +1,89 @@
+"""The lesson's exercises: each experiment's figures checked against independent computations."""
+
+import math
+
+import numpy as np
+import pytest
+
+from softmaxreg import load_fashion_mnist, softmax
+from softmaxreg import experiments as ex
+
+
+def test_stability_reproduces_the_naive_failure_and_ours_matches_float64():
+    result = ex.stability()
+    by_case = {r["case"]: r for r in result.rows}
+    for case in ("contains 100", "contains 1000", "maximum below -100"):
+        assert math.isinf(by_case[case]["naive_rel_error"])          # NaN or inf in the naive output
+        assert "nan" in by_case[case]["naive"]
+        assert by_case[case]["ours_rel_error"] < 1e-6
+    assert by_case["ordinary logits"]["naive_rel_error"] < 1e-6
+    # the sweep: naive fails exactly where float32 exp overflows (> 88.7) or every term underflows
+    shifts, naive = result.data["shifts"], result.data["naive_err"]
+    assert not np.isfinite(naive[shifts >= 89]).any() and np.isfinite(naive[(shifts > -80) & (shifts < 88)]).all()
+    assert not np.isfinite(naive[shifts <= -110]).any()
+    assert np.max(result.data["ours_err"]) < 1e-6
+
+
+def test_naive_softmax_is_the_textbook_formula():
+    z = np.array([[1.0, 2.0, 3.0]])
+    np.testing.assert_allclose(ex.naive_softmax(z), np.exp(z) / np.exp(z).sum(), rtol=1e-15)
+    assert np.isnan(ex.naive_softmax(np.array([[1000.0, 0.0]], dtype=np.float32))).any()
+
+
+def test_cross_entropy_timing_agrees_in_value_and_measures_time():
+    result = ex.cross_entropy_timing(classes=(10, 300), batch=64)
+    for row in result.rows:
+        assert row["max_abs_difference"] < 1e-5
+        assert row["index_us"] > 0 and row["definition_us"] > 0
+    assert any("nan" in line for line in result.summary)
+    soft_line = result.summary[-1]
+    ours, definition = (float(w) for w in soft_line.replace(",", "").split() if w[0].isdigit())
+    assert ours == definition
+
+
+def test_reject_curve_end_points(fashion):
+    model = ex.train_reference(fashion, lr=0.1, batch_size=256, epochs=1, seed=0)[0]
+    result = ex.reject(model, fashion.test_images, fashion.test_labels)
+    plain = np.mean(model.predict(fashion.test_images) == fashion.test_labels)
+    assert result.rows[-1] == {"threshold": 0.0, "coverage": 1.0, "accuracy": pytest.approx(plain)}
+    t, c, a = result.data["found"]
+    conf = model.predict_proba(fashion.test_images).max(axis=1)
+    answered = conf >= t
+    assert a >= 0.95 and c == pytest.approx(answered.mean())
+    assert a == pytest.approx(np.mean(model.predict(fashion.test_images[answered]) == fashion.test_labels[answered]))
+
+
+def test_class_scaling_reports_exact_memory_and_growing_time():
+    result = ex.class_scaling(classes=(10, 100, 1000), num_inputs=50, batch=32, steps=3)
+    for row in result.rows:
+        assert row["model_bytes"] == 4 * (50 + 1) * row["classes"]
+        assert row["step_ms"] > 0
+    assert result.rows[-1]["step_ms"] > result.rows[0]["step_ms"]
+
+
+def test_lr_sweep_marks_divergence_instead_of_crashing(digits_dir):
+    data = load_fashion_mnist(digits_dir)
+    result = ex.lr_sweep(data, lrs=(0.1, 1e7), seeds=2, epochs=2)
+    assert len(result.rows) == 4
+    good = [r for r in result.rows if r["lr"] == 0.1]
+    bad = [r for r in result.rows if r["lr"] == 1e7]
+    assert all(not r["diverged"] and r["val_acc"] > 0.7 for r in good)
+    assert all(r["diverged"] and math.isnan(r["val_loss"]) for r in bad)
+    assert good[0]["val_loss"] != good[1]["val_loss"]            # the seeds differ
+    assert "diverged at lr 1e+07" in result.summary[-1]
+
+
+def test_batch_sweep_covers_every_size_and_epoch(digits_dir):
+    data = load_fashion_mnist(digits_dir)
+    result = ex.batch_sweep(data, batch_sizes=(1, 64, 5000), epochs=2)
+    assert [(r["batch_size"], r["epoch"]) for r in result.rows] == [(1, 1), (1, 2), (64, 1), (64, 2), (5000, 1), (5000, 2)]
+    full = [r for r in result.rows if r["batch_size"] == 5000]       # clipped to the 1500 examples: 1 step an epoch
+    assert full[1]["train_loss"] < full[0]["train_loss"]
+    assert all(r["run_seconds"] > 0 for r in result.rows)
+
+
+def test_csv_has_the_columns_and_one_line_per_row():
+    result = ex.stability()
+    lines = result.to_csv().splitlines()
+    assert lines[0] == ",".join(result.columns) and len(lines) == len(result.rows) + 1
+    assert softmax(np.zeros((1, 2))).sum() == 1
