@@ -109,7 +109,7 @@ def test_loader_resize_option(digits_dir):
 def test_minibatches_cover_every_example_once_in_a_seeded_order():
     X = np.arange(10 * 3, dtype=np.uint8).reshape(10, 3)
     y = np.arange(10)
-    batches = [(xb.copy(), yb.copy()) for xb, yb in iterate_minibatches(X, y, 4, np.random.default_rng(5))]
+    batches = [(xb.copy(), yb.copy()) for xb, yb in iterate_minibatches((X, y), 4, np.random.default_rng(5))]
     assert [len(b) for b, _ in batches] == [4, 4, 2]
     seen = np.concatenate([yb for _, yb in batches])
     assert sorted(seen) == list(range(10))

@@ -343,7 +343,7 @@ def _experiment(args) -> int:
                 model, _, _, _ = ex.train_reference(data, lr=0.1, batch_size=256, epochs=args.epochs or 10, seed=0)
             result = ex.reject(model, data.test_images, data.test_labels)
         elif name == "lr-sweep":
-            lrs = (0.01, 0.1, 1.0, 10.0) if args.quick else tuple(10.0 ** np.arange(-3, 1.01, 0.5))
+            lrs = (0.01, 0.1, 1.0, 10.0) if args.quick else tuple(10.0 ** np.arange(-3, 3.01, 0.5))
             result = ex.lr_sweep(data, lrs=lrs, seeds=1 if args.quick else args.seeds, epochs=args.epochs or 10)
         else:
             sizes = (16, 256, len(data.train_images)) if args.quick else (1, 16, 256, 4096, 60000)

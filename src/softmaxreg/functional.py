@@ -143,11 +143,8 @@ def cross_entropy(logits, target, *, reduction: str = "mean", label_smoothing: f
         lse = logsumexp(z, axis=1)
         losses = lse - z[np.arange(z.shape[0]), t]
     else:
-        soft = _smoothed_soft_targets(t, z.shape[1], z.dtype, label_smoothing)
-        logp = log_softmax(z, axis=1)
-        # where a target weight is 0 its term is 0, even if the probability is 0 too
-        terms = np.multiply(soft, logp, out=np.zeros_like(logp), where=soft != 0)
-        losses = -terms.sum(axis=1)
+        _row_max(z, 1)
+        losses, _ = soft_cross_entropy_rows(z, _smoothed_soft_targets(t, z.shape[1], z.dtype, label_smoothing))
     return _reduce(losses, reduction)
 
 
@@ -165,13 +162,25 @@ def cross_entropy_grad(logits, target, *, reduction: str = "mean", label_smoothi
         softmax_cross_entropy_(gt, t)
         g = np.ascontiguousarray(gt.T)
     else:
-        soft = _smoothed_soft_targets(t, k, z.dtype, label_smoothing)
-        g = softmax(z, axis=1) * soft.sum(axis=1, keepdims=True) - soft
+        _row_max(z, 1)
+        _, g = soft_cross_entropy_rows(z, _smoothed_soft_targets(t, k, z.dtype, label_smoothing))
     if reduction == "mean":
         g /= max(n, 1)
     elif reduction not in _REDUCTIONS:
         raise InvalidArgumentError(f"reduction: expected one of {_REDUCTIONS}, got {reduction!r}")
     return g
+
+
+def soft_cross_entropy_rows(z: np.ndarray, soft: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row losses l_i = -sum_j T_ij log p_ij (n,) and their gradient s_i p_i - T_i (n, k)
+    for soft targets T (n, k), s_i = sum_j T_ij. No validation (callers check the logits)."""
+    shifted = z - z.max(axis=1, keepdims=True)
+    e = np.exp(shifted)
+    sums = e.sum(axis=1, keepdims=True)
+    logp = shifted - np.log(sums)
+    # where a target weight is 0 its term is 0, even if the probability is 0 too
+    losses = -np.multiply(soft, logp, out=np.zeros_like(logp), where=soft != 0).sum(axis=1)
+    return losses, e / sums * soft.sum(axis=1, keepdims=True) - soft
 
 
 def softmax_cross_entropy_(zt: np.ndarray, y: np.ndarray, cols: np.ndarray | None = None) -> tuple[float, int]:

@@ -7,6 +7,9 @@ X : (n, d) raw inputs, or (n, *input_shape) images; any real dtype (uint8 pixels
 W : (d, k) weights, b : (k,) bias, s : input_scale (1/255 for 0..255 pixels).
 Z = s * (X @ W) + b : (n, k) logits; the scale is folded into the small (n, k) result so
     the big input matrix is never rescaled.
+With standardization (mean mu, std sigma of the scaled inputs s X, per feature) the model sees
+    X' = (s X - mu) / sigma  and  Z = X' W + b = X (W * s / sigma) + (b - (mu / sigma) W),
+    again folded into small (d, k) and (k,) arrays, so X is never standardized in memory.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .errors import InvalidArgumentError
-from .functional import softmax, softmax_cross_entropy_
+from .functional import soft_cross_entropy_rows, softmax, softmax_cross_entropy_
 
 __all__ = ["SoftmaxRegression"]
 
@@ -49,6 +52,8 @@ class SoftmaxRegression:
         self.input_shape = tuple(int(s) for s in input_shape) if input_shape else (int(num_inputs),)
         if int(np.prod(self.input_shape)) != self.num_inputs:
             raise InvalidArgumentError(f"input_shape {self.input_shape} does not hold {num_inputs} inputs")
+        self.mean: np.ndarray | None = None       # (d,) standardization of the scaled inputs, if any
+        self.std: np.ndarray | None = None
         names = list(class_names) if class_names is not None else [str(i) for i in range(num_outputs)]
         if len(names) != self.num_outputs:
             raise InvalidArgumentError(f"class_names: expected {num_outputs} names, got {len(names)}")
@@ -75,12 +80,26 @@ class SoftmaxRegression:
             raise InvalidArgumentError("X: contains NaN or infinite values")
         return X
 
+    def set_standardization(self, mean, std) -> None:
+        """Standardize features: the model sees (s X - mean) / std; zero std counts as 1."""
+        mean = np.asarray(mean, dtype=np.float64)
+        std = np.asarray(std, dtype=np.float64)
+        if mean.shape != (self.num_inputs,) or std.shape != (self.num_inputs,) \
+                or not (np.isfinite(mean).all() and np.isfinite(std).all()) or (std < 0).any():
+            raise InvalidArgumentError(f"standardization: expected finite mean and std >= 0 of shape ({self.num_inputs},)")
+        self.mean = mean.astype(self.dtype)
+        self.std = np.where(std > 0, std, 1.0).astype(self.dtype)
+
     def _logits_into(self, x: np.ndarray, z: np.ndarray) -> np.ndarray:
-        """z (n, k) <- s * (x @ W) + b for float rows x (n, d)."""
-        np.matmul(x, self.W, out=z)
-        if self.input_scale != 1.0:
-            z *= self.dtype.type(self.input_scale)
-        z += self.b
+        """z (n, k) <- s * (x @ W) + b (or its standardized form) for float rows x (n, d)."""
+        if self.mean is None:
+            np.matmul(x, self.W, out=z)
+            if self.input_scale != 1.0:
+                z *= self.dtype.type(self.input_scale)
+            z += self.b
+        else:
+            np.matmul(x, self.W * (self.dtype.type(self.input_scale) / self.std)[:, None], out=z)
+            z += self.b - (self.mean / self.std) @ self.W
         return z
 
     def _float_chunks(self, X: np.ndarray):
@@ -136,18 +155,35 @@ class SoftmaxRegression:
             correct += chunk_correct
         return loss_sum / X.shape[0], correct / X.shape[0]
 
-    def loss_and_grad(self, X, y) -> tuple[float, np.ndarray, np.ndarray]:
-        """Mean cross-entropy on (X, y) and its gradient (dW (d, k), db (k,))."""
+    def loss_and_grad(self, X, y, *, sample_weight=None, label_smoothing: float = 0.0):
+        """Mean cross-entropy on (X, y) and its gradient (dW (d, k), db (k,)).
+
+        y: class indices (n,) or soft targets (n, k); sample_weight (n,) weights each
+        example's loss: L = (1/n) sum_i w_i l_i.
+        """
         X = self._flatten(X)
-        y = self._check_labels(y, X.shape[0])
+        y = self._check_targets(y, X.shape[0])
         if X.shape[0] == 0:
             raise InvalidArgumentError("X: cannot compute a loss on 0 examples")
         dW, db = np.empty_like(self.W), np.empty_like(self.b)
-        loss_sum, _ = self.loss_and_grad_into(X.astype(self.dtype), y, dW, db, StepBuffers(X.shape[0], self))
+        loss_sum, _ = self.loss_and_grad_into(X.astype(self.dtype), y, dW, db, StepBuffers(X.shape[0], self),
+                                              sample_weight=sample_weight, label_smoothing=label_smoothing)
         return loss_sum / X.shape[0], dW, db
 
+    def _check_targets(self, y, n: int) -> np.ndarray:
+        """Class indices (n,), or soft targets (n, k): finite, non-negative."""
+        y = np.asarray(y)
+        if y.ndim != 2:
+            return self._check_labels(y, n)
+        if y.shape != (n, self.num_outputs) or not np.issubdtype(y.dtype, np.floating) \
+                or not np.isfinite(y).all() or (y < 0).any():
+            raise InvalidArgumentError(f"y: soft targets must be finite non-negative floats of shape ({n}, "
+                                       f"{self.num_outputs}), got {y.dtype} {y.shape}")
+        return y.astype(self.dtype, copy=False)
+
     def loss_and_grad_into(self, x: np.ndarray, y: np.ndarray, dW: np.ndarray, db: np.ndarray,
-                           buffers: "StepBuffers") -> tuple[float, int]:
+                           buffers: "StepBuffers", *, sample_weight: np.ndarray | None = None,
+                           label_smoothing: float = 0.0) -> tuple[float, int]:
         """The training step's math, into preallocated arrays; returns (summed loss, correct).
 
         x (n, d) float rows, y (n,) int labels. With
@@ -156,15 +192,37 @@ class SoftmaxRegression:
         the chain rule through Z gives the lesson's gradient
             dL/dW = s X^T G        (d, k)        dL/db = sum_i G_i     (k,)
         The softmax runs on the transpose Z^T (k, n), which NumPy reduces faster.
+        Soft targets T (n, k), label smoothing or weights w take a plainer path with
+            L = (1/n) sum_i w_i l_i,   G_i = w_i (sum_j T_ij softmax(Z_i) - T_i) / n.
+        With standardization, Z = X' W + b for X' = (s X - mu) / sigma, so
+            dL/dW = X'^T G = (s X^T G - mu (sum_i G_i)) / sigma   (row-wise)
         """
         n = x.shape[0]
         zt = buffers.zt[:, :n]
-        np.copyto(zt, self._logits_into(x, buffers.z[:n]).T)   # Z^T (k, n)
-        loss_sum, correct = softmax_cross_entropy_(zt, y, buffers.cols[:n])   # zt <- (P - Y)^T
+        if y.ndim == 1 and sample_weight is None and not label_smoothing:
+            np.copyto(zt, self._logits_into(x, buffers.z[:n]).T)   # Z^T (k, n)
+            loss_sum, correct = softmax_cross_entropy_(zt, y, buffers.cols[:n])   # zt <- (P - Y)^T
+        else:
+            z = self._logits_into(x, buffers.z[:n])
+            soft = y if y.ndim == 2 else np.eye(self.num_outputs, dtype=self.dtype)[y]
+            if label_smoothing:
+                soft = (1 - label_smoothing) * soft + label_smoothing * soft.sum(axis=1, keepdims=True) / self.num_outputs
+            losses, g = soft_cross_entropy_rows(z, soft)
+            correct = int(np.count_nonzero(z.argmax(axis=1) == (y if y.ndim == 1 else y.argmax(axis=1))))
+            if sample_weight is not None:
+                losses, g = losses * sample_weight, g * sample_weight[:, None]
+            loss_sum = float(losses.sum())
+            np.copyto(zt, g.T)
         np.sum(zt, axis=1, out=db)
         db *= self.dtype.type(1.0 / n)                         # sum_i G_i
-        zt *= self.dtype.type(self.input_scale / n)            # zt <- s G^T
-        np.matmul(x.T, zt.T, out=dW)                           # (d, k)  s X^T G
+        if self.mean is None:
+            zt *= self.dtype.type(self.input_scale / n)        # zt <- s G^T
+            np.matmul(x.T, zt.T, out=dW)                       # (d, k)  s X^T G
+        else:
+            zt *= self.dtype.type(1.0 / n)                     # zt <- G^T
+            np.matmul(x.T, zt.T, out=dW)                       # X^T G
+            dW *= (self.dtype.type(self.input_scale) / self.std)[:, None]
+            dW -= (self.mean / self.std)[:, None] * db
         return loss_sum, correct
 
 

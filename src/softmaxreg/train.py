@@ -5,16 +5,17 @@ from __future__ import annotations
 import math
 import sys
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
 from .datasets.batches import iterate_minibatches, num_batches
 from .errors import InvalidArgumentError, TrainingDivergedError
 from .model import SoftmaxRegression, StepBuffers
-from .optim import SGD
+from .functional import soft_cross_entropy_rows
+from .optim import SGD, LRSchedule
 
-__all__ = ["fit", "History", "EpochRecord", "Callback", "ConsoleLog", "MetricsCSV"]
+__all__ = ["fit", "TrainConfig", "feature_moments", "History", "EpochRecord", "Callback", "ConsoleLog", "MetricsCSV"]
 
 METRICS_HEADER = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc")
 DIVERGENCE_FACTOR = 1000.0
@@ -42,6 +43,8 @@ class History:
 
     def __init__(self, records=()):
         self.records: list[EpochRecord] = list(records)
+        self.best_epoch: int | None = None       # set by early stopping: the epoch whose weights were kept
+        self.stopped_early = False
 
     def __len__(self) -> int:
         return len(self.records)
@@ -77,57 +80,169 @@ def _positive_int(name: str, value) -> int:
     return int(value)
 
 
-def fit(model: SoftmaxRegression, X, y, *, epochs: int = 10, batch_size: int = 256, lr: float = 0.1,
-        optimizer=None, seed: int | np.random.Generator = 0, validation_data=None,
-        callbacks=()) -> History:
+@dataclass
+class TrainConfig:
+    """Every training option, shared by `fit`, `softmaxreg train` and the scikit-learn estimator.
+    The defaults are the lesson's reference run."""
+    epochs: int = 10
+    batch_size: int = 256
+    lr: float = 0.1
+    momentum: float = 0.0
+    nesterov: bool = False
+    weight_decay: float = 0.0            # L2 penalty (weight_decay / 2) |W|^2; the bias is not penalised
+    schedule: str = "constant"           # constant, step, cosine
+    warmup_epochs: float = 0.0
+    step_epochs: int = 10                # schedule "step": multiply the rate by gamma every step_epochs
+    gamma: float = 0.1
+    label_smoothing: float = 0.0
+    class_weight: dict | str | None = None   # {class index: weight} or "balanced"
+    standardize: bool = False            # per-feature mean/std of the training inputs, kept in the model
+    early_stopping: bool = False         # hold out validation_fraction of the training set
+    validation_fraction: float = 0.1
+    patience: int = 5                    # epochs without a held-out loss improvement > tol
+    tol: float = 1e-4
+
+    def __post_init__(self):
+        self.epochs = _positive_int("epochs", self.epochs)
+        self.batch_size = _positive_int("batch_size", self.batch_size)
+        self.step_epochs = _positive_int("step_epochs", self.step_epochs)
+        self.patience = _positive_int("patience", self.patience)
+        SGD(self.lr, momentum=self.momentum, nesterov=self.nesterov, weight_decay=self.weight_decay)   # validates
+        LRSchedule(self.lr, self.schedule, steps_per_epoch=1, epochs=1, warmup_epochs=self.warmup_epochs,
+                   step_epochs=self.step_epochs, gamma=self.gamma)                                     # validates
+        if not 0.0 <= float(self.label_smoothing) < 1.0:
+            raise InvalidArgumentError(f"label_smoothing: expected a value in [0, 1), got {self.label_smoothing}")
+        if not 0.0 < float(self.validation_fraction) < 1.0:
+            raise InvalidArgumentError(f"validation_fraction: expected a value in (0, 1), got {self.validation_fraction}")
+        if not (math.isfinite(self.tol) and self.tol >= 0):
+            raise InvalidArgumentError(f"tol: expected a finite value >= 0, got {self.tol}")
+        if not (self.class_weight is None or self.class_weight == "balanced" or isinstance(self.class_weight, dict)):
+            raise InvalidArgumentError(f"class_weight: expected None, 'balanced' or a dict, got {self.class_weight!r}")
+
+
+def _example_weights(y: np.ndarray, k: int, sample_weight, class_weight, dtype) -> np.ndarray | None:
+    """Per-example loss weights: sample_weight times the weight of each example's class."""
+    w = None
+    if sample_weight is not None:
+        w = np.asarray(sample_weight, dtype=np.float64)
+        if w.shape != (y.shape[0],) or not np.isfinite(w).all() or (w < 0).any():
+            raise InvalidArgumentError(f"sample_weight: expected {y.shape[0]} finite non-negative weights, got shape {w.shape}")
+    if class_weight is not None:
+        if y.ndim != 1:
+            raise InvalidArgumentError("class_weight: needs class-index targets, not soft targets")
+        if class_weight == "balanced":
+            counts = np.bincount(y, minlength=k).astype(np.float64)
+            per_class = np.where(counts > 0, y.shape[0] / (np.count_nonzero(counts) * np.maximum(counts, 1)), 0.0)
+        else:
+            per_class = np.ones(k)
+            for c, v in class_weight.items():
+                if not 0 <= int(c) < k or not (math.isfinite(float(v)) and float(v) >= 0):
+                    raise InvalidArgumentError(f"class_weight: bad entry {c!r}: {v!r}")
+                per_class[int(c)] = float(v)
+        w = per_class[y] if w is None else w * per_class[y]
+    return None if w is None else w.astype(dtype)
+
+
+def feature_moments(model: SoftmaxRegression, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature mean and standard deviation of the scaled inputs s X, in float64 chunks."""
+    total, total_sq = np.zeros(model.num_inputs), np.zeros(model.num_inputs)
+    for start in range(0, X.shape[0], 4096):
+        chunk = X[start:start + 4096].astype(np.float64) * model.input_scale
+        total += chunk.sum(axis=0)
+        total_sq += np.square(chunk).sum(axis=0)
+    mean = total / X.shape[0]
+    return mean, np.sqrt(np.maximum(total_sq / X.shape[0] - mean ** 2, 0.0))
+
+
+def _holdout_loss(model: SoftmaxRegression, X: np.ndarray, y: np.ndarray) -> float:
+    if y.ndim == 1:
+        return model.evaluate(X, y)[0]
+    with np.errstate(over="ignore", invalid="ignore"):
+        losses, _ = soft_cross_entropy_rows(model.logits(X).astype(np.float64), y.astype(np.float64))
+    return float(losses.mean())
+
+
+def fit(model: SoftmaxRegression, X, y, config: TrainConfig | None = None, *, seed: int | np.random.Generator = 0,
+        validation_data=None, sample_weight=None, optimizer: SGD | None = None, callbacks=(),
+        **options) -> History:
     """Train `model` in place by minibatch SGD on (X, y) and return its History.
 
-    X (n, d) or (n, *input_shape), any real dtype (uint8 images stay uint8; each
-    batch is converted to the model's float dtype in a reused buffer); y (n,) ints.
-    Each epoch draws one permutation from the seeded generator `seed`, so the same
-    seed and the same initial weights give bit-identical results.
-    Raises TrainingDivergedError when a minibatch loss breaks the DIVERGENCE_FACTOR rule.
+    X (n, d) or (n, *input_shape), any real dtype (uint8 images stay uint8; each batch is
+    converted to the model's float dtype in a reused buffer); y (n,) class indices or (n, k)
+    soft targets. Options come from `config` (a TrainConfig, default the lesson's recipe),
+    overridden by keyword arguments of the same names (epochs=, lr=, momentum=, ...).
+    `optimizer` continues an existing SGD (its momentum state), e.g. across partial fits.
+    Each epoch draws one permutation from the seeded generator `seed`, so the same seed and
+    the same initial weights give bit-identical results.
+    With early_stopping, a seeded validation_fraction of (X, y) is held out; training stops after
+    `patience` epochs without improving its loss by more than tol, and the best weights are
+    restored (history.best_epoch). Raises TrainingDivergedError when a minibatch loss breaks the
+    DIVERGENCE_FACTOR rule.
     """
-    epochs = _positive_int("epochs", epochs)
-    batch_size = _positive_int("batch_size", batch_size)
-    optimizer = optimizer if optimizer is not None else SGD(lr)
+    cfg = replace(config or TrainConfig(), **options)
     X = model._flatten(X)
-    y = model._check_labels(y, X.shape[0])
-    n, d = X.shape[0], model.num_inputs
-    if n == 0:
+    y = model._check_targets(y, X.shape[0])
+    if X.shape[0] == 0:
         raise InvalidArgumentError("X: cannot train on 0 examples")
+    weights = _example_weights(y, model.num_outputs, sample_weight, cfg.class_weight, model.dtype)
     if validation_data is not None:
         X_val, y_val = validation_data
         X_val = model._flatten(X_val)
         y_val = model._check_labels(y_val, X_val.shape[0])
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    holdout = None
+    if cfg.early_stopping:
+        order = rng.permutation(X.shape[0])
+        cut = max(1, round(cfg.validation_fraction * X.shape[0]))
+        if cut >= X.shape[0]:
+            raise InvalidArgumentError(f"validation_fraction {cfg.validation_fraction}: leaves no training data")
+        held, kept = np.sort(order[:cut]), np.sort(order[cut:])
+        holdout = (X[held], y[held])
+        X, y = X[kept], y[kept]
+        weights = None if weights is None else weights[kept]
+    if cfg.standardize and model.mean is None:
+        model.set_standardization(*feature_moments(model, X))
 
-    rows = min(batch_size, n)
-    gathered = (np.empty((rows, d), dtype=X.dtype), np.empty(rows, dtype=y.dtype))   # raw batch
+    n, d = X.shape[0], model.num_inputs
+    steps_per_epoch = num_batches(n, cfg.batch_size)
+    if optimizer is None:
+        optimizer = SGD(cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay)
+    schedule = LRSchedule(cfg.lr, cfg.schedule, steps_per_epoch=steps_per_epoch, epochs=cfg.epochs,
+                          warmup_epochs=cfg.warmup_epochs, step_epochs=cfg.step_epochs, gamma=cfg.gamma)
+    arrays = (X, y) if weights is None else (X, y, weights)
+    rows = min(cfg.batch_size, n)
+    gathered = tuple(np.empty((rows, *a.shape[1:]), dtype=a.dtype) for a in arrays)   # raw batch
     x_buf = np.empty((rows, d), dtype=model.dtype)        # (B, d) the batch as float
     scratch = StepBuffers(rows, model)
     dW, db = np.empty_like(model.W), np.empty_like(model.b)
-    params, grads = (model.W, model.b), (dW, db)
-
+    params, grads, decay = (model.W, model.b), (dW, db), (True, False)
     loss_limit = DIVERGENCE_FACTOR * math.log(model.num_outputs)
+
     history = History()
+    best = (math.inf, None, None)                          # held-out loss, W, b
+    bad_epochs = 0
     for cb in callbacks:
-        cb.on_train_begin(epochs * num_batches(n, batch_size))
-    for epoch in range(1, epochs + 1):
+        cb.on_train_begin(cfg.epochs * steps_per_epoch)
+    for epoch in range(1, cfg.epochs + 1):
         start = time.perf_counter()
         loss_sum, correct = 0.0, 0
-        for step, (xb, yb) in enumerate(iterate_minibatches(X, y, batch_size, rng, buffers=gathered), 1):
+        for step, batch in enumerate(iterate_minibatches(arrays, cfg.batch_size, rng, buffers=gathered), 1):
+            xb, yb = batch[0], batch[1]
             x = x_buf[:xb.shape[0]]
             np.copyto(x, xb)                                  # uint8 -> float, no scaling
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):   # caught just below
-                batch_loss, batch_correct = model.loss_and_grad_into(x, yb, dW, db, scratch)
+                batch_loss, batch_correct = model.loss_and_grad_into(
+                    x, yb, dW, db, scratch, sample_weight=batch[2] if len(batch) > 2 else None,
+                    label_smoothing=cfg.label_smoothing)
             if not batch_loss <= loss_limit * xb.shape[0]:    # also true for NaN
                 mean = batch_loss / xb.shape[0]
                 raise TrainingDivergedError(
                     f"training diverged at epoch {epoch}, step {step}: minibatch loss {mean:.4g} "
                     f"{'is not finite' if not math.isfinite(mean) else f'exceeds {loss_limit:.4g}'}; "
                     "try a smaller learning rate", epoch=epoch, step=step, loss=mean, history=history)
-            optimizer.step(params, grads)
+            if not schedule.is_constant:
+                optimizer.lr = schedule((epoch - 1) * steps_per_epoch + step - 1)
+            optimizer.step(params, grads, decay)
             loss_sum += batch_loss
             correct += batch_correct
             for cb in callbacks:
@@ -137,6 +252,17 @@ def fit(model: SoftmaxRegression, X, y, *, epochs: int = 10, batch_size: int = 2
         history.records.append(record)
         for cb in callbacks:
             cb.on_epoch_end(record, history)
+        if holdout is not None:
+            loss = _holdout_loss(model, *holdout)
+            if loss < best[0] - cfg.tol:
+                best, bad_epochs, history.best_epoch = (loss, model.W.copy(), model.b.copy()), 0, epoch
+            else:
+                bad_epochs += 1
+            if bad_epochs >= cfg.patience:
+                history.stopped_early = True
+                break
+    if holdout is not None and best[1] is not None:
+        model.W[...], model.b[...] = best[1], best[2]
     for cb in callbacks:
         cb.on_train_end(history)
     return history
