@@ -30,15 +30,14 @@ class SGD:
         step = g + momentum * v  if nesterov else  v     (plain g when momentum is 0)
         p <- p - lr * step
 
-    weight_decay is the L2 penalty (weight_decay / 2) |W|^2 added to the loss.
+    weight_decay is the L2 penalty (weight_decay / 2) |W|^2 added to the loss. With momentum 0,
+    nesterov changes nothing (so a grid search may vary momentum alone).
     """
 
     def __init__(self, lr: float = 0.1, *, momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0):
         self.lr = _finite("lr", lr, 0.0, inclusive=False)
         self.momentum = _finite("momentum", momentum, 0.0, high=1.0)
         self.weight_decay = _finite("weight_decay", weight_decay, 0.0)
-        if nesterov and not self.momentum:
-            raise InvalidArgumentError("nesterov: needs momentum > 0")
         self.nesterov = bool(nesterov)
         self.velocity: list[np.ndarray] | None = None
 

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ModelFormatError, OutputError
+from .errors import InvalidArgumentError, ModelFormatError, OutputError
 from .model import SoftmaxRegression
 
-__all__ = ["atomic_write_bytes", "save_model", "load_model"]
+__all__ = ["atomic_write_bytes", "save_model", "load_model", "read_metadata"]
 
 FORMAT = "softmaxreg-model"
 FORMAT_VERSION = 1
@@ -51,8 +51,9 @@ def atomic_write_bytes(path, data: bytes) -> None:
         raise
 
 
-def save_model(model: SoftmaxRegression, path) -> None:
-    """Save weights, bias and metadata to a .safetensors file, atomically."""
+def save_model(model: SoftmaxRegression, path, *, extra_metadata: dict | None = None) -> None:
+    """Save weights, bias (and standardization mean/std) with metadata to a .safetensors file,
+    atomically. `extra_metadata` adds string entries (e.g. the estimator's class labels)."""
     from safetensors.numpy import save
 
     from . import __version__
@@ -63,9 +64,13 @@ def save_model(model: SoftmaxRegression, path) -> None:
         "softmaxreg_version": __version__,
         "class_names": json.dumps(model.class_names),
         "input_shape": json.dumps(list(model.input_shape)),
-        "preprocessing": json.dumps({"input_scale": model.input_scale}),
+        "preprocessing": json.dumps({"input_scale": model.input_scale, "standardize": model.mean is not None}),
+        **(extra_metadata or {}),
     }
-    data = save({"weight": np.ascontiguousarray(model.W), "bias": np.ascontiguousarray(model.b)}, metadata)
+    tensors = {"weight": np.ascontiguousarray(model.W), "bias": np.ascontiguousarray(model.b)}
+    if model.mean is not None:
+        tensors |= {"mean": model.mean, "std": model.std}
+    data = save(tensors, metadata)
     atomic_write_bytes(path, data)
 
 
@@ -87,6 +92,15 @@ def _header_metadata(data: bytes, path: Path) -> dict:
     return meta
 
 
+def read_metadata(path) -> dict:
+    """The string metadata of a softmaxreg model file (checked to be one)."""
+    path = Path(path)
+    try:
+        return _header_metadata(path.read_bytes(), path)
+    except OSError as e:
+        raise ModelFormatError(f"{path}: cannot read model: {e.strerror or e}") from None
+
+
 def load_model(path) -> SoftmaxRegression:
     """Load a model written by `save_model`; every field is checked, nothing is unpickled."""
     from safetensors import SafetensorError
@@ -105,7 +119,9 @@ def load_model(path) -> SoftmaxRegression:
         tensors = load(data)
         class_names = json.loads(meta["class_names"])
         input_shape = json.loads(meta["input_shape"])
-        input_scale = float(json.loads(meta["preprocessing"])["input_scale"])
+        preprocessing = json.loads(meta["preprocessing"])
+        input_scale = float(preprocessing["input_scale"])
+        standardize = bool(preprocessing.get("standardize", False))
     except (SafetensorError, KeyError, TypeError, ValueError) as e:
         raise ModelFormatError(f"{path}: corrupt model file: {e}") from None
     W, b = tensors.get("weight"), tensors.get("bias")
@@ -119,4 +135,12 @@ def load_model(path) -> SoftmaxRegression:
                               input_shape=input_shape, class_names=class_names)
     model.W[...] = W
     model.b[...] = b
+    if standardize:
+        mean, std = tensors.get("mean"), tensors.get("std")
+        if mean is None or std is None or mean.shape != (W.shape[0],) or std.shape != (W.shape[0],):
+            raise ModelFormatError(f"{path}: standardization tensors mean/std missing or not of shape ({W.shape[0]},)")
+        try:
+            model.set_standardization(mean, std)
+        except InvalidArgumentError as e:
+            raise ModelFormatError(f"{path}: {e}") from None
     return model

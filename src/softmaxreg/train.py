@@ -101,6 +101,8 @@ class TrainConfig:
     validation_fraction: float = 0.1
     patience: int = 5                    # epochs without a held-out loss improvement > tol
     tol: float = 1e-4
+    converge: bool = False               # without early stopping: stop when the epoch's training
+                                         # loss has not improved by > tol for `patience` epochs
 
     def __post_init__(self):
         self.epochs = _positive_int("epochs", self.epochs)
@@ -120,7 +122,7 @@ class TrainConfig:
             raise InvalidArgumentError(f"class_weight: expected None, 'balanced' or a dict, got {self.class_weight!r}")
 
 
-def _example_weights(y: np.ndarray, k: int, sample_weight, class_weight, dtype) -> np.ndarray | None:
+def example_weights(y: np.ndarray, k: int, sample_weight, class_weight, dtype) -> np.ndarray | None:
     """Per-example loss weights: sample_weight times the weight of each example's class."""
     w = None
     if sample_weight is not None:
@@ -140,6 +142,8 @@ def _example_weights(y: np.ndarray, k: int, sample_weight, class_weight, dtype) 
                     raise InvalidArgumentError(f"class_weight: bad entry {c!r}: {v!r}")
                 per_class[int(c)] = float(v)
         w = per_class[y] if w is None else w * per_class[y]
+    if w is not None and not w.sum() > 0:
+        raise InvalidArgumentError("sample_weight: every weight is zero, nothing to learn from")
     return None if w is None else w.astype(dtype)
 
 
@@ -184,7 +188,7 @@ def fit(model: SoftmaxRegression, X, y, config: TrainConfig | None = None, *, se
     y = model._check_targets(y, X.shape[0])
     if X.shape[0] == 0:
         raise InvalidArgumentError("X: cannot train on 0 examples")
-    weights = _example_weights(y, model.num_outputs, sample_weight, cfg.class_weight, model.dtype)
+    weights = example_weights(y, model.num_outputs, sample_weight, cfg.class_weight, model.dtype)
     if validation_data is not None:
         X_val, y_val = validation_data
         X_val = model._flatten(X_val)
@@ -252,10 +256,12 @@ def fit(model: SoftmaxRegression, X, y, config: TrainConfig | None = None, *, se
         history.records.append(record)
         for cb in callbacks:
             cb.on_epoch_end(record, history)
-        if holdout is not None:
-            loss = _holdout_loss(model, *holdout)
+        if holdout is not None or cfg.converge:
+            loss = _holdout_loss(model, *holdout) if holdout is not None else record.train_loss
             if loss < best[0] - cfg.tol:
-                best, bad_epochs, history.best_epoch = (loss, model.W.copy(), model.b.copy()), 0, epoch
+                bad_epochs = 0
+                best = (loss, model.W.copy(), model.b.copy()) if holdout is not None else (loss, None, None)
+                history.best_epoch = epoch
             else:
                 bad_epochs += 1
             if bad_epochs >= cfg.patience:

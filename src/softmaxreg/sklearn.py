@@ -1,0 +1,232 @@
+"""SoftmaxRegressionClassifier: softmaxreg as a scikit-learn estimator.
+
+Follows scikit-learn's developer rules: no work in __init__, parameters stored as given,
+fit returns self, learned attributes end in "_", inputs checked with validate_data.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from .errors import InvalidArgumentError, ModelFormatError
+from .functional import log_softmax, softmax
+from .model import SoftmaxRegression
+from .optim import SGD
+from .train import TrainConfig, example_weights, feature_moments, fit
+
+__all__ = ["SoftmaxRegressionClassifier"]
+
+
+class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
+    """Multinomial logistic regression trained by minibatch SGD, written from scratch.
+
+    Parameters
+    ----------
+    alpha : L2 penalty (alpha / 2) |W|^2 (SGD weight decay); the intercept is not penalised.
+    lr : learning rate, or "auto": 2 / mean_i |x_i|^2 over the (standardized) training rows,
+        a step safely below the inverse curvature of the loss for any scale of features.
+    batch_size, max_iter (epochs), momentum, nesterov, schedule ("constant", "step", "cosine"),
+    warmup_epochs, label_smoothing, class_weight (dict or "balanced"): as in `softmaxreg.fit`.
+    standardize : learn per-feature mean and std on the training data and apply them inside
+        the model (kept in saved models).
+    early_stopping : hold out validation_fraction of the data and stop after n_iter_no_change
+        epochs without improving its loss by tol (best weights restored); otherwise stop when
+        the training loss stops improving by tol for n_iter_no_change epochs.
+    warm_start : fit continues from the previous solution.
+    random_state : int, None, numpy Generator or RandomState: initialisation and shuffles.
+    dtype : "float64" (default) or "float32".
+
+    Attributes
+    ----------
+    classes_, coef_ (k, d), intercept_ (k,), n_features_in_, n_iter_ (epochs run),
+    loss_curve_ (training loss per epoch), model_ (the SoftmaxRegression).
+    """
+
+    def __init__(self, *, alpha=0.0, lr="auto", batch_size=64, max_iter=100, momentum=0.9, nesterov=True,
+                 schedule="constant", warmup_epochs=0.0, label_smoothing=0.0, class_weight=None,
+                 standardize=False, early_stopping=False, validation_fraction=0.1, n_iter_no_change=5, tol=1e-4,
+                 warm_start=False, sigma=0.01, random_state=None, dtype="float64"):
+        self.alpha = alpha
+        self.lr = lr
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.momentum = momentum
+        self.nesterov = nesterov
+        self.schedule = schedule
+        self.warmup_epochs = warmup_epochs
+        self.label_smoothing = label_smoothing
+        self.class_weight = class_weight
+        self.standardize = standardize
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.warm_start = warm_start
+        self.sigma = sigma
+        self.random_state = random_state
+        self.dtype = dtype
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = True
+        tags.classifier_tags.poor_score = False
+        return tags
+
+    # -- fitting ------------------------------------------------------------------------------
+
+    def _rng(self) -> np.random.Generator:
+        rs = self.random_state
+        if isinstance(rs, np.random.Generator):
+            return rs
+        if rs is None or isinstance(rs, (int, np.integer)):
+            return np.random.default_rng(rs)
+        return np.random.default_rng(check_random_state(rs).randint(2**31))
+
+    def _config(self, epochs: int, lr: float) -> TrainConfig:
+        class_weight = self.class_weight
+        if isinstance(class_weight, dict):                    # labels -> class indices
+            index = {c: i for i, c in enumerate(self.classes_.tolist())}
+            unknown = [c for c in class_weight if c not in index]
+            if unknown:
+                raise InvalidArgumentError(f"class_weight: labels {unknown} are not among the classes")
+            class_weight = {index[c]: w for c, w in class_weight.items()}
+        return TrainConfig(epochs=epochs, batch_size=self.batch_size, lr=lr, momentum=self.momentum,
+                           nesterov=self.nesterov, weight_decay=self.alpha, schedule=self.schedule,
+                           warmup_epochs=self.warmup_epochs, label_smoothing=self.label_smoothing,
+                           class_weight=class_weight, early_stopping=self.early_stopping,
+                           validation_fraction=self.validation_fraction, patience=self.n_iter_no_change,
+                           tol=self.tol, converge=not self.early_stopping)
+
+    def _new_model(self, n_features: int, rng) -> SoftmaxRegression:
+        if len(self.classes_) < 2:
+            raise InvalidArgumentError(f"y: needs at least 2 classes to learn from, got {len(self.classes_)} class")
+        return SoftmaxRegression(n_features, len(self.classes_), self.sigma, seed=rng, dtype=self.dtype,
+                                 class_names=[str(c) for c in self.classes_])
+
+    def _learning_rate(self, model: SoftmaxRegression, X: np.ndarray, y, sample_weight) -> float:
+        """lr="auto": 2 / (mean_i |x_i|^2 * max_i w_i), below the inverse curvature of the loss."""
+        if self.lr != "auto":
+            return float(self.lr)
+        if model.mean is not None:
+            mean_sq = X.shape[1]                 # standardized rows have mean squared norm d
+        else:
+            mean_sq = float(np.mean(np.einsum("ij,ij->i", X, X, dtype=np.float64)))
+        w = example_weights(self._encode(y), len(self.classes_), sample_weight, self._config(1, 1.0).class_weight,
+                            np.float64)
+        return 2.0 / max(mean_sq * (1.0 if w is None else float(w.max())), 1e-12)
+
+    def _encode(self, y) -> np.ndarray:
+        indices = np.searchsorted(self.classes_, y)
+        if np.any(indices >= len(self.classes_)) or np.any(self.classes_[np.minimum(indices, len(self.classes_) - 1)] != y):
+            raise InvalidArgumentError(f"y: labels not seen in `classes`: {sorted(set(np.asarray(y).tolist()) - set(self.classes_.tolist()))}")
+        return indices
+
+    def _train(self, X, y, sample_weight, epochs: int, partial: bool):
+        rng = self._rng()
+        continuing = hasattr(self, "model_") and (partial or self.warm_start)
+        if not continuing:
+            self.model_ = self._new_model(X.shape[1], rng)
+            if self.standardize:
+                self.model_.set_standardization(*feature_moments(self.model_, X))
+            self.lr_ = self._learning_rate(self.model_, X, y, sample_weight)
+            self._optimizer = SGD(self.lr_, momentum=self.momentum, nesterov=self.nesterov, weight_decay=self.alpha)
+            self.n_iter_, self.loss_curve_ = 0, []
+        history = fit(self.model_, X, self._encode(y), self._config(epochs, self.lr_), seed=rng,
+                      sample_weight=sample_weight, optimizer=self._optimizer)
+        self.n_iter_ += len(history)
+        self.loss_curve_ += [r.train_loss for r in history]
+        W, b = self._folded()
+        self.coef_, self.intercept_ = W.T.copy(), b.copy()
+        return self
+
+    def _folded(self):
+        """(W, b) acting on raw features: standardization and scale folded in."""
+        m = self.model_
+        if m.mean is None:
+            return m.W * m.input_scale, m.b.copy()
+        a = m.input_scale / m.std
+        return m.W * a[:, None], m.b - (m.mean / m.std) @ m.W
+
+    def fit(self, X, y, sample_weight=None):
+        """Fit on (X, y); returns self."""
+        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
+        check_classification_targets(y)
+        if not (self.warm_start and hasattr(self, "model_")):
+            self.classes_ = np.unique(y)
+        return self._train(X.astype(self.dtype, copy=False), y, sample_weight, self.max_iter, partial=False)
+
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """One epoch over (X, y), continuing from the current state; `classes` is required on the first call."""
+        first = not hasattr(self, "classes_")
+        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], reset=first)
+        check_classification_targets(y)
+        if first:
+            if classes is None:
+                raise InvalidArgumentError("classes: must be given on the first call to partial_fit")
+            self.classes_ = np.unique(np.asarray(classes))
+        elif classes is not None and not np.array_equal(np.unique(classes), self.classes_):
+            raise InvalidArgumentError("classes: must be the same on every call to partial_fit")
+        return self._train(X.astype(self.dtype, copy=False), y, sample_weight, 1, partial=not first)
+
+    # -- predicting ---------------------------------------------------------------------------
+
+    def _logits(self, X) -> np.ndarray:
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        return self.model_.logits(X.astype(self.dtype, copy=False)).astype(np.float64)
+
+    def decision_function(self, X):
+        """Logits (n, k); for two classes the logit difference (n,), as scikit-learn expects."""
+        z = self._logits(X)
+        return z[:, 1] - z[:, 0] if len(self.classes_) == 2 else z
+
+    def predict_proba(self, X):
+        return softmax(self._logits(X), axis=1)
+
+    def predict_log_proba(self, X):
+        return log_softmax(self._logits(X), axis=1)
+
+    def predict(self, X):
+        z = self._logits(X)
+        return self.classes_[np.argmax(z, axis=1)]
+
+    # -- files ----------------------------------------------------------------------------------
+
+    def save(self, path) -> None:
+        """Save the fitted model (standardization and class labels included) as a safetensors file."""
+        from .persist import save_model
+
+        check_is_fitted(self)
+        labels = self.classes_.tolist()
+        try:
+            encoded = json.dumps(labels)
+        except TypeError:
+            raise InvalidArgumentError("save: class labels must be JSON values (str, int, float, bool)") from None
+        save_model(self.model_, path, extra_metadata={"class_labels": encoded})
+
+    @classmethod
+    def load(cls, path) -> "SoftmaxRegressionClassifier":
+        """A fitted classifier from a file written by `save` (or by `softmaxreg train`)."""
+        from .persist import load_model, read_metadata
+
+        model = load_model(path)
+        meta = read_metadata(path)
+        try:
+            labels = json.loads(meta["class_labels"]) if "class_labels" in meta else list(range(model.num_outputs))
+        except ValueError:
+            raise ModelFormatError(f"{path}: corrupt class_labels metadata") from None
+        if len(labels) not in (model.num_outputs, 1):
+            raise ModelFormatError(f"{path}: {len(labels)} class labels for {model.num_outputs} outputs")
+        clf = cls(dtype=model.dtype.name)
+        clf.model_, clf.classes_ = model, np.array(labels)
+        clf.n_features_in_ = model.num_inputs
+        clf.n_iter_, clf.loss_curve_, clf.lr_ = 0, [], None
+        W, b = clf._folded()
+        clf.coef_, clf.intercept_ = W.T.copy(), b.copy()
+        return clf
