@@ -190,3 +190,35 @@ def test_every_experiment_runs_from_the_cli(name, digits_dir, tmp_path, capsys):
     assert len(csv_lines) >= 3
     with Image.open(tmp_path / f"{name}.png") as image:
         assert image.format == "PNG" and np.asarray(image.convert("L")).std() > 10
+
+
+def test_recipe_best_beats_the_lesson_and_the_papers_logistic_regression(tmp_path, fashion):
+    assert main(["train", "--recipe", "best", "--out", str(tmp_path / "best"), "--quiet", "--no-plots"]) == 0
+    config = json.loads((tmp_path / "best" / "config.json").read_text())["settings"]
+    assert config["recipe"] == "best" and config["standardize"] and config["schedule"] == "cosine"
+    model = load_model(tmp_path / "best" / "model.safetensors")
+    assert model.mean is not None                           # standardization travels with the model
+    loss, acc = model.evaluate(fashion.test_images, fashion.test_labels)
+    assert acc >= 0.842        # the Fashion-MNIST paper's logistic regression; measured here: 0.8449
+
+
+def test_explicit_options_override_the_recipe_and_reach_config_json(digits_dir, tmp_path):
+    args = ["train", "--data-dir", str(digits_dir), "--out", str(tmp_path / "r"), "--quiet", "--no-plots",
+            "--recipe", "best", "--epochs", "3", "--momentum", "0.5", "--weight-decay", "0.01",
+            "--label-smoothing", "0.1", "--class-weight", "balanced", "--schedule", "step", "--step-epochs", "1",
+            "--gamma", "0.5"]
+    assert main(args) == 0
+    settings = json.loads((tmp_path / "r" / "config.json").read_text())["settings"]
+    assert {k: settings[k] for k in ("epochs", "momentum", "weight_decay", "label_smoothing",
+                                                       "class_weight", "schedule", "standardize", "nesterov")} == {
+        "epochs": 3, "momentum": 0.5, "weight_decay": 0.01, "label_smoothing": 0.1, "class_weight": "balanced",
+        "schedule": "step", "standardize": True, "nesterov": True}
+    rows = (tmp_path / "r" / "metrics.csv").read_text().splitlines()
+    assert len(rows) == 4
+
+
+def test_early_stopping_from_the_cli(digits_dir, tmp_path, capsys):
+    assert main(["train", "--data-dir", str(digits_dir), "--out", str(tmp_path / "r"), "--no-plots", "--epochs", "200",
+                 "--lr", "3", "--early-stopping", "--patience", "2", "--validation-fraction", "0.2"]) == 0
+    rows = (tmp_path / "r" / "metrics.csv").read_text().splitlines()
+    assert 3 <= len(rows) - 1 < 200

@@ -14,13 +14,21 @@ import math
 import platform
 import sys
 import time
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import numpy as np
 
 from . import __version__
 from .errors import OutputError, SoftmaxRegError, TrainingDivergedError
+from .optim import SCHEDULES
+from .train import RECIPE_BEST, TrainConfig
 
+RECIPES = {
+    "lesson": {},
+    # chosen by benchmarks/tune_recipe.py on a validation split carved from the training set
+    "best": RECIPE_BEST,
+}
 RUN_FILES = ("config.json", "metrics.csv", "model.safetensors", "curves.png", "misclassified.png")
 GALLERY_SIZE = 32
 
@@ -56,9 +64,30 @@ def build_parser() -> argparse.ArgumentParser:
         "train", help="train the lesson's model and write a run folder",
         description="Train softmax regression by minibatch SGD (defaults: the lesson's reference run) and write "
                     f"a run folder holding {', '.join(RUN_FILES)}.")
-    train.add_argument("--epochs", type=_number(int, 1, True), default=10, help="passes over the training set (default 10)")
-    train.add_argument("--batch-size", type=_number(int, 1, True), default=256, help="minibatch size (default 256)")
-    train.add_argument("--lr", type=_number(float, 0, False), default=0.1, help="SGD learning rate (default 0.1)")
+    train.add_argument("--recipe", choices=tuple(RECIPES), default="lesson",
+                       help="starting settings: lesson (the reference run, default) or best (see README); "
+                            "options given explicitly override them")
+    train.add_argument("--epochs", type=_number(int, 1, True), help="passes over the training set (default 10)")
+    train.add_argument("--batch-size", type=_number(int, 1, True), help="minibatch size (default 256)")
+    train.add_argument("--lr", type=_number(float, 0, False), help="SGD learning rate (default 0.1)")
+    train.add_argument("--momentum", type=_number(float, 0, True), help="SGD momentum in [0, 1] (default 0)")
+    train.add_argument("--nesterov", action="store_const", const=True, help="Nesterov momentum")
+    train.add_argument("--weight-decay", type=_number(float, 0, True),
+                       help="L2 penalty (weight_decay / 2) |W|^2, bias not penalised (default 0)")
+    train.add_argument("--schedule", choices=SCHEDULES, help="learning-rate schedule (default constant)")
+    train.add_argument("--warmup-epochs", type=_number(float, 0, True), help="linear warm-up length (default 0)")
+    train.add_argument("--step-epochs", type=_number(int, 1, True),
+                       help="schedule step: multiply the rate by --gamma every N epochs (default 10)")
+    train.add_argument("--gamma", type=_number(float, 0, False), help="schedule step: factor (default 0.1)")
+    train.add_argument("--label-smoothing", type=_number(float, 0, True), help="label smoothing in [0, 1) (default 0)")
+    train.add_argument("--class-weight", choices=("balanced",), help="weight classes inversely to their frequency")
+    train.add_argument("--standardize", action="store_const", const=True,
+                       help="standardize features with the training split's mean and std (kept in the model)")
+    train.add_argument("--early-stopping", action="store_const", const=True,
+                       help="hold out --validation-fraction of the training set; stop after --patience epochs "
+                            "without improvement, keep the best weights")
+    train.add_argument("--validation-fraction", type=_number(float, 0, False), help="held-out share (default 0.1)")
+    train.add_argument("--patience", type=_number(int, 1, True), help="early stopping patience in epochs (default 5)")
     train.add_argument("--sigma", type=_number(float, 0, True), default=0.01,
                        help="standard deviation of the initial weights (default 0.01)")
     train.add_argument("--seed", type=_number(int, 0, True), default=0,
@@ -160,6 +189,9 @@ def _train(args) -> int:
     from .train import ConsoleLog, MetricsCSV, fit
 
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
+    options = {f.name: getattr(args, f.name) for f in fields(TrainConfig)
+               if getattr(args, f.name, None) is not None}
+    train_config = TrainConfig(**{**RECIPES[args.recipe], **options})
     folder = _run_folder(args.out, args.overwrite)
     data = load_fashion_mnist(args.data_dir)
     n_train, *image_shape = data.train_images.shape
@@ -174,9 +206,8 @@ def _train(args) -> int:
     config = {
         "softmaxreg_version": __version__,
         "command": "train",
-        "settings": {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "sigma": args.sigma,
-                     "seed": args.seed, "dtype": args.dtype, "optimizer": "sgd",
-                     "validation": "test split", "data_dir": args.data_dir},
+        "settings": {**asdict(train_config), "recipe": args.recipe, "sigma": args.sigma, "seed": args.seed,
+                     "dtype": args.dtype, "optimizer": "sgd", "validation": "test split", "data_dir": args.data_dir},
         "dataset": {"source": data.source, "sha256": digest, "files": data.sha256,
                     "train_size": n_train, "validation_size": len(data.test_images),
                     "image_shape": image_shape, "class_names": list(data.class_names)},
@@ -187,9 +218,8 @@ def _train(args) -> int:
     }
     atomic_write_bytes(folder / "config.json", (json.dumps(config, indent=2) + "\n").encode())
 
-    callbacks = [MetricsCSV(folder / "metrics.csv")] + ([] if args.quiet else [ConsoleLog(args.epochs)])
-    history = fit(model, data.train_images, data.train_labels, epochs=args.epochs, batch_size=args.batch_size,
-                  lr=args.lr, seed=np.random.default_rng(shuffle_seed),
+    callbacks = [MetricsCSV(folder / "metrics.csv")] + ([] if args.quiet else [ConsoleLog(train_config.epochs)])
+    history = fit(model, data.train_images, data.train_labels, train_config, seed=np.random.default_rng(shuffle_seed),
                   validation_data=(data.test_images, data.test_labels),
                   callbacks=callbacks)
     save_model(model, folder / "model.safetensors")

@@ -122,6 +122,12 @@ class TrainConfig:
             raise InvalidArgumentError(f"class_weight: expected None, 'balanced' or a dict, got {self.class_weight!r}")
 
 
+RECIPE_BEST = dict(epochs=30, batch_size=256, lr=0.03, momentum=0.9, nesterov=True, weight_decay=3e-3,
+                   schedule="cosine", warmup_epochs=1.0, standardize=True)
+"""`softmaxreg train --recipe best`: the setting with the highest accuracy on the last 10,000
+training images held out as validation (benchmarks/tune_recipe.py; never the test split)."""
+
+
 def example_weights(y: np.ndarray, k: int, sample_weight, class_weight, dtype) -> np.ndarray | None:
     """Per-example loss weights: sample_weight times the weight of each example's class."""
     w = None
