@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from softmaxreg import FASHION_MNIST_CLASSES, load_model
-from softmaxreg.cli import RUN_FILES, main
+from softmaxreg.cli import CHECKPOINT, RUN_FILES, main
 
 from .conftest import run_cli
 
@@ -17,7 +17,7 @@ def test_reference_run_reaches_the_lessons_accuracy_and_writes_the_run_folder(re
     root, (result, _) = reference_runs
     assert result.returncode == 0, result.stderr
     folder = root / "a"
-    assert sorted(p.name for p in folder.iterdir()) == sorted(RUN_FILES)
+    assert sorted(p.name for p in folder.iterdir()) == sorted((*RUN_FILES, CHECKPOINT))
 
     with open(folder / "metrics.csv", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -62,7 +62,8 @@ def test_train_on_another_mnist_format_folder(digits_dir, tmp_path, capsys):
     assert "1500 train / 297 validation images 8x8, 10 classes" in out
     model = load_model(tmp_path / "run" / "model.safetensors")
     assert model.input_shape == (8, 8) and model.W.shape == (64, 10)
-    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["config.json", "metrics.csv", "model.safetensors"]
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == sorted(["config.json", "metrics.csv", CHECKPOINT,
+                                                                          "model.safetensors"])
 
 
 def test_quiet_prints_nothing(digits_dir, tmp_path, capsys):

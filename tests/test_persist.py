@@ -8,7 +8,7 @@ import pytest
 from safetensors.numpy import load_file, save_file
 
 from softmaxreg import ModelFormatError, OutputError, SoftmaxRegression, load_model, save_model
-from softmaxreg.persist import atomic_write_bytes
+from softmaxreg.persist import atomic_write_bytes, write_tensors
 
 
 def make_model(dtype=np.float32):
@@ -60,15 +60,34 @@ def test_truncated_or_mismatched_model_files_are_refused(tmp_path):
     (tmp_path / "cut").write_bytes(raw[:-8])
     with pytest.raises(ModelFormatError, match="corrupt"):
         load_model(tmp_path / "cut")
-    meta = {"format": "softmaxreg-model", "format_version": "1", "class_names": '["a", "b"]',
-            "input_shape": "[6]", "preprocessing": '{"input_scale": 1.0}'}
-    save_file({"weight": np.zeros((6, 3), np.float32), "bias": np.zeros(3, np.float32)}, tmp_path / "bad", meta)
-    with pytest.raises(ModelFormatError, match="do not match"):
-        load_model(tmp_path / "bad")
-    save_file({"weight": np.zeros((6, 3), np.float32), "bias": np.zeros(3, np.float32)}, tmp_path / "v9",
-              {**meta, "format_version": "9"})
+    good = {"class_names": '["a", "b", "c"]', "input_shape": "[6]", "preprocessing": '{"input_scale": 1.0}'}
+    tensors = {"weight": np.zeros((6, 3), np.float32), "bias": np.zeros(3, np.float32)}
+    for name, change, message in [
+        ("names", {"class_names": '["a", "b"]'}, "class_names must be 3 strings"),
+        ("shape", {"input_shape": "[2, 2]"}, "input_shape does not match"),
+        ("negative", {"input_shape": "[-6]"}, "input_shape"),
+        ("scale", {"preprocessing": '{"input_scale": -1}'}, "preprocessing"),
+        ("dtype", {"dtype": "float64"}, "declared dtype"),
+        ("json", {"class_names": "[[[["}, "corrupt model metadata"),
+    ]:
+        write_tensors(tmp_path / name, tensors, {**good, **change})
+        with pytest.raises(ModelFormatError, match=message):
+            load_model(tmp_path / name)
+    write_tensors(tmp_path / "bias", {**tensors, "bias": np.zeros(4, np.float32)}, good)
+    with pytest.raises(ModelFormatError, match="bias"):
+        load_model(tmp_path / "bias")
+    save_file(tensors, tmp_path / "v9", {"format": "softmaxreg-model", "format_version": "9", **good})
     with pytest.raises(ModelFormatError, match="version '9' is not supported"):
         load_model(tmp_path / "v9")
+
+
+def test_tampered_tensors_fail_the_checksum(tmp_path):
+    save_model(make_model(), tmp_path / "m.safetensors")
+    raw = bytearray((tmp_path / "m.safetensors").read_bytes())
+    raw[-3] ^= 0x01                                   # one bit of the last tensor
+    (tmp_path / "t.safetensors").write_bytes(bytes(raw))
+    with pytest.raises(ModelFormatError, match="checksum mismatch"):
+        load_model(tmp_path / "t.safetensors")
 
 
 def test_atomic_write_replaces_whole_files_and_leaves_nothing_behind(tmp_path):

@@ -98,3 +98,19 @@ def test_sgd_step_is_p_minus_lr_g():
     p, g = np.array([1.0, 2.0]), np.array([0.5, -1.0])
     SGD(0.1).step([p], [g])
     np.testing.assert_allclose(p, [0.95, 2.1])
+
+
+def test_the_lessons_rate_and_a_sane_rate_1_never_count_as_divergence(fashion):
+    for lr in (0.1, 1.0):
+        model = SoftmaxRegression(784, 10, seed=0, input_scale=1 / 255)
+        history = fit(model, fashion.train_images, fashion.train_labels, epochs=3, lr=lr, seed=1)
+        assert len(history) == 3
+
+
+def test_an_absurd_rate_diverges_at_once_with_its_place(fashion):
+    from softmaxreg import TrainingDivergedError
+
+    model = SoftmaxRegression(784, 10, seed=0, input_scale=1 / 255)
+    with pytest.raises(TrainingDivergedError, match=r"epoch 1, step \d+.*smaller learning rate") as info:
+        fit(model, fashion.train_images, fashion.train_labels, epochs=3, lr=1e6, seed=1)
+    assert info.value.epoch == 1 and info.value.step <= 5 and len(info.value.history) == 0

@@ -12,6 +12,7 @@ import hashlib
 import json
 import math
 import platform
+import signal
 import sys
 import time
 from dataclasses import asdict, fields
@@ -30,6 +31,7 @@ RECIPES = {
     "best": RECIPE_BEST,
 }
 RUN_FILES = ("config.json", "metrics.csv", "model.safetensors", "curves.png", "misclassified.png")
+CHECKPOINT = "checkpoint.safetensors"
 GALLERY_SIZE = 32
 
 
@@ -64,7 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
         "train", help="train the lesson's model and write a run folder",
         description="Train softmax regression by minibatch SGD (defaults: the lesson's reference run) and write "
                     f"a run folder holding {', '.join(RUN_FILES)}.")
-    train.add_argument("--recipe", choices=tuple(RECIPES), default="lesson",
+    train.add_argument("--resume", metavar="DIR", default=None,
+                       help="continue the interrupted run in DIR from its last checkpoint, with its settings")
+    train.add_argument("--recipe", choices=tuple(RECIPES), default=None,
                        help="starting settings: lesson (the reference run, default) or best (see README); "
                             "options given explicitly override them")
     train.add_argument("--epochs", type=_number(int, 1, True), help="passes over the training set (default 10)")
@@ -88,11 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
                             "without improvement, keep the best weights")
     train.add_argument("--validation-fraction", type=_number(float, 0, False), help="held-out share (default 0.1)")
     train.add_argument("--patience", type=_number(int, 1, True), help="early stopping patience in epochs (default 5)")
-    train.add_argument("--sigma", type=_number(float, 0, True), default=0.01,
+    train.add_argument("--sigma", type=_number(float, 0, True), default=None,
                        help="standard deviation of the initial weights (default 0.01)")
-    train.add_argument("--seed", type=_number(int, 0, True), default=0,
+    train.add_argument("--seed", type=_number(int, 0, True), default=None,
                        help="seed of the weight initialisation and the shuffles (default 0)")
-    train.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="float type (default float32)")
+    train.add_argument("--dtype", choices=("float32", "float64"), default=None, help="float type (default float32)")
     train.add_argument("--data-dir", metavar="DIR", default=None,
                        help="folder with the four MNIST-format IDX files (default: $SOFTMAXREG_DATA_DIR, "
                             "else the bundled Fashion-MNIST)")
@@ -169,7 +173,7 @@ def _run_folder(out: str | None, overwrite: bool) -> Path:
         folder = Path(out)
     if folder.exists() and not folder.is_dir():
         raise OutputError(f"--out {folder}: exists and is not a folder")
-    existing = [name for name in RUN_FILES if (folder / name).exists()]
+    existing = [name for name in (*RUN_FILES, CHECKPOINT) if (folder / name).exists()]
     if existing and not overwrite:
         raise OutputError(f"--out {folder}: already holds a run ({existing[0]}); "
                           "choose another folder or pass --overwrite")
@@ -180,35 +184,69 @@ def _run_folder(out: str | None, overwrite: bool) -> Path:
     return folder
 
 
-def _train(args) -> int:
-    import numpy as np
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so training unwinds like Ctrl-C; exit code 143."""
+    exit_code = 143
 
+
+def _raise_terminated(signum, frame):
+    raise _Terminated()
+
+
+def _resumed_run(args):
+    """(folder, config, TrainConfig, data, model, TrainState) of the run in --resume DIR."""
+    from .checkpoint import load_checkpoint
+    from .datasets import load_fashion_mnist
+
+    given = [f"--{name.replace('_', '-')}" for name in ["recipe", "seed", "sigma", "dtype", "data_dir", "out",
+                                                          *(f.name for f in fields(TrainConfig))]
+             if getattr(args, name, None) is not None]
+    if given:
+        raise SoftmaxRegError(f"--resume continues a run with its own settings; drop {', '.join(given)}")
+    folder = Path(args.resume)
+    try:
+        config = json.loads((folder / "config.json").read_text())
+        settings = config["settings"]
+        train_config = TrainConfig(**{f.name: settings[f.name] for f in fields(TrainConfig)})
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise SoftmaxRegError(f"--resume {folder}: no readable run config.json ({e.__class__.__name__})") from None
+    if not (folder / CHECKPOINT).is_file():
+        raise SoftmaxRegError(f"--resume {folder}: no {CHECKPOINT} (the run stopped before finishing an epoch?)")
+    model, state = load_checkpoint(folder / CHECKPOINT)
+    data = load_fashion_mnist(settings.get("data_dir"))
+    if _dataset_digest(data) != config.get("dataset", {}).get("sha256"):
+        raise SoftmaxRegError(f"--resume {folder}: the data files differ from the ones this run started with")
+    return folder, config, train_config, data, model, state
+
+
+def _dataset_digest(data) -> str:
+    return hashlib.sha256("".join(f"{k}:{v}\n" for k, v in sorted(data.sha256.items())).encode()).hexdigest()
+
+
+def _new_run(args):
+    """(folder, config, TrainConfig, data, model, None) for a fresh run."""
     from .datasets import load_fashion_mnist
     from .model import SoftmaxRegression
-    from .persist import atomic_write_bytes, save_model
-    from .train import ConsoleLog, MetricsCSV, fit
 
-    say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
-    options = {f.name: getattr(args, f.name) for f in fields(TrainConfig)
-               if getattr(args, f.name, None) is not None}
-    train_config = TrainConfig(**{**RECIPES[args.recipe], **options})
+    options = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name, None) is not None}
+    recipe = args.recipe or "lesson"
+    train_config = TrainConfig(**{**RECIPES[recipe], **options})
+    seed = 0 if args.seed is None else args.seed
+    sigma = 0.01 if args.sigma is None else args.sigma
+    dtype = args.dtype or "float32"
     folder = _run_folder(args.out, args.overwrite)
     data = load_fashion_mnist(args.data_dir)
     n_train, *image_shape = data.train_images.shape
-    say(f"data: {data.source}, {n_train} train / {len(data.test_images)} validation images "
-        f"{'x'.join(map(str, image_shape))}, {len(data.class_names)} classes")
-
-    init_seed, shuffle_seed = np.random.SeedSequence(args.seed).spawn(2)
-    model = SoftmaxRegression(int(np.prod(image_shape)), len(data.class_names), args.sigma,
-                              seed=np.random.default_rng(init_seed), dtype=args.dtype, input_scale=1 / 255,
+    init_seed, _ = np.random.SeedSequence(seed).spawn(2)
+    model = SoftmaxRegression(int(np.prod(image_shape)), len(data.class_names), sigma,
+                              seed=np.random.default_rng(init_seed), dtype=dtype, input_scale=1 / 255,
                               input_shape=image_shape, class_names=data.class_names)
-    digest = hashlib.sha256("".join(f"{k}:{v}\n" for k, v in sorted(data.sha256.items())).encode()).hexdigest()
     config = {
         "softmaxreg_version": __version__,
         "command": "train",
-        "settings": {**asdict(train_config), "recipe": args.recipe, "sigma": args.sigma, "seed": args.seed,
-                     "dtype": args.dtype, "optimizer": "sgd", "validation": "test split", "data_dir": args.data_dir},
-        "dataset": {"source": data.source, "sha256": digest, "files": data.sha256,
+        "settings": {**asdict(train_config), "recipe": recipe, "sigma": sigma, "seed": seed,
+                     "dtype": dtype, "optimizer": "sgd", "validation": "test split", "data_dir": args.data_dir},
+        "dataset": {"source": data.source, "sha256": _dataset_digest(data), "files": data.sha256,
                     "train_size": n_train, "validation_size": len(data.test_images),
                     "image_shape": image_shape, "class_names": list(data.class_names)},
         "preprocessing": {"input_scale": model.input_scale, "description": "pixels / 255, flattened row-major"},
@@ -216,14 +254,48 @@ def _train(args) -> int:
                         "platform": platform.platform()},
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    atomic_write_bytes(folder / "config.json", (json.dumps(config, indent=2) + "\n").encode())
+    return folder, config, train_config, data, model, None
+
+
+def _train(args) -> int:
+    from .checkpoint import save_checkpoint
+    from .persist import atomic_write_bytes, save_model
+    from .train import ConsoleLog, MetricsCSV, fit
+
+    say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
+    folder, config, train_config, data, model, state = _resumed_run(args) if args.resume else _new_run(args)
+    n_train, *image_shape = data.train_images.shape
+    say(f"data: {data.source}, {n_train} train / {len(data.test_images)} validation images "
+        f"{'x'.join(map(str, image_shape))}, {len(data.class_names)} classes")
+    if state is not None:
+        say(f"resuming {folder} after epoch {state.epoch}/{train_config.epochs}")
+    _, shuffle_seed = np.random.SeedSequence(config["settings"]["seed"]).spawn(2)
+    saved = {"epoch": state.epoch if state else 0}
+
+    def checkpoint(s):
+        if not saved["epoch"] and state is None:          # the first epoch of a new run: now it is a run
+            atomic_write_bytes(folder / "config.json", (json.dumps(config, indent=2) + "\n").encode())
+        save_checkpoint(folder / CHECKPOINT, model, s)
+        saved["epoch"] = s.epoch
 
     callbacks = [MetricsCSV(folder / "metrics.csv")] + ([] if args.quiet else [ConsoleLog(train_config.epochs)])
-    history = fit(model, data.train_images, data.train_labels, train_config, seed=np.random.default_rng(shuffle_seed),
-                  validation_data=(data.test_images, data.test_labels),
-                  callbacks=callbacks)
-    save_model(model, folder / "model.safetensors")
-    written = ["config.json", "metrics.csv", "model.safetensors"]
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        history = fit(model, data.train_images, data.train_labels, train_config,
+                      seed=np.random.default_rng(shuffle_seed), validation_data=(data.test_images, data.test_labels),
+                      callbacks=callbacks, resume=state, on_checkpoint=checkpoint)
+        save_model(model, folder / "model.safetensors")
+    except KeyboardInterrupt as e:
+        where = (f"the checkpoint of epoch {saved['epoch']} is in {folder}; resume with: "
+                 f"softmaxreg train --resume {folder}") if saved["epoch"] else "no epoch had finished, nothing to resume"
+        print(f"softmaxreg: interrupted; {where}", file=sys.stderr)
+        return getattr(e, "exit_code", 130)
+    except TrainingDivergedError as e:
+        kept = f"; the checkpoint of epoch {saved['epoch']} is intact" if saved["epoch"] else ""
+        raise TrainingDivergedError(f"{e}{kept}", epoch=e.epoch, step=e.step, loss=e.loss, history=e.history) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    written = ["config.json", "metrics.csv", CHECKPOINT, "model.safetensors"]
     if not args.no_plots:
         _write_plots(folder, model, data, history)
         written += ["curves.png", "misclassified.png"]

@@ -15,7 +15,7 @@ from .model import SoftmaxRegression, StepBuffers
 from .functional import soft_cross_entropy_rows
 from .optim import SGD, LRSchedule
 
-__all__ = ["fit", "TrainConfig", "feature_moments", "History", "EpochRecord", "Callback", "ConsoleLog", "MetricsCSV"]
+__all__ = ["fit", "TrainConfig", "TrainState", "feature_moments", "History", "EpochRecord", "Callback", "ConsoleLog", "MetricsCSV"]
 
 METRICS_HEADER = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc")
 DIVERGENCE_FACTOR = 1000.0
@@ -72,6 +72,21 @@ class Callback:
     def on_step_end(self) -> None: ...
     def on_epoch_end(self, record: EpochRecord, history: History) -> None: ...
     def on_train_end(self, history: History) -> None: ...
+
+
+@dataclass
+class TrainState:
+    """What `fit` needs to continue a run after `epoch`, besides the model's weights."""
+    epoch: int
+    records: list
+    rng_state: dict                         # the shuffle generator's bit_generator.state
+    velocity: list | None                   # SGD momentum buffers
+    holdout: np.ndarray | None              # early stopping: indices held out of the training set
+    best_loss: float
+    best_W: np.ndarray | None
+    best_b: np.ndarray | None
+    bad_epochs: int
+    best_epoch: int | None
 
 
 def _positive_int(name: str, value) -> int:
@@ -174,7 +189,7 @@ def _holdout_loss(model: SoftmaxRegression, X: np.ndarray, y: np.ndarray) -> flo
 
 def fit(model: SoftmaxRegression, X, y, config: TrainConfig | None = None, *, seed: int | np.random.Generator = 0,
         validation_data=None, sample_weight=None, optimizer: SGD | None = None, callbacks=(),
-        **options) -> History:
+        resume: "TrainState | None" = None, on_checkpoint=None, **options) -> History:
     """Train `model` in place by minibatch SGD on (X, y) and return its History.
 
     X (n, d) or (n, *input_shape), any real dtype (uint8 images stay uint8; each batch is
@@ -184,6 +199,9 @@ def fit(model: SoftmaxRegression, X, y, config: TrainConfig | None = None, *, se
     `optimizer` continues an existing SGD (its momentum state), e.g. across partial fits.
     Each epoch draws one permutation from the seeded generator `seed`, so the same seed and
     the same initial weights give bit-identical results.
+    After every epoch `on_checkpoint(TrainState)` receives all that is needed to continue; passing
+    that state back as `resume` (with the model's weights as they were then) continues the run
+    bit-identically to one that was never interrupted.
     With early_stopping, a seeded validation_fraction of (X, y) is held out; training stops after
     `patience` epochs without improving its loss by more than tol, and the best weights are
     restored (history.best_epoch). Raises TrainingDivergedError when a minibatch loss breaks the
@@ -200,13 +218,17 @@ def fit(model: SoftmaxRegression, X, y, config: TrainConfig | None = None, *, se
         X_val = model._flatten(X_val)
         y_val = model._check_labels(y_val, X_val.shape[0])
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    holdout = None
+    holdout, held = None, None
     if cfg.early_stopping:
-        order = rng.permutation(X.shape[0])
-        cut = max(1, round(cfg.validation_fraction * X.shape[0]))
-        if cut >= X.shape[0]:
-            raise InvalidArgumentError(f"validation_fraction {cfg.validation_fraction}: leaves no training data")
-        held, kept = np.sort(order[:cut]), np.sort(order[cut:])
+        if resume is not None:
+            held = resume.holdout
+        else:
+            order = rng.permutation(X.shape[0])
+            cut = max(1, round(cfg.validation_fraction * X.shape[0]))
+            if cut >= X.shape[0]:
+                raise InvalidArgumentError(f"validation_fraction {cfg.validation_fraction}: leaves no training data")
+            held = np.sort(order[:cut])
+        kept = np.setdiff1d(np.arange(X.shape[0]), held, assume_unique=True)
         holdout = (X[held], y[held])
         X, y = X[kept], y[kept]
         weights = None if weights is None else weights[kept]
@@ -230,10 +252,19 @@ def fit(model: SoftmaxRegression, X, y, config: TrainConfig | None = None, *, se
 
     history = History()
     best = (math.inf, None, None)                          # held-out loss, W, b
-    bad_epochs = 0
+    bad_epochs, first_epoch = 0, 1
+    if resume is not None:                                 # continue exactly where the checkpoint left off
+        rng.bit_generator.state = resume.rng_state
+        history = History(resume.records)
+        history.best_epoch = resume.best_epoch
+        best, bad_epochs, first_epoch = (resume.best_loss, resume.best_W, resume.best_b), resume.bad_epochs, resume.epoch + 1
+        if resume.velocity is not None:
+            optimizer.velocity = [v.copy() for v in resume.velocity]
+        if (holdout is not None or cfg.converge) and bad_epochs >= cfg.patience:
+            history.stopped_early, first_epoch = True, cfg.epochs + 1
     for cb in callbacks:
-        cb.on_train_begin(cfg.epochs * steps_per_epoch)
-    for epoch in range(1, cfg.epochs + 1):
+        cb.on_train_begin((cfg.epochs - first_epoch + 1) * steps_per_epoch)
+    for epoch in range(first_epoch, cfg.epochs + 1):
         start = time.perf_counter()
         loss_sum, correct = 0.0, 0
         for step, batch in enumerate(iterate_minibatches(arrays, cfg.batch_size, rng, buffers=gathered), 1):
@@ -260,8 +291,6 @@ def fit(model: SoftmaxRegression, X, y, config: TrainConfig | None = None, *, se
         val_loss, val_acc = model.evaluate(X_val, y_val) if validation_data is not None else (math.nan, math.nan)
         record = EpochRecord(epoch, loss_sum / n, correct / n, val_loss, val_acc, time.perf_counter() - start)
         history.records.append(record)
-        for cb in callbacks:
-            cb.on_epoch_end(record, history)
         if holdout is not None or cfg.converge:
             loss = _holdout_loss(model, *holdout) if holdout is not None else record.train_loss
             if loss < best[0] - cfg.tol:
@@ -270,9 +299,14 @@ def fit(model: SoftmaxRegression, X, y, config: TrainConfig | None = None, *, se
                 history.best_epoch = epoch
             else:
                 bad_epochs += 1
-            if bad_epochs >= cfg.patience:
-                history.stopped_early = True
-                break
+        if on_checkpoint is not None:                      # before the callbacks: metrics.csv never runs ahead
+            on_checkpoint(TrainState(epoch, list(history.records), rng.bit_generator.state, optimizer.velocity,
+                                     held, best[0], best[1], best[2], bad_epochs, history.best_epoch))
+        for cb in callbacks:
+            cb.on_epoch_end(record, history)
+        if (holdout is not None or cfg.converge) and bad_epochs >= cfg.patience:
+            history.stopped_early = True
+            break
     if holdout is not None and best[1] is not None:
         model.W[...], model.b[...] = best[1], best[2]
     for cb in callbacks:

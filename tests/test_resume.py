@@ -1,0 +1,111 @@
+"""Interrupted runs resume bit-identically; signals, divergence and --resume errors."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from softmaxreg import load_model
+from softmaxreg.cli import CHECKPOINT, main
+
+ARGS = ["--epochs", "6", "--momentum", "0.9", "--schedule", "cosine", "--quiet", "--no-plots"]
+
+
+def start(out):
+    env = {k: v for k, v in os.environ.items() if k != "SOFTMAXREG_DATA_DIR"}
+    return subprocess.Popen([sys.executable, "-m", "softmaxreg", "train", "--out", str(out), *ARGS],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def wait_for_epochs(out, epochs, proc, timeout=120):
+    """Block until metrics.csv shows `epochs` finished epochs (it is written after the checkpoint)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if len((out / "metrics.csv").read_text().splitlines()) > epochs:
+                return
+        except FileNotFoundError:
+            pass
+        assert proc.poll() is None, "training ended before it could be interrupted"
+        time.sleep(0.002)
+    pytest.fail("timed out waiting for an epoch")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    out = tmp_path_factory.mktemp("full") / "run"
+    proc = start(out)
+    assert proc.wait(timeout=300) == 0, proc.stderr.read()
+    return out
+
+
+def assert_same_run(a, b):
+    ma, mb = load_model(a / "model.safetensors"), load_model(b / "model.safetensors")
+    assert ma.W.tobytes() == mb.W.tobytes() and ma.b.tobytes() == mb.b.tobytes()
+    assert (a / "metrics.csv").read_bytes() == (b / "metrics.csv").read_bytes()
+
+
+@pytest.mark.parametrize("after_epoch", [1, 4])
+def test_sigkill_between_epochs_then_resume_is_bit_identical(uninterrupted, tmp_path, after_epoch):
+    out = tmp_path / "run"
+    proc = start(out)
+    wait_for_epochs(out, after_epoch, proc)
+    proc.kill()
+    proc.wait()
+    assert not (out / "model.safetensors").exists()
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+    assert main(["train", "--resume", str(out), "--quiet", "--no-plots"]) == 0
+    assert_same_run(uninterrupted, out)
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_mid_epoch_saves_says_how_to_resume_and_resumes_exactly(uninterrupted, tmp_path, sig, code):
+    out = tmp_path / "run"
+    proc = start(out)
+    wait_for_epochs(out, 2, proc)
+    time.sleep(0.03)                                  # somewhere inside a later epoch
+    proc.send_signal(sig)
+    assert proc.wait(timeout=60) == code
+    err = proc.stderr.read().strip().splitlines()
+    assert len(err) == 1 and f"softmaxreg train --resume {out}" in err[0] and "Traceback" not in err[0]
+    assert (out / CHECKPOINT).exists() and not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+    assert main(["train", "--resume", str(out), "--quiet", "--no-plots"]) == 0
+    assert_same_run(uninterrupted, out)
+
+
+def test_resuming_a_finished_run_changes_nothing(uninterrupted, tmp_path):
+    import shutil
+    out = tmp_path / "copy"
+    shutil.copytree(uninterrupted, out)
+    assert main(["train", "--resume", str(out), "--quiet", "--no-plots"]) == 0
+    assert_same_run(uninterrupted, out)
+
+
+def test_resume_errors(tmp_path, digits_dir, capsys):
+    assert main(["train", "--resume", str(tmp_path)]) == 2
+    assert "no readable run config.json" in capsys.readouterr().err
+    run = tmp_path / "r"
+    assert main(["train", "--data-dir", str(digits_dir), "--out", str(run), "--epochs", "1", "--quiet",
+                 "--no-plots"]) == 0
+    assert main(["train", "--resume", str(run), "--epochs", "3"]) == 2
+    assert "drop --epochs" in capsys.readouterr().err
+    (run / CHECKPOINT).unlink()
+    assert main(["train", "--resume", str(run)]) == 2
+    assert f"no {CHECKPOINT}" in capsys.readouterr().err
+
+
+def test_divergence_stops_with_exit_3_and_keeps_the_good_model(tmp_path, digits_dir, capsys):
+    run = tmp_path / "r"
+    base = ["train", "--data-dir", str(digits_dir), "--out", str(run), "--quiet", "--no-plots"]
+    assert main(base + ["--epochs", "2"]) == 0
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    capsys.readouterr()
+    assert main(base + ["--lr", "1e6", "--overwrite"]) == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "diverged at epoch 1, step" in err and "smaller learning rate" in err
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before      # nothing touched
+    for lr in ("0.1", "1"):
+        assert main(base + ["--lr", lr, "--overwrite", "--epochs", "3"]) == 0
