@@ -234,8 +234,8 @@ def _new_run(args):
     seed = 0 if args.seed is None else args.seed
     sigma = 0.01 if args.sigma is None else args.sigma
     dtype = args.dtype or "float32"
-    folder = _run_folder(args.out, args.overwrite)
     data = load_fashion_mnist(args.data_dir)
+    folder = _run_folder(args.out, args.overwrite)
     n_train, *image_shape = data.train_images.shape
     init_seed, _ = np.random.SeedSequence(seed).spawn(2)
     model = SoftmaxRegression(int(np.prod(image_shape)), len(data.class_names), sigma,

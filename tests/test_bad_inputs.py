@@ -1,0 +1,148 @@
+"""The bad-input matrix: every command against every kind of bad input must end with exit 2
+(3 for divergence), one line on stderr naming the culprit, no traceback, and no file touched.
+The same table is in the README."""
+
+import gzip
+import os
+import shutil
+import struct
+
+import numpy as np
+import pytest
+
+from softmaxreg import write_idx
+from softmaxreg.cli import main
+
+from .conftest import run_cli
+
+
+def idx_bytes(array):
+    a = np.asarray(array)
+    return struct.pack(f">HBB{a.ndim}I", 0, 0x08, a.ndim, *a.shape) + a.astype(np.uint8).tobytes()
+
+
+def data_dir_with(root, digits_dir, name, content: bytes):
+    """A copy of the digits folder where `name` has the given raw bytes."""
+    folder = root / "data"
+    shutil.copytree(digits_dir, folder)
+    for suffix in ("", ".gz"):
+        (folder / (name + suffix)).unlink(missing_ok=True)
+    (folder / name).write_bytes(content)
+    return folder
+
+
+def bad_data(name, content):
+    return lambda root, digits: ["--data-dir", str(data_dir_with(root, digits, name, content))]
+
+
+IMAGES, LABELS = "train-images-idx3-ubyte", "train-labels-idx1-ubyte"
+TRAIN = ["train", "--epochs", "1", "--no-plots", "--quiet"]
+
+# (id, command before the file arguments, a function making the file arguments, exit code, culprit in stderr)
+MATRIX = [
+    ("train: data folder missing", TRAIN, lambda r, d: ["--data-dir", str(r / "nowhere")], 2, "nowhere: data folder"),
+    ("train: data file missing", TRAIN, lambda r, d: ["--data-dir", str(r)], 2, "missing train-images"),
+    ("train: empty IDX file", TRAIN, bad_data(IMAGES, b""), 2, "too short"),
+    ("train: wrong IDX magic", TRAIN, bad_data(IMAGES, b"\x00\x01\x08\x03" + bytes(12)), 2, "magic number"),
+    ("train: truncated payload", TRAIN, bad_data(IMAGES, idx_bytes(np.zeros((1500, 8, 8)))[:-10]), 2, "truncated"),
+    ("train: header count beyond the file", TRAIN,
+     bad_data(IMAGES, struct.pack(">HBB3I", 0, 8, 3, 10**9, 8, 8) + bytes(64)), 2, "truncated"),
+    ("train: corrupt gzip", TRAIN, bad_data(IMAGES + ".gz", gzip.compress(idx_bytes(np.zeros((1500, 8, 8))))[:-30]),
+     2, "gzip"),
+    ("train: images and labels differ in count", TRAIN, bad_data(LABELS, idx_bytes(np.zeros(1499))), 2,
+     "holds 1500 images but"),
+    ("train: labels outside the classes", TRAIN, lambda r, d: ["--data-dir", str(_with_names(r, d))], 2,
+     "labels must lie in [0, 9]"),
+    ("train: epochs 0", TRAIN + ["--epochs", "0"], lambda r, d: ["--data-dir", str(d)], 2, "--epochs"),
+    ("train: epochs not a number", TRAIN + ["--epochs", "x"], lambda r, d: [], 2, "--epochs"),
+    ("train: batch size negative", TRAIN + ["--batch-size", "-1"], lambda r, d: [], 2, "--batch-size"),
+    ("train: learning rate 0", TRAIN + ["--lr", "0"], lambda r, d: [], 2, "--lr"),
+    ("train: learning rate inf", TRAIN + ["--lr", "inf"], lambda r, d: [], 2, "--lr"),
+    ("train: output is a file", TRAIN, lambda r, d: ["--data-dir", str(d), "--out", str(r / "keep.txt")], 2, "--out"),
+    ("train: output under a file", TRAIN, lambda r, d: ["--data-dir", str(d), "--out", str(r / "keep.txt" / "x")],
+     2, "--out"),
+    ("train: output holds a run", TRAIN, lambda r, d: ["--data-dir", str(d), "--out", str(r / "run")], 2,
+     "already holds a run"),
+    ("train: resume without checkpoint", ["train"], lambda r, d: ["--resume", str(r / "run_no_ckpt")], 2,
+     "no checkpoint.safetensors"),
+    ("train: resume a non-run", ["train"], lambda r, d: ["--resume", str(r)], 2, "no readable run config.json"),
+    ("train: diverges", TRAIN + ["--lr", "1e7"], lambda r, d: ["--data-dir", str(d)], 3, "diverged at epoch 1"),
+    ("evaluate: model missing", ["evaluate"], lambda r, d: [str(r / "none.safetensors")], 2, "cannot read model"),
+    ("evaluate: model empty", ["evaluate"], lambda r, d: [str(r / "empty")], 2, "not a safetensors"),
+    ("evaluate: model is a pickle", ["evaluate"], lambda r, d: [str(r / "model.pkl")], 2, "not a safetensors"),
+    ("evaluate: model is a folder", ["evaluate"], lambda r, d: [str(r)], 2, "cannot read model"),
+    ("evaluate: model for other data", ["evaluate"], lambda r, d: [str(r / "run" / "model.safetensors")], 2,
+     "the model takes inputs of shape (8, 8)"),
+    ("evaluate: output is a file", ["evaluate"],
+     lambda r, d: [str(r / "run" / "model.safetensors"), "--data-dir", str(d), "--out", str(r / "keep.txt")], 2,
+     "--out"),
+    ("predict: input missing", ["predict"], lambda r, d: [str(r / "run" / "model.safetensors"), str(r / "no.png")],
+     2, "no.png: cannot read"),
+    ("predict: input empty", ["predict"], lambda r, d: [str(r / "run" / "model.safetensors"), str(r / "empty")], 2,
+     "cannot decode"),
+    ("predict: image undecodable", ["predict"], lambda r, d: [str(r / "run" / "model.safetensors"), str(r / "keep.txt")],
+     2, "cannot decode"),
+    ("predict: NaN features", ["predict"], lambda r, d: [str(r / "run" / "model.safetensors"), str(r / "nan.npy")],
+     2, "NaN"),
+    ("predict: wrong feature count", ["predict"],
+     lambda r, d: [str(r / "run" / "model.safetensors"), str(r / "wide.npy")], 2, "does not fit the model"),
+    ("predict: reject-below 1.5", ["predict", "--reject-below", "1.5"],
+     lambda r, d: [str(r / "run" / "model.safetensors"), str(r / "ok.npy")], 2, "--reject-below"),
+    ("predict: top-k 0", ["predict", "--top-k", "0"],
+     lambda r, d: [str(r / "run" / "model.safetensors"), str(r / "ok.npy")], 2, "--top-k"),
+    ("experiment: unknown name", ["experiment", "everything"], lambda r, d: [], 2, "invalid choice"),
+    ("experiment: output is a file", ["experiment", "stability"], lambda r, d: ["--out", str(r / "keep.txt")], 2,
+     "--out"),
+    ("experiment: reject with a bad model", ["experiment", "reject"],
+     lambda r, d: ["--model", str(r / "empty"), "--out", str(r / "exp")], 2, "not a safetensors"),
+]
+
+
+def _with_names(root, digits):
+    folder = data_dir_with(root, digits, "t10k-labels-idx1-ubyte", idx_bytes(np.full(297, 12)))
+    (folder / "class_names.txt").write_text("\n".join("abcdefghij") + "\n")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory, digits_dir):
+    """A finished run on the digits (8x8) folder, to point commands at."""
+    run = tmp_path_factory.mktemp("digits_run") / "run"
+    assert main(["train", "--data-dir", str(digits_dir), "--out", str(run), "--epochs", "1", "--quiet",
+                 "--no-plots"]) == 0
+    return run
+
+
+def snapshot(root):
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("case", MATRIX, ids=[c[0] for c in MATRIX])
+def test_bad_input_matrix(case, tmp_path, digits_dir, digits_run, capsys):
+    name, command, make_args, code, culprit = case
+    shutil.copytree(digits_run, tmp_path / "run")
+    shutil.copytree(digits_run, tmp_path / "run_no_ckpt")
+    (tmp_path / "run_no_ckpt" / "checkpoint.safetensors").unlink()
+    (tmp_path / "keep.txt").write_text("precious")
+    (tmp_path / "empty").write_bytes(b"")
+    (tmp_path / "model.pkl").write_bytes(b"\x80\x04\x95\x10\x00\x00\x00\x00\x00\x00\x00\x8c\x02os\x94.")
+    np.save(tmp_path / "nan.npy", np.full(64, np.nan))
+    np.save(tmp_path / "wide.npy", np.zeros((2, 65)))
+    np.save(tmp_path / "ok.npy", np.zeros(64))
+    args = [*command, *make_args(tmp_path, digits_dir)]
+    if command[0] == "train" and "--out" not in args and "--resume" not in args:
+        args += ["--out", str(tmp_path / "new_run")]
+    before = snapshot(tmp_path)
+    capsys.readouterr()
+    assert main(args) == code
+    out, err = capsys.readouterr()
+    assert err.count("\n") == 1, err
+    assert culprit in err and "Traceback" not in err
+    assert snapshot(tmp_path) == before, "a pre-existing file changed or a new file appeared"
+
+
+def test_the_console_script_gives_the_same_one_line(tmp_path):
+    (tmp_path / "empty").write_bytes(b"")
+    result = run_cli("evaluate", str(tmp_path / "empty"))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert os.listdir(tmp_path) == ["empty"]
