@@ -116,6 +116,8 @@ def read_tensors(path, *, kind: str = FORMAT) -> tuple[dict, dict]:
         tensors = load(data)
     except (SafetensorError, ValueError, TypeError, OverflowError) as e:
         raise ModelFormatError(f"{path}: corrupt {what} file: {e}") from None
+    if "tensors_sha256" not in meta:
+        raise ModelFormatError(f"{path}: {what} file has no tensor checksum (written by an older softmaxreg?)")
     if meta.get("tensors_sha256") != _tensors_digest(tensors):
         raise ModelFormatError(f"{path}: tensor checksum mismatch: the {what} file was damaged or altered")
     return tensors, meta

@@ -264,49 +264,49 @@ def fit(model: SoftmaxRegression, X, y, config: TrainConfig | None = None, *, se
             history.stopped_early, first_epoch = True, cfg.epochs + 1
     for cb in callbacks:
         cb.on_train_begin((cfg.epochs - first_epoch + 1) * steps_per_epoch)
-    for epoch in range(first_epoch, cfg.epochs + 1):
-        start = time.perf_counter()
-        loss_sum, correct = 0.0, 0
-        for step, batch in enumerate(iterate_minibatches(arrays, cfg.batch_size, rng, buffers=gathered), 1):
-            xb, yb = batch[0], batch[1]
-            x = x_buf[:xb.shape[0]]
-            np.copyto(x, xb)                                  # uint8 -> float, no scaling
-            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):   # caught just below
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):   # a blow-up is caught per step
+        for epoch in range(first_epoch, cfg.epochs + 1):
+            start = time.perf_counter()
+            loss_sum, correct = 0.0, 0
+            for step, batch in enumerate(iterate_minibatches(arrays, cfg.batch_size, rng, buffers=gathered), 1):
+                xb, yb = batch[0], batch[1]
+                x = x_buf[:xb.shape[0]]
+                np.copyto(x, xb)                                  # uint8 -> float, no scaling
                 batch_loss, batch_correct = model.loss_and_grad_into(
                     x, yb, dW, db, scratch, sample_weight=batch[2] if len(batch) > 2 else None,
                     label_smoothing=cfg.label_smoothing)
-            if not batch_loss <= loss_limit * xb.shape[0]:    # also true for NaN
-                mean = batch_loss / xb.shape[0]
-                raise TrainingDivergedError(
-                    f"training diverged at epoch {epoch}, step {step}: minibatch loss {mean:.4g} "
-                    f"{'is not finite' if not math.isfinite(mean) else f'exceeds {loss_limit:.4g}'}; "
-                    "try a smaller learning rate", epoch=epoch, step=step, loss=mean, history=history)
-            if not schedule.is_constant:
-                optimizer.lr = schedule((epoch - 1) * steps_per_epoch + step - 1)
-            optimizer.step(params, grads, decay)
-            loss_sum += batch_loss
-            correct += batch_correct
+                if not batch_loss <= loss_limit * xb.shape[0]:    # also true for NaN
+                    mean = batch_loss / xb.shape[0]
+                    raise TrainingDivergedError(
+                        f"training diverged at epoch {epoch}, step {step}: minibatch loss {mean:.4g} "
+                        f"{'is not finite' if not math.isfinite(mean) else f'exceeds {loss_limit:.4g}'}; "
+                        "try a smaller learning rate", epoch=epoch, step=step, loss=mean, history=history)
+                if not schedule.is_constant:
+                    optimizer.lr = schedule((epoch - 1) * steps_per_epoch + step - 1)
+                optimizer.step(params, grads, decay)
+                loss_sum += batch_loss
+                correct += batch_correct
+                for cb in callbacks:
+                    cb.on_step_end()
+            val_loss, val_acc = model.evaluate(X_val, y_val) if validation_data is not None else (math.nan, math.nan)
+            record = EpochRecord(epoch, loss_sum / n, correct / n, val_loss, val_acc, time.perf_counter() - start)
+            history.records.append(record)
+            if holdout is not None or cfg.converge:
+                loss = _holdout_loss(model, *holdout) if holdout is not None else record.train_loss
+                if loss < best[0] - cfg.tol:
+                    bad_epochs = 0
+                    best = (loss, model.W.copy(), model.b.copy()) if holdout is not None else (loss, None, None)
+                    history.best_epoch = epoch
+                else:
+                    bad_epochs += 1
+            if on_checkpoint is not None:                      # before the callbacks: metrics.csv never runs ahead
+                on_checkpoint(TrainState(epoch, list(history.records), rng.bit_generator.state, optimizer.velocity,
+                                         held, best[0], best[1], best[2], bad_epochs, history.best_epoch))
             for cb in callbacks:
-                cb.on_step_end()
-        val_loss, val_acc = model.evaluate(X_val, y_val) if validation_data is not None else (math.nan, math.nan)
-        record = EpochRecord(epoch, loss_sum / n, correct / n, val_loss, val_acc, time.perf_counter() - start)
-        history.records.append(record)
-        if holdout is not None or cfg.converge:
-            loss = _holdout_loss(model, *holdout) if holdout is not None else record.train_loss
-            if loss < best[0] - cfg.tol:
-                bad_epochs = 0
-                best = (loss, model.W.copy(), model.b.copy()) if holdout is not None else (loss, None, None)
-                history.best_epoch = epoch
-            else:
-                bad_epochs += 1
-        if on_checkpoint is not None:                      # before the callbacks: metrics.csv never runs ahead
-            on_checkpoint(TrainState(epoch, list(history.records), rng.bit_generator.state, optimizer.velocity,
-                                     held, best[0], best[1], best[2], bad_epochs, history.best_epoch))
-        for cb in callbacks:
-            cb.on_epoch_end(record, history)
-        if (holdout is not None or cfg.converge) and bad_epochs >= cfg.patience:
-            history.stopped_early = True
-            break
+                cb.on_epoch_end(record, history)
+            if (holdout is not None or cfg.converge) and bad_epochs >= cfg.patience:
+                history.stopped_early = True
+                break
     if holdout is not None and best[1] is not None:
         model.W[...], model.b[...] = best[1], best[2]
     for cb in callbacks:
