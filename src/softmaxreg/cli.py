@@ -171,12 +171,17 @@ def _run_folder(out: str | None, overwrite: bool) -> Path:
             folder, i = base.with_name(f"{base.name}-{i}"), i + 1
     else:
         folder = Path(out)
-    if folder.exists() and not folder.is_dir():
-        raise OutputError(f"--out {folder}: exists and is not a folder")
-    existing = [name for name in (*RUN_FILES, CHECKPOINT) if (folder / name).exists()]
+    existing = [name for name in (*RUN_FILES, CHECKPOINT) if folder.is_dir() and (folder / name).exists()]
     if existing and not overwrite:
         raise OutputError(f"--out {folder}: already holds a run ({existing[0]}); "
                           "choose another folder or pass --overwrite")
+    return _output_folder(folder)
+
+
+def _output_folder(folder: Path) -> Path:
+    """`folder`, created if needed; a file in the way or an unwritable parent is an OutputError."""
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"--out {folder}: exists and is not a folder")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -354,19 +359,12 @@ def _evaluate(args) -> int:
     model, data = _model_and_data(args.model, args.data_dir)
     summary = evaluation_summary(data.test_labels, model.logits(data.test_images), model.class_names,
                                  n_bins=args.bins)
-    out = Path(args.out) if args.out else Path(args.model).parent
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"--out {out}: exists and is not a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise OutputError(f"--out {out}: cannot create folder: {e.strerror or e}") from None
+    out = _output_folder(Path(args.out) if args.out else Path(args.model).parent)
     confusion = np.array(summary["confusion_matrix"])
     plot_confusion(confusion, model.class_names, out / "confusion.png",
                    title=f"Confusion matrix ({summary['examples']} test images, accuracy {summary['accuracy']:.4f})")
-    from .metrics import calibration_bins
-    proba = model.predict_proba(data.test_images)
-    bins = calibration_bins(proba.max(axis=1), proba.argmax(axis=1) == data.test_labels, args.bins)
+    bins = {key: np.array([np.nan if b[key] is None else b[key] for b in summary["calibration_bins"]])
+            for key in summary["calibration_bins"][0]}
     plot_reliability(bins, summary["expected_calibration_error"], out / "calibration.png")
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -421,13 +419,7 @@ def _experiment(args) -> int:
     from .persist import atomic_write_bytes
     from .plots import plot_experiment
 
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"--out {out}: exists and is not a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise OutputError(f"--out {out}: cannot create folder: {e.strerror or e}") from None
+    out = _output_folder(Path(args.out))
     name = args.name
     if name == "stability":
         result = ex.stability()

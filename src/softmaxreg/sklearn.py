@@ -134,9 +134,10 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
             self.model_ = self._new_model(X.shape[1], rng)
             if self.standardize:
                 self.model_.set_standardization(*feature_moments(self.model_, X))
+            self.n_iter_, self.loss_curve_ = 0, []
+        if not continuing or not hasattr(self, "_optimizer"):        # a loaded model gets a fresh optimizer
             self.lr_ = self._learning_rate(self.model_, X, y, sample_weight)
             self._optimizer = SGD(self.lr_, momentum=self.momentum, nesterov=self.nesterov, weight_decay=self.alpha)
-            self.n_iter_, self.loss_curve_ = 0, []
         history = fit(self.model_, X, self._encode(y), self._config(epochs, self.lr_), seed=rng,
                       sample_weight=sample_weight, optimizer=self._optimizer)
         self.n_iter_ += len(history)
@@ -226,7 +227,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         clf = cls(dtype=model.dtype.name)
         clf.model_, clf.classes_ = model, np.array(labels)
         clf.n_features_in_ = model.num_inputs
-        clf.n_iter_, clf.loss_curve_, clf.lr_ = 0, [], None
+        clf.n_iter_, clf.loss_curve_ = 0, []
         W, b = clf._folded()
         clf.coef_, clf.intercept_ = W.T.copy(), b.copy()
         return clf
