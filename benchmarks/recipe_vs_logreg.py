@@ -8,7 +8,6 @@ import argparse
 import time
 import warnings
 
-import numpy as np
 
 import softmaxreg as sr
 from softmaxreg.train import RECIPE_BEST, TrainConfig

@@ -11,7 +11,6 @@ import argparse
 import itertools
 import time
 
-import numpy as np
 
 import softmaxreg as sr
 from softmaxreg.train import TrainConfig

@@ -10,7 +10,6 @@ import struct
 import numpy as np
 import pytest
 
-from softmaxreg import write_idx
 from softmaxreg.cli import main
 
 from .conftest import run_cli

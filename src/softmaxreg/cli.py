@@ -265,7 +265,8 @@ def _new_run(args):
 def _train(args) -> int:
     from .checkpoint import save_checkpoint
     from .persist import atomic_write_bytes, save_model
-    from .train import ConsoleLog, MetricsCSV, fit
+    from .callbacks import ConsoleLog, MetricsCSV
+    from .train import fit
 
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
     folder, config, train_config, data, model, state = _resumed_run(args) if args.resume else _new_run(args)

@@ -172,7 +172,6 @@ def class_scaling(classes=(10, 100, 1000, 10000, 100000), num_inputs: int = 784,
         rows.append({"classes": k, "step_ms": float(np.median(times)) * 1e3,
                      "model_bytes": model.W.nbytes + model.b.nbytes,
                      "step_bytes": dW.nbytes + db.nbytes + buffers.z.nbytes + buffers.zt.nbytes})
-        del model, dW, db, buffers
     ks = np.array([r["classes"] for r in rows], dtype=float)
     t = np.array([r["step_ms"] for r in rows])
     upper = ks >= 1000 if (ks >= 1000).sum() >= 2 else slice(None)
