@@ -152,7 +152,7 @@ def _draw_cross_entropy(fig, result) -> None:
     k = [r["classes"] for r in result.rows]
     for key, label in (("index_us", "by indexing: -log P[i, y_i]"),
                        ("definition_us", "by definition: -sum Y log P (one-hot Y)"),
-                       ("ours_from_logits_us", "ours, from logits (validated)")):
+                       ("ours_from_logits_us", "ours, from logits (validated, includes the log-softmax)")):
         ax.loglog(k, [r[key] for r in result.rows], "-o", ms=4, label=label)
     ax.set_xlabel("number of classes k")
     ax.set_ylabel(f"time per batch of {result.rows[0]['batch']} (µs, median)")
@@ -205,8 +205,11 @@ def _draw_lr_sweep(fig, result) -> None:
     ok = [r for r in result.rows if not r["diverged"]]
     ax.semilogx([r["lr"] for r in ok], [r["val_loss"] for r in ok], "o", color="C0", alpha=0.5, ms=4)
     ax2.semilogx([r["lr"] for r in ok], [r["val_acc"] for r in ok], "s", color="C1", alpha=0.5, ms=4)
-    mean_loss = [np.nanmean([r["val_loss"] for r in ok if r["lr"] == lr] or [np.nan]) for lr in lrs]
-    mean_acc = [np.nanmean([r["val_acc"] for r in ok if r["lr"] == lr] or [np.nan]) for lr in lrs]
+    def mean_of(key, lr):
+        values = [r[key] for r in ok if r["lr"] == lr]
+        return float(np.mean(values)) if values else np.nan
+    mean_loss = [mean_of("val_loss", lr) for lr in lrs]
+    mean_acc = [mean_of("val_acc", lr) for lr in lrs]
     ax.semilogx(lrs, mean_loss, "-", color="C0", label="val loss (mean over seeds)")
     ax2.semilogx(lrs, mean_acc, "-", color="C1", label="val accuracy (mean over seeds)")
     bad = [r["lr"] for r in result.rows if r["diverged"]]
