@@ -217,7 +217,8 @@ def _draw_lr_sweep(fig, result) -> None:
         top = np.nanmax(mean_loss) if np.isfinite(mean_loss).any() else 1.0
         ax.semilogx(bad, [top] * len(bad), "x", color="C3", ms=9, mew=2, label="diverged")
     ax.set_xlabel("learning rate")
-    ax.set_ylabel("final validation loss")
+    ax.set_yscale("log")
+    ax.set_ylabel("final validation loss (log scale)")
     ax2.set_ylabel("final validation accuracy")
     ax.set_title(f"Learning-rate sweep ({result.data['epochs']} epochs, batch 256)")
     lines = ax.get_legend_handles_labels()
