@@ -175,7 +175,17 @@ def _run_folder(out: str | None, overwrite: bool) -> Path:
     if existing and not overwrite:
         raise OutputError(f"--out {folder}: already holds a run ({existing[0]}); "
                           "choose another folder or pass --overwrite")
-    return _output_folder(folder)
+    folder = _output_folder(folder)
+    _remove_stale_temporaries(folder)
+    return folder
+
+
+def _remove_stale_temporaries(folder: Path) -> None:
+    """Delete temporary files a killed run left mid-write (`.NAME.*.tmp` of our own files only);
+    the files they were meant to replace are intact."""
+    for name in (*RUN_FILES, CHECKPOINT):
+        for stale in folder.glob(f".{name}.*.tmp"):
+            stale.unlink(missing_ok=True)
 
 
 def _output_folder(folder: Path) -> Path:
@@ -218,6 +228,7 @@ def _resumed_run(args):
     if not (folder / CHECKPOINT).is_file():
         raise SoftmaxRegError(f"--resume {folder}: no {CHECKPOINT} (the run stopped before finishing an epoch?)")
     model, state = load_checkpoint(folder / CHECKPOINT)
+    _remove_stale_temporaries(folder)
     data = load_fashion_mnist(settings.get("data_dir"))
     if _dataset_digest(data) != config.get("dataset", {}).get("sha256"):
         raise SoftmaxRegError(f"--resume {folder}: the data files differ from the ones this run started with")
