@@ -8,31 +8,19 @@ never a traceback.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
-import platform
-import signal
 import sys
-import time
-from dataclasses import asdict, fields
 from pathlib import Path
 
 import numpy as np
 
 from . import __version__
-from .errors import OutputError, SoftmaxRegError, TrainingDivergedError
+from .cli_train import CHECKPOINT, RECIPES, RUN_FILES, output_folder, train_command
+from .errors import SoftmaxRegError, TrainingDivergedError
 from .optim import SCHEDULES
-from .train import RECIPE_BEST, TrainConfig
 
-RECIPES = {
-    "lesson": {},
-    # chosen by benchmarks/tune_recipe.py on a validation split carved from the training set
-    "best": RECIPE_BEST,
-}
-RUN_FILES = ("config.json", "metrics.csv", "model.safetensors", "curves.png", "misclassified.png")
-CHECKPOINT = "checkpoint.safetensors"
-GALLERY_SIZE = 32
+__all__ = ["main", "build_parser", "RUN_FILES", "CHECKPOINT"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -104,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--overwrite", action="store_true", help="allow replacing a run already in --out")
     train.add_argument("--no-plots", action="store_true", help="skip curves.png and misclassified.png")
     train.add_argument("--quiet", action="store_true", help="print nothing but errors (no progress bar)")
-    train.set_defaults(func=_train)
+    train.set_defaults(func=train_command)
 
     evaluate = commands.add_parser(
         "evaluate", help="judge a trained model on the test split",
@@ -163,180 +151,6 @@ def _probability(text: str) -> float:
     return value
 
 
-def _run_folder(out: str | None, overwrite: bool) -> Path:
-    if out is None:
-        base = Path("runs") / time.strftime("%Y%m%d-%H%M%S")
-        folder, i = base, 1
-        while folder.exists():
-            folder, i = base.with_name(f"{base.name}-{i}"), i + 1
-    else:
-        folder = Path(out)
-    existing = [name for name in (*RUN_FILES, CHECKPOINT) if folder.is_dir() and (folder / name).exists()]
-    if existing and not overwrite:
-        raise OutputError(f"--out {folder}: already holds a run ({existing[0]}); "
-                          "choose another folder or pass --overwrite")
-    folder = _output_folder(folder)
-    _remove_stale_temporaries(folder)
-    return folder
-
-
-def _remove_stale_temporaries(folder: Path) -> None:
-    """Delete temporary files a killed run left mid-write (`.NAME.*.tmp` of our own files only);
-    the files they were meant to replace are intact."""
-    for name in (*RUN_FILES, CHECKPOINT):
-        for stale in folder.glob(f".{name}.*.tmp"):
-            stale.unlink(missing_ok=True)
-
-
-def _output_folder(folder: Path) -> Path:
-    """`folder`, created if needed; a file in the way or an unwritable parent is an OutputError."""
-    if folder.exists() and not folder.is_dir():
-        raise OutputError(f"--out {folder}: exists and is not a folder")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise OutputError(f"--out {folder}: cannot create folder: {e.strerror or e}") from None
-    return folder
-
-
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM, raised in the main thread so training unwinds like Ctrl-C; exit code 143."""
-    exit_code = 143
-
-
-def _raise_terminated(signum, frame):
-    raise _Terminated()
-
-
-def _resumed_run(args):
-    """(folder, config, TrainConfig, data, model, TrainState) of the run in --resume DIR."""
-    from .checkpoint import load_checkpoint
-    from .datasets import load_fashion_mnist
-
-    given = [f"--{name.replace('_', '-')}" for name in ["recipe", "seed", "sigma", "dtype", "data_dir", "out",
-                                                          *(f.name for f in fields(TrainConfig))]
-             if getattr(args, name, None) is not None]
-    if given:
-        raise SoftmaxRegError(f"--resume continues a run with its own settings; drop {', '.join(given)}")
-    folder = Path(args.resume)
-    try:
-        config = json.loads((folder / "config.json").read_text())
-        settings = config["settings"]
-        train_config = TrainConfig(**{f.name: settings[f.name] for f in fields(TrainConfig)})
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise SoftmaxRegError(f"--resume {folder}: no readable run config.json ({e.__class__.__name__})") from None
-    if not (folder / CHECKPOINT).is_file():
-        raise SoftmaxRegError(f"--resume {folder}: no {CHECKPOINT} (the run stopped before finishing an epoch?)")
-    model, state = load_checkpoint(folder / CHECKPOINT)
-    _remove_stale_temporaries(folder)
-    data = load_fashion_mnist(settings.get("data_dir"))
-    if _dataset_digest(data) != config.get("dataset", {}).get("sha256"):
-        raise SoftmaxRegError(f"--resume {folder}: the data files differ from the ones this run started with")
-    return folder, config, train_config, data, model, state
-
-
-def _dataset_digest(data) -> str:
-    return hashlib.sha256("".join(f"{k}:{v}\n" for k, v in sorted(data.sha256.items())).encode()).hexdigest()
-
-
-def _new_run(args):
-    """(folder, config, TrainConfig, data, model, None) for a fresh run."""
-    from .datasets import load_fashion_mnist
-    from .model import SoftmaxRegression
-
-    options = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name, None) is not None}
-    recipe = args.recipe or "lesson"
-    train_config = TrainConfig(**{**RECIPES[recipe], **options})
-    seed = 0 if args.seed is None else args.seed
-    sigma = 0.01 if args.sigma is None else args.sigma
-    dtype = args.dtype or "float32"
-    data = load_fashion_mnist(args.data_dir)
-    folder = _run_folder(args.out, args.overwrite)
-    n_train, *image_shape = data.train_images.shape
-    init_seed, _ = np.random.SeedSequence(seed).spawn(2)
-    model = SoftmaxRegression(int(np.prod(image_shape)), len(data.class_names), sigma,
-                              seed=np.random.default_rng(init_seed), dtype=dtype, input_scale=1 / 255,
-                              input_shape=image_shape, class_names=data.class_names)
-    config = {
-        "softmaxreg_version": __version__,
-        "command": "train",
-        "settings": {**asdict(train_config), "recipe": recipe, "sigma": sigma, "seed": seed,
-                     "dtype": dtype, "optimizer": "sgd", "validation": "test split",
-                     "data_dir": None if data.source == "bundled" else str(Path(data.source).resolve())},
-        "dataset": {"source": data.source, "sha256": _dataset_digest(data), "files": data.sha256,
-                    "train_size": n_train, "validation_size": len(data.test_images),
-                    "image_shape": image_shape, "class_names": list(data.class_names)},
-        "preprocessing": {"input_scale": model.input_scale, "description": "pixels / 255, flattened row-major"},
-        "environment": {"python": platform.python_version(), "numpy": np.__version__,
-                        "platform": platform.platform()},
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-    return folder, config, train_config, data, model, None
-
-
-def _train(args) -> int:
-    from .checkpoint import save_checkpoint
-    from .persist import atomic_write_bytes, save_model
-    from .callbacks import ConsoleLog, MetricsCSV
-    from .train import fit
-
-    say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
-    folder, config, train_config, data, model, state = _resumed_run(args) if args.resume else _new_run(args)
-    n_train, *image_shape = data.train_images.shape
-    say(f"data: {data.source}, {n_train} train / {len(data.test_images)} validation images "
-        f"{'x'.join(map(str, image_shape))}, {len(data.class_names)} classes")
-    if state is not None:
-        say(f"resuming {folder} after epoch {state.epoch}/{train_config.epochs}")
-    _, shuffle_seed = np.random.SeedSequence(config["settings"]["seed"]).spawn(2)
-    saved = {"epoch": state.epoch if state else 0}
-
-    def checkpoint(s):
-        if not saved["epoch"] and state is None:          # the first epoch of a new run: now it is a run
-            atomic_write_bytes(folder / "config.json", (json.dumps(config, indent=2) + "\n").encode())
-        save_checkpoint(folder / CHECKPOINT, model, s)
-        saved["epoch"] = s.epoch
-
-    callbacks = [MetricsCSV(folder / "metrics.csv")] + ([] if args.quiet else [ConsoleLog(train_config.epochs)])
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
-    try:
-        history = fit(model, data.train_images, data.train_labels, train_config,
-                      seed=np.random.default_rng(shuffle_seed), validation_data=(data.test_images, data.test_labels),
-                      callbacks=callbacks, resume=state, on_checkpoint=checkpoint)
-        save_model(model, folder / "model.safetensors")
-    except KeyboardInterrupt as e:
-        where = (f"the checkpoint of epoch {saved['epoch']} is in {folder}; resume with: "
-                 f"softmaxreg train --resume {folder}") if saved["epoch"] else "no epoch had finished, nothing to resume"
-        print(f"softmaxreg: interrupted; {where}", file=sys.stderr)
-        return getattr(e, "exit_code", 130)
-    except TrainingDivergedError as e:
-        kept = f"; the checkpoint of epoch {saved['epoch']} is intact" if saved["epoch"] else ""
-        raise TrainingDivergedError(f"{e}{kept}", epoch=e.epoch, step=e.step, loss=e.loss, history=e.history) from None
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    written = ["config.json", "metrics.csv", CHECKPOINT, "model.safetensors"]
-    if not args.no_plots:
-        _write_plots(folder, model, data, history)
-        written += ["curves.png", "misclassified.png"]
-    last = history[-1]
-    say(f"final: train_loss {last.train_loss:.4f}  val_loss {last.val_loss:.4f}  val_acc {last.val_acc:.4f}")
-    say(f"run folder: {folder}  ({', '.join(written)})")
-    return 0
-
-
-def _write_plots(folder: Path, model, data, history) -> None:
-    import numpy as np
-
-    from .plots import plot_curves, plot_image_grid
-
-    plot_curves(history, folder / "curves.png")
-    predicted = model.predict(data.test_images)
-    wrong = np.flatnonzero(predicted != data.test_labels)[:GALLERY_SIZE]
-    names = data.class_names
-    titles = [f"{names[data.test_labels[i]]}\n{names[predicted[i]]}" for i in wrong]
-    plot_image_grid(data.test_images[wrong], titles, folder / "misclassified.png",
-                    title=f"Misclassified validation images: true label over predicted ({len(wrong)} shown)")
-
-
 def _model_and_data(model_path, data_dir):
     from .datasets import load_fashion_mnist
     from .persist import load_model
@@ -372,7 +186,7 @@ def _evaluate(args) -> int:
     model, data = _model_and_data(args.model, args.data_dir)
     summary = evaluation_summary(data.test_labels, model.logits(data.test_images), model.class_names,
                                  n_bins=args.bins)
-    out = _output_folder(Path(args.out) if args.out else Path(args.model).parent)
+    out = output_folder(Path(args.out) if args.out else Path(args.model).parent)
     confusion = np.array(summary["confusion_matrix"])
     plot_confusion(confusion, model.class_names, out / "confusion.png",
                    title=f"Confusion matrix ({summary['examples']} test images, accuracy {summary['accuracy']:.4f})")
@@ -432,7 +246,7 @@ def _experiment(args) -> int:
     from .persist import atomic_write_bytes
     from .plots import plot_experiment
 
-    out = _output_folder(Path(args.out))
+    out = output_folder(Path(args.out))
     name = args.name
     if name == "stability":
         result = ex.stability()
