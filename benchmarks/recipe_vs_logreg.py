@@ -10,7 +10,7 @@ import warnings
 
 
 import softmaxreg as sr
-from softmaxreg.train import RECIPE_BEST, TrainConfig
+from softmaxreg.options import RECIPE_BEST, TrainConfig
 
 
 def main():

@@ -13,7 +13,7 @@ import time
 
 
 import softmaxreg as sr
-from softmaxreg.train import TrainConfig
+from softmaxreg.options import TrainConfig
 
 
 def main():

@@ -7,7 +7,7 @@ import pytest
 
 from softmaxreg import SGD, Callback, InvalidArgumentError, SoftmaxRegression, fit
 from softmaxreg.optim import LRSchedule
-from softmaxreg.train import TrainConfig
+from softmaxreg.options import TrainConfig
 
 
 @pytest.mark.parametrize("momentum, nesterov, wd", [(0.0, False, 0.0), (0.9, False, 0.0), (0.9, True, 0.0),

@@ -11,7 +11,7 @@ from dataclasses import asdict
 import numpy as np
 
 from .errors import ModelFormatError
-from .persist import model_from_tensors, model_tensors, read_tensors, write_tensors
+from .persist import model_from_tensors, model_metadata, model_tensors, read_tensors, write_tensors
 from .train import EpochRecord, TrainState
 
 __all__ = ["save_checkpoint", "load_checkpoint", "CHECKPOINT_FORMAT"]
@@ -29,10 +29,7 @@ def save_checkpoint(path, model, state: TrainState) -> None:
     if state.best_W is not None:
         tensors |= {"best_weight": state.best_W, "best_bias": state.best_b}
     metadata = {
-        "class_names": json.dumps(model.class_names),
-        "input_shape": json.dumps(list(model.input_shape)),
-        "dtype": model.dtype.name,
-        "preprocessing": json.dumps({"input_scale": model.input_scale, "standardize": model.mean is not None}),
+        **model_metadata(model),
         "epoch": str(state.epoch),
         "records": json.dumps([asdict(r) for r in state.records]),
         "rng_state": json.dumps(state.rng_state),

@@ -30,17 +30,18 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _number(kind, minimum, inclusive: bool):
-    """An argparse type: a finite int/float above (or at) `minimum`."""
-    bound = f"{'>=' if inclusive else '>'} {minimum}"
+def _number(kind, minimum, inclusive: bool, maximum: float = math.inf):
+    """An argparse type: a finite int/float above (or at) `minimum`, at most `maximum`."""
+    bound = f"{'>=' if inclusive else '>'} {minimum}" + (f" and <= {maximum}" if maximum != math.inf else "")
+    expected = f"expected {'an integer' if kind is int else 'a number'} {bound}"
 
     def parse(text: str):
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'} {bound}, got {text!r}")
-        if not math.isfinite(value) or value < minimum or (value == minimum and not inclusive):
-            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'} {bound}, got {text!r}")
+            raise argparse.ArgumentTypeError(f"{expected}, got {text!r}")
+        if not math.isfinite(value) or value < minimum or (value == minimum and not inclusive) or value > maximum:
+            raise argparse.ArgumentTypeError(f"{expected}, got {text!r}")
         return value
     return parse
 
@@ -115,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("model", metavar="MODEL", help="a model.safetensors written by softmaxreg train")
     predict.add_argument("inputs", metavar="INPUT", nargs="+", help="image, .npy or IDX file")
     predict.add_argument("--top-k", type=_number(int, 1, True), default=3, help="classes shown per input (default 3)")
-    predict.add_argument("--reject-below", type=_probability, default=None, metavar="P",
+    predict.add_argument("--reject-below", type=_number(float, 0, True, maximum=1), default=None, metavar="P",
                          help="answer 'uncertain' when the top probability is below P (0..1)")
     predict.add_argument("--invert", choices=("auto", "yes", "no"), default="auto",
                          help="negate images first: auto (if the border is light), yes, no (default auto)")
@@ -139,16 +140,6 @@ def build_parser() -> argparse.ArgumentParser:
     experiment.add_argument("--quick", action="store_true", help="small grids, for a fast check")
     experiment.set_defaults(func=_experiment)
     return parser
-
-
-def _probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1], got {text!r}")
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1], got {text!r}")
-    return value
 
 
 def _model_and_data(model_path, data_dir):

@@ -16,7 +16,7 @@ import numpy as np
 
 from . import __version__
 from .errors import OutputError, SoftmaxRegError, TrainingDivergedError
-from .train import RECIPE_BEST, TrainConfig
+from .options import RECIPE_BEST, TrainConfig
 
 RECIPES = {
     "lesson": {},

@@ -22,7 +22,7 @@ import numpy as np
 from .errors import InvalidArgumentError, ModelFormatError, OutputError
 from .model import SoftmaxRegression
 
-__all__ = ["atomic_write_bytes", "save_model", "load_model", "read_metadata", "write_tensors", "read_tensors"]
+__all__ = ["atomic_write_bytes", "save_model", "load_model", "write_tensors", "read_tensors"]
 
 FORMAT = "softmaxreg-model"
 FORMAT_VERSION = 1
@@ -126,14 +126,17 @@ def read_tensors(path, *, kind: str = FORMAT) -> tuple[dict, dict]:
 def save_model(model: SoftmaxRegression, path, *, extra_metadata: dict | None = None) -> None:
     """Save weights, bias (and standardization mean/std) with metadata to a .safetensors file,
     atomically. `extra_metadata` adds string entries (e.g. the estimator's class labels)."""
-    metadata = {
+    write_tensors(path, model_tensors(model), {**model_metadata(model), **(extra_metadata or {})})
+
+
+def model_metadata(model: SoftmaxRegression) -> dict:
+    """The string metadata describing a model: what `model_from_tensors` reads back."""
+    return {
         "class_names": json.dumps(model.class_names),
         "input_shape": json.dumps(list(model.input_shape)),
         "dtype": model.dtype.name,
         "preprocessing": json.dumps({"input_scale": model.input_scale, "standardize": model.mean is not None}),
-        **(extra_metadata or {}),
     }
-    write_tensors(path, model_tensors(model), metadata)
 
 
 def model_tensors(model: SoftmaxRegression) -> dict:
@@ -141,11 +144,6 @@ def model_tensors(model: SoftmaxRegression) -> dict:
     if model.mean is not None:
         tensors |= {"mean": model.mean, "std": model.std}
     return tensors
-
-
-def read_metadata(path) -> dict:
-    """The string metadata of a softmaxreg model file (checked to be one)."""
-    return read_tensors(path)[1]
 
 
 def model_from_tensors(tensors: dict, meta: dict, path) -> SoftmaxRegression:

@@ -18,7 +18,8 @@ from .errors import InvalidArgumentError, ModelFormatError
 from .functional import log_softmax, softmax
 from .model import SoftmaxRegression
 from .optim import SGD
-from .train import TrainConfig, example_weights, feature_moments, fit
+from .options import TrainConfig, example_weights
+from .train import feature_moments, fit
 
 __all__ = ["SoftmaxRegressionClassifier"]
 
@@ -214,10 +215,10 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
     @classmethod
     def load(cls, path) -> "SoftmaxRegressionClassifier":
         """A fitted classifier from a file written by `save` (or by `softmaxreg train`)."""
-        from .persist import load_model, read_metadata
+        from .persist import model_from_tensors, read_tensors
 
-        model = load_model(path)
-        meta = read_metadata(path)
+        tensors, meta = read_tensors(path)
+        model = model_from_tensors(tensors, meta, path)
         try:
             labels = json.loads(meta["class_labels"]) if "class_labels" in meta else list(range(model.num_outputs))
         except ValueError:

@@ -1,4 +1,4 @@
-"""The training loop: options (TrainConfig), the per-epoch History, the Callback hooks, resumable state."""
+"""The training loop: `fit`, the per-epoch History, the Callback hooks, resumable state (TrainState)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from .errors import InvalidArgumentError, TrainingDivergedError
 from .model import SoftmaxRegression, StepBuffers
 from .functional import soft_cross_entropy_rows
 from .optim import SGD, LRSchedule
+from .options import TrainConfig, example_weights
 
-__all__ = ["fit", "TrainConfig", "TrainState", "feature_moments", "History", "EpochRecord", "Callback"]
+__all__ = ["fit", "TrainState", "feature_moments", "History", "EpochRecord", "Callback"]
 
 METRICS_HEADER = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc")
 DIVERGENCE_FACTOR = 1000.0
@@ -86,85 +87,6 @@ class TrainState:
     best_b: np.ndarray | None
     bad_epochs: int
     best_epoch: int | None
-
-
-def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise InvalidArgumentError(f"{name}: expected an integer >= 1, got {value!r}")
-    return int(value)
-
-
-@dataclass
-class TrainConfig:
-    """Every training option, shared by `fit`, `softmaxreg train` and the scikit-learn estimator.
-    The defaults are the lesson's reference run."""
-    epochs: int = 10
-    batch_size: int = 256
-    lr: float = 0.1
-    momentum: float = 0.0
-    nesterov: bool = False
-    weight_decay: float = 0.0            # L2 penalty (weight_decay / 2) |W|^2; the bias is not penalised
-    schedule: str = "constant"           # constant, step, cosine
-    warmup_epochs: float = 0.0
-    step_epochs: int = 10                # schedule "step": multiply the rate by gamma every step_epochs
-    gamma: float = 0.1
-    label_smoothing: float = 0.0
-    class_weight: dict | str | None = None   # {class index: weight} or "balanced"
-    standardize: bool = False            # per-feature mean/std of the training inputs, kept in the model
-    early_stopping: bool = False         # hold out validation_fraction of the training set
-    validation_fraction: float = 0.1
-    patience: int = 5                    # epochs without a held-out loss improvement > tol
-    tol: float = 1e-4
-    converge: bool = False               # without early stopping: stop when the epoch's training
-                                         # loss has not improved by > tol for `patience` epochs
-
-    def __post_init__(self):
-        self.epochs = _positive_int("epochs", self.epochs)
-        self.batch_size = _positive_int("batch_size", self.batch_size)
-        self.step_epochs = _positive_int("step_epochs", self.step_epochs)
-        self.patience = _positive_int("patience", self.patience)
-        SGD(self.lr, momentum=self.momentum, nesterov=self.nesterov, weight_decay=self.weight_decay)   # validates
-        LRSchedule(self.lr, self.schedule, steps_per_epoch=1, epochs=1, warmup_epochs=self.warmup_epochs,
-                   step_epochs=self.step_epochs, gamma=self.gamma)                                     # validates
-        if not 0.0 <= float(self.label_smoothing) < 1.0:
-            raise InvalidArgumentError(f"label_smoothing: expected a value in [0, 1), got {self.label_smoothing}")
-        if not 0.0 < float(self.validation_fraction) < 1.0:
-            raise InvalidArgumentError(f"validation_fraction: expected a value in (0, 1), got {self.validation_fraction}")
-        if not (math.isfinite(self.tol) and self.tol >= 0):
-            raise InvalidArgumentError(f"tol: expected a finite value >= 0, got {self.tol}")
-        if not (self.class_weight is None or self.class_weight == "balanced" or isinstance(self.class_weight, dict)):
-            raise InvalidArgumentError(f"class_weight: expected None, 'balanced' or a dict, got {self.class_weight!r}")
-
-
-RECIPE_BEST = dict(epochs=30, batch_size=256, lr=0.03, momentum=0.9, nesterov=True, weight_decay=3e-3,
-                   schedule="cosine", warmup_epochs=1.0, standardize=True)
-"""`softmaxreg train --recipe best`: the setting with the highest accuracy on the last 10,000
-training images held out as validation (benchmarks/tune_recipe.py; never the test split)."""
-
-
-def example_weights(y: np.ndarray, k: int, sample_weight, class_weight, dtype) -> np.ndarray | None:
-    """Per-example loss weights: sample_weight times the weight of each example's class."""
-    w = None
-    if sample_weight is not None:
-        w = np.asarray(sample_weight, dtype=np.float64)
-        if w.shape != (y.shape[0],) or not np.isfinite(w).all() or (w < 0).any():
-            raise InvalidArgumentError(f"sample_weight: expected {y.shape[0]} finite non-negative weights, got shape {w.shape}")
-    if class_weight is not None:
-        if y.ndim != 1:
-            raise InvalidArgumentError("class_weight: needs class-index targets, not soft targets")
-        if class_weight == "balanced":
-            counts = np.bincount(y, minlength=k).astype(np.float64)
-            per_class = np.where(counts > 0, y.shape[0] / (np.count_nonzero(counts) * np.maximum(counts, 1)), 0.0)
-        else:
-            per_class = np.ones(k)
-            for c, v in class_weight.items():
-                if not 0 <= int(c) < k or not (math.isfinite(float(v)) and float(v) >= 0):
-                    raise InvalidArgumentError(f"class_weight: bad entry {c!r}: {v!r}")
-                per_class[int(c)] = float(v)
-        w = per_class[y] if w is None else w * per_class[y]
-    if w is not None and not w.sum() > 0:
-        raise InvalidArgumentError("sample_weight: every weight is zero, nothing to learn from")
-    return None if w is None else w.astype(dtype)
 
 
 def feature_moments(model: SoftmaxRegression, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
