@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from softmaxreg import SoftmaxRegression, cross_entropy, cross_entropy_grad
+from softmaxreg.model import GEMM_ROWS
 
 SHAPES = [(1, 2), (3, 5), (7, 3), (16, 10), (5, 40)]
 
@@ -56,15 +57,22 @@ def test_model_loss_and_grad_match_finite_differences(n, d, k, input_scale):
     np.testing.assert_allclose(db, numeric_grad(lambda: model.evaluate(X, y)[0], model.b), rtol=1e-6, atol=1e-9)
 
 
-def test_model_gradient_is_the_lessons_closed_form():
-    """dW = s X^T (softmax(Z) - Y) / n and db = sum_i (softmax(Z) - Y)_i / n, written out plainly."""
+@pytest.mark.parametrize("n", [32, 2 * GEMM_ROWS + 7])       # one block of rows; three, the last partial
+@pytest.mark.parametrize("standardize", [False, True])
+def test_model_gradient_is_the_lessons_closed_form(n, standardize):
+    """dW = X'^T (softmax(Z) - Y) / n and db = sum_i (softmax(Z) - Y)_i / n for the inputs the
+    model sees, X' = s X (or (s X - mu) / sigma standardized), written out plainly."""
     rng = np.random.default_rng(7)
-    X = rng.integers(0, 256, size=(32, 20)).astype(np.float64)
-    y = rng.integers(0, 4, size=32)
+    X = rng.integers(0, 256, size=(n, 20)).astype(np.float64)
+    y = rng.integers(0, 4, size=n)
     model = SoftmaxRegression(20, 4, sigma=0.1, seed=1, dtype=np.float64, input_scale=1 / 255)
-    Z = X / 255 @ model.W + model.b
+    seen = X / 255
+    if standardize:
+        model.set_standardization(rng.random(20), 0.1 + rng.random(20))
+        seen = (seen - model.mean) / model.std
+    Z = seen @ model.W + model.b
     P = np.exp(Z) / np.exp(Z).sum(axis=1, keepdims=True)
     E = P - np.eye(4)[y]
     _, dW, db = model.loss_and_grad(X, y)
-    np.testing.assert_allclose(dW, (X / 255).T @ E / 32, rtol=1e-12)
-    np.testing.assert_allclose(db, E.sum(axis=0) / 32, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(dW, seen.T @ E / n, rtol=1e-10, atol=1e-15)
+    np.testing.assert_allclose(db, E.sum(axis=0) / n, rtol=1e-12, atol=1e-15)

@@ -25,6 +25,27 @@ __all__ = ["SoftmaxRegression"]
 
 _CHUNK_ROWS = 2048   # rows converted to float at a time in predict/evaluate (6 MB as float32)
 
+# Row block of every (n, d) @ (d, k) product. OpenBLAS runs a 64-row product in the calling
+# thread without packing the operands; a 256-row one is packed and split over both cores,
+# which here made the reference run slower (0.73 s against 0.60 s for its 2,350 steps) and far
+# more sensitive to a busy neighbour on the other core. Measured in BENCHMARKS.md.
+GEMM_ROWS = 64
+
+
+def _matmul_rows(x: np.ndarray, B: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """out <- x @ B, one block of GEMM_ROWS rows at a time."""
+    for start in range(0, x.shape[0], GEMM_ROWS):
+        np.matmul(x[start:start + GEMM_ROWS], B, out=out[start:start + GEMM_ROWS])
+    return out
+
+
+def _matmul_t_rows(x: np.ndarray, G: np.ndarray, out: np.ndarray, scratch: np.ndarray) -> np.ndarray:
+    """out <- x.T @ G = sum over blocks of GEMM_ROWS rows of x_r.T @ G_r (scratch: out's shape)."""
+    np.matmul(x[:GEMM_ROWS].T, G[:GEMM_ROWS], out=out)
+    for start in range(GEMM_ROWS, x.shape[0], GEMM_ROWS):
+        out += np.matmul(x[start:start + GEMM_ROWS].T, G[start:start + GEMM_ROWS], out=scratch)
+    return out
+
 
 class SoftmaxRegression:
     """Multinomial logistic regression Z = s X W + b, p = softmax(Z).
@@ -93,12 +114,12 @@ class SoftmaxRegression:
     def _logits_into(self, x: np.ndarray, z: np.ndarray) -> np.ndarray:
         """z (n, k) <- s * (x @ W) + b (or its standardized form) for float rows x (n, d)."""
         if self.mean is None:
-            np.matmul(x, self.W, out=z)
+            _matmul_rows(x, self.W, z)
             if self.input_scale != 1.0:
                 z *= self.dtype.type(self.input_scale)
             z += self.b
         else:
-            np.matmul(x, self.W * (self.dtype.type(self.input_scale) / self.std)[:, None], out=z)
+            _matmul_rows(x, self.W * (self.dtype.type(self.input_scale) / self.std)[:, None], z)
             z += self.b - (self.mean / self.std) @ self.W
         return z
 
@@ -217,10 +238,10 @@ class SoftmaxRegression:
         db *= self.dtype.type(1.0 / n)                         # sum_i G_i
         if self.mean is None:
             zt *= self.dtype.type(self.input_scale / n)        # zt <- s G^T
-            np.matmul(x.T, zt.T, out=dW)                       # (d, k)  s X^T G
+            _matmul_t_rows(x, zt.T, dW, buffers.dW)            # (d, k)  s X^T G
         else:
             zt *= self.dtype.type(1.0 / n)                     # zt <- G^T
-            np.matmul(x.T, zt.T, out=dW)                       # X^T G
+            _matmul_t_rows(x, zt.T, dW, buffers.dW)            # X^T G
             dW *= (self.dtype.type(self.input_scale) / self.std)[:, None]
             dW -= (self.mean / self.std)[:, None] * db
         return loss_sum, correct
@@ -233,3 +254,4 @@ class StepBuffers:
         self.z = np.empty((rows, model.num_outputs), dtype=model.dtype)     # (B, k) logits
         self.zt = np.empty((model.num_outputs, rows), dtype=model.dtype)    # (k, B) class-major
         self.cols = np.arange(rows)
+        self.dW = np.empty_like(model.W)                                      # (d, k) block product

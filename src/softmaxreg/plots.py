@@ -25,7 +25,8 @@ def plot_curves(history, path, *, title: str = "Softmax regression training") ->
     from matplotlib.figure import Figure
 
     epochs = history.column("epoch")
-    fig = Figure(figsize=(6, 4), layout="constrained")
+    fig = Figure(figsize=(6, 4))
+    fig.subplots_adjust(left=0.11, right=0.97, bottom=0.12, top=0.92)   # fixed layout: one draw
     ax = fig.add_subplot()
     ax.plot(epochs, history.column("train_loss"), "-o", ms=3, label="train loss")
     ax.plot(epochs, history.column("val_loss"), "--o", ms=3, label="val loss")
@@ -62,9 +63,10 @@ def plot_image_grid(images: np.ndarray, titles: Sequence[str], path, *, ncols: i
         r, c = divmod(i, ncols)
         top = r * cell_h + label_h
         mosaic[top:top + h, c * cell_w:c * cell_w + w] = image
-    fig = Figure(figsize=(cell_inches * ncols, cell_inches * nrows * cell_h / cell_w + (0.5 if title else 0.1)),
-                 layout="constrained")
-    ax = fig.add_subplot()
+    title_inches = 0.45 if title else 0.1
+    fig_h = cell_inches * nrows * cell_h / cell_w + title_inches
+    fig = Figure(figsize=(cell_inches * ncols, fig_h))
+    ax = fig.add_axes((0.0, 0.0, 1.0, 1 - title_inches / fig_h))     # fixed layout: one draw, not three
     ax.imshow(mosaic, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
     ax.set_facecolor("white")
     ax.axis("off")
@@ -72,7 +74,7 @@ def plot_image_grid(images: np.ndarray, titles: Sequence[str], path, *, ncols: i
         r, c = divmod(i, ncols)
         ax.text(c * cell_w + w / 2, r * cell_h + label_h - 0.5, label, ha="center", va="bottom", fontsize=fontsize)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, y=1 - 0.08 / fig_h, va="top")
     _save(fig, path)
 
 

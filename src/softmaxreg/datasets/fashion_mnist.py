@@ -87,7 +87,7 @@ def _read_cached(path: Path, digest: str) -> np.ndarray:
         with open(npy, "rb") as f:
             f.readinto(data)
         if hashlib.sha256(data).hexdigest() == recorded.read_text().strip():
-            stream = io.BytesIO(data)
+            stream = io.BytesIO(data[:4096])               # the header only: BytesIO copies
             np.lib.format.read_magic(stream)
             shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
             if not fortran and not dtype.hasobject:
