@@ -58,7 +58,8 @@ def plot_image_grid(images: np.ndarray, titles: Sequence[str], path, *, ncols: i
     lines = max((len(t.splitlines()) for t in titles[:n]), default=0)
     label_h = int(np.ceil(lines * fontsize * 1.25 / 72 * cell_w / cell_inches)) + 1   # rows of text, in pixels
     cell_h = h + label_h + max(h // 16, 1)
-    mosaic = np.full((nrows * cell_h, ncols * cell_w), np.nan)         # NaN shows as the white background
+    mosaic = np.full((nrows * cell_h, ncols * cell_w), 255, dtype=np.uint8)   # grey bytes on white: the
+    images = np.clip(images, 0, 255).astype(np.uint8)                          # cheapest imshow to draw
     for i, image in enumerate(images):
         r, c = divmod(i, ncols)
         top = r * cell_h + label_h
