@@ -191,7 +191,7 @@ def train_command(args) -> int:
 def _write_plots(folder: Path, model, data, history) -> None:
     import numpy as np
 
-    from .plots import plot_curves, plot_image_grid
+    from .runplots import plot_curves, plot_image_grid
 
     plot_curves(history, folder / "curves.png")
     predicted = model.predict(data.test_images)
