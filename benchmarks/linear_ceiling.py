@@ -48,7 +48,7 @@ def smoothness(X_fit, y_fit, X_val, y_val):
     mean, std = X_fit.mean(axis=0) / 255, X_fit.std(axis=0) / 255
     std[std == 0] = 1
     A, A_val = (X_fit / 255 - mean) / std, (X_val / 255 - mean) / std
-    n, d, k = A.shape[0], A.shape[1], 10
+    d, k = A.shape[1], 10
     grid = np.arange(d).reshape(28, 28)
     edges = np.concatenate([np.stack([grid[:, :-1].ravel(), grid[:, 1:].ravel()], 1),
                             np.stack([grid[:-1].ravel(), grid[1:].ravel()], 1)])
