@@ -27,8 +27,8 @@ _CHUNK_ROWS = 2048   # rows converted to float at a time in predict/evaluate (6 
 
 # Row block of every (n, d) @ (d, k) product. OpenBLAS runs a 64-row product in the calling
 # thread without packing the operands; a 256-row one is packed and split over both cores,
-# which here made the reference run slower (0.73 s against 0.60 s for its 2,350 steps) and far
-# more sensitive to a busy neighbour on the other core. Measured in BENCHMARKS.md.
+# which made the reference run slower here (0.80 s against 0.70 s) and far more sensitive to
+# a busy neighbour on the other core (benchmarks/step_profile.py, BENCHMARKS.md).
 GEMM_ROWS = 64
 
 
