@@ -59,12 +59,10 @@ def _label(value: float, step: float) -> str:
     return f"{value:.{decimals}f}"
 
 
-def _polyline_samples(points, per_segment: int = 16):
-    """Points along the polyline through `points`, to test what a legend box would hide."""
-    if len(points) < 2:
-        return list(points)
-    t = np.linspace(0, 1, per_segment)[:, None]
-    return [tuple(p) for a, b in zip(points, points[1:]) for p in (1 - t) * np.array(a) + t * np.array(b)]
+def _segment_samples(a, b, count: int = 16) -> list:
+    """Points along the segment a-b, to count what a legend box there would hide."""
+    t = np.linspace(0, 1, count)[:, None]
+    return list((1 - t) * np.array(a) + t * np.array(b))
 
 
 def render_curves(history, *, title: str = "Softmax regression training", size=(600, 400)):
@@ -108,15 +106,17 @@ def render_curves(history, *, title: str = "Softmax regression training", size=(
         draw.text((xx, bottom + 7 * s), f"{x:.0f}", font=font, fill="black", anchor="mt")
     draw.rectangle([left, top, right, bottom], outline="black", width=s)
 
-    radius = 3 * s
+    radius, drawn = 3 * s, []
     for _, v, color in series:
         points = [px(x, y) if math.isfinite(y) else None for x, y in zip(epochs, v)]
         for a, b in zip(points, points[1:]):
             if a is not None and b is not None:
                 draw.line([a, b], fill=color, width=2 * s)
+                drawn += _segment_samples(a, b)
         for p in points:
             if p is not None:
                 draw.ellipse([p[0] - radius, p[1] - radius, p[0] + radius, p[1] + radius], fill=color)
+                drawn.append(p)
 
     draw.text(((left + right) / 2, top - 9 * s), title, font=title_font, fill="black", anchor="mb")
     draw.text(((left + right) / 2, height - 8 * s), "epoch", font=font, fill="black", anchor="mb")
@@ -128,8 +128,7 @@ def render_curves(history, *, title: str = "Softmax regression training", size=(
     line_h, swatch = 17 * s, 22 * s                  # the legend, in the corner that hides the fewest points
     box_w = swatch + 18 * s + int(max(draw.textlength(name, font=font) for name, _, _ in series))
     box_h = line_h * len(series) + 8 * s
-    drawn = np.array([p for _, v, _ in series for p in _polyline_samples([px(x, y) for x, y in zip(epochs, v)
-                                                                           if math.isfinite(y)])]).reshape(-1, 2)
+    drawn = np.array(drawn).reshape(-1, 2)
     corners = [(x0, y0) for y0 in (top + 8 * s, bottom - 8 * s - box_h, (top + bottom - box_h) / 2)
                for x0 in (right - 8 * s - box_w, left + 8 * s)]
     x0, y0 = min(corners, key=lambda c: np.count_nonzero((drawn[:, 0] >= c[0]) & (drawn[:, 0] <= c[0] + box_w)
