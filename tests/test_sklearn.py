@@ -1,5 +1,7 @@
 """SoftmaxRegressionClassifier as a scikit-learn citizen."""
 
+import copy
+
 import numpy as np
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
@@ -27,7 +29,9 @@ from sklearn.model_selection import GridSearchCV, train_test_split  # noqa: E402
 from sklearn.pipeline import Pipeline                                # noqa: E402
 from sklearn.preprocessing import StandardScaler                     # noqa: E402
 
-from softmaxreg import InvalidArgumentError                          # noqa: E402
+from softmaxreg import InvalidArgumentError, fit                     # noqa: E402
+from softmaxreg.optim import LRSchedule                              # noqa: E402
+from softmaxreg.options import TrainConfig                           # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +115,29 @@ def test_partial_fit_streams_one_epoch_at_a_time_and_warm_start_continues(digits
     assert warm.n_iter_ == 6 and not np.array_equal(coef, warm.coef_)
     cold = SoftmaxRegressionClassifier(random_state=0, max_iter=3).fit(Xtr, ytr)
     np.testing.assert_array_equal(cold.coef_, coef)
+
+
+@pytest.mark.parametrize("schedule, warmup", [("cosine", 0.0), ("step", 0.0), ("constant", 1.5)])
+def test_partial_fit_calls_walk_through_the_schedule(digits_split, schedule, warmup):
+    """Call t is epoch t + 1 of a max_iter-epoch schedule, at the rate of its middle step: the
+    same as one constant-rate epoch at that rate from the same state with the same shuffle."""
+    Xtr, _, ytr, _ = digits_split
+    X, y = Xtr[:320], ytr[:320]                               # 10 steps of 32 per call
+    stream = SoftmaxRegressionClassifier(random_state=0, lr=0.05, momentum=0.0, batch_size=32, max_iter=4,
+                                         schedule=schedule, warmup_epochs=warmup)
+    rates = LRSchedule(0.05, schedule, steps_per_epoch=10, epochs=4, warmup_epochs=warmup)
+    for t in range(12):                                       # "step" divides by 10 after 10 epochs
+        before = copy.deepcopy(getattr(stream, "model_", None))
+        stream.partial_fit(X, y, classes=np.arange(10))
+        if before is None:
+            continue
+        rate = rates(t * 10 + 5)
+        assert (rate == 0.0) == (schedule == "cosine" and t >= 4)   # past the cosine's end the rate is 0
+        if rate:
+            fit(before, X, y, TrainConfig(epochs=1, batch_size=32, lr=rate, momentum=0.0),
+                seed=np.random.default_rng(0))
+        np.testing.assert_array_equal(before.W, stream.model_.W)
+    assert stream.n_iter_ == 12
 
 
 def test_class_weight_balanced_equals_explicit_sample_weights(digits_split):

@@ -7,6 +7,7 @@ fit returns self, learned attributes end in "_", inputs checked with validate_da
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -16,8 +17,9 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .errors import InvalidArgumentError, ModelFormatError
 from .functional import log_softmax, softmax
+from .datasets.batches import num_batches
 from .model import SoftmaxRegression
-from .optim import SGD
+from .optim import SGD, LRSchedule
 from .options import TrainConfig, example_weights
 from .train import feature_moments, fit
 
@@ -128,9 +130,9 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
             raise InvalidArgumentError(f"y: labels not seen in `classes`: {sorted(set(np.asarray(y).tolist()) - set(self.classes_.tolist()))}")
         return indices
 
-    def _train(self, X, y, sample_weight, epochs: int, partial: bool):
+    def _train(self, X, y, sample_weight, epochs: int, streaming: bool):
         rng = self._rng()
-        continuing = hasattr(self, "model_") and (partial or self.warm_start)
+        continuing = hasattr(self, "model_") and (streaming or self.warm_start)
         if not continuing:
             self.model_ = self._new_model(X.shape[1], rng)
             if self.standardize:
@@ -139,8 +141,18 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         if not continuing or not hasattr(self, "_optimizer"):        # a loaded model gets a fresh optimizer
             self.lr_ = self._learning_rate(self.model_, X, y, sample_weight)
             self._optimizer = SGD(self.lr_, momentum=self.momentum, nesterov=self.nesterov, weight_decay=self.alpha)
-        history = fit(self.model_, X, self._encode(y), self._config(epochs, self.lr_), seed=rng,
-                      sample_weight=sample_weight, optimizer=self._optimizer)
+        config = self._config(epochs, self.lr_)
+        self._optimizer.lr = self.lr_
+        if streaming and (config.schedule != "constant" or config.warmup_epochs):
+            # partial_fit call t is epoch t + 1 of a max_iter-epoch schedule, at the rate of its middle step
+            steps = num_batches(X.shape[0], config.batch_size)
+            schedule = LRSchedule(self.lr_, config.schedule, steps_per_epoch=steps, epochs=max(self.max_iter, 1),
+                                  warmup_epochs=config.warmup_epochs, step_epochs=config.step_epochs,
+                                  gamma=config.gamma)
+            self._optimizer.lr = schedule(self.n_iter_ * steps + steps // 2)
+            config = replace(config, schedule="constant", warmup_epochs=0.0)
+        history = fit(self.model_, X, self._encode(y), config, seed=rng, sample_weight=sample_weight,
+                      optimizer=self._optimizer)
         self.n_iter_ += len(history)
         self.loss_curve_ += [r.train_loss for r in history]
         W, b = self._folded()
@@ -161,10 +173,15 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         check_classification_targets(y)
         if not (self.warm_start and hasattr(self, "model_")):
             self.classes_ = np.unique(y)
-        return self._train(X.astype(self.dtype, copy=False), y, sample_weight, self.max_iter, partial=False)
+        return self._train(X.astype(self.dtype, copy=False), y, sample_weight, self.max_iter, streaming=False)
 
     def partial_fit(self, X, y, classes=None, sample_weight=None):
-        """One epoch over (X, y), continuing from the current state; `classes` is required on the first call."""
+        """One epoch over (X, y), continuing from the current state; `classes` is required on the first call.
+
+        With a schedule other than "constant" (or a warm-up), call t (counting from 0) is epoch
+        t + 1 of a max_iter-epoch schedule: its rate is the one `fit` would use at that epoch's
+        middle step, held for the whole call. Past max_iter calls "cosine" stays at 0 and "step"
+        keeps dividing the rate by 1/gamma every step_epochs calls."""
         first = not hasattr(self, "classes_")
         X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], reset=first)
         check_classification_targets(y)
@@ -174,7 +191,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
             self.classes_ = np.unique(np.asarray(classes))
         elif classes is not None and not np.array_equal(np.unique(classes), self.classes_):
             raise InvalidArgumentError("classes: must be the same on every call to partial_fit")
-        return self._train(X.astype(self.dtype, copy=False), y, sample_weight, 1, partial=not first)
+        return self._train(X.astype(self.dtype, copy=False), y, sample_weight, 1, streaming=True)
 
     # -- predicting ---------------------------------------------------------------------------
 
