@@ -44,14 +44,19 @@ class TrainConfig:
     converge: bool = False               # without early stopping: stop when the epoch's training
                                          # loss has not improved by > tol for `patience` epochs
 
+    def lr_schedule(self, steps_per_epoch: int, epochs: int | None = None) -> LRSchedule:
+        """The learning rate at each step of a run with these settings (over `epochs`, default self.epochs)."""
+        return LRSchedule(self.lr, self.schedule, steps_per_epoch=steps_per_epoch,
+                          epochs=self.epochs if epochs is None else epochs, warmup_epochs=self.warmup_epochs,
+                          step_epochs=self.step_epochs, gamma=self.gamma)
+
     def __post_init__(self):
         self.epochs = _positive_int("epochs", self.epochs)
         self.batch_size = _positive_int("batch_size", self.batch_size)
         self.step_epochs = _positive_int("step_epochs", self.step_epochs)
         self.patience = _positive_int("patience", self.patience)
         SGD(self.lr, momentum=self.momentum, nesterov=self.nesterov, weight_decay=self.weight_decay)   # validates
-        LRSchedule(self.lr, self.schedule, steps_per_epoch=1, epochs=1, warmup_epochs=self.warmup_epochs,
-                   step_epochs=self.step_epochs, gamma=self.gamma)                                     # validates
+        self.lr_schedule(steps_per_epoch=1)                                                            # validates
         if not 0.0 <= float(self.label_smoothing) < 1.0:
             raise InvalidArgumentError(f"label_smoothing: expected a value in [0, 1), got {self.label_smoothing}")
         if not 0.0 < float(self.validation_fraction) < 1.0:

@@ -16,10 +16,10 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .errors import InvalidArgumentError, ModelFormatError
-from .functional import log_softmax, softmax
 from .datasets.batches import num_batches
+from .functional import log_softmax, softmax
 from .model import SoftmaxRegression
-from .optim import SGD, LRSchedule
+from .optim import SGD
 from .options import TrainConfig, example_weights
 from .train import feature_moments, fit
 
@@ -146,9 +146,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         if streaming and (config.schedule != "constant" or config.warmup_epochs):
             # partial_fit call t is epoch t + 1 of a max_iter-epoch schedule, at the rate of its middle step
             steps = num_batches(X.shape[0], config.batch_size)
-            schedule = LRSchedule(self.lr_, config.schedule, steps_per_epoch=steps, epochs=max(self.max_iter, 1),
-                                  warmup_epochs=config.warmup_epochs, step_epochs=config.step_epochs,
-                                  gamma=config.gamma)
+            schedule = config.lr_schedule(steps, epochs=max(self.max_iter, 1))
             self._optimizer.lr = schedule(self.n_iter_ * steps + steps // 2)
             config = replace(config, schedule="constant", warmup_epochs=0.0)
         history = fit(self.model_, X, self._encode(y), config, seed=rng, sample_weight=sample_weight,
@@ -181,7 +179,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         With a schedule other than "constant" (or a warm-up), call t (counting from 0) is epoch
         t + 1 of a max_iter-epoch schedule: its rate is the one `fit` would use at that epoch's
         middle step, held for the whole call. Past max_iter calls "cosine" stays at 0 and "step"
-        keeps dividing the rate by 1/gamma every step_epochs calls."""
+        keeps multiplying the rate by gamma every step_epochs calls."""
         first = not hasattr(self, "classes_")
         X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], reset=first)
         check_classification_targets(y)

@@ -12,7 +12,7 @@ from .datasets.batches import iterate_minibatches, num_batches
 from .errors import InvalidArgumentError, TrainingDivergedError
 from .model import SoftmaxRegression, StepBuffers
 from .functional import soft_cross_entropy_rows
-from .optim import SGD, LRSchedule
+from .optim import SGD
 from .options import TrainConfig, example_weights
 
 __all__ = ["fit", "TrainState", "feature_moments", "History", "EpochRecord", "Callback"]
@@ -160,8 +160,7 @@ def fit(model: SoftmaxRegression, X, y, config: TrainConfig | None = None, *, se
     steps_per_epoch = num_batches(n, cfg.batch_size)
     if optimizer is None:
         optimizer = SGD(cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay)
-    schedule = LRSchedule(cfg.lr, cfg.schedule, steps_per_epoch=steps_per_epoch, epochs=cfg.epochs,
-                          warmup_epochs=cfg.warmup_epochs, step_epochs=cfg.step_epochs, gamma=cfg.gamma)
+    schedule = cfg.lr_schedule(steps_per_epoch)
     arrays = (X, y) if weights is None else (X, y, weights)
     rows = min(cfg.batch_size, n)
     gathered = tuple(np.empty((rows, *a.shape[1:]), dtype=a.dtype) for a in arrays)   # raw batch
