@@ -8,30 +8,60 @@ import pytest
 from softmaxreg import SGD, Callback, InvalidArgumentError, SoftmaxRegression, fit
 from softmaxreg.optim import LRSchedule
 from softmaxreg.options import TrainConfig
+from softmaxreg.objective import SoftmaxCrossEntropy
 
 
-@pytest.mark.parametrize("momentum, nesterov, wd", [(0.0, False, 0.0), (0.9, False, 0.0), (0.9, True, 0.0),
-                                                    (0.5, True, 0.1), (0.0, False, 0.3)])
-def test_sgd_follows_its_recurrence(momentum, nesterov, wd):
+@pytest.mark.parametrize("momentum, nesterov", [(0.0, False), (0.9, False), (0.9, True), (0.5, True)])
+def test_sgd_follows_its_recurrence(momentum, nesterov):
     rng = np.random.default_rng(0)
     p = rng.normal(size=(3, 2))
     q, v = p.copy(), np.zeros_like(p)
-    opt = SGD(0.05, momentum=momentum, nesterov=nesterov, weight_decay=wd)
-    for _ in range(5):
+    opt = SGD(momentum=momentum, nesterov=nesterov)
+    for lr in (0.05, 0.1, 0.02, 0.05, 0.3):
         g = rng.normal(size=p.shape)
-        d = g + wd * q
-        v = momentum * v + d
-        step = d + momentum * v if nesterov else (v if momentum else d)
-        q = q - 0.05 * step
-        opt.step([p], [g.copy()])
+        v = momentum * v + g
+        step = g + momentum * v if nesterov else (v if momentum else g)
+        q = q - lr * step
+        opt.step([p], [g.copy()], lr)
     np.testing.assert_allclose(p, q, rtol=1e-12)
 
 
-def test_weight_decay_skips_parameters_marked_off():
-    p, b = np.ones(2), np.ones(2)
-    SGD(0.1, weight_decay=1.0).step([p, b], [np.zeros(2), np.zeros(2)], decay=(True, False))
-    np.testing.assert_allclose(p, [0.9, 0.9])
-    np.testing.assert_allclose(b, [1.0, 1.0])
+def test_the_penalty_gradient_skips_the_bias():
+    model = SoftmaxRegression(2, 2, sigma=0.0)
+    model.W[...], model.b[...] = 1.0, 1.0
+    dW = np.zeros_like(model.W)
+    assert SoftmaxCrossEntropy(model, weight_decay=1.0).add_penalty(dW) == pytest.approx(2.0)   # (1/2) |W|^2
+    np.testing.assert_array_equal(dW, model.W)
+
+
+@pytest.mark.parametrize("momentum, nesterov, wd", [(0.0, False, 0.3), (0.9, False, 0.01), (0.5, True, 0.1)])
+def test_weight_decay_in_the_objective_leaves_sgd_trajectories_unchanged(fashion, momentum, nesterov, wd):
+    """The penalty used to live in SGD.step (g <- g + wd p for W only, then momentum); with it in
+    the objective, fit must follow that old recurrence bit for bit, replayed here in a plain loop."""
+    X, y = fashion.train_images[:300], fashion.train_labels[:300].astype(np.int64)
+    model = SoftmaxRegression(784, 10, seed=0, input_scale=1 / 255)
+    reference = SoftmaxRegression(784, 10, seed=0, input_scale=1 / 255)
+    fit(model, X, y, epochs=2, batch_size=64, lr=0.1, momentum=momentum, nesterov=nesterov, weight_decay=wd, seed=3)
+    rng, velocity = np.random.default_rng(3), [np.zeros_like(reference.W), np.zeros_like(reference.b)]
+    plain = SoftmaxCrossEntropy(reference)
+    for _ in range(2):
+        order = rng.permutation(len(y))
+        for start in range(0, len(y), 64):
+            rows = order[start:start + 64]
+            _, dW, db = plain.loss_and_grad(X[rows], y[rows])
+            for i, (p, g, decay) in enumerate([(reference.W, dW, True), (reference.b, db, False)]):
+                if decay:
+                    g += np.float32(wd) * p
+                if momentum:
+                    velocity[i] *= np.float32(momentum)
+                    velocity[i] += g
+                    if nesterov:
+                        g += np.float32(momentum) * velocity[i]
+                    else:
+                        g[...] = velocity[i]
+                g *= np.float32(0.1)
+                p -= g
+    assert model.W.tobytes() == reference.W.tobytes() and model.b.tobytes() == reference.b.tobytes()
 
 
 def test_schedules_follow_their_formulas():
@@ -55,12 +85,12 @@ def test_fit_applies_the_schedule_each_step(digits_dir):
     seen = []
 
     class Spy(SGD):
-        def step(self, params, grads, decay=None):
-            seen.append(self.lr)
-            super().step(params, grads, decay)
+        def step(self, params, grads, lr):
+            seen.append(lr)
+            super().step(params, grads, lr)
     model = SoftmaxRegression(64, 10, seed=0, input_scale=1 / 255)
     fit(model, data.train_images, data.train_labels, epochs=3, batch_size=500, lr=0.2, schedule="cosine",
-        warmup_epochs=1, optimizer=Spy(0.2))
+        warmup_epochs=1, optimizer=Spy())
     expected = LRSchedule(0.2, "cosine", steps_per_epoch=3, epochs=3, warmup_epochs=1)
     assert seen == pytest.approx([expected(s) for s in range(9)])
 
@@ -96,11 +126,11 @@ def test_sample_weights_scale_each_example_gradient(small):
     X, y = small
     w = np.linspace(0.5, 2.0, len(y))
     model = SoftmaxRegression(784, 10, sigma=0.1, seed=0, dtype=np.float64, input_scale=1 / 255)
-    loss, dW, db = model.loss_and_grad(X, y, sample_weight=w)
-    per_example = [model.loss_and_grad(X[i:i + 1], y[i:i + 1]) for i in range(0, len(y), 50)]
+    loss, dW, db = SoftmaxCrossEntropy(model).loss_and_grad(X, y, sample_weight=w)
+    per_example = [SoftmaxCrossEntropy(model).loss_and_grad(X[i:i + 1], y[i:i + 1]) for i in range(0, len(y), 50)]
     # L = (1/n) sum w_i l_i: check against the per-example pieces on every 50th row
     sub = slice(0, len(y), 50)
-    l_sub, dW_sub, _ = model.loss_and_grad(X[sub], y[sub], sample_weight=w[sub])
+    l_sub, dW_sub, _ = SoftmaxCrossEntropy(model).loss_and_grad(X[sub], y[sub], sample_weight=w[sub])
     assert l_sub == pytest.approx(np.mean([w[i] * p[0] for i, p in zip(range(0, len(y), 50), per_example)]))
     np.testing.assert_allclose(dW_sub, np.mean([w[i] * p[1] for i, p in zip(range(0, len(y), 50), per_example)],
                                               axis=0), rtol=1e-9, atol=1e-14)

@@ -54,8 +54,8 @@ def test_history_reports_the_epoch_averages(digits_dir):
         def __init__(self):
             self.steps, self.total = 0, None
 
-        def on_train_begin(self, total_steps):
-            self.total = total_steps
+        def on_train_begin(self, run):
+            self.total = run.total_steps
 
         def on_step_end(self):
             self.steps += 1
@@ -96,7 +96,7 @@ def test_nonsensical_hyperparameters_are_rejected(kwargs, message):
 
 def test_sgd_step_is_p_minus_lr_g():
     p, g = np.array([1.0, 2.0]), np.array([0.5, -1.0])
-    SGD(0.1).step([p], [g])
+    SGD().step([p], [g], 0.1)
     np.testing.assert_allclose(p, [0.95, 2.1])
 
 

@@ -12,20 +12,23 @@ __version__ = "0.1.0"
 from . import experiments, metrics
 from .datasets import FASHION_MNIST_CLASSES, ImageDataset, load_fashion_mnist, read_idx, resize_images, write_idx
 from .datasets.inputs import read_inputs, to_mnist_format
-from .errors import (ChecksumError, DataFormatError, InvalidArgumentError, ModelFormatError, OutputError,
-                     SoftmaxRegError, TrainingDivergedError)
+from .errors import (ChecksumError, ConvergenceWarning, DataFormatError, InvalidArgumentError, ModelFormatError,
+                     OutputError, SoftmaxRegError, TrainingDivergedError)
 from .functional import cross_entropy, cross_entropy_grad, log_softmax, logsumexp, softmax
 from .model import SoftmaxRegression
-from .optim import SGD
+from .hooks import Callback, EpochRecord, History
+from .objective import SoftmaxCrossEntropy
+from .optim import LBFGS, OPTIMIZERS, SGD
 from .persist import load_model, save_model
-from .train import Callback, EpochRecord, History, fit
+from .train import fit
 
 __all__ = [
     "__version__",
     # math
     "logsumexp", "softmax", "log_softmax", "cross_entropy", "cross_entropy_grad",
     # model and training
-    "SoftmaxRegression", "SGD", "fit", "History", "EpochRecord", "Callback",
+    "SoftmaxRegression", "SoftmaxCrossEntropy", "SGD", "LBFGS", "OPTIMIZERS", "fit", "History", "EpochRecord",
+    "Callback",
     # data and files
     "load_fashion_mnist", "ImageDataset", "FASHION_MNIST_CLASSES", "read_idx", "write_idx", "resize_images",
     "save_model", "load_model", "read_inputs", "to_mnist_format",
@@ -33,5 +36,5 @@ __all__ = [
     "metrics", "experiments",
     # errors
     "SoftmaxRegError", "InvalidArgumentError", "DataFormatError", "ChecksumError", "ModelFormatError", "OutputError",
-    "TrainingDivergedError",
+    "TrainingDivergedError", "ConvergenceWarning",
 ]

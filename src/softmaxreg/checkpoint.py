@@ -1,44 +1,52 @@
-"""Checkpoints: the model and everything `fit` needs to continue a run bit-identically
-(optimizer momentum, shuffle-generator state, history, early-stopping state), in one
+"""Checkpoints: the model and everything `fit` needs to continue a run bit-identically (the
+optimizer's state dict, the shuffle generator's state, history, early stopping), in one
 safetensors file written atomically. No pickle: arrays are tensors, the rest is JSON."""
 
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict
 
 import numpy as np
 
 from .errors import ModelFormatError
+from .hooks import Callback, EpochRecord, Run, TrainState
+from .optim import OPTIMIZERS
 from .persist import model_from_tensors, model_metadata, model_tensors, read_tensors, write_tensors
-from .train import EpochRecord, TrainState
 
-__all__ = ["save_checkpoint", "load_checkpoint", "CHECKPOINT_FORMAT"]
+__all__ = ["save_checkpoint", "load_checkpoint", "Checkpoint", "CHECKPOINT_FORMAT"]
 
 CHECKPOINT_FORMAT = "softmaxreg-checkpoint"
 
 
+def _split(prefix: str, state: dict | None) -> tuple[dict, dict]:
+    """A state dict as (tensors named PREFIX.KEY, the JSON-able rest)."""
+    tensors, rest = {}, {}
+    for key, value in (state or {}).items():
+        if isinstance(value, np.ndarray):
+            tensors[f"{prefix}.{key}"] = value
+        else:
+            rest[key] = value
+    return tensors, rest
+
+
+def _join(prefix: str, rest: dict | None, tensors: dict) -> dict | None:
+    if rest is None:
+        return None
+    return {**rest, **{name[len(prefix) + 1:]: a for name, a in tensors.items() if name.startswith(prefix + ".")}}
+
+
 def save_checkpoint(path, model, state: TrainState) -> None:
     """Write `model` and `state` to `path` atomically (the previous checkpoint survives a crash)."""
-    tensors = dict(model_tensors(model))
-    for i, v in enumerate(state.velocity or ()):
-        tensors[f"velocity_{i}"] = v
+    optimizer_tensors, optimizer_rest = _split("optimizer", state.optimizer)
+    stopping_tensors, stopping_rest = _split("early_stopping", state.early_stopping)
+    tensors = {**model_tensors(model), **optimizer_tensors, **stopping_tensors}
     if state.holdout is not None:
         tensors["holdout"] = np.asarray(state.holdout, dtype=np.int64)
-    if state.best_W is not None:
-        tensors |= {"best_weight": state.best_W, "best_bias": state.best_b}
-    metadata = {
-        **model_metadata(model),
-        "epoch": str(state.epoch),
-        "records": json.dumps([asdict(r) for r in state.records]),
-        "rng_state": json.dumps(state.rng_state),
-        "velocity": str(len(state.velocity or ())),
-        "best_loss": repr(float(state.best_loss)),
-        "bad_epochs": str(state.bad_epochs),
-        "best_epoch": json.dumps(state.best_epoch),
-    }
-    write_tensors(path, tensors, metadata, kind=CHECKPOINT_FORMAT)
+    run_state = {"epoch": state.epoch, "records": [asdict(r) for r in state.records], "rng_state": state.rng_state,
+                 "solver": state.solver, "optimizer": optimizer_rest,
+                 "early_stopping": None if state.early_stopping is None else stopping_rest}
+    write_tensors(path, tensors, {**model_metadata(model), "state": json.dumps(run_state)}, kind=CHECKPOINT_FORMAT)
 
 
 def load_checkpoint(path):
@@ -46,22 +54,30 @@ def load_checkpoint(path):
     tensors, meta = read_tensors(path, kind=CHECKPOINT_FORMAT)
     model = model_from_tensors(tensors, meta, path)
     try:
-        epoch = int(meta["epoch"])
-        records = [EpochRecord(**r) for r in json.loads(meta["records"])]
-        rng_state = json.loads(meta["rng_state"])
-        velocity = [tensors[f"velocity_{i}"] for i in range(int(meta["velocity"]))] or None
-        best_loss = float(meta["best_loss"])
-        bad_epochs = int(meta["bad_epochs"])
-        best_epoch = json.loads(meta["best_epoch"])
-    except (KeyError, TypeError, ValueError, RecursionError) as e:
-        raise ModelFormatError(f"{path}: corrupt checkpoint metadata: {e!r}") from None
-    try:
-        np.random.default_rng().bit_generator.state = rng_state
-    except (TypeError, ValueError, KeyError) as e:
-        raise ModelFormatError(f"{path}: corrupt checkpoint generator state: {e!r}") from None
-    if epoch < 1 or len(records) != epoch or math.isnan(best_loss) \
-            or (velocity is not None and [v.shape for v in velocity] != [model.W.shape, model.b.shape]):
+        run_state = json.loads(meta["state"])
+        epoch, solver = int(run_state["epoch"]), run_state["solver"]
+        records = [EpochRecord(**r) for r in run_state["records"]]
+        state = TrainState(epoch, records, run_state["rng_state"], solver,
+                           _join("optimizer", run_state["optimizer"], tensors), tensors.get("holdout"),
+                           _join("early_stopping", run_state["early_stopping"], tensors))
+        np.random.default_rng().bit_generator.state = state.rng_state
+        OPTIMIZERS[solver]().load_state_dict(state.optimizer, (model.W, model.b))
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as e:
+        raise ModelFormatError(f"{path}: corrupt checkpoint state: {e}") from None
+    if epoch < 1 or len(records) != epoch:
         raise ModelFormatError(f"{path}: inconsistent checkpoint (epoch {epoch}, {len(records)} history rows)")
-    state = TrainState(epoch, records, rng_state, velocity, tensors.get("holdout"), best_loss,
-                       tensors.get("best_weight"), tensors.get("best_bias"), bad_epochs, best_epoch)
     return model, state
+
+
+class Checkpoint(Callback):
+    """Saves the model and `run.state()` to `path` after every epoch (L-BFGS: every iteration)."""
+
+    def __init__(self, path):
+        self.path = path
+        self.run: Run | None = None
+
+    def on_train_begin(self, run: Run) -> None:
+        self.run = run
+
+    def on_epoch_end(self, record, history) -> None:
+        save_checkpoint(self.path, self.run.model, self.run.state())

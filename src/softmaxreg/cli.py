@@ -18,7 +18,8 @@ import numpy as np
 from . import __version__
 from .cli_train import CHECKPOINT, RECIPES, RUN_FILES, output_folder, train_command
 from .errors import SoftmaxRegError, TrainingDivergedError
-from .optim import SCHEDULES
+from .optim import OPTIMIZERS, SCHEDULES
+from .options import LBFGS_MAX_ITER
 
 __all__ = ["main", "build_parser", "RUN_FILES", "CHECKPOINT"]
 
@@ -60,6 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--recipe", choices=tuple(RECIPES), default=None,
                        help="starting settings: lesson (the reference run, default) or best (see README); "
                             "options given explicitly override them")
+    train.add_argument("--solver", choices=tuple(OPTIMIZERS), default=None,
+                       help="sgd: minibatch SGD epochs (default); lbfgs: full-batch L-BFGS to the exact optimum of "
+                            "the L2-penalised loss (--max-iter, --tol)")
+    train.add_argument("--max-iter", type=_number(int, 1, True),
+                       help=f"lbfgs: most iterations (default {LBFGS_MAX_ITER})")
+    train.add_argument("--tol", type=_number(float, 0, True),
+                       help="lbfgs: stop when max |gradient| <= X; sgd: least held-out loss improvement for "
+                            "--early-stopping (default 1e-4)")
     train.add_argument("--epochs", type=_number(int, 1, True), help="passes over the training set (default 10)")
     train.add_argument("--batch-size", type=_number(int, 1, True), help="minibatch size (default 256)")
     train.add_argument("--lr", type=_number(float, 0, False), help="SGD learning rate (default 0.1)")

@@ -9,13 +9,14 @@ import platform
 import signal
 import sys
 import time
+import warnings
 from dataclasses import asdict, fields
 from pathlib import Path
 
 import numpy as np
 
 from . import __version__
-from .errors import OutputError, SoftmaxRegError, TrainingDivergedError
+from .errors import ConvergenceWarning, OutputError, SoftmaxRegError, TrainingDivergedError
 from .options import RECIPE_BEST, TrainConfig
 
 RECIPES = {
@@ -23,6 +24,9 @@ RECIPES = {
     # chosen by benchmarks/tune_recipe.py on a validation split carved from the training set
     "best": RECIPE_BEST,
 }
+MINIBATCH_OPTIONS = ("epochs", "batch_size", "lr", "momentum", "nesterov", "schedule", "warmup_epochs",
+                     "step_epochs", "gamma", "early_stopping", "validation_fraction", "patience")
+"""TrainConfig fields that only the minibatch solver uses: refused with a full-batch one, never ignored."""
 RUN_FILES = ("config.json", "metrics.csv", "model.safetensors", "curves.png", "misclassified.png")
 CHECKPOINT = "checkpoint.safetensors"
 GALLERY_SIZE = 32
@@ -111,6 +115,11 @@ def _new_run(args):
 
     options = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name, None) is not None}
     recipe = args.recipe or "lesson"
+    if options.get("solver", "sgd") != "sgd":
+        minibatch_only = [f"--{name.replace('_', '-')}" for name in (*MINIBATCH_OPTIONS, "recipe")
+                          if getattr(args, name, None) is not None]
+        if minibatch_only:
+            raise SoftmaxRegError(f"{minibatch_only[0]}: applies to --solver sgd only, not to --solver {options['solver']}")
     train_config = TrainConfig(**{**RECIPES[recipe], **options})
     seed = 0 if args.seed is None else args.seed
     sigma = 0.01 if args.sigma is None else args.sigma
@@ -126,7 +135,7 @@ def _new_run(args):
         "softmaxreg_version": __version__,
         "command": "train",
         "settings": {**asdict(train_config), "recipe": recipe, "sigma": sigma, "seed": seed,
-                     "dtype": dtype, "optimizer": "sgd", "validation": "test split",
+                     "dtype": dtype, "validation": "test split",
                      "data_dir": None if data.source == "bundled" else str(Path(data.source).resolve())},
         "dataset": {"source": data.source, "sha256": _dataset_digest(data), "files": data.sha256,
                     "train_size": n_train, "validation_size": len(data.test_images),
@@ -140,9 +149,9 @@ def _new_run(args):
 
 
 def train_command(args) -> int:
-    from .checkpoint import save_checkpoint
-    from .persist import atomic_write_bytes, save_model
     from .callbacks import ConsoleLog, MetricsCSV
+    from .checkpoint import Checkpoint
+    from .persist import atomic_write_bytes, save_model
     from .train import fit
 
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
@@ -150,31 +159,47 @@ def train_command(args) -> int:
     n_train, *image_shape = data.train_images.shape
     say(f"data: {data.source}, {n_train} train / {len(data.test_images)} validation images "
         f"{'x'.join(map(str, image_shape))}, {len(data.class_names)} classes")
+    full_batch = train_config.optimizer().full_batch
+    unit, last = ("iteration", train_config.solver_max_iter) if full_batch else ("epoch", train_config.epochs)
     if state is not None:
-        say(f"resuming {folder} after epoch {state.epoch}/{train_config.epochs}")
+        say(f"resuming {folder} after {unit} {state.epoch}/{last}")
     _, shuffle_seed = np.random.SeedSequence(config["settings"]["seed"]).spawn(2)
-    saved = {"epoch": state.epoch if state else 0}
 
-    def checkpoint(s):
-        if not saved["epoch"] and state is None:          # the first epoch of a new run: now it is a run
-            atomic_write_bytes(folder / "config.json", (json.dumps(config, indent=2) + "\n").encode())
-        save_checkpoint(folder / CHECKPOINT, model, s)
-        saved["epoch"] = s.epoch
+    def write_config():
+        atomic_write_bytes(folder / "config.json", (json.dumps(config, indent=2) + "\n").encode())
 
-    callbacks = [MetricsCSV(folder / "metrics.csv")] + ([] if args.quiet else [ConsoleLog(train_config.epochs)])
+    class RunCheckpoint(Checkpoint):
+        """The checkpoint after every epoch; the first one of a new run writes config.json before it."""
+
+        def on_epoch_end(self, record, history):
+            if not self.saved:                            # the first epoch of a new run: now it is a run
+                write_config()
+            super().on_epoch_end(record, history)
+            self.saved = record.epoch
+
+    checkpoint = RunCheckpoint(folder / CHECKPOINT)
+    checkpoint.saved = state.epoch if state else 0
+    callbacks = [checkpoint, MetricsCSV(folder / "metrics.csv")]      # metrics.csv never runs ahead
+    callbacks += [] if args.quiet else [ConsoleLog()]
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        history = fit(model, data.train_images, data.train_labels, train_config,
-                      seed=np.random.default_rng(shuffle_seed), validation_data=(data.test_images, data.test_labels),
-                      callbacks=callbacks, resume=state, on_checkpoint=checkpoint)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConvergenceWarning)
+            history = fit(model, data.train_images, data.train_labels, train_config,
+                          seed=np.random.default_rng(shuffle_seed),
+                          validation_data=(data.test_images, data.test_labels), callbacks=callbacks, resume=state)
+        for warning in caught:
+            print(f"softmaxreg: warning: {warning.message}", file=sys.stderr)
+        if not checkpoint.saved:                          # L-BFGS converged at the initial point
+            write_config()
         save_model(model, folder / "model.safetensors")
     except KeyboardInterrupt as e:
-        where = (f"the checkpoint of epoch {saved['epoch']} is in {folder}; resume with: "
-                 f"softmaxreg train --resume {folder}") if saved["epoch"] else "no epoch had finished, nothing to resume"
+        where = (f"the checkpoint of {unit} {checkpoint.saved} is in {folder}; resume with: "
+                 f"softmaxreg train --resume {folder}") if checkpoint.saved else f"no {unit} had finished, nothing to resume"
         print(f"softmaxreg: interrupted; {where}", file=sys.stderr)
         return getattr(e, "exit_code", 130)
     except TrainingDivergedError as e:
-        kept = f"; the checkpoint of epoch {saved['epoch']} is intact" if saved["epoch"] else ""
+        kept = f"; the checkpoint of epoch {checkpoint.saved} is intact" if checkpoint.saved else ""
         raise TrainingDivergedError(f"{e}{kept}", epoch=e.epoch, step=e.step, loss=e.loss, history=e.history) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -182,8 +207,9 @@ def train_command(args) -> int:
     if not args.no_plots:
         _write_plots(folder, model, data, history)
         written += ["curves.png", "misclassified.png"]
-    last = history[-1]
-    say(f"final: train_loss {last.train_loss:.4f}  val_loss {last.val_loss:.4f}  val_acc {last.val_acc:.4f}")
+    if len(history):
+        last = history[-1]
+        say(f"final: train_loss {last.train_loss:.4f}  val_loss {last.val_loss:.4f}  val_acc {last.val_acc:.4f}")
     say(f"run folder: {folder}  ({', '.join(written)})")
     return 0
 

@@ -37,3 +37,9 @@ class TrainingDivergedError(SoftmaxRegError, ArithmeticError):
     def __init__(self, message: str, *, epoch: int, step: int, loss: float, history=None):
         super().__init__(message)
         self.epoch, self.step, self.loss, self.history = epoch, step, loss, history
+
+
+class ConvergenceWarning(UserWarning):
+    """A solver stopped before its convergence test held (L-BFGS at max_iter, or a line search
+    that could make no more progress); the result is usable but not the optimum to `tol`.
+    Named like scikit-learn's, which it mirrors."""

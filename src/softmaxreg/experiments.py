@@ -16,6 +16,7 @@ from .errors import InvalidArgumentError, TrainingDivergedError
 from .functional import cross_entropy, softmax
 from .metrics import risk_coverage, threshold_for_accuracy
 from .model import SoftmaxRegression, StepBuffers
+from .objective import SoftmaxCrossEntropy
 from .optim import SGD
 from .train import fit
 
@@ -162,11 +163,12 @@ def class_scaling(classes=(10, 100, 1000, 10000, 100000), num_inputs: int = 784,
     for k in classes:
         model = SoftmaxRegression(num_inputs, k, seed=rng, input_scale=1 / 255)
         y = rng.integers(0, k, size=batch)
-        dW, db, buffers, sgd = np.empty_like(model.W), np.empty_like(model.b), StepBuffers(batch, model), SGD(0.1)
+        dW, db, buffers, sgd = np.empty_like(model.W), np.empty_like(model.b), StepBuffers(batch, model), SGD()
+        objective = SoftmaxCrossEntropy(model)
 
         def step():
-            model.loss_and_grad_into(x, y, dW, db, buffers)
-            sgd.step((model.W, model.b), (dW, db))
+            objective.chunk_into(x, y, None, batch, dW, db, buffers)
+            sgd.step((model.W, model.b), (dW, db), 0.1)
         step()
         times = [timeit.timeit(step, number=1) for _ in range(steps)]
         rows.append({"classes": k, "step_ms": float(np.median(times)) * 1e3,

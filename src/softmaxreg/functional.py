@@ -107,13 +107,14 @@ def _check_targets(z: np.ndarray, target, label_smoothing: float):
     return t
 
 
-def _smoothed_soft_targets(t: np.ndarray, k: int, dtype, label_smoothing: float) -> np.ndarray:
-    """Soft targets (n, k) from indices or weights, mixed with the uniform distribution."""
+def smoothed_targets(t: np.ndarray, k: int, dtype, label_smoothing: float) -> np.ndarray:
+    """Soft targets (n, k) from indices (n,) or weights (n, k), mixed with the uniform distribution:
+    T' = (1 - eps) T + eps * sum_j T_j / k. The one place targets are built (the loss and the objective)."""
     if t.ndim == 1:
         soft = np.zeros((t.shape[0], k), dtype=dtype)
         soft[np.arange(t.shape[0]), t] = 1
     else:
-        soft = t.copy()
+        soft = t
     if label_smoothing:
         soft = (1 - label_smoothing) * soft + label_smoothing * soft.sum(axis=1, keepdims=True) / k
     return soft
@@ -144,7 +145,7 @@ def cross_entropy(logits, target, *, reduction: str = "mean", label_smoothing: f
         losses = lse - z[np.arange(z.shape[0]), t]
     else:
         _row_max(z, 1)
-        losses, _ = soft_cross_entropy_rows(z, _smoothed_soft_targets(t, z.shape[1], z.dtype, label_smoothing))
+        losses, _ = soft_cross_entropy_rows(z, smoothed_targets(t, z.shape[1], z.dtype, label_smoothing))
     return _reduce(losses, reduction)
 
 
@@ -163,7 +164,7 @@ def cross_entropy_grad(logits, target, *, reduction: str = "mean", label_smoothi
         g = np.ascontiguousarray(gt.T)
     else:
         _row_max(z, 1)
-        _, g = soft_cross_entropy_rows(z, _smoothed_soft_targets(t, k, z.dtype, label_smoothing))
+        _, g = soft_cross_entropy_rows(z, smoothed_targets(t, k, z.dtype, label_smoothing))
     if reduction == "mean":
         g /= max(n, 1)
     elif reduction not in _REDUCTIONS:

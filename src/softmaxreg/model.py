@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .errors import InvalidArgumentError
-from .functional import soft_cross_entropy_rows, softmax, softmax_cross_entropy_
+from .functional import softmax, softmax_cross_entropy_
 
 __all__ = ["SoftmaxRegression"]
 
@@ -176,21 +176,6 @@ class SoftmaxRegression:
             correct += chunk_correct
         return loss_sum / X.shape[0], correct / X.shape[0]
 
-    def loss_and_grad(self, X, y, *, sample_weight=None, label_smoothing: float = 0.0):
-        """Mean cross-entropy on (X, y) and its gradient (dW (d, k), db (k,)).
-
-        y: class indices (n,) or soft targets (n, k); sample_weight (n,) weights each
-        example's loss: L = (1/n) sum_i w_i l_i.
-        """
-        X = self._flatten(X)
-        y = self._check_targets(y, X.shape[0])
-        if X.shape[0] == 0:
-            raise InvalidArgumentError("X: cannot compute a loss on 0 examples")
-        dW, db = np.empty_like(self.W), np.empty_like(self.b)
-        loss_sum, _ = self.loss_and_grad_into(X.astype(self.dtype), y, dW, db, StepBuffers(X.shape[0], self),
-                                              sample_weight=sample_weight, label_smoothing=label_smoothing)
-        return loss_sum / X.shape[0], dW, db
-
     def _check_targets(self, y, n: int) -> np.ndarray:
         """Class indices (n,), or soft targets (n, k): finite, non-negative."""
         y = np.asarray(y)
@@ -202,53 +187,9 @@ class SoftmaxRegression:
                                        f"{self.num_outputs}), got {y.dtype} {y.shape}")
         return y.astype(self.dtype, copy=False)
 
-    def loss_and_grad_into(self, x: np.ndarray, y: np.ndarray, dW: np.ndarray, db: np.ndarray,
-                           buffers: "StepBuffers", *, sample_weight: np.ndarray | None = None,
-                           label_smoothing: float = 0.0) -> tuple[float, int]:
-        """The training step's math, into preallocated arrays; returns (summed loss, correct).
-
-        x (n, d) float rows, y (n,) int labels. With
-            Z = s X W + b,   L = (1/n) sum_i [logsumexp(Z_i) - Z_{i, y_i}],
-            G = dL/dZ = (softmax(Z) - onehot(y)) / n                  (n, k)
-        the chain rule through Z gives the lesson's gradient
-            dL/dW = s X^T G        (d, k)        dL/db = sum_i G_i     (k,)
-        The softmax runs on the transpose Z^T (k, n), which NumPy reduces faster.
-        Soft targets T (n, k), label smoothing or weights w take a plainer path with
-            L = (1/n) sum_i w_i l_i,   G_i = w_i (sum_j T_ij softmax(Z_i) - T_i) / n.
-        With standardization, Z = X' W + b for X' = (s X - mu) / sigma, so
-            dL/dW = X'^T G = (s X^T G - mu (sum_i G_i)) / sigma   (row-wise)
-        """
-        n = x.shape[0]
-        zt = buffers.zt[:, :n]
-        if y.ndim == 1 and sample_weight is None and not label_smoothing:
-            np.copyto(zt, self._logits_into(x, buffers.z[:n]).T)   # Z^T (k, n)
-            loss_sum, correct = softmax_cross_entropy_(zt, y, buffers.cols[:n])   # zt <- (P - Y)^T
-        else:
-            z = self._logits_into(x, buffers.z[:n])
-            soft = y if y.ndim == 2 else np.eye(self.num_outputs, dtype=self.dtype)[y]
-            if label_smoothing:
-                soft = (1 - label_smoothing) * soft + label_smoothing * soft.sum(axis=1, keepdims=True) / self.num_outputs
-            losses, g = soft_cross_entropy_rows(z, soft)
-            correct = int(np.count_nonzero(z.argmax(axis=1) == (y if y.ndim == 1 else y.argmax(axis=1))))
-            if sample_weight is not None:
-                losses, g = losses * sample_weight, g * sample_weight[:, None]
-            loss_sum = float(losses.sum())
-            np.copyto(zt, g.T)
-        np.sum(zt, axis=1, out=db)
-        db *= self.dtype.type(1.0 / n)                         # sum_i G_i
-        if self.mean is None:
-            zt *= self.dtype.type(self.input_scale / n)        # zt <- s G^T
-            _matmul_t_rows(x, zt.T, dW, buffers.dW)            # (d, k)  s X^T G
-        else:
-            zt *= self.dtype.type(1.0 / n)                     # zt <- G^T
-            _matmul_t_rows(x, zt.T, dW, buffers.dW)            # X^T G
-            dW *= (self.dtype.type(self.input_scale) / self.std)[:, None]
-            dW -= (self.mean / self.std)[:, None] * db
-        return loss_sum, correct
-
 
 class StepBuffers:
-    """Scratch arrays for `SoftmaxRegression.loss_and_grad_into` on up to `rows` examples."""
+    """Scratch arrays for logits and gradients of up to `rows` examples (evaluate, the objective's chunks)."""
 
     def __init__(self, rows: int, model: SoftmaxRegression):
         self.z = np.empty((rows, model.num_outputs), dtype=model.dtype)     # (B, k) logits

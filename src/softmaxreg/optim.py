@@ -1,15 +1,26 @@
-"""Optimizers and learning-rate schedules: minibatch SGD with momentum, Nesterov momentum and
-weight decay (PyTorch's conventions), and constant / step / cosine schedules with warm-up."""
+"""Optimizers and learning-rate schedules.
+
+An optimizer is one class registered in OPTIMIZERS under its `name`; `full_batch` tells `fit`
+which driver runs it (minibatch steps, or whole-data iterations). Its state (`state_dict()`:
+arrays and JSON values only) goes into checkpoints, so a resumed run continues bit for bit.
+
+- SGD: minibatch steps with momentum and Nesterov momentum (PyTorch's conventions). The rate
+  comes from the LRSchedule at every step: the schedule is the rate's only owner.
+- LBFGS: full-batch limited-memory BFGS (two-loop recursion, strong Wolfe line search) in float64.
+
+The L2 penalty is part of the objective (objective.py), not of any optimizer.
+"""
 
 from __future__ import annotations
 
 import math
+from typing import Callable, ClassVar
 
 import numpy as np
 
 from .errors import InvalidArgumentError
 
-__all__ = ["SGD", "LRSchedule", "SCHEDULES"]
+__all__ = ["Optimizer", "SGD", "LBFGS", "OPTIMIZERS", "register", "LRSchedule", "SCHEDULES"]
 
 SCHEDULES = ("constant", "step", "cosine")
 
@@ -22,33 +33,73 @@ def _finite(name: str, value, low: float, *, inclusive: bool = True, high: float
     return value
 
 
-class SGD:
-    """Minibatch SGD, in place. For each parameter p with gradient g:
+class Optimizer:
+    """A solver over the model's parameters.
 
-        g <- g + weight_decay * p             (only where decay is on: the weights, not the bias)
+    `name` is the key in OPTIMIZERS (`--solver NAME`); `full_batch` selects the driver in `fit`.
+    `from_config(config)` builds one from a TrainConfig, refusing options it would ignore.
+    `state_dict()` returns arrays and JSON values only; `load_state_dict` restores them exactly.
+    """
+    name: ClassVar[str]
+    full_batch: ClassVar[bool]
+
+    @classmethod
+    def from_config(cls, config) -> "Optimizer":
+        raise NotImplementedError
+
+    def state_dict(self) -> dict:
+        raise NotImplementedError
+
+    def load_state_dict(self, state: dict, params) -> None:
+        """Restore `state_dict()`'s output for `params` (the model's W, b); InvalidArgumentError if it
+        does not fit them."""
+        raise NotImplementedError
+
+
+OPTIMIZERS: dict[str, type[Optimizer]] = {}
+
+
+def register(cls: type[Optimizer]) -> type[Optimizer]:
+    """Class decorator: make `cls` available as `fit(..., solver=cls.name)` and `--solver`."""
+    OPTIMIZERS[cls.name] = cls
+    return cls
+
+
+def _state_array(state: dict, key: str, shape: tuple) -> np.ndarray:
+    if key not in state:
+        raise InvalidArgumentError(f"optimizer state: {key!r} is missing")
+    a = np.array(state[key])
+    if a.shape != shape or not np.isfinite(a).all():
+        raise InvalidArgumentError(f"optimizer state {key!r}: expected finite values of shape {shape}, got {a.shape}")
+    return a
+
+
+@register
+class SGD(Optimizer):
+    """Minibatch SGD, in place. For each parameter p with gradient g and the step's rate lr:
+
         v <- momentum * v + g                 (v starts at 0)
         step = g + momentum * v  if nesterov else  v     (plain g when momentum is 0)
         p <- p - lr * step
 
-    weight_decay is the L2 penalty (weight_decay / 2) |W|^2 added to the loss. With momentum 0,
-    nesterov changes nothing (so a grid search may vary momentum alone).
+    With momentum 0, nesterov changes nothing (so a grid search may vary momentum alone).
     """
+    name, full_batch = "sgd", False
 
-    def __init__(self, lr: float = 0.1, *, momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0):
-        self.lr = _finite("lr", lr, 0.0, inclusive=False)
+    def __init__(self, *, momentum: float = 0.0, nesterov: bool = False):
         self.momentum = _finite("momentum", momentum, 0.0, high=1.0)
-        self.weight_decay = _finite("weight_decay", weight_decay, 0.0)
         self.nesterov = bool(nesterov)
         self.velocity: list[np.ndarray] | None = None
 
-    def step(self, params, grads, decay=None) -> None:
-        """Update each array in `params` in place; `grads` are overwritten. `decay[i]` says whether
-        weight decay applies to params[i] (default: to all)."""
+    @classmethod
+    def from_config(cls, config) -> "SGD":
+        return cls(momentum=config.momentum, nesterov=config.nesterov)
+
+    def step(self, params, grads, lr: float) -> None:
+        """Update each array in `params` in place at rate `lr`; `grads` are overwritten."""
         if self.momentum and self.velocity is None:
             self.velocity = [np.zeros_like(p) for p in params]
         for i, (p, g) in enumerate(zip(params, grads)):
-            if self.weight_decay and (decay is None or decay[i]):
-                g += p.dtype.type(self.weight_decay) * p
             if self.momentum:
                 v = self.velocity[i]
                 v *= p.dtype.type(self.momentum)
@@ -57,9 +108,201 @@ class SGD:
                     g += p.dtype.type(self.momentum) * v
                 else:
                     g[...] = v
-            g *= p.dtype.type(self.lr)
+            g *= p.dtype.type(lr)
             p -= g
 
+    def state_dict(self) -> dict:
+        return {f"velocity_{i}": v.copy() for i, v in enumerate(self.velocity or ())}
+
+    def load_state_dict(self, state: dict, params) -> None:
+        if state:
+            self.velocity = [_state_array(state, f"velocity_{i}", p.shape).astype(p.dtype) for i, p in enumerate(params)]
+        else:
+            self.velocity = None
+
+
+Function = Callable[[np.ndarray], tuple]
+"""fun(x) -> (f, g, extra): the objective at the flat float64 point x, its gradient (float64, x's
+shape) and anything the caller wants back for the accepted point (LBFGS keeps it as `extra`)."""
+
+
+@register
+class LBFGS(Optimizer):
+    """Full-batch L-BFGS (Nocedal and Wright, Numerical Optimization, 2nd ed., algorithms 7.4, 3.5, 3.6).
+
+    The point x, the gradient g and the last `memory` pairs s = x_{t+1} - x_t, y = g_{t+1} - g_t
+    are float64, whatever the model's dtype. Each iteration:
+
+        d = -H g     two-loop recursion over the stored pairs, H_0 = (s'y / y'y) I of the newest pair
+        x <- x + alpha d   alpha from a line search meeting the strong Wolfe conditions
+                           f(x + alpha d) <= f + c1 alpha g'd   and   |g(x + alpha d)'d| <= c2 |g'd|
+
+    A pair is kept only if s'y > 0 (always true under the Wolfe conditions, kept as a guard against
+    rounding), so H stays positive definite. The first step is scaled to length 1 of d.
+    `step` returns False, leaving x as it was, when the line search finds no acceptable point (the
+    objective is flat to rounding along d): further iterations cannot make progress.
+    """
+    name, full_batch = "lbfgs", True
+    SGD_ONLY = ("momentum", "nesterov", "schedule", "warmup_epochs", "early_stopping", "converge")
+
+    def __init__(self, *, memory: int = 10, c1: float = 1e-4, c2: float = 0.9, max_evaluations: int = 30):
+        if isinstance(memory, bool) or not isinstance(memory, (int, np.integer)) or memory < 1:
+            raise InvalidArgumentError(f"memory: expected an integer >= 1, got {memory!r}")
+        if not 0 < c1 < c2 < 1:
+            raise InvalidArgumentError(f"line search: expected 0 < c1 < c2 < 1, got c1={c1}, c2={c2}")
+        self.memory, self.c1, self.c2, self.max_evaluations = int(memory), float(c1), float(c2), int(max_evaluations)
+        self.x = self.g = self.S = self.Y = None
+        self.f = math.nan
+        self.pairs = 0                 # pairs stored so far; the newest is row (pairs - 1) % memory
+        self.iteration = 0
+        self.evaluations = 0
+        self.extra = None
+
+    @classmethod
+    def from_config(cls, config) -> "LBFGS":
+        defaults = type(config)()
+        given = [name for name in cls.SGD_ONLY if getattr(config, name) != getattr(defaults, name)]
+        if given:
+            raise InvalidArgumentError(f"{given[0]}: applies to SGD only, not to the L-BFGS solver")
+        return cls()
+
+    @property
+    def started(self) -> bool:
+        return self.x is not None
+
+    def start(self, x0: np.ndarray, fun: Function) -> None:
+        """Evaluate the objective at the initial point x0 (flat)."""
+        self.x = np.array(x0, dtype=np.float64).ravel()
+        self.f, self.g, self.extra = self._evaluate(fun, self.x)
+        self.S = np.zeros((self.memory, self.x.size))
+        self.Y = np.zeros((self.memory, self.x.size))
+
+    def grad_max(self) -> float:
+        """max_i |g_i|: the stopping test (scipy's pgtol rule) compares it with tol."""
+        return float(np.max(np.abs(self.g)))
+
+    def _evaluate(self, fun: Function, x: np.ndarray):
+        self.evaluations += 1
+        f, g, extra = fun(x)
+        return float(f), np.asarray(g, dtype=np.float64), extra
+
+    def direction(self) -> np.ndarray:
+        """d = -H g by the two-loop recursion, newest pair first."""
+        q = -self.g
+        kept = min(self.pairs, self.memory)
+        order = [(self.pairs - 1 - j) % self.memory for j in range(kept)]       # newest to oldest
+        rho = [1.0 / float(self.Y[i] @ self.S[i]) for i in order]
+        alpha = []
+        for r, i in zip(rho, order):
+            a = r * float(self.S[i] @ q)
+            q -= a * self.Y[i]
+            alpha.append(a)
+        if kept:
+            newest = order[0]
+            q *= float(self.S[newest] @ self.Y[newest]) / float(self.Y[newest] @ self.Y[newest])
+        for r, i, a in zip(reversed(rho), reversed(order), reversed(alpha)):
+            q += (a - r * float(self.Y[i] @ q)) * self.S[i]
+        return q
+
+    def step(self, fun: Function) -> bool:
+        """One iteration; False if the line search found no acceptable point (x unchanged)."""
+        d = self.direction()
+        slope = float(self.g @ d)
+        if not slope < 0:                       # not a descent direction (rounding): restart from -g
+            self.pairs, d = 0, -self.g
+            slope = float(self.g @ d)
+        alpha0 = 1.0 if self.pairs else min(1.0, 1.0 / math.sqrt(-slope))
+        found = self._line_search(fun, d, slope, alpha0)
+        if found is None:
+            return False
+        alpha, f, g, extra = found
+        s, y = alpha * d, g - self.g
+        if float(s @ y) > 1e-10 * float(y @ y):
+            row = self.pairs % self.memory
+            self.S[row], self.Y[row] = s, y
+            self.pairs += 1
+        self.x = self.x + s
+        self.f, self.g, self.extra = f, g, extra
+        self.iteration += 1
+        return True
+
+    def _line_search(self, fun: Function, d: np.ndarray, slope: float, alpha: float):
+        """Strong Wolfe line search (N&W algorithm 3.5, zoom 3.6 with safeguarded cubic steps).
+        Returns (alpha, f, g, extra) of the accepted point, the last one evaluated, or None."""
+        f0, c1, c2 = self.f, self.c1, self.c2
+        evaluations = 0
+
+        def phi(a):
+            nonlocal evaluations
+            evaluations += 1
+            f, g, extra = self._evaluate(fun, self.x + a * d)
+            return f, float(g @ d), (g, extra)
+
+        lo = (0.0, f0, slope)                   # (alpha, f, f') of the best point with sufficient decrease
+        hi = None
+        while evaluations < self.max_evaluations:
+            if hi is None:
+                f, df, payload = phi(alpha)
+                if not (math.isfinite(f) and f <= f0 + c1 * alpha * slope and (lo[0] == 0.0 or f < lo[1])):
+                    hi = (alpha, f, df)
+                elif abs(df) <= -c2 * slope:
+                    return alpha, f, *payload
+                elif df >= 0:
+                    hi, lo = lo, (alpha, f, df)
+                else:
+                    lo, alpha = (alpha, f, df), 2.0 * alpha
+                    continue
+            else:                               # zoom: the interval between lo and hi holds a Wolfe point
+                alpha = _cubic_step(lo, hi)
+                if abs(alpha - lo[0]) <= 1e-12 * max(abs(alpha), 1e-300):
+                    return None
+                f, df, payload = phi(alpha)
+                if not (math.isfinite(f) and f <= f0 + c1 * alpha * slope and f < lo[1]):
+                    hi = (alpha, f, df)
+                elif abs(df) <= -c2 * slope:
+                    return alpha, f, *payload
+                else:
+                    if df * (hi[0] - lo[0]) >= 0:
+                        hi = lo
+                    lo = (alpha, f, df)
+            if hi is not None and abs(hi[0] - lo[0]) <= 1e-14 * max(lo[0], hi[0]):
+                return None
+        return None
+
+    def state_dict(self) -> dict:
+        return {"x": self.x.copy(), "g": self.g.copy(), "S": self.S.copy(), "Y": self.Y.copy(), "f": self.f,
+                "pairs": self.pairs, "iteration": self.iteration, "evaluations": self.evaluations,
+                "extra": self.extra}
+
+    def load_state_dict(self, state: dict, params) -> None:
+        p = sum(a.size for a in params)
+        self.x, self.g = _state_array(state, "x", (p,)), _state_array(state, "g", (p,))
+        self.S, self.Y = _state_array(state, "S", (self.memory, p)), _state_array(state, "Y", (self.memory, p))
+        try:
+            self.f, self.extra = float(state["f"]), state["extra"]
+            self.pairs, self.iteration = int(state["pairs"]), int(state["iteration"])
+            self.evaluations = int(state["evaluations"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise InvalidArgumentError(f"optimizer state: {e!r}") from None
+
+
+def _cubic_step(lo: tuple, hi: tuple) -> float:
+    """The minimiser of the cubic through (alpha, f, f') at lo and hi, kept at least a tenth of the
+    interval away from both ends; bisection when the cubic is unusable (no real minimiser, inf)."""
+    (a, fa, da), (b, fb, db) = lo, hi
+    low, high = min(a, b), max(a, b)
+    margin = 0.1 * (high - low)
+    if math.isfinite(fb) and math.isfinite(db):
+        d1 = da + db - 3 * (fa - fb) / (a - b)
+        disc = d1 * d1 - da * db
+        if disc >= 0:
+            d2 = math.copysign(math.sqrt(disc), b - a)
+            denom = db - da + 2 * d2
+            if denom != 0:
+                x = b - (b - a) * (db + d2 - d1) / denom
+                if math.isfinite(x) and low + margin <= x <= high - margin:
+                    return x
+    return 0.5 * (a + b)
 
 class LRSchedule:
     """The learning rate at each optimizer step (0-based, counted over the whole run).

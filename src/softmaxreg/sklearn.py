@@ -12,6 +12,7 @@ from dataclasses import replace
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import check_random_state
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -27,18 +28,25 @@ __all__ = ["SoftmaxRegressionClassifier"]
 
 
 class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
-    """Multinomial logistic regression trained by minibatch SGD, written from scratch.
+    """Multinomial logistic regression trained by minibatch SGD or full-batch L-BFGS, written from scratch.
 
     Parameters
     ----------
-    alpha : L2 penalty (alpha / 2) |W|^2 (SGD weight decay); the intercept is not penalised.
-    lr : learning rate, or "auto": 2 / mean_i |x_i|^2 over the (standardized) training rows,
+    solver : "sgd" (minibatch SGD, the default) or "lbfgs" (full-batch L-BFGS to the exact optimum
+        of mean_w(loss) + (alpha / 2) |W|^2, the weighted mean over sum(sample weights);
+        scikit-learn's LogisticRegression(C) is alpha = 1 / (C * n_samples)).
+    alpha : L2 penalty (alpha / 2) |W|^2; the intercept is not penalised.
+    max_iter : SGD epochs, or L-BFGS iterations.
+    tol : SGD: least training (or held-out) loss improvement over n_iter_no_change epochs;
+        L-BFGS: stop when max |gradient| <= tol.
+    lr : SGD learning rate, or "auto": 2 / mean_i |x_i|^2 over the (standardized) training rows,
         a step safely below the inverse curvature of the loss for any scale of features.
-    batch_size, max_iter (epochs), momentum, nesterov, schedule ("constant", "step", "cosine"),
-    warmup_epochs, label_smoothing, class_weight (dict or "balanced"): as in `softmaxreg.fit`.
+    batch_size, momentum, nesterov, schedule ("constant", "step", "cosine"), warmup_epochs,
+    early_stopping, validation_fraction, n_iter_no_change: SGD only, as in `softmaxreg.fit`.
+    label_smoothing, class_weight (dict or "balanced"): as in `softmaxreg.fit`.
     standardize : learn per-feature mean and std on the training data and apply them inside
         the model (kept in saved models).
-    early_stopping : hold out validation_fraction of the data and stop after n_iter_no_change
+    early_stopping : (SGD) hold out validation_fraction of the data and stop after n_iter_no_change
         epochs without improving its loss by tol (best weights restored); otherwise stop when
         the training loss stops improving by tol for n_iter_no_change epochs.
     warm_start : fit continues from the previous solution.
@@ -47,14 +55,15 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
 
     Attributes
     ----------
-    classes_, coef_ (k, d), intercept_ (k,), n_features_in_, n_iter_ (epochs run),
-    loss_curve_ (training loss per epoch), model_ (the SoftmaxRegression).
+    classes_, coef_ (k, d), intercept_ (k,), n_features_in_, n_iter_ (epochs or iterations run),
+    loss_curve_ (training loss per epoch or iteration), model_ (the SoftmaxRegression).
     """
 
-    def __init__(self, *, alpha=0.0, lr="auto", batch_size=64, max_iter=100, momentum=0.9, nesterov=True,
+    def __init__(self, *, solver="sgd", alpha=0.0, lr="auto", batch_size=64, max_iter=100, momentum=0.9, nesterov=True,
                  schedule="constant", warmup_epochs=0.0, label_smoothing=0.0, class_weight=None,
                  standardize=False, early_stopping=False, validation_fraction=0.1, n_iter_no_change=5, tol=1e-4,
                  warm_start=False, sigma=0.01, random_state=None, dtype="float64"):
+        self.solver = solver
         self.alpha = alpha
         self.lr = lr
         self.batch_size = batch_size
@@ -99,6 +108,11 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
             if unknown:
                 raise InvalidArgumentError(f"class_weight: labels {unknown} are not among the classes")
             class_weight = {index[c]: w for c, w in class_weight.items()}
+        if self.solver == "lbfgs":
+            return TrainConfig(solver="lbfgs", max_iter=epochs, tol=self.tol, weight_decay=self.alpha,
+                               label_smoothing=self.label_smoothing, class_weight=class_weight)
+        if self.solver != "sgd":
+            raise InvalidArgumentError(f"solver: expected 'sgd' or 'lbfgs', got {self.solver!r}")
         return TrainConfig(epochs=epochs, batch_size=self.batch_size, lr=lr, momentum=self.momentum,
                            nesterov=self.nesterov, weight_decay=self.alpha, schedule=self.schedule,
                            warmup_epochs=self.warmup_epochs, label_smoothing=self.label_smoothing,
@@ -138,19 +152,25 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
             if self.standardize:
                 self.model_.set_standardization(*feature_moments(self.model_, X))
             self.n_iter_, self.loss_curve_ = 0, []
-        if not continuing or not hasattr(self, "_optimizer"):        # a loaded model gets a fresh optimizer
-            self.lr_ = self._learning_rate(self.model_, X, y, sample_weight)
-            self._optimizer = SGD(self.lr_, momentum=self.momentum, nesterov=self.nesterov, weight_decay=self.alpha)
-        config = self._config(epochs, self.lr_)
-        self._optimizer.lr = self.lr_
-        if streaming and (config.schedule != "constant" or config.warmup_epochs):
-            # partial_fit call t is epoch t + 1 of a max_iter-epoch schedule, at the rate of its middle step
-            steps = num_batches(X.shape[0], config.batch_size)
-            schedule = config.lr_schedule(steps, epochs=max(self.max_iter, 1))
-            self._optimizer.lr = schedule(self.n_iter_ * steps + steps // 2)
-            config = replace(config, schedule="constant", warmup_epochs=0.0)
+        if self.solver == "lbfgs":                                  # each fit starts afresh from model_'s weights
+            config, optimizer = self._config(epochs, 1.0), None
+        else:
+            if not continuing or not hasattr(self, "_optimizer"):    # a loaded model gets a fresh optimizer
+                self.lr_ = self._learning_rate(self.model_, X, y, sample_weight)
+                self._optimizer = SGD(momentum=self.momentum, nesterov=self.nesterov)
+            config, optimizer = self._config(epochs, self.lr_), self._optimizer
+            if streaming and (config.schedule != "constant" or config.warmup_epochs):
+                # partial_fit call t is epoch t + 1 of a max_iter-epoch schedule, at the rate of its middle step
+                steps = num_batches(X.shape[0], config.batch_size)
+                schedule = config.lr_schedule(steps, epochs=max(self.max_iter, 1))
+                rate = schedule(self.n_iter_ * steps + steps // 2)
+                if rate == 0.0:                                 # past a cosine's end nothing moves
+                    self.n_iter_ += 1
+                    self.loss_curve_.append(self.model_.evaluate(X, self._encode(y))[0])
+                    return self
+                config = replace(config, lr=rate, schedule="constant", warmup_epochs=0.0)
         history = fit(self.model_, X, self._encode(y), config, seed=rng, sample_weight=sample_weight,
-                      optimizer=self._optimizer)
+                      optimizer=optimizer)
         self.n_iter_ += len(history)
         self.loss_curve_ += [r.train_loss for r in history]
         W, b = self._folded()
@@ -173,6 +193,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
             self.classes_ = np.unique(y)
         return self._train(X.astype(self.dtype, copy=False), y, sample_weight, self.max_iter, streaming=False)
 
+    @available_if(lambda self: self.solver == "sgd")
     def partial_fit(self, X, y, classes=None, sample_weight=None):
         """One epoch over (X, y), continuing from the current state; `classes` is required on the first call.
 

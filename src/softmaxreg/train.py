@@ -1,92 +1,34 @@
-"""The training loop: `fit`, the per-epoch History, the Callback hooks, resumable state (TrainState)."""
+"""Training: `fit` prepares the data, the objective and the optimizer, then runs the minibatch
+driver (SGD) or the full-batch driver (L-BFGS). Both report through the same callbacks."""
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, fields, replace
+import warnings
+from dataclasses import replace
 
 import numpy as np
 
+from .callbacks import EarlyStopping
 from .datasets.batches import iterate_minibatches, num_batches
-from .errors import InvalidArgumentError, TrainingDivergedError
+from .errors import ConvergenceWarning, InvalidArgumentError, TrainingDivergedError
+from .hooks import Callback, EpochRecord, History, Run, TrainState
 from .model import SoftmaxRegression, StepBuffers
-from .functional import soft_cross_entropy_rows
-from .optim import SGD
+from .objective import SoftmaxCrossEntropy
+from .optim import Optimizer
 from .options import TrainConfig, example_weights
 
-__all__ = ["fit", "TrainState", "feature_moments", "History", "EpochRecord", "Callback"]
+__all__ = ["fit", "feature_moments", "History", "EpochRecord", "Callback", "TrainState"]
 
-METRICS_HEADER = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc")
 DIVERGENCE_FACTOR = 1000.0
 """A minibatch whose mean loss is NaN, inf, or above DIVERGENCE_FACTOR * log(k) (1000 times the
 loss of the uniform prediction that training starts near) stops training as diverged.
 The stable softmax keeps the loss finite even for absurd learning rates: with logits growing
 like lr, the loss grows like lr instead. Largest minibatch loss of a 10-epoch Fashion-MNIST run
 (limit 2303): lr 0.1 -> 2.3, lr 1 -> 17, lr 10 -> 226, lr 30 -> 694, lr 1e6 -> 2.4e7."""
-
-
-@dataclass(frozen=True)
-class EpochRecord:
-    """Figures of one epoch. train_* average the minibatch losses and hits over the
-    epoch as the weights move (the lesson's convention); val_* use the weights at its end."""
-    epoch: int
-    train_loss: float
-    train_acc: float
-    val_loss: float
-    val_acc: float
-    seconds: float
-
-
-class History:
-    """The EpochRecords of a run, with column access: history.column("val_acc")."""
-
-    def __init__(self, records=()):
-        self.records: list[EpochRecord] = list(records)
-        self.best_epoch: int | None = None       # set by early stopping: the epoch whose weights were kept
-        self.stopped_early = False
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def __getitem__(self, i) -> EpochRecord:
-        return self.records[i]
-
-    def column(self, name: str) -> list:
-        if name not in {f.name for f in fields(EpochRecord)}:
-            raise InvalidArgumentError(f"History.column: unknown column {name!r}")
-        return [getattr(r, name) for r in self.records]
-
-    def to_csv(self) -> str:
-        """metrics.csv text: header `epoch,train_loss,train_acc,val_loss,val_acc`, full float precision."""
-        lines = [",".join(METRICS_HEADER)]
-        for r in self.records:
-            lines.append(",".join([str(r.epoch)] + [repr(float(getattr(r, c))) for c in METRICS_HEADER[1:]]))
-        return "\n".join(lines) + "\n"
-
-
-class Callback:
-    """Hooks called by `fit`; override the ones you need."""
-
-    def on_train_begin(self, total_steps: int) -> None: ...
-    def on_step_end(self) -> None: ...
-    def on_epoch_end(self, record: EpochRecord, history: History) -> None: ...
-    def on_train_end(self, history: History) -> None: ...
-
-
-@dataclass
-class TrainState:
-    """What `fit` needs to continue a run after `epoch`, besides the model's weights."""
-    epoch: int
-    records: list
-    rng_state: dict                         # the shuffle generator's bit_generator.state
-    velocity: list | None                   # SGD momentum buffers
-    holdout: np.ndarray | None              # early stopping: indices held out of the training set
-    best_loss: float
-    best_W: np.ndarray | None
-    best_b: np.ndarray | None
-    bad_epochs: int
-    best_epoch: int | None
+FULL_BATCH_ROWS = 4096
+"""Rows per chunk of a full-batch evaluation (12.8 MB of float32 at d = 784)."""
 
 
 def feature_moments(model: SoftmaxRegression, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -100,29 +42,22 @@ def feature_moments(model: SoftmaxRegression, X: np.ndarray) -> tuple[np.ndarray
     return mean, np.sqrt(np.maximum(total_sq / X.shape[0] - mean ** 2, 0.0))
 
 
-def _holdout_loss(model: SoftmaxRegression, X: np.ndarray, y: np.ndarray) -> float:
-    if y.ndim == 1:
-        return model.evaluate(X, y)[0]
-    with np.errstate(over="ignore", invalid="ignore"):
-        losses, _ = soft_cross_entropy_rows(model.logits(X).astype(np.float64), y.astype(np.float64))
-    return float(losses.mean())
-
-
 def fit(model: SoftmaxRegression, X, y, config: TrainConfig | None = None, *, seed: int | np.random.Generator = 0,
-        validation_data=None, sample_weight=None, optimizer: SGD | None = None, callbacks=(),
-        resume: "TrainState | None" = None, on_checkpoint=None, **options) -> History:
-    """Train `model` in place by minibatch SGD on (X, y) and return its History.
+        validation_data=None, sample_weight=None, optimizer: Optimizer | None = None, callbacks=(),
+        resume: TrainState | None = None, **options) -> History:
+    """Train `model` in place on (X, y) and return its History.
 
-    X (n, d) or (n, *input_shape), any real dtype (uint8 images stay uint8; each batch is
-    converted to the model's float dtype in a reused buffer); y (n,) class indices or (n, k)
-    soft targets. Options come from `config` (a TrainConfig, default the lesson's recipe),
-    overridden by keyword arguments of the same names (epochs=, lr=, momentum=, ...).
-    `optimizer` continues an existing SGD (its momentum state), e.g. across partial fits.
-    Each epoch draws one permutation from the seeded generator `seed`, so the same seed and
-    the same initial weights give bit-identical results.
-    After every epoch `on_checkpoint(TrainState)` receives all that is needed to continue; passing
-    that state back as `resume` (with the model's weights as they were then) continues the run
-    bit-identically to one that was never interrupted.
+    X (n, d) or (n, *input_shape), any real dtype (uint8 images stay uint8; chunks are converted to
+    the model's float dtype in reused buffers); y (n,) class indices or (n, k) soft targets.
+    Options come from `config` (a TrainConfig, default the lesson's recipe), overridden by keyword
+    arguments of the same names (epochs=, lr=, solver=, max_iter=, ...). The objective is
+    objective.SoftmaxCrossEntropy; `solver` picks the optimizer (optim.OPTIMIZERS): "sgd" runs
+    minibatch epochs, "lbfgs" full-batch iterations to max|gradient| <= tol (ConvergenceWarning
+    if it stops first). `optimizer` continues an existing one (its state), e.g. across partial fits.
+    Each SGD epoch draws one permutation from the seeded generator `seed`, so the same seed and the
+    same initial weights give bit-identical results. Callbacks see a `Run` from on_train_begin;
+    `run.state()` after an epoch, passed back as `resume` (with the model's weights as they were
+    then), continues the run bit-identically to one that was never interrupted.
     With early_stopping, a seeded validation_fraction of (X, y) is held out; training stops after
     `patience` epochs without improving its loss by more than tol, and the best weights are
     restored (history.best_epoch). Raises TrainingDivergedError when a minibatch loss breaks the
@@ -134,101 +69,179 @@ def fit(model: SoftmaxRegression, X, y, config: TrainConfig | None = None, *, se
     if X.shape[0] == 0:
         raise InvalidArgumentError("X: cannot train on 0 examples")
     weights = example_weights(y, model.num_outputs, sample_weight, cfg.class_weight, model.dtype)
+    validation = None
     if validation_data is not None:
-        X_val, y_val = validation_data
-        X_val = model._flatten(X_val)
-        y_val = model._check_labels(y_val, X_val.shape[0])
+        X_val = model._flatten(validation_data[0])
+        validation = (X_val, model._check_labels(validation_data[1], X_val.shape[0]))
+    optimizer = optimizer or cfg.optimizer()
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    holdout, held = None, None
+    stoppers, held = [], None
     if cfg.early_stopping:
-        if resume is not None:
-            held = resume.holdout
-        else:
-            order = rng.permutation(X.shape[0])
-            cut = max(1, round(cfg.validation_fraction * X.shape[0]))
-            if cut >= X.shape[0]:
-                raise InvalidArgumentError(f"validation_fraction {cfg.validation_fraction}: leaves no training data")
-            held = np.sort(order[:cut])
+        held = resume.holdout if resume is not None else _holdout_indices(X.shape[0], cfg.validation_fraction, rng)
         kept = np.setdiff1d(np.arange(X.shape[0]), held, assume_unique=True)
-        holdout = (X[held], y[held])
-        X, y = X[kept], y[kept]
-        weights = None if weights is None else weights[kept]
+        stoppers = [EarlyStopping(cfg.patience, cfg.tol, holdout=(X[held], y[held]))]
+        X, y, weights = X[kept], y[kept], None if weights is None else weights[kept]
+    elif cfg.converge:
+        stoppers = [EarlyStopping(cfg.patience, cfg.tol)]
     if cfg.standardize and model.mean is None:
         model.set_standardization(*feature_moments(model, X))
-
-    n, d = X.shape[0], model.num_inputs
-    steps_per_epoch = num_batches(n, cfg.batch_size)
-    if optimizer is None:
-        optimizer = SGD(cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay)
-    schedule = cfg.lr_schedule(steps_per_epoch)
-    arrays = (X, y) if weights is None else (X, y, weights)
-    rows = min(cfg.batch_size, n)
-    gathered = tuple(np.empty((rows, *a.shape[1:]), dtype=a.dtype) for a in arrays)   # raw batch
-    x_buf = np.empty((rows, d), dtype=model.dtype)        # (B, d) the batch as float
-    scratch = StepBuffers(rows, model)
-    dW, db = np.empty_like(model.W), np.empty_like(model.b)
-    params, grads, decay = (model.W, model.b), (dW, db), (True, False)
-    loss_limit = DIVERGENCE_FACTOR * math.log(model.num_outputs)
-
-    history = History()
-    best = (math.inf, None, None)                          # held-out loss, W, b
-    bad_epochs, first_epoch = 0, 1
-    if resume is not None:                                 # continue exactly where the checkpoint left off
+    history = History(resume.records if resume is not None else ())
+    if resume is not None:
         rng.bit_generator.state = resume.rng_state
-        history = History(resume.records)
-        history.best_epoch = resume.best_epoch
-        best, bad_epochs, first_epoch = (resume.best_loss, resume.best_W, resume.best_b), resume.bad_epochs, resume.epoch + 1
-        if resume.velocity is not None:
-            optimizer.velocity = [v.copy() for v in resume.velocity]
-        if (holdout is not None or cfg.converge) and bad_epochs >= cfg.patience:
-            history.stopped_early, first_epoch = True, cfg.epochs + 1
-    for cb in callbacks:
-        cb.on_train_begin((cfg.epochs - first_epoch + 1) * steps_per_epoch)
+        optimizer.load_state_dict(resume.optimizer, (model.W, model.b))
+        for stopper in stoppers:
+            stopper.load_state_dict(resume.early_stopping)
+    objective = SoftmaxCrossEntropy(model, weight_decay=cfg.weight_decay, label_smoothing=cfg.label_smoothing)
+    driver = _full_batch if optimizer.full_batch else _minibatch
+    callbacks = [*stoppers, *callbacks]
+
+    def state() -> TrainState:
+        return TrainState(len(history), list(history.records), rng.bit_generator.state, optimizer.name,
+                          optimizer.state_dict(), held, stoppers[0].state_dict() if stoppers else None)
+
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):   # a blow-up is caught per step
-        for epoch in range(first_epoch, cfg.epochs + 1):
-            start = time.perf_counter()
-            loss_sum, correct = 0.0, 0
-            for step, batch in enumerate(iterate_minibatches(arrays, cfg.batch_size, rng, buffers=gathered), 1):
-                xb, yb = batch[0], batch[1]
-                x = x_buf[:xb.shape[0]]
-                np.copyto(x, xb)                                  # uint8 -> float, no scaling
-                batch_loss, batch_correct = model.loss_and_grad_into(
-                    x, yb, dW, db, scratch, sample_weight=batch[2] if len(batch) > 2 else None,
-                    label_smoothing=cfg.label_smoothing)
-                if not batch_loss <= loss_limit * xb.shape[0]:    # also true for NaN
-                    mean = batch_loss / xb.shape[0]
-                    raise TrainingDivergedError(
-                        f"training diverged at epoch {epoch}, step {step}: minibatch loss {mean:.4g} "
-                        f"{'is not finite' if not math.isfinite(mean) else f'exceeds {loss_limit:.4g}'}; "
-                        "try a smaller learning rate", epoch=epoch, step=step, loss=mean, history=history)
-                if not schedule.is_constant:
-                    optimizer.lr = schedule((epoch - 1) * steps_per_epoch + step - 1)
-                optimizer.step(params, grads, decay)
-                loss_sum += batch_loss
-                correct += batch_correct
-                for cb in callbacks:
-                    cb.on_step_end()
-            val_loss, val_acc = model.evaluate(X_val, y_val) if validation_data is not None else (math.nan, math.nan)
-            record = EpochRecord(epoch, loss_sum / n, correct / n, val_loss, val_acc, time.perf_counter() - start)
-            history.records.append(record)
-            if holdout is not None or cfg.converge:
-                loss = _holdout_loss(model, *holdout) if holdout is not None else record.train_loss
-                if loss < best[0] - cfg.tol:
-                    bad_epochs = 0
-                    best = (loss, model.W.copy(), model.b.copy()) if holdout is not None else (loss, None, None)
-                    history.best_epoch = epoch
-                else:
-                    bad_epochs += 1
-            if on_checkpoint is not None:                      # before the callbacks: metrics.csv never runs ahead
-                on_checkpoint(TrainState(epoch, list(history.records), rng.bit_generator.state, optimizer.velocity,
-                                         held, best[0], best[1], best[2], bad_epochs, history.best_epoch))
-            for cb in callbacks:
-                cb.on_epoch_end(record, history)
-            if (holdout is not None or cfg.converge) and bad_epochs >= cfg.patience:
-                history.stopped_early = True
-                break
-    if holdout is not None and best[1] is not None:
-        model.W[...], model.b[...] = best[1], best[2]
+        driver(objective, optimizer, (X, y, weights), cfg, rng, validation, history, callbacks, state)
     for cb in callbacks:
         cb.on_train_end(history)
     return history
+
+
+def _holdout_indices(n: int, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    cut = max(1, round(fraction * n))
+    if cut >= n:
+        raise InvalidArgumentError(f"validation_fraction {fraction}: leaves no training data")
+    return np.sort(rng.permutation(n)[:cut])
+
+
+def _begin(run: Run, callbacks) -> None:
+    for cb in callbacks:
+        cb.on_train_begin(run)
+
+
+def _end_epoch(run: Run, record: EpochRecord, callbacks) -> None:
+    run.history.records.append(record)
+    for cb in callbacks:
+        cb.on_epoch_end(record, run.history)
+
+
+def _validate(model: SoftmaxRegression, validation) -> tuple[float, float]:
+    return model.evaluate(*validation) if validation is not None else (math.nan, math.nan)
+
+
+def _minibatch(objective, optimizer, arrays, cfg, rng, validation, history, callbacks, state) -> None:
+    """Epochs of minibatch steps: each batch's loss and gradient, the penalty, one optimizer step at
+    the schedule's rate. Ends after cfg.epochs, or when a callback sets run.stop."""
+    model = objective.model
+    X, y, w = arrays
+    n, first = X.shape[0], len(history) + 1
+    steps_per_epoch = num_batches(n, cfg.batch_size)
+    schedule = cfg.lr_schedule(steps_per_epoch)
+    batch_arrays = (X, y) if w is None else (X, y, w)
+    rows = min(cfg.batch_size, n)
+    gathered = tuple(np.empty((rows, *a.shape[1:]), dtype=a.dtype) for a in batch_arrays)   # raw batch
+    x_buf = np.empty((rows, model.num_inputs), dtype=model.dtype)      # (B, d) the batch as float
+    scratch = StepBuffers(rows, model)
+    dW, db = np.empty_like(model.W), np.empty_like(model.b)
+    loss_limit = DIVERGENCE_FACTOR * math.log(model.num_outputs)
+    run = Run(model, optimizer, history, cfg.epochs, (cfg.epochs - first + 1) * steps_per_epoch, state)
+    _begin(run, callbacks)
+    for epoch in range(first, cfg.epochs + 1):
+        if run.stop:
+            break
+        start, loss_sum, correct = time.perf_counter(), 0.0, 0
+        for step, batch in enumerate(iterate_minibatches(batch_arrays, cfg.batch_size, rng, buffers=gathered), 1):
+            m = batch[0].shape[0]
+            x = x_buf[:m]
+            np.copyto(x, batch[0])                                      # uint8 -> float, no scaling
+            batch_loss, batch_correct = objective.chunk_into(x, batch[1], batch[2] if w is not None else None,
+                                                             m, dW, db, scratch)
+            if not batch_loss <= loss_limit * m:                         # also true for NaN
+                mean = batch_loss / m
+                raise TrainingDivergedError(
+                    f"training diverged at epoch {epoch}, step {step}: minibatch loss {mean:.4g} "
+                    f"{'is not finite' if not math.isfinite(mean) else f'exceeds {loss_limit:.4g}'}; "
+                    "try a smaller learning rate", epoch=epoch, step=step, loss=mean, history=history)
+            objective.add_penalty(dW)
+            optimizer.step((model.W, model.b), (dW, db), schedule((epoch - 1) * steps_per_epoch + step - 1))
+            loss_sum += batch_loss
+            correct += batch_correct
+            for cb in callbacks:
+                cb.on_step_end()
+        record = EpochRecord(epoch, loss_sum / n, correct / n, *_validate(model, validation),
+                             time.perf_counter() - start)
+        _end_epoch(run, record, callbacks)
+
+
+def _full_batch(objective, optimizer, arrays, cfg, rng, validation, history, callbacks, state) -> None:
+    """Iterations of a full-batch optimizer on F (objective.py, divisor: the sum of the weights)
+    until max |dF| <= cfg.tol, cfg.max_iter iterations, or a callback's stop. One record per
+    iteration: the training loss and accuracy at its point, and validation."""
+    model = objective.model
+    fun = _full_batch_function(objective, *arrays)
+    if not optimizer.started:
+        optimizer.start(_flat_params(model), fun)
+    first, max_iter = len(history) + 1, cfg.solver_max_iter
+    run = Run(model, optimizer, history, max_iter, max(max_iter - first + 1, 0), state)
+    _begin(run, callbacks)
+    reason = None
+    for iteration in range(first, max_iter + 1):
+        if run.stop or optimizer.grad_max() <= cfg.tol:
+            break
+        start = time.perf_counter()
+        if not optimizer.step(fun):
+            reason = "the line search found no point that lowers the objective (flat to rounding)"
+            break
+        _set_flat_params(model, optimizer.x)
+        for cb in callbacks:
+            cb.on_step_end()
+        train_loss, train_acc = optimizer.extra
+        _end_epoch(run, EpochRecord(iteration, train_loss, train_acc, *_validate(model, validation),
+                                    time.perf_counter() - start), callbacks)
+    _set_flat_params(model, optimizer.x)
+    history.converged = optimizer.grad_max() <= cfg.tol
+    if not history.converged and not run.stop:
+        reason = reason or f"it reached max_iter={max_iter}"
+        warnings.warn(f"{optimizer.name} stopped before max|gradient| <= tol={cfg.tol:g} "
+                      f"(it is {optimizer.grad_max():.3g}): {reason}", ConvergenceWarning, stacklevel=3)
+
+
+def _flat_params(model: SoftmaxRegression) -> np.ndarray:
+    return np.concatenate([model.W.ravel(), model.b]).astype(np.float64)
+
+
+def _set_flat_params(model: SoftmaxRegression, x: np.ndarray) -> None:
+    model.W[...] = x[:model.W.size].reshape(model.W.shape)
+    model.b[...] = x[model.W.size:]
+
+
+def _full_batch_function(objective: SoftmaxCrossEntropy, X, y, w):
+    """fun(x) -> (F, dF, (mean training loss, accuracy)) at the flat float64 point x = (W, b), F over
+    all rows in chunks of FULL_BATCH_ROWS added in a fixed order, so the same x gives the same bits."""
+    model = objective.model
+    n = X.shape[0]
+    divisor = float(w.sum(dtype=np.float64)) if w is not None else float(n)
+    rows = min(FULL_BATCH_ROWS, n)
+    buffers = StepBuffers(rows, model)
+    x_buf = np.empty((rows, model.num_inputs), dtype=model.dtype) if X.dtype != model.dtype else None
+    dW, db = np.empty_like(model.W), np.empty_like(model.b)
+    gW, gb = np.empty(model.W.shape), np.empty(model.b.shape)                # float64 sums
+
+    def fun(params: np.ndarray):
+        _set_flat_params(model, params)
+        loss_sum, correct = 0.0, 0
+        gW[...], gb[...] = 0.0, 0.0
+        for start in range(0, n, rows):
+            part = slice(start, min(start + rows, n))
+            chunk = X[part]
+            if x_buf is not None:                                              # uint8 -> float
+                np.copyto(x_buf[:chunk.shape[0]], chunk)
+                chunk = x_buf[:chunk.shape[0]]
+            chunk_loss, chunk_correct = objective.chunk_into(chunk, y[part], None if w is None else w[part],
+                                                             divisor, dW, db, buffers)
+            loss_sum, correct = loss_sum + chunk_loss, correct + chunk_correct
+            gW += dW
+            gb += db
+        data_loss = loss_sum / divisor
+        f = data_loss + objective.add_penalty(gW)
+        return f, np.concatenate([gW.ravel(), gb]), (data_loss, correct / n)
+    return fun

@@ -1,0 +1,115 @@
+"""The training objective: softmax cross-entropy summed over a chunk of rows, and the L2 penalty.
+
+Conventions
+-----------
+x : (n, d) float rows of one chunk, raw (the model folds its input scale s and standardization in)
+y : (n,) integer class indices, or (n, k) soft targets T (non-negative; one-hot rows are class indices)
+w : (n,) per-example weights (sample weight times class weight), or None for all 1
+W : (d, k), b : (k,) the model's parameters;  Z = s X W + b : (n, k) logits
+
+Every solver minimises the same function of (W, b) over a data set split into chunks c:
+
+    F(W, b) = (1 / N) sum_c sum_{i in c} w_i l_i  +  (lambda / 2) |W|^2        (the bias is not penalised)
+    l_i     = -sum_j T'_ij log softmax(Z_i)_j,     T'_i = (1 - eps) T_i + eps sum_j T_ij / k  (label smoothing eps)
+
+`chunk_into` returns the chunk's sums and writes its share of the gradient; callers add chunks in a
+fixed order and choose the divisor N: the minibatch size B for SGD (the lesson's mean), the sum of
+the weights for the full batch (so a weight of 2 equals a repeated row, and with lambda = 1 / (C N)
+F is scikit-learn's `LogisticRegression` objective divided by C N). The divisor is folded into the
+small (k, n) gradient block before the big product, never applied to the (n, d) data.
+
+Backward (the lesson's derivation, by the chain rule through Z):
+
+    G = dF/dZ = w_i (sum_j T'_ij softmax(Z_i) - T'_i) / N          (n, k)   (softmax(Z) - Y) / N for labels
+    dF/dW = s X^T G + lambda W,       dF/db = sum_i G_i
+    standardized (X' = (s X - mu) / sigma):   dF/dW = (s X^T G - mu sum_i G_i) / sigma + lambda W  (row-wise)
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .errors import InvalidArgumentError
+from .functional import smoothed_targets, soft_cross_entropy_rows, softmax_cross_entropy_
+from .model import SoftmaxRegression, StepBuffers, _matmul_t_rows
+
+__all__ = ["SoftmaxCrossEntropy"]
+
+
+class SoftmaxCrossEntropy:
+    """The softmax cross-entropy objective of `model`, with an L2 penalty and label smoothing.
+
+    >>> objective = SoftmaxCrossEntropy(model, weight_decay=1e-3)
+    >>> loss, dW, db = objective.loss_and_grad(X, y)          # F and its gradient on (X, y)
+    """
+
+    def __init__(self, model: SoftmaxRegression, *, weight_decay: float = 0.0, label_smoothing: float = 0.0):
+        weight_decay, label_smoothing = float(weight_decay), float(label_smoothing)
+        if not (math.isfinite(weight_decay) and weight_decay >= 0):
+            raise InvalidArgumentError(f"weight_decay: expected a finite value >= 0, got {weight_decay}")
+        if not 0.0 <= label_smoothing < 1.0:
+            raise InvalidArgumentError(f"label_smoothing: expected a value in [0, 1), got {label_smoothing}")
+        self.model = model
+        self.weight_decay = weight_decay
+        self.label_smoothing = label_smoothing
+
+    def chunk_into(self, x: np.ndarray, y: np.ndarray, w: np.ndarray | None, divisor: float,
+                   dW: np.ndarray, db: np.ndarray, buffers: StepBuffers) -> tuple[float, int]:
+        """One chunk's forward and backward: returns (sum_i w_i l_i, number of rows whose argmax is
+        the target's), and writes dW (d, k), db (k,) <- the gradient of sum_i w_i l_i / divisor.
+        No penalty here (see `add_penalty`); no validation (callers check inputs once)."""
+        model, n = self.model, x.shape[0]
+        dtype = model.dtype.type
+        zt = buffers.zt[:, :n]
+        if y.ndim == 1 and w is None and not self.label_smoothing:
+            # fast path: class-major fused kernel, zt <- (P - Y)^T in place
+            np.copyto(zt, model._logits_into(x, buffers.z[:n]).T)                 # Z^T (k, n)
+            loss_sum, correct = softmax_cross_entropy_(zt, y, buffers.cols[:n])
+        else:
+            z = model._logits_into(x, buffers.z[:n])                               # (n, k)
+            losses, g = soft_cross_entropy_rows(z, smoothed_targets(y, model.num_outputs, model.dtype,
+                                                                    self.label_smoothing))
+            correct = int(np.count_nonzero(z.argmax(axis=1) == (y if y.ndim == 1 else y.argmax(axis=1))))
+            if w is not None:
+                losses, g = losses * w, g * w[:, None]
+            loss_sum = float(losses.sum())
+            np.copyto(zt, g.T)
+        np.sum(zt, axis=1, out=db)
+        db *= dtype(1.0 / divisor)                                 # sum_i G_i
+        if model.mean is None:
+            zt *= dtype(model.input_scale / divisor)               # zt <- s G^T
+            _matmul_t_rows(x, zt.T, dW, buffers.dW)                # (d, k)  s X^T G
+        else:
+            zt *= dtype(1.0 / divisor)                             # zt <- G^T
+            _matmul_t_rows(x, zt.T, dW, buffers.dW)                # X^T G
+            dW *= (dtype(model.input_scale) / model.std)[:, None]
+            dW -= (model.mean / model.std)[:, None] * db
+        return loss_sum, correct
+
+    def add_penalty(self, dW: np.ndarray | None = None) -> float:
+        """(lambda / 2) |W|^2; with dW, also adds its gradient lambda W to dW in place."""
+        if not self.weight_decay:
+            return 0.0
+        W = self.model.W
+        if dW is not None:
+            dW += W.dtype.type(self.weight_decay) * W
+        return 0.5 * self.weight_decay * float(np.vdot(W, W))
+
+    def loss_and_grad(self, X, y, *, sample_weight=None) -> tuple[float, np.ndarray, np.ndarray]:
+        """F on (X, y), divided by the number of rows, and its gradient (dW (d, k), db (k,)).
+
+        X (n, d) or (n, *input_shape); y class indices (n,) or soft targets (n, k);
+        sample_weight (n,) weights each example's loss: F = (1/n) sum_i w_i l_i + (lambda/2) |W|^2.
+        """
+        model = self.model
+        X = model._flatten(X)
+        y = model._check_targets(y, X.shape[0])
+        if X.shape[0] == 0:
+            raise InvalidArgumentError("X: cannot compute a loss on 0 examples")
+        w = None if sample_weight is None else np.asarray(sample_weight, dtype=model.dtype)
+        dW, db = np.empty_like(model.W), np.empty_like(model.b)
+        loss_sum, _ = self.chunk_into(X.astype(model.dtype), y, w, X.shape[0], dW, db,
+                                      StepBuffers(X.shape[0], model))
+        return loss_sum / X.shape[0] + self.add_penalty(dW), dW, db
