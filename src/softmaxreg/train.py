@@ -229,7 +229,8 @@ def _full_batch_function(objective: SoftmaxCrossEntropy, X, y, w):
     def fun(params: np.ndarray):
         _set_flat_params(model, params)
         loss_sum, correct = 0.0, 0
-        gW[...], gb[...] = 0.0, 0.0
+        gW.fill(0.0)
+        gb.fill(0.0)
         for start in range(0, n, rows):
             part = slice(start, min(start + rows, n))
             chunk = X[part]
@@ -239,8 +240,8 @@ def _full_batch_function(objective: SoftmaxCrossEntropy, X, y, w):
             chunk_loss, chunk_correct = objective.chunk_into(chunk, y[part], None if w is None else w[part],
                                                              divisor, dW, db, buffers)
             loss_sum, correct = loss_sum + chunk_loss, correct + chunk_correct
-            gW += dW
-            gb += db
+            np.add(gW, dW, out=gW)
+            np.add(gb, db, out=gb)
         data_loss = loss_sum / divisor
         f = data_loss + objective.add_penalty(gW)
         return f, np.concatenate([gW.ravel(), gb]), (data_loss, correct / n)
