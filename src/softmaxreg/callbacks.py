@@ -57,5 +57,5 @@ class MetricsCSV(Callback):
         self.path = path
 
     def on_epoch_end(self, record: EpochRecord, history: History) -> None:
-        from .persist import atomic_write_bytes
+        from .fileio import atomic_write_bytes
         atomic_write_bytes(self.path, history.to_csv().encode())

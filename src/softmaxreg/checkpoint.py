@@ -11,12 +11,14 @@ from dataclasses import asdict
 import numpy as np
 
 from .errors import ModelFormatError
-from .persist import model_from_tensors, model_metadata, model_tensors, read_tensors, write_tensors
+from .fileio import read_tensors, write_tensors
+from .model_file import model_from_tensors, model_metadata, model_tensors
 from .train import EpochRecord, TrainState
 
 __all__ = ["save_checkpoint", "load_checkpoint", "CHECKPOINT_FORMAT"]
 
 CHECKPOINT_FORMAT = "softmaxreg-checkpoint"
+CHECKPOINT_FORMAT_VERSION = 1
 
 
 def save_checkpoint(path, model, state: TrainState) -> None:
@@ -38,12 +40,12 @@ def save_checkpoint(path, model, state: TrainState) -> None:
         "bad_epochs": str(state.bad_epochs),
         "best_epoch": json.dumps(state.best_epoch),
     }
-    write_tensors(path, tensors, metadata, kind=CHECKPOINT_FORMAT)
+    write_tensors(path, tensors, metadata, kind=CHECKPOINT_FORMAT, version=CHECKPOINT_FORMAT_VERSION)
 
 
 def load_checkpoint(path):
     """(model, TrainState) from a file written by `save_checkpoint`, all of it checked."""
-    tensors, meta = read_tensors(path, kind=CHECKPOINT_FORMAT)
+    tensors, meta = read_tensors(path, kind=CHECKPOINT_FORMAT, version=CHECKPOINT_FORMAT_VERSION, what="checkpoint")
     model = model_from_tensors(tensors, meta, path)
     try:
         epoch = int(meta["epoch"])

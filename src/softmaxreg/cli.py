@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
-from .cli_train import CHECKPOINT, RECIPES, RUN_FILES, output_folder, train_command
+from ._version import __version__
+from .cli_train import CHECKPOINT, RECIPES, RUN_FILES, train_command
 from .errors import SoftmaxRegError, TrainingDivergedError
+from .fileio import output_folder
 from .optim import SCHEDULES
 
 __all__ = ["main", "build_parser", "RUN_FILES", "CHECKPOINT"]
@@ -144,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _model_and_data(model_path, data_dir):
     from .datasets import load_fashion_mnist
-    from .persist import load_model
+    from .model_file import load_model
 
     model = load_model(model_path)
     data = load_fashion_mnist(data_dir)
@@ -204,7 +205,7 @@ def _evaluate(args) -> int:
 
 def _predict(args) -> int:
     from .datasets.inputs import read_inputs
-    from .persist import load_model
+    from .model_file import load_model
 
     model = load_model(args.model)
     if args.top_k > model.num_outputs:
@@ -234,7 +235,7 @@ def _predict(args) -> int:
 
 def _experiment(args) -> int:
     from . import experiments as ex
-    from .persist import atomic_write_bytes
+    from .fileio import atomic_write_bytes
     from .plots import plot_experiment
 
     out = output_folder(Path(args.out))

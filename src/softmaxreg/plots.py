@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .persist import atomic_write_bytes
+from .fileio import atomic_write_bytes
 from .runplots import plot_curves, plot_image_grid
 
 __all__ = ["plot_confusion", "plot_curves", "plot_experiment", "plot_image_grid", "plot_reliability"]
