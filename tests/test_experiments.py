@@ -1,12 +1,15 @@
 """The lesson's exercises: each experiment's figures checked against independent computations."""
 
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from softmaxreg import load_fashion_mnist, softmax
 from softmaxreg import experiments as ex
+from softmaxreg.cli import main
 
 
 def test_stability_reproduces_the_naive_failure_and_ours_matches_float64():
@@ -87,3 +90,24 @@ def test_csv_has_the_columns_and_one_line_per_row():
     lines = result.to_csv().splitlines()
     assert lines[0] == ",".join(result.columns) and len(lines) == len(result.rows) + 1
     assert softmax(np.zeros((1, 2))).sum() == 1
+
+
+def test_an_experiment_added_to_the_registry_is_a_cli_command(monkeypatch, tmp_path, capsys):
+    result = ex.ExperimentResult("toy", ["a"], [{"a": 1}, {"a": 2}], ["a toy summary"])
+
+    def draw(fig, result):
+        fig.add_subplot().plot([r["a"] for r in result.rows])
+    toy = ex.Experiment("toy", "a toy experiment", lambda args: result, draw)
+    with_toy = {**ex.registry(), "toy": toy}
+    monkeypatch.setattr(ex, "registry", lambda: with_toy)
+    assert main(["experiment", "--help"]) == 0
+    assert "toy: a toy experiment" in " ".join(capsys.readouterr().out.split())
+    assert main(["experiment", "toy", "--out", str(tmp_path)]) == 0
+    assert "a toy summary" in capsys.readouterr().out
+    assert (tmp_path / "toy.csv").read_text() == "a\n1\n2\n"
+    assert (tmp_path / "toy.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_importing_the_package_loads_no_plotting_code():
+    subprocess.run([sys.executable, "-c", "import sys, softmaxreg; "
+                    "assert not {'matplotlib', 'softmaxreg.plots'} & set(sys.modules), sorted(sys.modules)"], check=True)

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from softmaxreg import DataFormatError, ModelFormatError, SoftmaxRegression, read_idx, save_model
 from softmaxreg.checkpoint import load_checkpoint
-from softmaxreg.persist import load_model
+from softmaxreg.model_file import load_model
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=2000, suppress_health_check=[HealthCheck.function_scoped_fixture,

@@ -7,9 +7,8 @@
 ...                  validation_data=(data.test_images, data.test_labels))   # doctest: +SKIP
 """
 
-__version__ = "0.1.0"
-
 from . import experiments, metrics
+from ._version import __version__
 from .datasets import FASHION_MNIST_CLASSES, ImageDataset, load_fashion_mnist, read_idx, resize_images, write_idx
 from .datasets.inputs import read_inputs, to_mnist_format
 from .errors import (ChecksumError, ConvergenceWarning, DataFormatError, InvalidArgumentError, ModelFormatError,
@@ -19,7 +18,7 @@ from .model import SoftmaxRegression
 from .hooks import Callback, EpochRecord, History
 from .objective import SoftmaxCrossEntropy
 from .optim import LBFGS, OPTIMIZERS, SGD
-from .persist import load_model, save_model
+from .model_file import load_model, save_model
 from .train import fit
 
 __all__ = [

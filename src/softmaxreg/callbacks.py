@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 
+from .fileio import atomic_write_bytes
 from .functional import soft_cross_entropy_rows
 from .hooks import Callback, EpochRecord, History, Run
 
@@ -64,7 +65,6 @@ class MetricsCSV(Callback):
         self.path = path
 
     def on_epoch_end(self, record: EpochRecord, history: History) -> None:
-        from .persist import atomic_write_bytes
         atomic_write_bytes(self.path, history.to_csv().encode())
 
 

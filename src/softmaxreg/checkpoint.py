@@ -12,11 +12,13 @@ import numpy as np
 from .errors import ModelFormatError
 from .hooks import Callback, EpochRecord, Run, TrainState
 from .optim import OPTIMIZERS
-from .persist import model_from_tensors, model_metadata, model_tensors, read_tensors, write_tensors
+from .fileio import read_tensors, write_tensors
+from .model_file import model_from_tensors, model_metadata, model_tensors
 
 __all__ = ["save_checkpoint", "load_checkpoint", "Checkpoint", "CHECKPOINT_FORMAT"]
 
 CHECKPOINT_FORMAT = "softmaxreg-checkpoint"
+CHECKPOINT_FORMAT_VERSION = 2          # 2: optimizer and early-stopping state dicts under "state"
 
 
 def _split(prefix: str, state: dict | None) -> tuple[dict, dict]:
@@ -46,12 +48,13 @@ def save_checkpoint(path, model, state: TrainState) -> None:
     run_state = {"epoch": state.epoch, "records": [asdict(r) for r in state.records], "rng_state": state.rng_state,
                  "solver": state.solver, "optimizer": optimizer_rest,
                  "early_stopping": None if state.early_stopping is None else stopping_rest}
-    write_tensors(path, tensors, {**model_metadata(model), "state": json.dumps(run_state)}, kind=CHECKPOINT_FORMAT)
+    write_tensors(path, tensors, {**model_metadata(model), "state": json.dumps(run_state)}, kind=CHECKPOINT_FORMAT,
+                  version=CHECKPOINT_FORMAT_VERSION)
 
 
 def load_checkpoint(path):
     """(model, TrainState) from a file written by `save_checkpoint`, all of it checked."""
-    tensors, meta = read_tensors(path, kind=CHECKPOINT_FORMAT)
+    tensors, meta = read_tensors(path, kind=CHECKPOINT_FORMAT, version=CHECKPOINT_FORMAT_VERSION, what="checkpoint")
     model = model_from_tensors(tensors, meta, path)
     try:
         run_state = json.loads(meta["state"])

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
-from .cli_train import CHECKPOINT, RECIPES, RUN_FILES, output_folder, train_command
+from ._version import __version__
+from .cli_train import CHECKPOINT, RECIPES, RUN_FILES, train_command
 from .errors import SoftmaxRegError, TrainingDivergedError
+from .fileio import output_folder
 from .optim import OPTIMIZERS, SCHEDULES
 from .options import LBFGS_MAX_ITER
 
@@ -132,13 +133,13 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--json", action="store_true", help="print the predictions as JSON")
     predict.set_defaults(func=_predict)
 
-    from .experiments import EXPERIMENTS
+    from .experiments import registry
+    experiments = registry()
     experiment = commands.add_parser(
         "experiment", help="run one of the lesson's exercises",
-        description="Run an experiment, print its table and write NAME.csv and NAME.png. stability: naive vs "
-                    "stable softmax; cross-entropy: indexing vs definition; reject: risk-coverage of abstaining; "
-                    "classes: cost as the number of classes grows; lr-sweep and batch-sweep: training curves.")
-    experiment.add_argument("name", choices=EXPERIMENTS, metavar="NAME", help=", ".join(EXPERIMENTS))
+        description="Run an experiment, print its table and write NAME.csv and NAME.png. "
+                    + "; ".join(f"{e.name}: {e.help}" for e in experiments.values()) + ".")
+    experiment.add_argument("name", choices=experiments, metavar="NAME", help=", ".join(experiments))
     experiment.add_argument("--out", metavar="DIR", default="experiments", help="output folder (default experiments)")
     experiment.add_argument("--data-dir", metavar="DIR", default=None, help="as for train (default: bundled Fashion-MNIST)")
     experiment.add_argument("--model", metavar="MODEL", default=None,
@@ -149,22 +150,6 @@ def build_parser() -> argparse.ArgumentParser:
     experiment.add_argument("--quick", action="store_true", help="small grids, for a fast check")
     experiment.set_defaults(func=_experiment)
     return parser
-
-
-def _model_and_data(model_path, data_dir):
-    from .datasets import load_fashion_mnist
-    from .persist import load_model
-
-    model = load_model(model_path)
-    data = load_fashion_mnist(data_dir)
-    shape = data.test_images.shape[1:]
-    if tuple(model.input_shape) not in (shape, (int(np.prod(shape)),)):
-        raise SoftmaxRegError(f"{model_path}: the model takes inputs of shape {tuple(model.input_shape)}, "
-                              f"the data has images of {'x'.join(map(str, shape))}")
-    if model.num_outputs != len(data.class_names):
-        raise SoftmaxRegError(f"{model_path}: the model has {model.num_outputs} classes, "
-                              f"the data {len(data.class_names)}")
-    return model, data
 
 
 def _format_table(columns, rows) -> str:
@@ -180,10 +165,11 @@ def _format_table(columns, rows) -> str:
 
 
 def _evaluate(args) -> int:
+    from .experiments import load_model_and_data
     from .metrics import evaluation_summary
     from .plots import plot_confusion, plot_reliability
 
-    model, data = _model_and_data(args.model, args.data_dir)
+    model, data = load_model_and_data(args.model, args.data_dir)
     summary = evaluation_summary(data.test_labels, model.logits(data.test_images), model.class_names,
                                  n_bins=args.bins)
     out = output_folder(Path(args.out) if args.out else Path(args.model).parent)
@@ -213,7 +199,7 @@ def _evaluate(args) -> int:
 
 def _predict(args) -> int:
     from .datasets.inputs import read_inputs
-    from .persist import load_model
+    from .model_file import load_model
 
     model = load_model(args.model)
     if args.top_k > model.num_outputs:
@@ -242,33 +228,14 @@ def _predict(args) -> int:
 
 
 def _experiment(args) -> int:
-    from . import experiments as ex
-    from .persist import atomic_write_bytes
+    from .experiments import registry
+    from .fileio import atomic_write_bytes
     from .plots import plot_experiment
 
     out = output_folder(Path(args.out))
     name = args.name
-    if name == "stability":
-        result = ex.stability()
-    elif name == "cross-entropy":
-        result = ex.cross_entropy_timing(classes=(10, 100, 1000) if args.quick else (10, 100, 1000, 10000, 100000))
-    elif name == "classes":
-        result = ex.class_scaling(classes=(10, 100, 1000) if args.quick else (10, 100, 1000, 10000, 100000))
-    else:
-        from .datasets import load_fashion_mnist
-        data = load_fashion_mnist(args.data_dir)
-        if name == "reject":
-            if args.model:
-                model, data = _model_and_data(args.model, args.data_dir)
-            else:
-                model, _, _, _ = ex.train_reference(data, lr=0.1, batch_size=256, epochs=args.epochs or 10, seed=0)
-            result = ex.reject(model, data.test_images, data.test_labels)
-        elif name == "lr-sweep":
-            lrs = (0.01, 0.1, 1.0, 10.0) if args.quick else tuple(10.0 ** np.arange(-3, 3.01, 0.5))
-            result = ex.lr_sweep(data, lrs=lrs, seeds=1 if args.quick else args.seeds, epochs=args.epochs or 10)
-        else:
-            sizes = (16, 256, len(data.train_images)) if args.quick else (1, 16, 256, 4096, 60000)
-            result = ex.batch_sweep(data, batch_sizes=sizes, epochs=args.epochs or 5)
+    experiment = registry()[name]
+    result = experiment.run(args)
     rows = result.rows
     if len(rows) > 25:
         step = len(rows) / 20
@@ -279,7 +246,7 @@ def _experiment(args) -> int:
     for line in result.summary:
         print(line)
     atomic_write_bytes(out / f"{name}.csv", result.to_csv().encode())
-    plot_experiment(result, out / f"{name}.png")
+    plot_experiment(experiment.draw, result, out / f"{name}.png")
     print(f"wrote {out / f'{name}.csv'}, {out / f'{name}.png'}")
     return 0
 

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
+from ._version import __version__
 from .errors import ConvergenceWarning, OutputError, SoftmaxRegError, TrainingDivergedError
+from .fileio import output_folder
 from .options import RECIPE_BEST, TrainConfig
 
 RECIPES = {
@@ -55,17 +56,6 @@ def _remove_stale_temporaries(folder: Path) -> None:
     for name in (*RUN_FILES, CHECKPOINT):
         for stale in folder.glob(f".{name}.*.tmp"):
             stale.unlink(missing_ok=True)
-
-
-def output_folder(folder: Path) -> Path:
-    """`folder`, created if needed; a file in the way or an unwritable parent is an OutputError."""
-    if folder.exists() and not folder.is_dir():
-        raise OutputError(f"--out {folder}: exists and is not a folder")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise OutputError(f"--out {folder}: cannot create folder: {e.strerror or e}") from None
-    return folder
 
 
 class _Terminated(KeyboardInterrupt):
@@ -151,7 +141,8 @@ def _new_run(args):
 def train_command(args) -> int:
     from .callbacks import ConsoleLog, MetricsCSV
     from .checkpoint import Checkpoint
-    from .persist import atomic_write_bytes, save_model
+    from .fileio import atomic_write_bytes
+    from .model_file import save_model
     from .train import fit
 
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))

@@ -1,27 +1,36 @@
-"""The lesson's exercises as runnable experiments. Each returns an `ExperimentResult`:
-table rows (also the CSV), a few summary lines, and the arrays its plot needs;
-plotting lives in `plots`, printing and files in the CLI.
+"""The lesson's exercises as runnable experiments, and their one registry.
+
+Each experiment function returns an `ExperimentResult`: table rows (also the CSV), a few
+summary lines, and the arrays its plot needs. `registry()` holds each experiment's record
+(`Experiment`): its name, one line of help, how the command line runs it and the function
+in `plots` that draws its figure; the CLI builds its choices, help and dispatch from it.
+Adding an experiment: its function here, its drawing function in plots.py, one record.
 """
 
 from __future__ import annotations
 
+import argparse
+import functools
 import math
 import time
 import timeit
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import InvalidArgumentError, TrainingDivergedError
+from .datasets import load_fashion_mnist
+from .errors import InvalidArgumentError, SoftmaxRegError, TrainingDivergedError
 from .functional import cross_entropy, softmax
 from .metrics import risk_coverage, threshold_for_accuracy
 from .model import SoftmaxRegression, StepBuffers
 from .objective import SoftmaxCrossEntropy
+from .model_file import load_model
 from .optim import SGD
 from .train import fit
 
-__all__ = ["ExperimentResult", "EXPERIMENTS", "stability", "cross_entropy_timing", "reject", "class_scaling",
-           "lr_sweep", "batch_sweep", "naive_softmax"]
+__all__ = ["ExperimentResult", "Experiment", "registry", "stability", "cross_entropy_timing", "reject",
+           "class_scaling", "lr_sweep", "batch_sweep", "naive_softmax", "train_reference", "load_model_and_data"]
 
 
 @dataclass
@@ -246,4 +255,78 @@ def batch_sweep(data, batch_sizes=(1, 16, 256, 4096, 60000), epochs: int = 5, lr
                             rows, summary, {"lr": lr})
 
 
-EXPERIMENTS = ("stability", "cross-entropy", "reject", "classes", "lr-sweep", "batch-sweep")
+def load_model_and_data(model_path, data_dir):
+    """(model, data): a saved model and the data set to judge it on (`softmaxreg evaluate`, the
+    reject experiment), checked to take the data's images and classes."""
+    model = load_model(model_path)
+    data = load_fashion_mnist(data_dir)
+    shape = data.test_images.shape[1:]
+    if tuple(model.input_shape) not in (shape, (int(np.prod(shape)),)):
+        raise SoftmaxRegError(f"{model_path}: the model takes inputs of shape {tuple(model.input_shape)}, "
+                              f"the data has images of {'x'.join(map(str, shape))}")
+    if model.num_outputs != len(data.class_names):
+        raise SoftmaxRegError(f"{model_path}: the model has {model.num_outputs} classes, "
+                              f"the data {len(data.class_names)}")
+    return model, data
+
+
+# -- the registry: each experiment as `softmaxreg experiment NAME` runs it ----------------------
+
+CLASS_COUNTS = (10, 100, 1000, 10000, 100000)
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One experiment of the command line: `run(args)` computes its result from the options of
+    `softmaxreg experiment` (--quick, --epochs, --seeds, --data-dir, --model); `draw(fig, result)`
+    draws its figure on a matplotlib Figure."""
+    name: str
+    help: str
+    run: Callable[[argparse.Namespace], ExperimentResult]
+    draw: Callable[..., None]
+
+
+def _run_cross_entropy(args) -> ExperimentResult:
+    return cross_entropy_timing(classes=CLASS_COUNTS[:3] if args.quick else CLASS_COUNTS)
+
+
+def _run_classes(args) -> ExperimentResult:
+    return class_scaling(classes=CLASS_COUNTS[:3] if args.quick else CLASS_COUNTS)
+
+
+def _run_reject(args) -> ExperimentResult:
+    """The model in --model, else the reference run trained for --epochs (default 10)."""
+    if args.model:
+        model, data = load_model_and_data(args.model, args.data_dir)
+    else:
+        data = load_fashion_mnist(args.data_dir)
+        model = train_reference(data, lr=0.1, batch_size=256, epochs=args.epochs or 10, seed=0)[0]
+    return reject(model, data.test_images, data.test_labels)
+
+
+def _run_lr_sweep(args) -> ExperimentResult:
+    data = load_fashion_mnist(args.data_dir)
+    lrs = (0.01, 0.1, 1.0, 10.0) if args.quick else tuple(10.0 ** np.arange(-3, 3.01, 0.5))
+    return lr_sweep(data, lrs=lrs, seeds=1 if args.quick else args.seeds, epochs=args.epochs or 10)
+
+
+def _run_batch_sweep(args) -> ExperimentResult:
+    data = load_fashion_mnist(args.data_dir)
+    sizes = (16, 256, len(data.train_images)) if args.quick else (1, 16, 256, 4096, 60000)
+    return batch_sweep(data, batch_sizes=sizes, epochs=args.epochs or 5)
+
+
+@functools.cache
+def registry() -> dict[str, Experiment]:
+    """Every experiment by name, in the order the command line lists them. A function rather than
+    a constant so that plots.py is imported when the command line asks, not by `import softmaxreg`."""
+    from .plots import draw_batch_sweep, draw_classes, draw_cross_entropy, draw_lr_sweep, draw_reject, draw_stability
+
+    return {e.name: e for e in (
+        Experiment("stability", "naive vs stable softmax", lambda args: stability(), draw_stability),
+        Experiment("cross-entropy", "indexing vs definition", _run_cross_entropy, draw_cross_entropy),
+        Experiment("reject", "risk-coverage of abstaining", _run_reject, draw_reject),
+        Experiment("classes", "cost as the number of classes grows", _run_classes, draw_classes),
+        Experiment("lr-sweep", "final loss and accuracy over learning rates", _run_lr_sweep, draw_lr_sweep),
+        Experiment("batch-sweep", "training curves over batch sizes", _run_batch_sweep, draw_batch_sweep),
+    )}

@@ -10,10 +10,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .persist import atomic_write_bytes
+from .fileio import atomic_write_bytes
 from .runplots import plot_curves, plot_image_grid
 
-__all__ = ["plot_confusion", "plot_curves", "plot_experiment", "plot_image_grid", "plot_reliability"]
+__all__ = ["plot_confusion", "plot_curves", "plot_experiment", "plot_image_grid", "plot_reliability",
+           "draw_stability", "draw_cross_entropy", "draw_reject", "draw_classes", "draw_lr_sweep", "draw_batch_sweep"]
 
 
 def _save(fig, path) -> None:
@@ -64,18 +65,18 @@ def plot_reliability(bins: dict, ece: float, path) -> None:
     _save(fig, path)
 
 
-def plot_experiment(result, path) -> None:
-    """The figure of an `experiments.ExperimentResult`, by its name."""
+def plot_experiment(draw, result, path) -> None:
+    """The figure of an `experiments.ExperimentResult`, drawn by `draw(fig, result)` (one of the
+    draw_* functions below, as its experiment's record in `experiments.registry` names it)."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(7, 4.5), layout="constrained")
-    draw = {"stability": _draw_stability, "cross-entropy": _draw_cross_entropy, "reject": _draw_reject,
-            "classes": _draw_classes, "lr-sweep": _draw_lr_sweep, "batch-sweep": _draw_batch_sweep}[result.name]
     draw(fig, result)
     _save(fig, path)
 
 
-def _draw_stability(fig, result) -> None:
+def draw_stability(fig, result) -> None:
+    """Relative error of naive and stable softmax over the sweep of shifts; NaN/inf marked."""
     ax = fig.add_subplot()
     d = result.data
     shifts, naive, ours = d["shifts"], d["naive_err"], d["ours_err"]
@@ -93,7 +94,8 @@ def _draw_stability(fig, result) -> None:
     ax.grid(alpha=0.3)
 
 
-def _draw_cross_entropy(fig, result) -> None:
+def draw_cross_entropy(fig, result) -> None:
+    """Time per batch of the three cross-entropies against the number of classes."""
     ax = fig.add_subplot()
     k = [r["classes"] for r in result.rows]
     for key, label in (("index_us", "by indexing: -log P[i, y_i]"),
@@ -107,7 +109,8 @@ def _draw_cross_entropy(fig, result) -> None:
     ax.grid(alpha=0.3, which="both")
 
 
-def _draw_reject(fig, result) -> None:
+def draw_reject(fig, result) -> None:
+    """Accuracy on the answered inputs against coverage, with the target and threshold 0 marked."""
     ax = fig.add_subplot()
     d = result.data
     ax.plot(d["coverage"], d["accuracy"], label="accuracy on answered inputs")
@@ -125,7 +128,8 @@ def _draw_reject(fig, result) -> None:
     ax.grid(alpha=0.3)
 
 
-def _draw_classes(fig, result) -> None:
+def draw_classes(fig, result) -> None:
+    """Step time and memory against the number of classes, side by side."""
     k = [r["classes"] for r in result.rows]
     ax1, ax2 = fig.subplots(1, 2)
     ax1.loglog(k, [r["step_ms"] for r in result.rows], "-o", ms=4, label=f"measured (slope {result.data['slope']:.2f})")
@@ -144,7 +148,8 @@ def _draw_classes(fig, result) -> None:
     fig.suptitle("Cost of softmax regression as the number of classes grows (d = 784)")
 
 
-def _draw_lr_sweep(fig, result) -> None:
+def draw_lr_sweep(fig, result) -> None:
+    """Final validation loss and accuracy against the learning rate; diverged runs marked."""
     ax = fig.add_subplot()
     ax2 = ax.twinx()
     lrs = sorted({r["lr"] for r in result.rows})
@@ -173,7 +178,8 @@ def _draw_lr_sweep(fig, result) -> None:
     ax.grid(alpha=0.3, which="both")
 
 
-def _draw_batch_sweep(fig, result) -> None:
+def draw_batch_sweep(fig, result) -> None:
+    """Train and validation loss by epoch, one line per batch size."""
     ax1, ax2 = fig.subplots(1, 2, sharey=True)
     for i, b in enumerate(sorted({r["batch_size"] for r in result.rows})):
         rows = [r for r in result.rows if r["batch_size"] == b]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .persist import atomic_write_bytes
+from .fileio import atomic_write_bytes
 
 __all__ = ["plot_curves", "plot_image_grid", "render_curves", "render_image_grid"]
 

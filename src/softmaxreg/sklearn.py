@@ -238,7 +238,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
 
     def save(self, path) -> None:
         """Save the fitted model (standardization and class labels included) as a safetensors file."""
-        from .persist import save_model
+        from .model_file import save_model
 
         check_is_fitted(self)
         labels = self.classes_.tolist()
@@ -251,9 +251,9 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
     @classmethod
     def load(cls, path) -> "SoftmaxRegressionClassifier":
         """A fitted classifier from a file written by `save` (or by `softmaxreg train`)."""
-        from .persist import model_from_tensors, read_tensors
+        from .model_file import model_from_tensors, read_model_file
 
-        tensors, meta = read_tensors(path)
+        tensors, meta = read_model_file(path)
         model = model_from_tensors(tensors, meta, path)
         try:
             labels = json.loads(meta["class_labels"]) if "class_labels" in meta else list(range(model.num_outputs))

@@ -16,6 +16,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import ChecksumError, DataFormatError
+from ..fileio import atomic_write_bytes
 from .idx import read_idx
 from .resize import resize_images
 
@@ -76,8 +77,6 @@ def _read_cached(path: Path, digest: str) -> np.ndarray:
     it was written, so a damaged cache is rebuilt, never used. The cache is best-effort:
     if it cannot be read or written, the IDX file is read directly.
     """
-    from ..persist import atomic_write_bytes
-
     folder = _cache_dir()
     if folder is None:
         return read_idx(path)

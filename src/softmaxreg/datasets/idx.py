@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataFormatError
+from ..fileio import atomic_write_bytes
 
 __all__ = ["read_idx", "write_idx"]
 
@@ -105,8 +106,6 @@ def read_idx(path) -> np.ndarray:
 
 def write_idx(path, array) -> None:
     """Write `array` as an IDX file, gzipped when `path` ends in .gz; atomic (temp file + rename)."""
-    from ..persist import atomic_write_bytes
-
     a = np.asarray(array)
     native = a.dtype.newbyteorder("=")
     if native not in _CODES:

@@ -1,14 +1,17 @@
-"""Model files (safetensors, no pickle) and atomic writes."""
+"""Model files (safetensors, no pickle): round trips, refusals, atomic and reproducible saves."""
 
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 from safetensors.numpy import load_file, save_file
 
 from softmaxreg import ModelFormatError, OutputError, SoftmaxRegression, load_model, save_model
-from softmaxreg.persist import atomic_write_bytes, write_tensors
+from softmaxreg.fileio import write_tensors
+from softmaxreg.model_file import FORMAT, FORMAT_VERSION
 
 
 def make_model(dtype=np.float32):
@@ -70,10 +73,11 @@ def test_truncated_or_mismatched_model_files_are_refused(tmp_path):
         ("dtype", {"dtype": "float64"}, "declared dtype"),
         ("json", {"class_names": "[[[["}, "corrupt model metadata"),
     ]:
-        write_tensors(tmp_path / name, tensors, {**good, **change})
+        write_tensors(tmp_path / name, tensors, {**good, **change}, kind=FORMAT, version=FORMAT_VERSION)
         with pytest.raises(ModelFormatError, match=message):
             load_model(tmp_path / name)
-    write_tensors(tmp_path / "bias", {**tensors, "bias": np.zeros(4, np.float32)}, good)
+    write_tensors(tmp_path / "bias", {**tensors, "bias": np.zeros(4, np.float32)}, good, kind=FORMAT,
+                  version=FORMAT_VERSION)
     with pytest.raises(ModelFormatError, match="bias"):
         load_model(tmp_path / "bias")
     save_file(tensors, tmp_path / "v9", {"format": "softmaxreg-model", "format_version": "9", **good})
@@ -90,14 +94,6 @@ def test_tampered_tensors_fail_the_checksum(tmp_path):
         load_model(tmp_path / "t.safetensors")
 
 
-def test_atomic_write_replaces_whole_files_and_leaves_nothing_behind(tmp_path):
-    target = tmp_path / "f.bin"
-    atomic_write_bytes(target, b"old")
-    atomic_write_bytes(target, b"new contents")
-    assert target.read_bytes() == b"new contents"
-    assert os.listdir(tmp_path) == ["f.bin"]
-
-
 def test_a_failed_atomic_write_keeps_the_old_file(tmp_path, monkeypatch):
     target = tmp_path / "model.safetensors"
     save_model(make_model(), target)
@@ -112,6 +108,18 @@ def test_a_failed_atomic_write_keeps_the_old_file(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == ["model.safetensors"]
 
 
-def test_writing_into_a_missing_folder_is_an_output_error(tmp_path):
-    with pytest.raises(OutputError, match="cannot write"):
-        atomic_write_bytes(tmp_path / "no" / "such" / "file", b"x")
+SAVE_IN_A_FRESH_PROCESS = """
+import sys
+import numpy as np
+import softmaxreg as sr
+model = sr.SoftmaxRegression(6, 3, sigma=0.3, seed=2, input_shape=(2, 3), class_names=["cat", "dog", "t-shirt/top"])
+model.set_standardization(np.arange(6.0), np.full(6, 2.0))
+sr.save_model(model, sys.argv[1], extra_metadata={"class_labels": '["a", "b", "c"]'})
+"""
+
+
+def test_the_same_model_saved_in_two_processes_gives_the_same_bytes(tmp_path):
+    for name, hash_seed in (("a", "1"), ("b", "2")):
+        subprocess.run([sys.executable, "-c", SAVE_IN_A_FRESH_PROCESS, str(tmp_path / name)], check=True,
+                       env={**os.environ, "PYTHONHASHSEED": hash_seed})
+    assert (tmp_path / "a").read_bytes() == (tmp_path / "b").read_bytes()
