@@ -36,6 +36,7 @@ def bad_data(name, content):
 
 IMAGES, LABELS = "train-images-idx3-ubyte", "train-labels-idx1-ubyte"
 TRAIN = ["train", "--epochs", "1", "--no-plots", "--quiet"]
+LBFGS = ["train", "--solver", "lbfgs", "--no-plots", "--quiet"]
 
 # (id, command before the file arguments, a function making the file arguments, exit code, culprit in stderr)
 MATRIX = [
@@ -66,6 +67,15 @@ MATRIX = [
      "no checkpoint.safetensors"),
     ("train: resume a non-run", ["train"], lambda r, d: ["--resume", str(r)], 2, "no readable run config.json"),
     ("train: diverges", TRAIN + ["--lr", "1e7"], lambda r, d: ["--data-dir", str(d)], 3, "diverged at epoch 1"),
+    ("train: solver unknown", TRAIN + ["--solver", "newton"], lambda r, d: [], 2, "--solver"),
+    ("train: max-iter 0", LBFGS + ["--max-iter", "0"], lambda r, d: [], 2, "--max-iter"),
+    ("train: tol negative", LBFGS + ["--tol", "-1"], lambda r, d: [], 2, "--tol"),
+    ("train: lbfgs with momentum", LBFGS + ["--momentum", "0.9"], lambda r, d: ["--data-dir", str(d)], 2,
+     "--momentum: applies to --solver sgd"),
+    ("train: lbfgs with a schedule", LBFGS + ["--schedule", "cosine"], lambda r, d: ["--data-dir", str(d)], 2,
+     "--schedule: applies to --solver sgd"),
+    ("train: max-iter with sgd", TRAIN + ["--max-iter", "5"], lambda r, d: ["--data-dir", str(d)], 2,
+     "--max-iter: applies to --solver lbfgs"),
     ("evaluate: model missing", ["evaluate"], lambda r, d: [str(r / "none.safetensors")], 2, "cannot read model"),
     ("evaluate: model empty", ["evaluate"], lambda r, d: [str(r / "empty")], 2, "not a safetensors"),
     ("evaluate: model is a pickle", ["evaluate"], lambda r, d: [str(r / "model.pkl")], 2, "not a safetensors"),

@@ -16,8 +16,8 @@ EXPECTED_FAILURES = {
 }
 
 
-@parametrize_with_checks([SoftmaxRegressionClassifier(max_iter=20)],
-                         expected_failed_checks=lambda est: EXPECTED_FAILURES)
+@parametrize_with_checks([SoftmaxRegressionClassifier(max_iter=20), SoftmaxRegressionClassifier(solver="lbfgs")],
+                         expected_failed_checks=lambda est: EXPECTED_FAILURES if est.solver == "sgd" else {})
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
 
@@ -152,3 +152,21 @@ def test_class_weight_balanced_equals_explicit_sample_weights(digits_split):
     as_dict = SoftmaxRegressionClassifier(class_weight={3: 4.0}, random_state=0, max_iter=5).fit(X, y)
     weighted = SoftmaxRegressionClassifier(random_state=0, max_iter=5).fit(X, y, sample_weight=np.where(y == 3, 4.0, 1.0))
     np.testing.assert_allclose(as_dict.coef_, weighted.coef_, rtol=1e-10, atol=1e-12)
+
+
+def test_lbfgs_estimator_matches_logistic_regression(digits_split):
+    Xtr, Xte, ytr, _ = digits_split
+    scaler = StandardScaler().fit(Xtr)
+    Xtr, Xte = scaler.transform(Xtr), scaler.transform(Xte)
+    C = 0.1
+    theirs = LogisticRegression(C=C, tol=1e-10, max_iter=10000).fit(Xtr, ytr)
+    ours = SoftmaxRegressionClassifier(solver="lbfgs", alpha=1 / (C * len(ytr)), tol=1e-8, max_iter=5000,
+                                       random_state=0).fit(Xtr, ytr)
+    np.testing.assert_allclose(ours.predict_proba(Xte), theirs.predict_proba(Xte), atol=1e-5)
+    np.testing.assert_allclose(ours.coef_, theirs.coef_, atol=1e-3 * np.abs(theirs.coef_).max())
+    assert ours.n_iter_ == len(ours.loss_curve_) > 0
+
+
+def test_partial_fit_is_only_offered_by_the_minibatch_solver():
+    assert hasattr(SoftmaxRegressionClassifier(), "partial_fit")
+    assert not hasattr(SoftmaxRegressionClassifier(solver="lbfgs"), "partial_fit")

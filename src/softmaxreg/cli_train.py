@@ -98,6 +98,21 @@ def _dataset_digest(data) -> str:
     return hashlib.sha256("".join(f"{k}:{v}\n" for k, v in sorted(data.sha256.items())).encode()).hexdigest()
 
 
+def _refuse_options_of_the_other_solver(args, solver: str) -> None:
+    """Options the chosen solver would ignore are refused, never silently dropped."""
+    if solver == "sgd":
+        ignored = ["--max-iter"] if args.max_iter is not None else []
+        if args.tol is not None and not args.early_stopping:
+            ignored.append("--tol")
+        expected = "--solver lbfgs (with sgd, --tol goes with --early-stopping)"
+    else:
+        ignored = [f"--{name.replace('_', '-')}" for name in (*MINIBATCH_OPTIONS, "recipe")
+                   if getattr(args, name, None) is not None]
+        expected = "--solver sgd"
+    if ignored:
+        raise SoftmaxRegError(f"{ignored[0]}: applies to {expected}, not to --solver {solver}")
+
+
 def _new_run(args):
     """(folder, config, TrainConfig, data, model, None) for a fresh run."""
     from .datasets import load_fashion_mnist
@@ -105,11 +120,7 @@ def _new_run(args):
 
     options = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name, None) is not None}
     recipe = args.recipe or "lesson"
-    if options.get("solver", "sgd") != "sgd":
-        minibatch_only = [f"--{name.replace('_', '-')}" for name in (*MINIBATCH_OPTIONS, "recipe")
-                          if getattr(args, name, None) is not None]
-        if minibatch_only:
-            raise SoftmaxRegError(f"{minibatch_only[0]}: applies to --solver sgd only, not to --solver {options['solver']}")
+    _refuse_options_of_the_other_solver(args, options.get("solver", "sgd"))
     train_config = TrainConfig(**{**RECIPES[recipe], **options})
     seed = 0 if args.seed is None else args.seed
     sigma = 0.01 if args.sigma is None else args.sigma
