@@ -11,8 +11,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from softmaxreg import LBFGS, Callback, ConvergenceWarning, SoftmaxRegression, fit
-from softmaxreg.objective import SoftmaxCrossEntropy
-from softmaxreg.train import _full_batch_function
+from softmaxreg.objective import FullBatch, SoftmaxCrossEntropy
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +83,7 @@ def test_the_full_batch_objective_matches_finite_differences(standardize):
     y = rng.integers(0, k, size=n)
     w = rng.uniform(0.2, 3.0, size=n)
     objective = SoftmaxCrossEntropy(model, weight_decay=0.05, label_smoothing=0.1)
-    fun = _full_batch_function(objective, X, y, w)
+    fun = FullBatch(objective, X, y, w, rows=7)                    # six chunks, the last one partial
     x0 = np.concatenate([model.W.ravel(), rng.normal(size=k)])
     f0, g0, _ = fun(x0)
     numeric = np.empty_like(x0)

@@ -28,6 +28,9 @@ Backward (the lesson's derivation, by the chain rule through Z):
 from __future__ import annotations
 
 import math
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -35,7 +38,11 @@ from .errors import InvalidArgumentError
 from .functional import smoothed_targets, soft_cross_entropy_rows, softmax_cross_entropy_
 from .model import SoftmaxRegression, StepBuffers, _matmul_t_rows
 
-__all__ = ["SoftmaxCrossEntropy"]
+__all__ = ["SoftmaxCrossEntropy", "FullBatch", "flat_params", "set_flat_params"]
+
+FULL_BATCH_ROWS = 512
+"""Rows per chunk of a full-batch evaluation: 1.6 MB of float32 at d = 784, so a chunk converted
+from uint8 is still in cache for its second product X^T G."""
 
 
 class SoftmaxCrossEntropy:
@@ -113,3 +120,80 @@ class SoftmaxCrossEntropy:
         loss_sum, _ = self.chunk_into(X.astype(model.dtype), y, w, X.shape[0], dW, db,
                                       StepBuffers(X.shape[0], model))
         return loss_sum / X.shape[0] + self.add_penalty(dW), dW, db
+
+
+def flat_params(model: SoftmaxRegression) -> np.ndarray:
+    """The parameters as one float64 vector x = (W.ravel(), b), as full-batch solvers see them."""
+    return np.concatenate([model.W.ravel(), model.b]).astype(np.float64)
+
+
+def set_flat_params(model: SoftmaxRegression, x: np.ndarray) -> None:
+    """Write a flat vector from `flat_params` back into W and b (in the model's dtype)."""
+    model.W[...] = x[:model.W.size].reshape(model.W.shape)
+    model.b[...] = x[model.W.size:]
+
+
+class FullBatch:
+    """fun(x) -> (F, dF, (mean training loss, accuracy)) over all rows of (X, y, w) at the flat
+    float64 point x = (W, b), with the divisor N = sum of the weights (the number of rows unweighted).
+
+    The rows are cut into chunks of `rows`; the chunks run on `threads` threads (the GIL is released
+    in the products and casts), each chunk into its own float64 row of partial sums, and the rows
+    are added in chunk order. So the same x gives the same bits whichever thread ran which chunk,
+    and whatever the number of threads.
+    """
+
+    def __init__(self, objective: SoftmaxCrossEntropy, X: np.ndarray, y: np.ndarray, w: np.ndarray | None = None,
+                 *, rows: int = FULL_BATCH_ROWS, threads: int | None = None):
+        self.objective, self.X, self.y, self.w = objective, X, y, w
+        model = objective.model
+        self.n = X.shape[0]
+        self.divisor = float(w.sum(dtype=np.float64)) if w is not None else float(self.n)
+        self.starts = range(0, self.n, rows)
+        self.rows = min(rows, self.n)
+        chunks = len(self.starts)
+        self.parts = np.empty((chunks, model.W.size + model.b.size))     # (chunks, d k + k) float64 sums
+        self.losses, self.correct = np.empty(chunks), np.empty(chunks, dtype=np.int64)
+        self.threads = max(1, min(threads or os.cpu_count() or 1, chunks))
+        self.local = threading.local()
+        self.pool: ThreadPoolExecutor | None = None
+
+    def __enter__(self) -> "FullBatch":
+        if self.threads > 1:
+            self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix="softmaxreg-chunks")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
+            self.pool = None
+
+    def _chunk(self, c: int) -> None:
+        model, local = self.objective.model, self.local
+        if not hasattr(local, "buffers"):                                 # per thread, made once
+            local.buffers = StepBuffers(self.rows, model)
+            local.x = np.empty((self.rows, model.num_inputs), dtype=model.dtype)
+            local.dW, local.db = np.empty_like(model.W), np.empty_like(model.b)
+        part = slice(self.starts[c], min(self.starts[c] + self.rows, self.n))
+        x = self.X[part]
+        if x.dtype != model.dtype:                                        # uint8 -> float, no scaling
+            np.copyto(local.x[:x.shape[0]], x)
+            x = local.x[:x.shape[0]]
+        self.losses[c], self.correct[c] = self.objective.chunk_into(
+            x, self.y[part], None if self.w is None else self.w[part], self.divisor, local.dW, local.db, local.buffers)
+        self.parts[c, :local.dW.size] = local.dW.ravel()
+        self.parts[c, local.dW.size:] = local.db
+
+    def __call__(self, x: np.ndarray):
+        model = self.objective.model
+        set_flat_params(model, x)
+        if self.pool is not None:
+            list(self.pool.map(self._chunk, range(len(self.starts))))
+        else:
+            for c in range(len(self.starts)):
+                self._chunk(c)
+        g = self.parts.sum(axis=0)
+        data_loss = float(self.losses.sum()) / self.divisor
+        dW = g[:model.W.size].reshape(model.W.shape)                      # a view: the penalty lands in g
+        f = data_loss + self.objective.add_penalty(dW)
+        return f, g, (data_loss, int(self.correct.sum()) / self.n)

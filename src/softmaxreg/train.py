@@ -15,7 +15,7 @@ from .datasets.batches import iterate_minibatches, num_batches
 from .errors import ConvergenceWarning, InvalidArgumentError, TrainingDivergedError
 from .hooks import Callback, EpochRecord, History, Run, TrainState
 from .model import SoftmaxRegression, StepBuffers
-from .objective import SoftmaxCrossEntropy
+from .objective import FullBatch, SoftmaxCrossEntropy, flat_params, set_flat_params
 from .optim import Optimizer
 from .options import TrainConfig, example_weights
 
@@ -27,8 +27,6 @@ loss of the uniform prediction that training starts near) stops training as dive
 The stable softmax keeps the loss finite even for absurd learning rates: with logits growing
 like lr, the loss grows like lr instead. Largest minibatch loss of a 10-epoch Fashion-MNIST run
 (limit 2303): lr 0.1 -> 2.3, lr 1 -> 17, lr 10 -> 226, lr 30 -> 694, lr 1e6 -> 2.4e7."""
-FULL_BATCH_ROWS = 4096
-"""Rows per chunk of a full-batch evaluation (12.8 MB of float32 at d = 784)."""
 
 
 def feature_moments(model: SoftmaxRegression, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -177,72 +175,29 @@ def _full_batch(objective, optimizer, arrays, cfg, rng, validation, history, cal
     until max |dF| <= cfg.tol, cfg.max_iter iterations, or a callback's stop. One record per
     iteration: the training loss and accuracy at its point, and validation."""
     model = objective.model
-    fun = _full_batch_function(objective, *arrays)
-    if not optimizer.started:
-        optimizer.start(_flat_params(model), fun)
-    first, max_iter = len(history) + 1, cfg.solver_max_iter
-    run = Run(model, optimizer, history, max_iter, max(max_iter - first + 1, 0), state)
-    _begin(run, callbacks)
-    reason = None
-    for iteration in range(first, max_iter + 1):
-        if run.stop or optimizer.grad_max() <= cfg.tol:
-            break
-        start = time.perf_counter()
-        if not optimizer.step(fun):
-            reason = "the line search found no point that lowers the objective (flat to rounding)"
-            break
-        _set_flat_params(model, optimizer.x)
-        for cb in callbacks:
-            cb.on_step_end()
-        train_loss, train_acc = optimizer.extra
-        _end_epoch(run, EpochRecord(iteration, train_loss, train_acc, *_validate(model, validation),
-                                    time.perf_counter() - start), callbacks)
-    _set_flat_params(model, optimizer.x)
+    with FullBatch(objective, *arrays) as fun:
+        if not optimizer.started:
+            optimizer.start(flat_params(model), fun)
+        first, max_iter = len(history) + 1, cfg.solver_max_iter
+        run = Run(model, optimizer, history, max_iter, max(max_iter - first + 1, 0), state)
+        _begin(run, callbacks)
+        reason = None
+        for iteration in range(first, max_iter + 1):
+            if run.stop or optimizer.grad_max() <= cfg.tol:
+                break
+            start = time.perf_counter()
+            if not optimizer.step(fun):
+                reason = "the line search found no point that lowers the objective (flat to rounding)"
+                break
+            set_flat_params(model, optimizer.x)
+            for cb in callbacks:
+                cb.on_step_end()
+            train_loss, train_acc = optimizer.extra
+            _end_epoch(run, EpochRecord(iteration, train_loss, train_acc, *_validate(model, validation),
+                                        time.perf_counter() - start), callbacks)
+        set_flat_params(model, optimizer.x)
     history.converged = optimizer.grad_max() <= cfg.tol
     if not history.converged and not run.stop:
         reason = reason or f"it reached max_iter={max_iter}"
         warnings.warn(f"{optimizer.name} stopped before max|gradient| <= tol={cfg.tol:g} "
                       f"(it is {optimizer.grad_max():.3g}): {reason}", ConvergenceWarning, stacklevel=3)
-
-
-def _flat_params(model: SoftmaxRegression) -> np.ndarray:
-    return np.concatenate([model.W.ravel(), model.b]).astype(np.float64)
-
-
-def _set_flat_params(model: SoftmaxRegression, x: np.ndarray) -> None:
-    model.W[...] = x[:model.W.size].reshape(model.W.shape)
-    model.b[...] = x[model.W.size:]
-
-
-def _full_batch_function(objective: SoftmaxCrossEntropy, X, y, w):
-    """fun(x) -> (F, dF, (mean training loss, accuracy)) at the flat float64 point x = (W, b), F over
-    all rows in chunks of FULL_BATCH_ROWS added in a fixed order, so the same x gives the same bits."""
-    model = objective.model
-    n = X.shape[0]
-    divisor = float(w.sum(dtype=np.float64)) if w is not None else float(n)
-    rows = min(FULL_BATCH_ROWS, n)
-    buffers = StepBuffers(rows, model)
-    x_buf = np.empty((rows, model.num_inputs), dtype=model.dtype) if X.dtype != model.dtype else None
-    dW, db = np.empty_like(model.W), np.empty_like(model.b)
-    gW, gb = np.empty(model.W.shape), np.empty(model.b.shape)                # float64 sums
-
-    def fun(params: np.ndarray):
-        _set_flat_params(model, params)
-        loss_sum, correct = 0.0, 0
-        gW.fill(0.0)
-        gb.fill(0.0)
-        for start in range(0, n, rows):
-            part = slice(start, min(start + rows, n))
-            chunk = X[part]
-            if x_buf is not None:                                              # uint8 -> float
-                np.copyto(x_buf[:chunk.shape[0]], chunk)
-                chunk = x_buf[:chunk.shape[0]]
-            chunk_loss, chunk_correct = objective.chunk_into(chunk, y[part], None if w is None else w[part],
-                                                             divisor, dW, db, buffers)
-            loss_sum, correct = loss_sum + chunk_loss, correct + chunk_correct
-            np.add(gW, dW, out=gW)
-            np.add(gb, db, out=gb)
-        data_loss = loss_sum / divisor
-        f = data_loss + objective.add_penalty(gW)
-        return f, np.concatenate([gW.ravel(), gb]), (data_loss, correct / n)
-    return fun
