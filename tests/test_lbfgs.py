@@ -189,3 +189,16 @@ def test_max_iter_is_refused_for_sgd():
     from softmaxreg import InvalidArgumentError
     with pytest.raises(InvalidArgumentError, match="max_iter"):
         fit(SoftmaxRegression(4, 2), np.zeros((3, 4)), np.zeros(3, dtype=int), max_iter=5)
+
+
+def test_the_full_batch_sum_has_the_same_bits_for_any_thread_count(fashion):
+    X, y = fashion.train_images[:3000].reshape(3000, -1), fashion.train_labels[:3000]
+    model = SoftmaxRegression(784, 10, seed=0, input_scale=1 / 255)
+    objective = SoftmaxCrossEntropy(model, weight_decay=1e-3)
+    x = np.concatenate([model.W.ravel(), model.b]).astype(np.float64)
+    results = []
+    for threads in (1, 2, 3):
+        with FullBatch(objective, X, y, rows=256, threads=threads) as fun:
+            f, g, extra = fun(x)
+        results.append((f, g.tobytes(), extra))
+    assert results[0] == results[1] == results[2]
