@@ -1,16 +1,20 @@
 """The bad-input matrix: every command against every kind of bad input must end with exit 2
-(3 for divergence), one line on stderr naming the culprit, no traceback, and no file touched.
-The same table is in the README."""
+(3 for divergence), one line on stderr naming the culprit, no traceback, and no file or folder
+touched, created or removed. The same table is in the README."""
 
+import contextlib
 import gzip
+import io
 import os
 import shutil
 import struct
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from softmaxreg.cli import main
+from softmaxreg.fileio import claim_folder
 
 from .conftest import run_cli
 
@@ -94,7 +98,39 @@ MATRIX = [
      "--out"),
     ("experiment: reject with a bad model", ["experiment", "reject"],
      lambda r, d: ["--model", str(r / "empty"), "--out", str(r / "exp")], 2, "not a safetensors"),
+    ("train: an abbreviated option", TRAIN + ["--epoch", "2"], lambda r, d: [], 2, "did you mean --epochs?"),
+    ("train: an unknown option", TRAIN + ["--learning-rate", "0.5"], lambda r, d: [], 2, "did you mean --lr?"),
+    ("train: a setting's error names its flag", TRAIN + ["--label-smoothing", "1"], lambda r, d: ["--data-dir", str(d)],
+     2, "--label-smoothing: expected a value in [0, 1)"),
+    ("train: momentum above 1", TRAIN + ["--momentum", "2"], lambda r, d: ["--data-dir", str(d)], 2, "--momentum:"),
+    ("train: log-every 0", TRAIN + ["--log-every", "0"], lambda r, d: [], 2, "--log-every"),
+    ("train: output folder in use by another run", TRAIN,
+     lambda r, d: ["--data-dir", str(d), "--out", str(held(r / "busy"))], 2, "another softmaxreg run is using"),
+    ("train: resume a folder in use by another run", ["train"], lambda r, d: ["--resume", str(held(r / "run"))], 2,
+     "another softmaxreg run is using"),
+    ("train: resume a missing folder", ["train"], lambda r, d: ["--resume", str(r / "nowhere")], 2,
+     "nowhere: no such folder"),
+    ("train: resume a folder with broken config.json", ["train"], lambda r, d: ["--resume", str(r / "run_bad_config")],
+     2, "not valid JSON"),
+    ("evaluate: a checkpoint given as the model", ["evaluate"],
+     lambda r, d: [str(r / "run" / "checkpoint.safetensors"), "--data-dir", str(d)], 2,
+     "training checkpoint of a run that has not finished (`softmaxreg train --resume"),
+    ("evaluate: a PNG given as the model", ["evaluate"], lambda r, d: [str(r / "image.png")], 2,
+     "not a safetensors model file: it is a PNG image"),
+    ("evaluate: JSON given as the model", ["evaluate"], lambda r, d: [str(r / "run" / "config.json")], 2,
+     "not a safetensors model file: it is JSON text"),
+    ("evaluate: a pickle given as the model", ["evaluate"], lambda r, d: [str(r / "model.pkl")], 2,
+     "it is a Python pickle"),
+    ("experiment: an unknown option", ["experiment", "stability", "--quik"], lambda r, d: [], 2,
+     "did you mean --quick?"),
 ]
+
+_HELD = contextlib.ExitStack()
+
+
+def held(folder):
+    """`folder`, claimed as a running `softmaxreg train` claims its run folder, until the test ends."""
+    return _HELD.enter_context(claim_folder(folder))
 
 
 def _with_names(root, digits):
@@ -113,7 +149,14 @@ def digits_run(tmp_path_factory, digits_dir):
 
 
 def snapshot(root):
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    """Every file's bytes and every folder (None) under root."""
+    return {str(p.relative_to(root)): p.read_bytes() if p.is_file() else None for p in sorted(root.rglob("*"))}
+
+
+def png_bytes(shape=(8, 8)):
+    buf = io.BytesIO()
+    Image.fromarray(np.full(shape, 200, np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
 
 
 @pytest.mark.parametrize("case", MATRIX, ids=[c[0] for c in MATRIX])
@@ -128,16 +171,21 @@ def test_bad_input_matrix(case, tmp_path, digits_dir, digits_run, capsys):
     np.save(tmp_path / "nan.npy", np.full(64, np.nan))
     np.save(tmp_path / "wide.npy", np.zeros((2, 65)))
     np.save(tmp_path / "ok.npy", np.zeros(64))
-    args = [*command, *make_args(tmp_path, digits_dir)]
-    if command[0] == "train" and "--out" not in args and "--resume" not in args:
-        args += ["--out", str(tmp_path / "new_run")]
-    before = snapshot(tmp_path)
-    capsys.readouterr()
-    assert main(args) == code
+    (tmp_path / "image.png").write_bytes(png_bytes())
+    shutil.copytree(digits_run, tmp_path / "run_bad_config")
+    (tmp_path / "run_bad_config" / "config.json").write_text('{"settings": ')
+    with _HELD:
+        args = [*command, *make_args(tmp_path, digits_dir)]
+        if command[0] == "train" and "--out" not in args and "--resume" not in args:
+            args += ["--out", str(tmp_path / "new_run")]
+        before = snapshot(tmp_path)
+        capsys.readouterr()
+        assert main(args) == code
+        after = snapshot(tmp_path)
     out, err = capsys.readouterr()
     assert err.count("\n") == 1, err
     assert culprit in err and "Traceback" not in err
-    assert snapshot(tmp_path) == before, "a pre-existing file changed or a new file appeared"
+    assert after == before, "a pre-existing file or folder changed, or a new one appeared"
 
 
 def test_the_console_script_gives_the_same_one_line(tmp_path):

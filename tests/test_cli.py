@@ -2,6 +2,9 @@
 
 import csv
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -223,3 +226,58 @@ def test_early_stopping_from_the_cli(digits_dir, tmp_path, capsys):
                  "--lr", "3", "--early-stopping", "--patience", "2", "--validation-fraction", "0.2"]) == 0
     rows = (tmp_path / "r" / "metrics.csv").read_text().splitlines()
     assert 3 <= len(rows) - 1 < 200
+
+
+@pytest.fixture(scope="module")
+def digits_model(digits_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("digits_model") / "run"
+    assert main(["train", "--data-dir", str(digits_dir), "--out", str(out), "--epochs", "5", "--lr", "0.5",
+                 "--quiet", "--no-plots"]) == 0
+    return out / "model.safetensors"
+
+
+@pytest.mark.parametrize("command", [
+    ["evaluate", "MODEL", "--data-dir", "DIGITS", "--out", "OUT"],
+    ["predict", "MODEL", "INPUT"],
+    ["experiment", "stability", "--out", "OUT"],
+    ["train", "--data-dir", "DIGITS", "--out", "OUT", "--epochs", "3"],
+], ids=lambda c: c[0])
+def test_output_closed_early_is_dropped_quietly_and_the_command_finishes(command, digits_model, digits_dir, tmp_path):
+    """`softmaxreg ... | head`: the reader has gone before the first line; no traceback, and the
+    command still does its work (train finishes its run folder)."""
+    np.save(tmp_path / "input.npy", np.arange(64) * 4)
+    names = {"MODEL": str(digits_model), "DIGITS": str(digits_dir), "INPUT": str(tmp_path / "input.npy"),
+             "OUT": str(tmp_path / "out")}
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    env = {k: v for k, v in os.environ.items() if k != "SOFTMAXREG_DATA_DIR"}
+    try:
+        result = subprocess.run([sys.executable, "-m", "softmaxreg", *[names.get(a, a) for a in command]],
+                                stdout=write_end, stderr=subprocess.PIPE, text=True, env=env, timeout=300)
+    finally:
+        os.close(write_end)
+    assert (result.returncode, result.stderr) == (0, "")
+    if command[0] == "train":
+        assert len((tmp_path / "out" / "metrics.csv").read_text().splitlines()) == 4
+        assert (tmp_path / "out" / "misclassified.png").exists()
+    elif command[0] != "predict":
+        assert len(list((tmp_path / "out").iterdir())) == 2
+
+
+def test_log_every_prints_every_nth_epoch_and_the_last(digits_dir, tmp_path, capsys):
+    assert main(["train", "--data-dir", str(digits_dir), "--out", str(tmp_path / "r"), "--epochs", "7",
+                 "--log-every", "3", "--no-plots"]) == 0
+    epochs = [line.split()[1] for line in capsys.readouterr().out.splitlines() if line.startswith("epoch")]
+    assert epochs == ["3/7", "6/7", "7/7"]
+
+
+def test_settings_errors_and_unknown_options_name_the_flags(capsys):
+    assert main(["train", "--warmup-epochs", "1", "--schedule", "cosine", "--lr", "1", "--gamma", "2",
+                 "--schedule", "step"]) == 2
+    assert "--gamma: expected" in capsys.readouterr().err
+    assert main(["train", "--no-plot"]) == 2
+    err = capsys.readouterr().err
+    assert err == ("softmaxreg train: error: unrecognized arguments: --no-plot; did you mean --no-plots? "
+                   "(see softmaxreg train --help)\n")
+    assert main(["evaluate", "m", "--bin", "3"]) == 2
+    assert "did you mean --bins?" in capsys.readouterr().err

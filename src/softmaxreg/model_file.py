@@ -15,13 +15,13 @@ import math
 import numpy as np
 
 from .errors import InvalidArgumentError, ModelFormatError
-from .fileio import read_tensors, write_tensors
+from .fileio import MODEL_FORMAT, read_tensors, write_tensors
 from .model import SoftmaxRegression
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "save_model", "load_model", "read_model_file", "model_metadata",
            "model_tensors", "model_from_tensors"]
 
-FORMAT = "softmaxreg-model"
+FORMAT = MODEL_FORMAT
 FORMAT_VERSION = 1
 
 
