@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from softmaxreg import SoftmaxRegression, save_model
 from softmaxreg.cli import main
 from softmaxreg.fileio import claim_folder
 
@@ -82,7 +83,7 @@ MATRIX = [
     ("predict: input missing", ["predict"], lambda r, d: [str(r / "run" / "model.safetensors"), str(r / "no.png")],
      2, "no.png: cannot read"),
     ("predict: input empty", ["predict"], lambda r, d: [str(r / "run" / "model.safetensors"), str(r / "empty")], 2,
-     "cannot decode"),
+     "is empty (0 bytes)"),
     ("predict: image undecodable", ["predict"], lambda r, d: [str(r / "run" / "model.safetensors"), str(r / "keep.txt")],
      2, "cannot decode"),
     ("predict: NaN features", ["predict"], lambda r, d: [str(r / "run" / "model.safetensors"), str(r / "nan.npy")],
@@ -112,6 +113,25 @@ MATRIX = [
      "nowhere: no such folder"),
     ("train: resume a folder with broken config.json", ["train"], lambda r, d: ["--resume", str(r / "run_bad_config")],
      2, "not valid JSON"),
+    ("train: a test class never in the training split", TRAIN,
+     bad_data(LABELS, idx_bytes(np.arange(1500) % 9)), 2, "class 9 ('9') is in the test split but has no training"),
+    ("train: one class only", TRAIN, bad_data(LABELS, idx_bytes(np.zeros(1500))), 2,
+     "training needs examples of at least 2 classes"),
+    ("train: images of zero size", TRAIN, bad_data(IMAGES, idx_bytes(np.zeros((1500, 0, 8)))), 2,
+     "images of size 0x8"),
+    ("train: duplicate class names", TRAIN,
+     lambda r, d: ["--data-dir", str(_with_names(r, d, names="abcdefghia", test_label=3))], 2,
+     "class names repeat: 'a'"),
+    ("evaluate: model of other classes, same input shape", ["evaluate"],
+     lambda r, d: [str(r / "run" / "model.safetensors"), "--data-dir",
+                   str(_with_names(r, d, names="abcdefghij", test_label=3))], 2,
+     "the model's classes are not the data's"),
+    ("evaluate: model of another input range", ["evaluate"],
+     lambda r, d: [str(r / "unit_range.safetensors"), "--data-dir", str(d)], 2,
+     "values 0..255 lie outside the model's input range 0..1"),
+    ("evaluate: another evaluation's figures in the folder", ["evaluate"],
+     lambda r, d: [str(r / "evaluated" / "model.safetensors"), "--data-dir", str(d)], 2,
+     "confusion.png: already exists with other contents; pass --overwrite"),
     ("evaluate: a checkpoint given as the model", ["evaluate"],
      lambda r, d: [str(r / "run" / "checkpoint.safetensors"), "--data-dir", str(d)], 2,
      "training checkpoint of a run that has not finished (`softmaxreg train --resume"),
@@ -121,6 +141,24 @@ MATRIX = [
      "not a safetensors model file: it is JSON text"),
     ("evaluate: a pickle given as the model", ["evaluate"], lambda r, d: [str(r / "model.pkl")], 2,
      "it is a Python pickle"),
+    ("predict: values outside the model's range", ["predict"],
+     lambda r, d: [str(r / "run" / "model.safetensors"), str(r / "negative.npy")], 2,
+     "values -1000..0 lie outside the model's input range 0..255; if they are on another scale, pass --input-range"),
+    ("predict: values outside --input-range", ["predict", "--input-range", "0", "1"],
+     lambda r, d: [str(r / "run" / "model.safetensors"), str(r / "pixels.npy")], 2,
+     "values 0..255 lie outside the given --input-range 0..1"),
+    ("predict: --input-range upside down", ["predict", "--input-range", "1", "0"],
+     lambda r, d: [str(r / "run" / "model.safetensors"), str(r / "ok.npy")], 2, "expected LOW < HIGH"),
+    ("predict: --input-range for a model without one", ["predict", "--input-range", "0", "1"],
+     lambda r, d: [str(r / "no_range.safetensors"), str(r / "ok.npy")], 2, "does not record its input range"),
+    ("predict: a CSV", ["predict"], lambda r, d: [str(r / "run" / "model.safetensors"), str(r / "pixels.csv")], 2,
+     "it is text with commas (CSV?); expected an image (PNG, JPEG, ...), a .npy array or an IDX file"),
+    ("predict: a truncated PNG", ["predict"], lambda r, d: [str(r / "run" / "model.safetensors"), str(r / "cut.png")],
+     2, "it is a PNG image that does not decode"),
+    ("experiment: reject with a model of other classes", ["experiment", "reject"],
+     lambda r, d: ["--model", str(r / "run" / "model.safetensors"), "--out", str(r / "exp"),
+                   "--data-dir", str(_with_names(r, d, names="abcdefghij", test_label=3))], 2,
+     "the model's classes are not the data's"),
     ("experiment: an unknown option", ["experiment", "stability", "--quik"], lambda r, d: [], 2,
      "did you mean --quick?"),
 ]
@@ -133,9 +171,9 @@ def held(folder):
     return _HELD.enter_context(claim_folder(folder))
 
 
-def _with_names(root, digits):
-    folder = data_dir_with(root, digits, "t10k-labels-idx1-ubyte", idx_bytes(np.full(297, 12)))
-    (folder / "class_names.txt").write_text("\n".join("abcdefghij") + "\n")
+def _with_names(root, digits, names="abcdefghij", test_label=12):
+    folder = data_dir_with(root, digits, "t10k-labels-idx1-ubyte", idx_bytes(np.full(297, test_label)))
+    (folder / "class_names.txt").write_text("\n".join(names) + "\n")
     return folder
 
 
@@ -171,9 +209,17 @@ def test_bad_input_matrix(case, tmp_path, digits_dir, digits_run, capsys):
     np.save(tmp_path / "nan.npy", np.full(64, np.nan))
     np.save(tmp_path / "wide.npy", np.zeros((2, 65)))
     np.save(tmp_path / "ok.npy", np.zeros(64))
+    np.save(tmp_path / "negative.npy", np.linspace(-1000, 0, 64))
+    np.save(tmp_path / "pixels.npy", np.linspace(0, 255, 64))
+    (tmp_path / "pixels.csv").write_text("0,12,255,3\n4,5,6,7\n")
     (tmp_path / "image.png").write_bytes(png_bytes())
+    (tmp_path / "cut.png").write_bytes(png_bytes((40, 40))[:60])
     shutil.copytree(digits_run, tmp_path / "run_bad_config")
     (tmp_path / "run_bad_config" / "config.json").write_text('{"settings": ')
+    shutil.copytree(digits_run, tmp_path / "evaluated")
+    (tmp_path / "evaluated" / "confusion.png").write_bytes(png_bytes())
+    save_model(SoftmaxRegression(64, 10, input_shape=(8, 8), input_range=(0, 1)), tmp_path / "unit_range.safetensors")
+    save_model(SoftmaxRegression(64, 10, input_shape=(8, 8)), tmp_path / "no_range.safetensors")
     with _HELD:
         args = [*command, *make_args(tmp_path, digits_dir)]
         if command[0] == "train" and "--out" not in args and "--resume" not in args:

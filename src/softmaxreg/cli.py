@@ -22,7 +22,7 @@ import numpy as np
 from ._version import __version__
 from .cli_train import CHECKPOINT, RECIPES, RUN_FILES, train_command
 from .errors import SoftmaxRegError, TrainingDivergedError
-from .fileio import output_folder
+from .fileio import all_or_nothing, output_folder
 from .optim import OPTIMIZERS, SCHEDULES
 from .options import LBFGS_MAX_ITER
 
@@ -65,8 +65,9 @@ def _suggestion(parser: argparse.ArgumentParser, unknown: list[str]) -> str:
 
 def _number(kind, minimum, inclusive: bool, maximum: float = math.inf):
     """An argparse type: a finite int/float above (or at) `minimum`, at most `maximum`."""
-    bound = f"{'>=' if inclusive else '>'} {minimum}" + (f" and <= {maximum}" if maximum != math.inf else "")
-    expected = f"expected {'an integer' if kind is int else 'a number'} {bound}"
+    bound = "" if minimum == -math.inf else f" {'>=' if inclusive else '>'} {minimum}"
+    bound += f" and <= {maximum}" if maximum != math.inf else ""
+    expected = f"expected {'an integer' if kind is int else 'a finite number'}{bound}"
 
     def parse(text: str):
         try:
@@ -148,6 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--out", metavar="DIR", default=None, help="where to write the plots (default: the model's folder)")
     evaluate.add_argument("--bins", type=_number(int, 1, True), default=15, help="calibration bins (default 15)")
     evaluate.add_argument("--json", action="store_true", help="print the figures as JSON")
+    evaluate.add_argument("--force", action="store_true",
+                          help="judge the model even if its classes or input range differ from the data's")
+    evaluate.add_argument("--overwrite", action="store_true",
+                          help="replace confusion.png / calibration.png of another evaluation in the output folder")
     evaluate.set_defaults(func=_evaluate)
 
     predict = commands.add_parser(
@@ -163,6 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="answer 'uncertain' when the top probability is below P (0..1)")
     predict.add_argument("--invert", choices=("auto", "yes", "no"), default="auto",
                          help="negate images first: auto (if the border is light), yes, no (default auto)")
+    predict.add_argument("--input-range", type=_number(float, -math.inf, True), nargs=2, metavar=("LOW", "HIGH"),
+                         help="the inputs' values lie in LOW..HIGH (e.g. 0 1 for arrays already scaled) and are "
+                              "rescaled to the model's range (default: they lie in the model's range, 0..255 for "
+                              "pixels, as decoded images do)")
     predict.add_argument("--json", action="store_true", help="print the predictions as JSON")
     predict.set_defaults(func=_predict)
 
@@ -181,6 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
                             help="lr-sweep / batch-sweep: epochs per run (default 10 / 5)")
     experiment.add_argument("--seeds", type=_number(int, 1, True), default=3, help="lr-sweep: seeds per rate (default 3)")
     experiment.add_argument("--quick", action="store_true", help="small grids, for a fast check")
+    experiment.add_argument("--force", action="store_true",
+                            help="reject: judge --model even if its classes or input range differ from the data's")
     experiment.set_defaults(func=_experiment)
     parser.commands = {"train": train, "evaluate": evaluate, "predict": predict, "experiment": experiment}
     return parser
@@ -203,14 +214,15 @@ def _evaluate(args) -> int:
     from .metrics import evaluation_summary
     from .plots import plot_confusion, plot_reliability
 
-    model, data = load_model_and_data(args.model, args.data_dir)
+    model, data = load_model_and_data(args.model, args.data_dir, force=args.force)
     summary = evaluation_summary(data.test_labels, model.logits(data.test_images), model.class_names,
                                  n_bins=args.bins)
     confusion = np.array(summary["confusion_matrix"])
     bins = {key: np.array([np.nan if b[key] is None else b[key] for b in summary["calibration_bins"]])
             for key in summary["calibration_bins"][0]}
     out = Path(args.out) if args.out else Path(args.model).parent
-    with output_folder(out):
+    # another evaluation's figures stay unless --overwrite
+    with output_folder(out), all_or_nothing(overwrite=args.overwrite):
         plot_confusion(confusion, model.class_names, out / "confusion.png",
                        title=f"Confusion matrix ({summary['examples']} test images, accuracy {summary['accuracy']:.4f})")
         plot_reliability(bins, summary["expected_calibration_error"], out / "calibration.png")
@@ -233,29 +245,37 @@ def _evaluate(args) -> int:
 
 
 def _predict(args) -> int:
-    from .datasets.inputs import read_inputs
+    from .datasets.inputs import read_inputs, without_signal
     from .model_file import load_model
 
     model = load_model(args.model)
     if args.top_k > model.num_outputs:
         raise SoftmaxRegError(f"--top-k {args.top_k}: the model has only {model.num_outputs} classes")
+    if args.input_range is not None and not args.input_range[0] < args.input_range[1]:
+        raise SoftmaxRegError(f"--input-range {args.input_range[0]:g} {args.input_range[1]:g}: expected LOW < HIGH")
     results = []
-    for name, X in read_inputs(args.inputs, model.input_shape, args.invert):
+    for name, X in read_inputs(args.inputs, model.input_shape, args.invert, model_range=model.input_range,
+                               input_range=args.input_range):
         proba = model.predict_proba(X)
+        blank = without_signal(X, model.input_range)
         for i, p in enumerate(proba):
             top = np.argsort(-p, kind="stable")[:args.top_k]
             uncertain = args.reject_below is not None and float(p[top[0]]) < args.reject_below
             results.append({"input": name, "index": i if len(X) > 1 else None,
-                            "prediction": None if uncertain else model.class_names[top[0]],
-                            "uncertain": uncertain,
+                            "prediction": None if uncertain or blank[i] else model.class_names[top[0]],
+                            "uncertain": uncertain, "no_signal": bool(blank[i]),
                             "top_k": [{"class": model.class_names[j], "probability": float(p[j])} for j in top]})
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
+    low, high = model.input_range or (None, None)
     for r in results:
         label = r["input"] + (f"[{r['index']}]" if r["index"] is not None else "")
         ranked = ", ".join(f"{t['class']} {t['probability']:.3f}" for t in r["top_k"])
-        if r["uncertain"]:
+        if r["no_signal"]:
+            print(f"{label}: no signal (its values barely vary over the model's input range {low:g}..{high:g}: "
+                  "a blank image, or values already scaled? see --input-range)")
+        elif r["uncertain"]:
             print(f"{label}: uncertain (top probability {r['top_k'][0]['probability']:.3f} < {args.reject_below}; {ranked})")
         else:
             print(f"{label}: {ranked}")

@@ -152,9 +152,11 @@ def _new_run(args):
         data = load_fashion_mnist(args.data_dir)
         n_train, *image_shape = data.train_images.shape
         init_seed, _ = np.random.SeedSequence(seed).spawn(2)
+        pixels = np.iinfo(data.train_images.dtype)
         model = SoftmaxRegression(int(np.prod(image_shape)), len(data.class_names), sigma,
                                   seed=np.random.default_rng(init_seed), dtype=dtype, input_scale=1 / 255,
-                                  input_shape=image_shape, class_names=data.class_names)
+                                  input_shape=image_shape, class_names=data.class_names,
+                                  input_range=(pixels.min, pixels.max))
     config = {
         "softmaxreg_version": __version__,
         "command": "train",
