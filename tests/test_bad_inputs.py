@@ -1,16 +1,21 @@
 """The bad-input matrix: every command against every kind of bad input must end with exit 2
-(3 for divergence), one line on stderr naming the culprit, no traceback, and no file touched.
-The same table is in the README."""
+(3 for divergence), one line on stderr naming the culprit, no traceback, and no file or folder
+touched, created or removed. The same table is in the README."""
 
+import contextlib
 import gzip
+import io
 import os
 import shutil
 import struct
 
 import numpy as np
 import pytest
+from PIL import Image
 
+from softmaxreg import SoftmaxRegression, save_model
 from softmaxreg.cli import main
+from softmaxreg.fileio import claim_folder
 
 from .conftest import run_cli
 
@@ -88,7 +93,7 @@ MATRIX = [
     ("predict: input missing", ["predict"], lambda r, d: [str(r / "run" / "model.safetensors"), str(r / "no.png")],
      2, "no.png: cannot read"),
     ("predict: input empty", ["predict"], lambda r, d: [str(r / "run" / "model.safetensors"), str(r / "empty")], 2,
-     "cannot decode"),
+     "is empty (0 bytes)"),
     ("predict: image undecodable", ["predict"], lambda r, d: [str(r / "run" / "model.safetensors"), str(r / "keep.txt")],
      2, "cannot decode"),
     ("predict: NaN features", ["predict"], lambda r, d: [str(r / "run" / "model.safetensors"), str(r / "nan.npy")],
@@ -104,12 +109,81 @@ MATRIX = [
      "--out"),
     ("experiment: reject with a bad model", ["experiment", "reject"],
      lambda r, d: ["--model", str(r / "empty"), "--out", str(r / "exp")], 2, "not a safetensors"),
+    ("train: an abbreviated option", TRAIN + ["--epoch", "2"], lambda r, d: [], 2, "did you mean --epochs?"),
+    ("train: an unknown option", TRAIN + ["--learning-rate", "0.5"], lambda r, d: [], 2, "did you mean --lr?"),
+    ("train: a setting's error names its flag", TRAIN + ["--label-smoothing", "1"], lambda r, d: ["--data-dir", str(d)],
+     2, "--label-smoothing: expected a value in [0, 1)"),
+    ("train: momentum above 1", TRAIN + ["--momentum", "2"], lambda r, d: ["--data-dir", str(d)], 2, "--momentum:"),
+    ("train: log-every 0", TRAIN + ["--log-every", "0"], lambda r, d: [], 2, "--log-every"),
+    ("train: output folder in use by another run", TRAIN,
+     lambda r, d: ["--data-dir", str(d), "--out", str(held(r / "busy"))], 2, "another softmaxreg run is using"),
+    ("train: resume a folder in use by another run", ["train"], lambda r, d: ["--resume", str(held(r / "run"))], 2,
+     "another softmaxreg run is using"),
+    ("train: resume a missing folder", ["train"], lambda r, d: ["--resume", str(r / "nowhere")], 2,
+     "nowhere: no such folder"),
+    ("train: resume a folder with broken config.json", ["train"], lambda r, d: ["--resume", str(r / "run_bad_config")],
+     2, "not valid JSON"),
+    ("train: a test class never in the training split", TRAIN,
+     bad_data(LABELS, idx_bytes(np.arange(1500) % 9)), 2, "class 9 ('9') is in the test split but has no training"),
+    ("train: one class only", TRAIN, bad_data(LABELS, idx_bytes(np.zeros(1500))), 2,
+     "training needs examples of at least 2 classes"),
+    ("train: images of zero size", TRAIN, bad_data(IMAGES, idx_bytes(np.zeros((1500, 0, 8)))), 2,
+     "images of size 0x8"),
+    ("train: duplicate class names", TRAIN,
+     lambda r, d: ["--data-dir", str(_with_names(r, d, names="abcdefghia", test_label=3))], 2,
+     "class names repeat: 'a'"),
+    ("evaluate: model of other classes, same input shape", ["evaluate"],
+     lambda r, d: [str(r / "run" / "model.safetensors"), "--data-dir",
+                   str(_with_names(r, d, names="abcdefghij", test_label=3))], 2,
+     "the model's classes are not the data's"),
+    ("evaluate: model of another input range", ["evaluate"],
+     lambda r, d: [str(r / "unit_range.safetensors"), "--data-dir", str(d)], 2,
+     "values 0..255 lie outside the model's input range 0..1"),
+    ("evaluate: another evaluation's figures in the folder", ["evaluate"],
+     lambda r, d: [str(r / "evaluated" / "model.safetensors"), "--data-dir", str(d)], 2,
+     "confusion.png: already exists with other contents; pass --overwrite"),
+    ("evaluate: a checkpoint given as the model", ["evaluate"],
+     lambda r, d: [str(r / "run" / "checkpoint.safetensors"), "--data-dir", str(d)], 2,
+     "training checkpoint of a run that has not finished (`softmaxreg train --resume"),
+    ("evaluate: a PNG given as the model", ["evaluate"], lambda r, d: [str(r / "image.png")], 2,
+     "not a safetensors model file: it is a PNG image"),
+    ("evaluate: JSON given as the model", ["evaluate"], lambda r, d: [str(r / "run" / "config.json")], 2,
+     "not a safetensors model file: it is JSON text"),
+    ("evaluate: a pickle given as the model", ["evaluate"], lambda r, d: [str(r / "model.pkl")], 2,
+     "it is a Python pickle"),
+    ("predict: values outside the model's range", ["predict"],
+     lambda r, d: [str(r / "run" / "model.safetensors"), str(r / "negative.npy")], 2,
+     "values -1000..0 lie outside the model's input range 0..255; if they are on another scale, pass --input-range"),
+    ("predict: values outside --input-range", ["predict", "--input-range", "0", "1"],
+     lambda r, d: [str(r / "run" / "model.safetensors"), str(r / "pixels.npy")], 2,
+     "values 0..255 lie outside the given --input-range 0..1"),
+    ("predict: --input-range upside down", ["predict", "--input-range", "1", "0"],
+     lambda r, d: [str(r / "run" / "model.safetensors"), str(r / "ok.npy")], 2, "expected LOW < HIGH"),
+    ("predict: --input-range for a model without one", ["predict", "--input-range", "0", "1"],
+     lambda r, d: [str(r / "no_range.safetensors"), str(r / "ok.npy")], 2, "does not record its input range"),
+    ("predict: a CSV", ["predict"], lambda r, d: [str(r / "run" / "model.safetensors"), str(r / "pixels.csv")], 2,
+     "it is text with commas (CSV?); expected an image (PNG, JPEG, ...), a .npy array or an IDX file"),
+    ("predict: a truncated PNG", ["predict"], lambda r, d: [str(r / "run" / "model.safetensors"), str(r / "cut.png")],
+     2, "it is a PNG image that does not decode"),
+    ("experiment: reject with a model of other classes", ["experiment", "reject"],
+     lambda r, d: ["--model", str(r / "run" / "model.safetensors"), "--out", str(r / "exp"),
+                   "--data-dir", str(_with_names(r, d, names="abcdefghij", test_label=3))], 2,
+     "the model's classes are not the data's"),
+    ("experiment: an unknown option", ["experiment", "stability", "--quik"], lambda r, d: [], 2,
+     "did you mean --quick?"),
 ]
 
+_HELD = contextlib.ExitStack()
 
-def _with_names(root, digits):
-    folder = data_dir_with(root, digits, "t10k-labels-idx1-ubyte", idx_bytes(np.full(297, 12)))
-    (folder / "class_names.txt").write_text("\n".join("abcdefghij") + "\n")
+
+def held(folder):
+    """`folder`, claimed as a running `softmaxreg train` claims its run folder, until the test ends."""
+    return _HELD.enter_context(claim_folder(folder))
+
+
+def _with_names(root, digits, names="abcdefghij", test_label=12):
+    folder = data_dir_with(root, digits, "t10k-labels-idx1-ubyte", idx_bytes(np.full(297, test_label)))
+    (folder / "class_names.txt").write_text("\n".join(names) + "\n")
     return folder
 
 
@@ -123,7 +197,14 @@ def digits_run(tmp_path_factory, digits_dir):
 
 
 def snapshot(root):
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    """Every file's bytes and every folder (None) under root."""
+    return {str(p.relative_to(root)): p.read_bytes() if p.is_file() else None for p in sorted(root.rglob("*"))}
+
+
+def png_bytes(shape=(8, 8)):
+    buf = io.BytesIO()
+    Image.fromarray(np.full(shape, 200, np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
 
 
 @pytest.mark.parametrize("case", MATRIX, ids=[c[0] for c in MATRIX])
@@ -138,16 +219,29 @@ def test_bad_input_matrix(case, tmp_path, digits_dir, digits_run, capsys):
     np.save(tmp_path / "nan.npy", np.full(64, np.nan))
     np.save(tmp_path / "wide.npy", np.zeros((2, 65)))
     np.save(tmp_path / "ok.npy", np.zeros(64))
-    args = [*command, *make_args(tmp_path, digits_dir)]
-    if command[0] == "train" and "--out" not in args and "--resume" not in args:
-        args += ["--out", str(tmp_path / "new_run")]
-    before = snapshot(tmp_path)
-    capsys.readouterr()
-    assert main(args) == code
+    np.save(tmp_path / "negative.npy", np.linspace(-1000, 0, 64))
+    np.save(tmp_path / "pixels.npy", np.linspace(0, 255, 64))
+    (tmp_path / "pixels.csv").write_text("0,12,255,3\n4,5,6,7\n")
+    (tmp_path / "image.png").write_bytes(png_bytes())
+    (tmp_path / "cut.png").write_bytes(png_bytes((40, 40))[:60])
+    shutil.copytree(digits_run, tmp_path / "run_bad_config")
+    (tmp_path / "run_bad_config" / "config.json").write_text('{"settings": ')
+    shutil.copytree(digits_run, tmp_path / "evaluated")
+    (tmp_path / "evaluated" / "confusion.png").write_bytes(png_bytes())
+    save_model(SoftmaxRegression(64, 10, input_shape=(8, 8), input_range=(0, 1)), tmp_path / "unit_range.safetensors")
+    save_model(SoftmaxRegression(64, 10, input_shape=(8, 8)), tmp_path / "no_range.safetensors")
+    with _HELD:
+        args = [*command, *make_args(tmp_path, digits_dir)]
+        if command[0] == "train" and "--out" not in args and "--resume" not in args:
+            args += ["--out", str(tmp_path / "new_run")]
+        before = snapshot(tmp_path)
+        capsys.readouterr()
+        assert main(args) == code
+        after = snapshot(tmp_path)
     out, err = capsys.readouterr()
     assert err.count("\n") == 1, err
     assert culprit in err and "Traceback" not in err
-    assert snapshot(tmp_path) == before, "a pre-existing file changed or a new file appeared"
+    assert after == before, "a pre-existing file or folder changed, or a new one appeared"
 
 
 def test_the_console_script_gives_the_same_one_line(tmp_path):

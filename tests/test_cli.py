@@ -2,12 +2,16 @@
 
 import csv
 import json
+import os
+import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from softmaxreg import FASHION_MNIST_CLASSES, load_model
+from softmaxreg import FASHION_MNIST_CLASSES, load_model, read_idx
 from softmaxreg.cli import CHECKPOINT, RUN_FILES, main
 
 from .conftest import run_cli
@@ -223,3 +227,104 @@ def test_early_stopping_from_the_cli(digits_dir, tmp_path, capsys):
                  "--lr", "3", "--early-stopping", "--patience", "2", "--validation-fraction", "0.2"]) == 0
     rows = (tmp_path / "r" / "metrics.csv").read_text().splitlines()
     assert 3 <= len(rows) - 1 < 200
+
+
+@pytest.fixture(scope="module")
+def digits_model(digits_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("digits_model") / "run"
+    assert main(["train", "--data-dir", str(digits_dir), "--out", str(out), "--epochs", "5", "--lr", "0.5",
+                 "--quiet", "--no-plots"]) == 0
+    return out / "model.safetensors"
+
+
+@pytest.mark.parametrize("command", [
+    ["evaluate", "MODEL", "--data-dir", "DIGITS", "--out", "OUT"],
+    ["predict", "MODEL", "INPUT"],
+    ["experiment", "stability", "--out", "OUT"],
+    ["train", "--data-dir", "DIGITS", "--out", "OUT", "--epochs", "3"],
+], ids=lambda c: c[0])
+def test_output_closed_early_is_dropped_quietly_and_the_command_finishes(command, digits_model, digits_dir, tmp_path):
+    """`softmaxreg ... | head`: the reader has gone before the first line; no traceback, and the
+    command still does its work (train finishes its run folder)."""
+    np.save(tmp_path / "input.npy", np.arange(64) * 4)
+    names = {"MODEL": str(digits_model), "DIGITS": str(digits_dir), "INPUT": str(tmp_path / "input.npy"),
+             "OUT": str(tmp_path / "out")}
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    env = {k: v for k, v in os.environ.items() if k != "SOFTMAXREG_DATA_DIR"}
+    try:
+        result = subprocess.run([sys.executable, "-m", "softmaxreg", *[names.get(a, a) for a in command]],
+                                stdout=write_end, stderr=subprocess.PIPE, text=True, env=env, timeout=300)
+    finally:
+        os.close(write_end)
+    assert (result.returncode, result.stderr) == (0, "")
+    if command[0] == "train":
+        assert len((tmp_path / "out" / "metrics.csv").read_text().splitlines()) == 4
+        assert (tmp_path / "out" / "misclassified.png").exists()
+    elif command[0] != "predict":
+        assert len(list((tmp_path / "out").iterdir())) == 2
+
+
+def test_log_every_prints_every_nth_epoch_and_the_last(digits_dir, tmp_path, capsys):
+    assert main(["train", "--data-dir", str(digits_dir), "--out", str(tmp_path / "r"), "--epochs", "7",
+                 "--log-every", "3", "--no-plots"]) == 0
+    epochs = [line.split()[1] for line in capsys.readouterr().out.splitlines() if line.startswith("epoch")]
+    assert epochs == ["3/7", "6/7", "7/7"]
+
+
+def test_predict_calls_inputs_without_signal_so_and_rescales_an_input_range(digits_model, digits_dir, tmp_path,
+                                                                            capsys):
+    rng = np.random.default_rng(0)
+    digit = read_idx(digits_dir / "t10k-images-idx3-ubyte")[0].astype(np.float64)
+    Image.fromarray(np.zeros((30, 30), np.uint8)).save(tmp_path / "black.png")
+    Image.fromarray(np.full((30, 30), 255, np.uint8)).save(tmp_path / "white.png")
+    np.save(tmp_path / "scaled.npy", digit / 255)                         # already scaled to 0..1
+    np.save(tmp_path / "raw.npy", digit)
+    np.save(tmp_path / "noise.npy", rng.uniform(0, 1, (3, 64)))
+    assert main(["predict", str(digits_model), *(str(tmp_path / n) for n in ("black.png", "white.png", "scaled.npy",
+                                                                             "raw.npy"))]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[1].strip().startswith("no signal") for line in lines] == [True, True, True, False]
+    assert "model's input range 0..255" in lines[0] and "--input-range" in lines[2]
+    assert main(["predict", str(digits_model), str(tmp_path / "raw.npy"), "--json"]) == 0
+    raw = json.loads(capsys.readouterr().out)
+    assert main(["predict", str(digits_model), str(tmp_path / "scaled.npy"), "--json", "--input-range", "0", "1"]) == 0
+    rescaled = json.loads(capsys.readouterr().out)
+    assert rescaled == [{**raw[0], "input": str(tmp_path / "scaled.npy")}] and raw[0]["prediction"] is not None
+    assert main(["predict", str(digits_model), str(tmp_path / "noise.npy"), "--json"]) == 0
+    assert all(r["no_signal"] and r["prediction"] is None for r in json.loads(capsys.readouterr().out))
+
+
+def test_evaluate_judges_a_model_of_other_classes_only_when_forced(digits_model, digits_dir, tmp_path, capsys):
+    data = tmp_path / "named"
+    shutil.copytree(digits_dir, data)
+    (data / "class_names.txt").write_text("\n".join("abcdefghij") + "\n")
+    args = ["evaluate", str(digits_model), "--data-dir", str(data), "--out", str(tmp_path / "out")]
+    assert main(args) == 2 and "pass --force" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    assert main(args + ["--force"]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["calibration.png", "confusion.png"]
+
+
+def test_evaluate_replaces_another_evaluations_figures_only_with_overwrite(digits_model, digits_dir, tmp_path,
+                                                                          capsys):
+    args = ["evaluate", str(digits_model), "--data-dir", str(digits_dir), "--out", str(tmp_path), "--json"]
+    assert main(args) == 0
+    ours = (tmp_path / "confusion.png").read_bytes()
+    assert main(args) == 0                                                # the same figures again: fine
+    assert main(args + ["--bins", "3"]) == 2                              # a different calibration.png
+    assert "calibration.png: already exists with other contents" in capsys.readouterr().err
+    assert (tmp_path / "confusion.png").read_bytes() == ours
+    assert main(args + ["--bins", "3", "--overwrite"]) == 0
+
+
+def test_settings_errors_and_unknown_options_name_the_flags(capsys):
+    assert main(["train", "--warmup-epochs", "1", "--schedule", "cosine", "--lr", "1", "--gamma", "2",
+                 "--schedule", "step"]) == 2
+    assert "--gamma: expected" in capsys.readouterr().err
+    assert main(["train", "--no-plot"]) == 2
+    err = capsys.readouterr().err
+    assert err == ("softmaxreg train: error: unrecognized arguments: --no-plot; did you mean --no-plots? "
+                   "(see softmaxreg train --help)\n")
+    assert main(["evaluate", "m", "--bin", "3"]) == 2
+    assert "did you mean --bins?" in capsys.readouterr().err

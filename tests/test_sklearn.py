@@ -1,12 +1,16 @@
 """SoftmaxRegressionClassifier as a scikit-learn citizen."""
 
 import copy
+import warnings
 
 import numpy as np
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from softmaxreg.sklearn import SoftmaxRegressionClassifier
+
+# most tests here train for a few epochs on purpose; the warning itself is tested below
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 EXPECTED_FAILURES = {
     "check_sample_weight_equivalence_on_dense_data":
@@ -170,3 +174,31 @@ def test_lbfgs_estimator_matches_logistic_regression(digits_split):
 def test_partial_fit_is_only_offered_by_the_minibatch_solver():
     assert hasattr(SoftmaxRegressionClassifier(), "partial_fit")
     assert not hasattr(SoftmaxRegressionClassifier(solver="lbfgs"), "partial_fit")
+
+
+def test_stopping_at_max_iter_before_the_stopping_rule_warns_as_scikit_learn_does(digits_split):
+    import sklearn.exceptions
+
+    import softmaxreg
+
+    Xtr, _, ytr, _ = digits_split
+    for solver in ("sgd", "lbfgs"):
+        with pytest.warns(sklearn.exceptions.ConvergenceWarning, match="max_iter=3") as caught:
+            SoftmaxRegressionClassifier(solver=solver, max_iter=3, random_state=0).fit(Xtr, ytr)
+        assert all(issubclass(w.category, softmaxreg.ConvergenceWarning) for w in caught)
+        assert {w.filename for w in caught} == {__file__}                 # points at the caller's fit
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        SoftmaxRegressionClassifier(max_iter=200, random_state=0).fit(Xtr, ytr)    # stops by its rule first
+        SoftmaxRegressionClassifier(solver="lbfgs", max_iter=500, tol=1e-3).fit(Xtr / 16, ytr)
+        SoftmaxRegressionClassifier(random_state=0).partial_fit(Xtr, ytr, classes=np.arange(10))
+
+
+def test_verbose_prints_one_line_per_epoch(digits_split, capsys):
+    Xtr, _, ytr, _ = digits_split
+    SoftmaxRegressionClassifier(max_iter=3, random_state=0, verbose=1).fit(Xtr, ytr)
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[:2] for line in lines] == [["epoch", "1/3"], ["epoch", "2/3"], ["epoch", "3/3"]]
+    assert "train_loss" in lines[0] and "val_loss" not in lines[0]
+    SoftmaxRegressionClassifier(max_iter=3, random_state=0).fit(Xtr, ytr)
+    assert capsys.readouterr().out == ""

@@ -16,21 +16,28 @@ __all__ = ["ConsoleLog", "MetricsCSV", "EarlyStopping", "format_record"]
 
 
 def format_record(record: EpochRecord, epochs: int, unit: str = "epoch") -> str:
+    """One line of figures; the validation ones are left out when there was no validation (NaN)."""
     width = len(str(epochs))
+    validation = "" if math.isnan(record.val_loss) else \
+        f"  val_loss {record.val_loss:.4f}  val_acc {record.val_acc:.4f}"
     return (f"{unit} {record.epoch:>{width}}/{epochs}  train_loss {record.train_loss:.4f}  "
-            f"train_acc {record.train_acc:.4f}  val_loss {record.val_loss:.4f}  "
-            f"val_acc {record.val_acc:.4f}  ({record.seconds:.2f} s)")
+            f"train_acc {record.train_acc:.4f}{validation}  ({record.seconds:.2f} s)")
 
 
 class ConsoleLog(Callback):
-    """One line per epoch (L-BFGS: per iteration) on `out` (stdout) and, if `progress`, a tqdm bar
-    over all steps on `err` (stderr); by default the bar is shown only when stderr is a terminal."""
+    """One line per epoch (L-BFGS: per iteration) on `out` (stdout), or per `every` epochs and the
+    last, and, if `progress`, a tqdm bar over the run's steps on `err` (stderr); by default the bar
+    is shown only when stderr is a terminal. A resumed run's bar starts at the share already done.
+    `close()` removes the bar (also when training ends by an exception), so what is printed next
+    starts on its own line."""
 
-    def __init__(self, progress: bool | None = None, out=None, err=None):
+    def __init__(self, progress: bool | None = None, out=None, err=None, every: int = 1):
         self.out = out if out is not None else sys.stdout
         self.err = err if err is not None else sys.stderr
         self.progress = self.err.isatty() if progress is None else progress
+        self.every = every
         self.bar = None
+        self.pending: EpochRecord | None = None       # the latest record not yet printed
         self.epochs, self.unit = 0, "epoch"
 
     def on_train_begin(self, run: Run) -> None:
@@ -38,24 +45,39 @@ class ConsoleLog(Callback):
         self.unit = "iteration" if run.optimizer.full_batch else "epoch"
         if self.progress:
             from tqdm import tqdm
-            self.bar = tqdm(total=run.total_steps, file=self.err, unit="step", leave=False, mininterval=0.1,
-                            desc=f"{self.unit} {len(run.history) + 1}/{self.epochs}")
+            done, left = len(run.history), run.epochs - len(run.history)
+            done_steps = done * (run.total_steps // left) if left > 0 else 0
+            self.bar = tqdm(total=done_steps + run.total_steps, initial=done_steps, file=self.err, unit="step",
+                            leave=False, mininterval=0.1, desc=f"{self.unit} {done + 1}/{self.epochs}")
 
     def on_step_end(self) -> None:
         if self.bar is not None:
             self.bar.update()
 
     def on_epoch_end(self, record: EpochRecord, history: History) -> None:
-        line = format_record(record, self.epochs, self.unit)
+        self.pending = record
+        if record.epoch % self.every == 0 or record.epoch == self.epochs:
+            self._print_pending()
+        if self.bar is not None:
+            self.bar.set_description_str(f"{self.unit} {min(record.epoch + 1, self.epochs)}/{self.epochs}")
+
+    def _print_pending(self) -> None:
+        line = format_record(self.pending, self.epochs, self.unit)
+        self.pending = None
         if self.bar is not None:
             self.bar.write(line, file=self.out)     # clears the bar, prints, redraws it
-            self.bar.set_description_str(f"{self.unit} {min(record.epoch + 1, self.epochs)}/{self.epochs}")
         else:
             print(line, file=self.out, flush=True)
 
     def on_train_end(self, history: History) -> None:
+        if self.pending is not None:                # stopped early between two printed epochs
+            self._print_pending()
+        self.close()
+
+    def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+            self.bar = None
 
 
 class MetricsCSV(Callback):

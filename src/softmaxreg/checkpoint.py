@@ -1,10 +1,13 @@
 """Checkpoints: the model and everything `fit` needs to continue a run bit-identically (the
 optimizer's state dict, the shuffle generator's state, history, early stopping), in one
-safetensors file written atomically. No pickle: arrays are tensors, the rest is JSON."""
+safetensors file written atomically. No pickle: arrays are tensors, the rest is JSON.
+The history is kept without its wall-clock seconds, so the same run gives the same bytes
+(resumed epochs read back seconds=nan)."""
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict
 
 import numpy as np
@@ -12,12 +15,11 @@ import numpy as np
 from .errors import ModelFormatError
 from .hooks import Callback, EpochRecord, Run, TrainState
 from .optim import OPTIMIZERS
-from .fileio import read_tensors, write_tensors
+from .fileio import CHECKPOINT_FORMAT, read_tensors, write_tensors
 from .model_file import model_from_tensors, model_metadata, model_tensors
 
 __all__ = ["save_checkpoint", "load_checkpoint", "Checkpoint", "CHECKPOINT_FORMAT"]
 
-CHECKPOINT_FORMAT = "softmaxreg-checkpoint"
 CHECKPOINT_FORMAT_VERSION = 2          # 2: optimizer and early-stopping state dicts under "state"
 
 
@@ -45,7 +47,8 @@ def save_checkpoint(path, model, state: TrainState) -> None:
     tensors = {**model_tensors(model), **optimizer_tensors, **stopping_tensors}
     if state.holdout is not None:
         tensors["holdout"] = np.asarray(state.holdout, dtype=np.int64)
-    run_state = {"epoch": state.epoch, "records": [asdict(r) for r in state.records], "rng_state": state.rng_state,
+    records = [{k: v for k, v in asdict(r).items() if k != "seconds"} for r in state.records]
+    run_state = {"epoch": state.epoch, "records": records, "rng_state": state.rng_state,
                  "solver": state.solver, "optimizer": optimizer_rest,
                  "early_stopping": None if state.early_stopping is None else stopping_rest}
     write_tensors(path, tensors, {**model_metadata(model), "state": json.dumps(run_state)}, kind=CHECKPOINT_FORMAT,
@@ -59,7 +62,7 @@ def load_checkpoint(path):
     try:
         run_state = json.loads(meta["state"])
         epoch, solver = int(run_state["epoch"]), run_state["solver"]
-        records = [EpochRecord(**r) for r in run_state["records"]]
+        records = [EpochRecord(**{"seconds": math.nan, **r}) for r in run_state["records"]]
         state = TrainState(epoch, records, run_state["rng_state"], solver,
                            _join("optimizer", run_state["optimizer"], tensors), tensors.get("holdout"),
                            _join("early_stopping", run_state["early_stopping"], tensors))

@@ -2,14 +2,18 @@
 130 interrupted.
 
 Every user mistake ends in one line on stderr ("softmaxreg: error: ...") and exit code 2,
-never a traceback.
+never a traceback. Options are never abbreviated (--epoch is not --epochs); an unknown one is
+answered with the closest known one. Output whose reader has gone (`| head`) is dropped quietly
+and the command carries on: `train` still finishes its run folder.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -18,7 +22,7 @@ import numpy as np
 from ._version import __version__
 from .cli_train import CHECKPOINT, RECIPES, RUN_FILES, train_command
 from .errors import SoftmaxRegError, TrainingDivergedError
-from .fileio import output_folder
+from .fileio import all_or_nothing, output_folder
 from .optim import OPTIMIZERS, SCHEDULES
 from .options import LBFGS_MAX_ITER
 
@@ -26,16 +30,44 @@ __all__ = ["main", "build_parser", "RUN_FILES", "CHECKPOINT"]
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with one-line errors (argparse prints the usage block by default)."""
+    """argparse with one-line errors (argparse prints the usage block by default), no abbreviated
+    options, and a suggestion for an unknown option."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, allow_abbrev=False, **kwargs)
+        self.commands: dict[str, argparse.ArgumentParser] = {}
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
+    def parse_args(self, args=None, namespace=None):
+        args, unknown = self.parse_known_args(args, namespace)
+        if unknown:
+            command = self.commands.get(getattr(args, "command", None), self)
+            command.error(f"unrecognized arguments: {' '.join(unknown)}{_suggestion(command, unknown)}")
+        return args
+
+
+def _suggestion(parser: argparse.ArgumentParser, unknown: list[str]) -> str:
+    """"; did you mean --lr?" for the first unknown option: the closest spelling among the parser's
+    options, else the option whose help says the unknown one's words ("--learning-rate": "learning rate")."""
+    given = next((u.split("=")[0] for u in unknown if u.startswith("--")), None)
+    if given is None:
+        return ""
+    options = {name: action.help or "" for action in parser._actions for name in action.option_strings
+               if name.startswith("--")}
+    close = difflib.get_close_matches(given, options, n=1, cutoff=0.75)
+    words = given.strip("-").replace("-", " ").lower()
+    by_help = [name for name, text in options.items() if words in text.lower()]
+    match = close or by_help[:1]
+    return f"; did you mean {match[0]}?" if match else ""
+
 
 def _number(kind, minimum, inclusive: bool, maximum: float = math.inf):
     """An argparse type: a finite int/float above (or at) `minimum`, at most `maximum`."""
-    bound = f"{'>=' if inclusive else '>'} {minimum}" + (f" and <= {maximum}" if maximum != math.inf else "")
-    expected = f"expected {'an integer' if kind is int else 'a number'} {bound}"
+    bound = "" if minimum == -math.inf else f" {'>=' if inclusive else '>'} {minimum}"
+    bound += f" and <= {maximum}" if maximum != math.inf else ""
+    expected = f"expected {'an integer' if kind is int else 'a finite number'}{bound}"
 
     def parse(text: str):
         try:
@@ -103,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--overwrite", action="store_true", help="allow replacing a run already in --out")
     train.add_argument("--no-plots", action="store_true", help="skip curves.png and misclassified.png")
     train.add_argument("--quiet", action="store_true", help="print nothing but errors (no progress bar)")
+    train.add_argument("--log-every", type=_number(int, 1, True), metavar="N",
+                       help="print every Nth epoch's line (L-BFGS: iteration) and the last (default 1)")
     train.set_defaults(func=train_command)
 
     evaluate = commands.add_parser(
@@ -115,6 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--out", metavar="DIR", default=None, help="where to write the plots (default: the model's folder)")
     evaluate.add_argument("--bins", type=_number(int, 1, True), default=15, help="calibration bins (default 15)")
     evaluate.add_argument("--json", action="store_true", help="print the figures as JSON")
+    evaluate.add_argument("--force", action="store_true",
+                          help="judge the model even if its classes or input range differ from the data's")
+    evaluate.add_argument("--overwrite", action="store_true",
+                          help="replace confusion.png / calibration.png of another evaluation in the output folder")
     evaluate.set_defaults(func=_evaluate)
 
     predict = commands.add_parser(
@@ -130,6 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="answer 'uncertain' when the top probability is below P (0..1)")
     predict.add_argument("--invert", choices=("auto", "yes", "no"), default="auto",
                          help="negate images first: auto (if the border is light), yes, no (default auto)")
+    predict.add_argument("--input-range", type=_number(float, -math.inf, True), nargs=2, metavar=("LOW", "HIGH"),
+                         help="the inputs' values lie in LOW..HIGH (e.g. 0 1 for arrays already scaled) and are "
+                              "rescaled to the model's range (default: they lie in the model's range, 0..255 for "
+                              "pixels, as decoded images do)")
     predict.add_argument("--json", action="store_true", help="print the predictions as JSON")
     predict.set_defaults(func=_predict)
 
@@ -148,7 +190,10 @@ def build_parser() -> argparse.ArgumentParser:
                             help="lr-sweep / batch-sweep: epochs per run (default 10 / 5)")
     experiment.add_argument("--seeds", type=_number(int, 1, True), default=3, help="lr-sweep: seeds per rate (default 3)")
     experiment.add_argument("--quick", action="store_true", help="small grids, for a fast check")
+    experiment.add_argument("--force", action="store_true",
+                            help="reject: judge --model even if its classes or input range differ from the data's")
     experiment.set_defaults(func=_experiment)
+    parser.commands = {"train": train, "evaluate": evaluate, "predict": predict, "experiment": experiment}
     return parser
 
 
@@ -169,16 +214,18 @@ def _evaluate(args) -> int:
     from .metrics import evaluation_summary
     from .plots import plot_confusion, plot_reliability
 
-    model, data = load_model_and_data(args.model, args.data_dir)
+    model, data = load_model_and_data(args.model, args.data_dir, force=args.force)
     summary = evaluation_summary(data.test_labels, model.logits(data.test_images), model.class_names,
                                  n_bins=args.bins)
-    out = output_folder(Path(args.out) if args.out else Path(args.model).parent)
     confusion = np.array(summary["confusion_matrix"])
-    plot_confusion(confusion, model.class_names, out / "confusion.png",
-                   title=f"Confusion matrix ({summary['examples']} test images, accuracy {summary['accuracy']:.4f})")
     bins = {key: np.array([np.nan if b[key] is None else b[key] for b in summary["calibration_bins"]])
             for key in summary["calibration_bins"][0]}
-    plot_reliability(bins, summary["expected_calibration_error"], out / "calibration.png")
+    out = Path(args.out) if args.out else Path(args.model).parent
+    # another evaluation's figures stay unless --overwrite
+    with output_folder(out), all_or_nothing(overwrite=args.overwrite):
+        plot_confusion(confusion, model.class_names, out / "confusion.png",
+                       title=f"Confusion matrix ({summary['examples']} test images, accuracy {summary['accuracy']:.4f})")
+        plot_reliability(bins, summary["expected_calibration_error"], out / "calibration.png")
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
@@ -198,29 +245,37 @@ def _evaluate(args) -> int:
 
 
 def _predict(args) -> int:
-    from .datasets.inputs import read_inputs
+    from .datasets.inputs import read_inputs, without_signal
     from .model_file import load_model
 
     model = load_model(args.model)
     if args.top_k > model.num_outputs:
         raise SoftmaxRegError(f"--top-k {args.top_k}: the model has only {model.num_outputs} classes")
+    if args.input_range is not None and not args.input_range[0] < args.input_range[1]:
+        raise SoftmaxRegError(f"--input-range {args.input_range[0]:g} {args.input_range[1]:g}: expected LOW < HIGH")
     results = []
-    for name, X in read_inputs(args.inputs, model.input_shape, args.invert):
+    for name, X in read_inputs(args.inputs, model.input_shape, args.invert, model_range=model.input_range,
+                               input_range=args.input_range):
         proba = model.predict_proba(X)
+        blank = without_signal(X, model.input_range)
         for i, p in enumerate(proba):
             top = np.argsort(-p, kind="stable")[:args.top_k]
             uncertain = args.reject_below is not None and float(p[top[0]]) < args.reject_below
             results.append({"input": name, "index": i if len(X) > 1 else None,
-                            "prediction": None if uncertain else model.class_names[top[0]],
-                            "uncertain": uncertain,
+                            "prediction": None if uncertain or blank[i] else model.class_names[top[0]],
+                            "uncertain": uncertain, "no_signal": bool(blank[i]),
                             "top_k": [{"class": model.class_names[j], "probability": float(p[j])} for j in top]})
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
+    low, high = model.input_range or (None, None)
     for r in results:
         label = r["input"] + (f"[{r['index']}]" if r["index"] is not None else "")
         ranked = ", ".join(f"{t['class']} {t['probability']:.3f}" for t in r["top_k"])
-        if r["uncertain"]:
+        if r["no_signal"]:
+            print(f"{label}: no signal (its values barely vary over the model's input range {low:g}..{high:g}: "
+                  "a blank image, or values already scaled? see --input-range)")
+        elif r["uncertain"]:
             print(f"{label}: uncertain (top probability {r['top_k'][0]['probability']:.3f} < {args.reject_below}; {ranked})")
         else:
             print(f"{label}: {ranked}")
@@ -232,27 +287,73 @@ def _experiment(args) -> int:
     from .fileio import atomic_write_bytes
     from .plots import plot_experiment
 
-    out = output_folder(Path(args.out))
     name = args.name
     experiment = registry()[name]
-    result = experiment.run(args)
-    rows = result.rows
-    if len(rows) > 25:
-        step = len(rows) / 20
-        rows = [rows[int(i * step)] for i in range(20)] + [rows[-1]]
-    print(_format_table(result.columns, rows))
-    if rows is not result.rows:
-        print(f"({len(rows)} of {len(result.rows)} rows shown; all in the CSV)")
-    for line in result.summary:
-        print(line)
-    atomic_write_bytes(out / f"{name}.csv", result.to_csv().encode())
-    plot_experiment(experiment.draw, result, out / f"{name}.png")
+    with output_folder(Path(args.out)) as out:           # a new --out is left only if written to
+        result = experiment.run(args)
+        rows = result.rows
+        if len(rows) > 25:
+            step = len(rows) / 20
+            rows = [rows[int(i * step)] for i in range(20)] + [rows[-1]]
+        print(_format_table(result.columns, rows))
+        if rows is not result.rows:
+            print(f"({len(rows)} of {len(result.rows)} rows shown; all in the CSV)")
+        for line in result.summary:
+            print(line)
+        atomic_write_bytes(out / f"{name}.csv", result.to_csv().encode())
+        plot_experiment(experiment.draw, result, out / f"{name}.png")
     print(f"wrote {out / f'{name}.csv'}, {out / f'{name}.png'}")
     return 0
 
 
+class _DropWhenClosed:
+    """A text stream that stops writing, quietly, once its reader has gone (`softmaxreg ... | head`):
+    the first BrokenPipeError points the file descriptor at /dev/null (so the interpreter's last
+    flush succeeds too) and later writes are dropped. Anything else goes to the stream."""
+
+    def __init__(self, stream):
+        self.stream, self.closed_pipe = stream, False
+
+    def write(self, text: str) -> int:
+        if not self.closed_pipe:
+            try:
+                self.stream.write(text)
+            except BrokenPipeError:
+                self._reader_gone()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.closed_pipe:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self._reader_gone()
+
+    def _reader_gone(self) -> None:
+        self.closed_pipe = True
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):      # not a real file (e.g. captured in tests)
+            pass
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
 def main(argv=None) -> int:
     parser = build_parser()
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _DropWhenClosed(sys.stdout), _DropWhenClosed(sys.stderr)
+    try:
+        return _run(parser, argv)
+    finally:
+        sys.stdout.flush()                # what is still buffered meets a closed pipe here, not at exit
+        sys.stdout, sys.stderr = streams
+
+
+def _run(parser, argv) -> int:
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:             # --help, --version, or a usage error (already printed)

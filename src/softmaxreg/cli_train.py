@@ -1,9 +1,18 @@
-"""`softmaxreg train`: a run folder created or resumed, training with checkpoints and signal
-handling, then the model and plots. Called by `cli.main`."""
+"""`softmaxreg train`: a run folder claimed (created, or resumed), training with checkpoints and
+signal handling, then the model and plots. Called by `cli.main`.
+
+The run folder is held by one process at a time (fileio.claim_folder). Its files change in two
+steps, each all or nothing: after every epoch the checkpoint and metrics.csv (and on a new run's
+first epoch config.json, when the files of a run it replaces go); at the end the model and the
+plots. So a failed write, a divergence or an interruption leaves either the previous run or a
+resumable one, never a mixture, and a run that finished no epoch leaves no folder behind.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import itertools
 import json
 import platform
 import signal
@@ -16,8 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from ._version import __version__
-from .errors import ConvergenceWarning, OutputError, SoftmaxRegError, TrainingDivergedError
-from .fileio import output_folder
+from .errors import ConvergenceWarning, InvalidArgumentError, OutputError, SoftmaxRegError, TrainingDivergedError
+from .fileio import all_or_nothing, atomic_write_bytes, claim_folder
 from .options import RECIPE_BEST, TrainConfig
 
 RECIPES = {
@@ -30,22 +39,26 @@ MINIBATCH_OPTIONS = ("epochs", "batch_size", "lr", "momentum", "nesterov", "sche
 """TrainConfig fields that only the minibatch solver uses: refused with a full-batch one, never ignored."""
 RUN_FILES = ("config.json", "metrics.csv", "model.safetensors", "curves.png", "misclassified.png")
 CHECKPOINT = "checkpoint.safetensors"
+FINAL_FILES = ("model.safetensors", "curves.png", "misclassified.png")
+"""The files written when training ends; a new run removes those of the run it replaces."""
 GALLERY_SIZE = 32
 
 
-def _run_folder(out: str | None, overwrite: bool) -> Path:
+def _claim_new_folder(stack: contextlib.ExitStack, out: str | None, overwrite: bool) -> Path:
+    """The run folder of a new run, claimed for this process until `stack` closes: --out, or a new
+    runs/<timestamp>[-i] (created atomically, so runs started in the same second get one each)."""
     if out is None:
         base = Path("runs") / time.strftime("%Y%m%d-%H%M%S")
-        folder, i = base, 1
-        while folder.exists():
-            folder, i = base.with_name(f"{base.name}-{i}"), i + 1
-    else:
-        folder = Path(out)
-    existing = [name for name in (*RUN_FILES, CHECKPOINT) if folder.is_dir() and (folder / name).exists()]
+        for i in itertools.count():
+            try:
+                return stack.enter_context(claim_folder(base.with_name(f"{base.name}-{i}") if i else base, fresh=True))
+            except FileExistsError:
+                continue
+    folder = stack.enter_context(claim_folder(Path(out)))
+    existing = [name for name in (*RUN_FILES, CHECKPOINT) if (folder / name).exists()]
     if existing and not overwrite:
         raise OutputError(f"--out {folder}: already holds a run ({existing[0]}); "
                           "choose another folder or pass --overwrite")
-    folder = output_folder(folder)
     _remove_stale_temporaries(folder)
     return folder
 
@@ -67,8 +80,8 @@ def _raise_terminated(signum, frame):
     raise _Terminated()
 
 
-def _resumed_run(args):
-    """(folder, config, TrainConfig, data, model, TrainState) of the run in --resume DIR."""
+def _resumed_run(args, folder: Path):
+    """(config, TrainConfig, data, model, TrainState) of the run in the claimed folder --resume DIR."""
     from .checkpoint import load_checkpoint
     from .datasets import load_fashion_mnist
 
@@ -77,13 +90,19 @@ def _resumed_run(args):
              if getattr(args, name, None) is not None]
     if given:
         raise SoftmaxRegError(f"--resume continues a run with its own settings; drop {', '.join(given)}")
-    folder = Path(args.resume)
     try:
         config = json.loads((folder / "config.json").read_text())
         settings = config["settings"]
         train_config = TrainConfig(**{f.name: settings[f.name] for f in fields(TrainConfig)})
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise SoftmaxRegError(f"--resume {folder}: no readable run config.json ({e.__class__.__name__})") from None
+    except OSError as e:
+        reason = "not found" if isinstance(e, FileNotFoundError) else e.strerror or str(e)
+        raise SoftmaxRegError(f"--resume {folder}: no readable run config.json ({reason}): not a run folder?") from None
+    except KeyError as e:
+        raise SoftmaxRegError(f"--resume {folder}: no readable run config.json (it lacks {e})") from None
+    except (TypeError, SoftmaxRegError) as e:
+        raise SoftmaxRegError(f"--resume {folder}: no readable run config.json (bad settings: {e})") from None
+    except ValueError as e:
+        raise SoftmaxRegError(f"--resume {folder}: no readable run config.json (not valid JSON: {e})") from None
     if not (folder / CHECKPOINT).is_file():
         raise SoftmaxRegError(f"--resume {folder}: no {CHECKPOINT} (the run stopped before finishing an epoch?)")
     model, state = load_checkpoint(folder / CHECKPOINT)
@@ -91,7 +110,7 @@ def _resumed_run(args):
     data = load_fashion_mnist(settings.get("data_dir"))
     if _dataset_digest(data) != config.get("dataset", {}).get("sha256"):
         raise SoftmaxRegError(f"--resume {folder}: the data files differ from the ones this run started with")
-    return folder, config, train_config, data, model, state
+    return config, train_config, data, model, state
 
 
 def _dataset_digest(data) -> str:
@@ -113,25 +132,42 @@ def _refuse_options_of_the_other_solver(args, solver: str) -> None:
         raise SoftmaxRegError(f"{ignored[0]}: applies to {expected}, not to --solver {solver}")
 
 
+SETTING_FLAGS = {f.name for f in fields(TrainConfig) if f.name != "converge"} | {"sigma", "seed", "dtype"}
+"""Settings whose errors ("label_smoothing: expected ...") name the option typed (--label-smoothing)."""
+
+
+@contextlib.contextmanager
+def _errors_named_by_flag():
+    try:
+        yield
+    except InvalidArgumentError as e:
+        name, colon, rest = str(e).partition(": ")
+        if colon and name in SETTING_FLAGS:
+            raise InvalidArgumentError(f"--{name.replace('_', '-')}: {rest}") from None
+        raise
+
+
 def _new_run(args):
-    """(folder, config, TrainConfig, data, model, None) for a fresh run."""
+    """(config, TrainConfig, data, model, None) for a fresh run, every setting and the data checked."""
     from .datasets import load_fashion_mnist
     from .model import SoftmaxRegression
 
     options = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name, None) is not None}
     recipe = args.recipe or "lesson"
     _refuse_options_of_the_other_solver(args, options.get("solver", "sgd"))
-    train_config = TrainConfig(**{**RECIPES[recipe], **options})
     seed = 0 if args.seed is None else args.seed
     sigma = 0.01 if args.sigma is None else args.sigma
     dtype = args.dtype or "float32"
-    data = load_fashion_mnist(args.data_dir)
-    folder = _run_folder(args.out, args.overwrite)
-    n_train, *image_shape = data.train_images.shape
-    init_seed, _ = np.random.SeedSequence(seed).spawn(2)
-    model = SoftmaxRegression(int(np.prod(image_shape)), len(data.class_names), sigma,
-                              seed=np.random.default_rng(init_seed), dtype=dtype, input_scale=1 / 255,
-                              input_shape=image_shape, class_names=data.class_names)
+    with _errors_named_by_flag():
+        train_config = TrainConfig(**{**RECIPES[recipe], **options})
+        data = load_fashion_mnist(args.data_dir)
+        n_train, *image_shape = data.train_images.shape
+        init_seed, _ = np.random.SeedSequence(seed).spawn(2)
+        pixels = np.iinfo(data.train_images.dtype)
+        model = SoftmaxRegression(int(np.prod(image_shape)), len(data.class_names), sigma,
+                                  seed=np.random.default_rng(init_seed), dtype=dtype, input_scale=1 / 255,
+                                  input_shape=image_shape, class_names=data.class_names,
+                                  input_range=(pixels.min, pixels.max))
     config = {
         "softmaxreg_version": __version__,
         "command": "train",
@@ -146,18 +182,29 @@ def _new_run(args):
                         "platform": platform.platform()},
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    return folder, config, train_config, data, model, None
+    return config, train_config, data, model, None
 
 
 def train_command(args) -> int:
-    from .callbacks import ConsoleLog, MetricsCSV
+    with contextlib.ExitStack() as claimed:
+        if args.resume:
+            folder = Path(args.resume)
+            if not folder.is_dir():
+                raise SoftmaxRegError(f"--resume {folder}: no such folder")
+            run = _resumed_run(args, claimed.enter_context(claim_folder(folder, "--resume")))
+        else:
+            run = _new_run(args)
+            folder = _claim_new_folder(claimed, args.out, args.overwrite)
+        return _train(args, folder, *run)
+
+
+def _train(args, folder: Path, config, train_config, data, model, state) -> int:
+    from .callbacks import ConsoleLog
     from .checkpoint import Checkpoint
-    from .fileio import atomic_write_bytes
     from .model_file import save_model
     from .train import fit
 
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
-    folder, config, train_config, data, model, state = _resumed_run(args) if args.resume else _new_run(args)
     n_train, *image_shape = data.train_images.shape
     say(f"data: {data.source}, {n_train} train / {len(data.test_images)} validation images "
         f"{'x'.join(map(str, image_shape))}, {len(data.class_names)} classes")
@@ -166,54 +213,71 @@ def train_command(args) -> int:
     if state is not None:
         say(f"resuming {folder} after {unit} {state.epoch}/{last}")
     _, shuffle_seed = np.random.SeedSequence(config["settings"]["seed"]).spawn(2)
+    replaced_run = [folder / name for name in FINAL_FILES]         # a previous run's, if --overwrite
 
     def write_config():
         atomic_write_bytes(folder / "config.json", (json.dumps(config, indent=2) + "\n").encode())
 
     class RunCheckpoint(Checkpoint):
-        """The checkpoint after every epoch; the first one of a new run writes config.json before it."""
+        """After every epoch the checkpoint and metrics.csv, and after a new run's first, config.json:
+        replaced together or not at all (metrics.csv never runs ahead of the checkpoint)."""
 
         def on_epoch_end(self, record, history):
-            if not self.saved:                            # the first epoch of a new run: now it is a run
-                write_config()
-            super().on_epoch_end(record, history)
+            first = not self.saved                        # the first epoch of a new run: now it is a run
+            with all_or_nothing(remove=replaced_run if first else ()):
+                super().on_epoch_end(record, history)
+                if first:
+                    write_config()
+                atomic_write_bytes(folder / "metrics.csv", history.to_csv().encode())
             self.saved = record.epoch
 
     checkpoint = RunCheckpoint(folder / CHECKPOINT)
     checkpoint.saved = state.epoch if state else 0
-    callbacks = [checkpoint, MetricsCSV(folder / "metrics.csv")]      # metrics.csv never runs ahead
-    callbacks += [] if args.quiet else [ConsoleLog()]
+    console = None if args.quiet else ConsoleLog(every=args.log_every or 1)
+    callbacks = [checkpoint] + ([console] if console else [])
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", ConvergenceWarning)
-            history = fit(model, data.train_images, data.train_labels, train_config,
-                          seed=np.random.default_rng(shuffle_seed),
-                          validation_data=(data.test_images, data.test_labels), callbacks=callbacks, resume=state)
-        for warning in caught:
-            print(f"softmaxreg: warning: {warning.message}", file=sys.stderr)
-        if not checkpoint.saved:                          # L-BFGS converged at the initial point
-            write_config()
-        save_model(model, folder / "model.safetensors")
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", ConvergenceWarning)
+                history = fit(model, data.train_images, data.train_labels, train_config,
+                              seed=np.random.default_rng(shuffle_seed),
+                              validation_data=(data.test_images, data.test_labels), callbacks=callbacks,
+                              resume=state)
+            for warning in caught:
+                print(f"softmaxreg: warning: {warning.message}", file=sys.stderr)
+            with all_or_nothing(remove=() if checkpoint.saved else replaced_run):
+                if not checkpoint.saved:                  # L-BFGS converged at the initial point
+                    write_config()
+                save_model(model, folder / "model.safetensors")
+                if not args.no_plots:
+                    _write_plots(folder, model, data, history)
+        finally:
+            if console is not None:
+                console.close()                           # a message after this starts on its own line
+            signal.signal(signal.SIGTERM, previous)
     except KeyboardInterrupt as e:
-        where = (f"the checkpoint of {unit} {checkpoint.saved} is in {folder}; resume with: "
-                 f"softmaxreg train --resume {folder}") if checkpoint.saved else f"no {unit} had finished, nothing to resume"
-        print(f"softmaxreg: interrupted; {where}", file=sys.stderr)
+        print(f"softmaxreg: interrupted; {_what_is_kept(folder, unit, checkpoint.saved)}", file=sys.stderr)
         return getattr(e, "exit_code", 130)
     except TrainingDivergedError as e:
         kept = f"; the checkpoint of epoch {checkpoint.saved} is intact" if checkpoint.saved else ""
         raise TrainingDivergedError(f"{e}{kept}", epoch=e.epoch, step=e.step, loss=e.loss, history=e.history) from None
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    except OutputError as e:
+        raise OutputError(f"{e}; {_what_is_kept(folder, unit, checkpoint.saved)}") from None
     written = ["config.json", "metrics.csv", CHECKPOINT, "model.safetensors"]
     if not args.no_plots:
-        _write_plots(folder, model, data, history)
         written += ["curves.png", "misclassified.png"]
     if len(history):
         last = history[-1]
         say(f"final: train_loss {last.train_loss:.4f}  val_loss {last.val_loss:.4f}  val_acc {last.val_acc:.4f}")
     say(f"run folder: {folder}  ({', '.join(written)})")
     return 0
+
+
+def _what_is_kept(folder: Path, unit: str, saved: int) -> str:
+    if not saved:
+        return f"no {unit} had finished; the run folder is as it was"
+    return f"the checkpoint of {unit} {saved} is in {folder}; resume with: softmaxreg train --resume {folder}"
 
 
 def _write_plots(folder: Path, model, data, history) -> None:

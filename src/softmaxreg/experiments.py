@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .datasets import load_fashion_mnist
+from .datasets.inputs import outside_range
 from .errors import InvalidArgumentError, SoftmaxRegError, TrainingDivergedError
 from .functional import cross_entropy, softmax
 from .metrics import risk_coverage, threshold_for_accuracy
@@ -255,9 +256,11 @@ def batch_sweep(data, batch_sizes=(1, 16, 256, 4096, 60000), epochs: int = 5, lr
                             rows, summary, {"lr": lr})
 
 
-def load_model_and_data(model_path, data_dir):
+def load_model_and_data(model_path, data_dir, *, force: bool = False):
     """(model, data): a saved model and the data set to judge it on (`softmaxreg evaluate`, the
-    reject experiment), checked to take the data's images and classes."""
+    reject experiment), checked to take the data's images and classes: the same input shape and
+    number of classes always; the same class names and the data's values within the model's input
+    range unless `force`."""
     model = load_model(model_path)
     data = load_fashion_mnist(data_dir)
     shape = data.test_images.shape[1:]
@@ -267,6 +270,16 @@ def load_model_and_data(model_path, data_dir):
     if model.num_outputs != len(data.class_names):
         raise SoftmaxRegError(f"{model_path}: the model has {model.num_outputs} classes, "
                               f"the data {len(data.class_names)}")
+    if force:
+        return model, data
+    if model.class_names != list(data.class_names):
+        differ = next(i for i, (a, b) in enumerate(zip(model.class_names, data.class_names)) if a != b)
+        raise SoftmaxRegError(f"{model_path}: the model's classes are not the data's (class {differ} is "
+                              f"{model.class_names[differ]!r} for the model, {data.class_names[differ]!r} in "
+                              f"{data.source}): trained on other data? pass --force to judge it anyway")
+    outside = outside_range(data.test_images, model.input_range)
+    if outside:
+        raise SoftmaxRegError(f"{model_path}: the test images' {outside}; pass --force to judge it anyway")
     return model, data
 
 
@@ -297,7 +310,7 @@ def _run_classes(args) -> ExperimentResult:
 def _run_reject(args) -> ExperimentResult:
     """The model in --model, else the reference run trained for --epochs (default 10)."""
     if args.model:
-        model, data = load_model_and_data(args.model, args.data_dir)
+        model, data = load_model_and_data(args.model, args.data_dir, force=args.force)
     else:
         data = load_fashion_mnist(args.data_dir)
         model = train_reference(data, lr=0.1, batch_size=256, epochs=args.epochs or 10, seed=0)[0]

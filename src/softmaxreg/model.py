@@ -51,13 +51,15 @@ class SoftmaxRegression:
     """Multinomial logistic regression Z = s X W + b, p = softmax(Z).
 
     W is drawn from N(0, sigma^2) with a seeded generator and b starts at 0, as
-    in the lesson. `class_names`, `input_shape` and `input_scale` travel with the
-    model into its file, so a loaded model knows how to read raw inputs.
+    in the lesson. `class_names`, `input_shape`, `input_scale` and `input_range` (the
+    (low, high) raw values it was trained on, e.g. (0, 255) for pixels; None if unknown)
+    travel with the model into its file, so a loaded model knows how to read raw inputs.
     """
 
     def __init__(self, num_inputs: int, num_outputs: int, sigma: float = 0.01, *,
                  seed: int | np.random.Generator = 0, dtype=np.float32, input_scale: float = 1.0,
-                 input_shape: Sequence[int] | None = None, class_names: Sequence[str] | None = None):
+                 input_shape: Sequence[int] | None = None, class_names: Sequence[str] | None = None,
+                 input_range: tuple[float, float] | None = None):
         if int(num_inputs) < 1 or int(num_outputs) < 2:
             raise InvalidArgumentError(
                 f"need num_inputs >= 1 and num_outputs >= 2, got {num_inputs} and {num_outputs}")
@@ -79,6 +81,10 @@ class SoftmaxRegression:
         if len(names) != self.num_outputs:
             raise InvalidArgumentError(f"class_names: expected {num_outputs} names, got {len(names)}")
         self.class_names = [str(c) for c in names]
+        if input_range is not None and not (len(input_range) == 2 and np.isfinite(input_range).all()
+                                            and input_range[0] < input_range[1]):
+            raise InvalidArgumentError(f"input_range: expected finite (low, high) with low < high, got {input_range!r}")
+        self.input_range = None if input_range is None else (float(input_range[0]), float(input_range[1]))
 
     @property
     def num_inputs(self) -> int:

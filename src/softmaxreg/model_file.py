@@ -2,8 +2,9 @@
 
 A model file holds the tensors `weight` (d, k) and `bias` (k,) (and `mean`, `std` (d,) when
 standardized) and string metadata: format ("softmaxreg-model"), format_version, softmaxreg_version,
-tensors_sha256 (see `fileio`), class_names and input_shape (JSON lists), dtype, and preprocessing
-(JSON: input_scale applied to raw inputs, standardize). Checkpoints hold the same tensors and
+tensors_sha256 (see `fileio`), class_names and input_shape (JSON lists), dtype, preprocessing
+(JSON: input_scale applied to raw inputs, standardize), and input_range (JSON [low, high] of the raw
+inputs it was trained on; absent when unknown, e.g. in older files). Checkpoints hold the same tensors and
 metadata (`model_tensors`, `model_metadata`) in a container of their own format.
 """
 
@@ -15,13 +16,13 @@ import math
 import numpy as np
 
 from .errors import InvalidArgumentError, ModelFormatError
-from .fileio import read_tensors, write_tensors
+from .fileio import MODEL_FORMAT, read_tensors, write_tensors
 from .model import SoftmaxRegression
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "save_model", "load_model", "read_model_file", "model_metadata",
            "model_tensors", "model_from_tensors"]
 
-FORMAT = "softmaxreg-model"
+FORMAT = MODEL_FORMAT
 FORMAT_VERSION = 1
 
 
@@ -40,12 +41,13 @@ def read_model_file(path) -> tuple[dict, dict]:
 
 def model_metadata(model: SoftmaxRegression) -> dict:
     """The string metadata describing a model: what `model_from_tensors` reads back."""
-    return {
+    meta = {
         "class_names": json.dumps(model.class_names),
         "input_shape": json.dumps(list(model.input_shape)),
         "dtype": model.dtype.name,
         "preprocessing": json.dumps({"input_scale": model.input_scale, "standardize": model.mean is not None}),
     }
+    return meta if model.input_range is None else {**meta, "input_range": json.dumps(list(model.input_range))}
 
 
 def model_tensors(model: SoftmaxRegression) -> dict:
@@ -64,6 +66,7 @@ def model_from_tensors(tensors: dict, meta: dict, path) -> SoftmaxRegression:
         preprocessing = json.loads(meta["preprocessing"])
         input_scale = float(preprocessing["input_scale"])
         standardize = preprocessing.get("standardize", False)
+        input_range = json.loads(meta["input_range"]) if "input_range" in meta else None
     except (KeyError, TypeError, ValueError, RecursionError) as e:
         raise ModelFormatError(f"{path}: corrupt model metadata: {e!r}") from None
     W, b = tensors.get("weight"), tensors.get("bias")
@@ -79,8 +82,12 @@ def model_from_tensors(tensors: dict, meta: dict, path) -> SoftmaxRegression:
         raise ModelFormatError(f"{path}: metadata input_shape does not match weight shape {W.shape}")
     if not (math.isfinite(input_scale) and input_scale > 0) or not isinstance(standardize, bool):
         raise ModelFormatError(f"{path}: metadata preprocessing is invalid")
+    if input_range is not None and not (isinstance(input_range, list) and len(input_range) == 2
+                                        and all(type(v) in (int, float) and math.isfinite(v) for v in input_range)
+                                        and input_range[0] < input_range[1]):
+        raise ModelFormatError(f"{path}: metadata input_range must be [low, high] with low < high")
     model = SoftmaxRegression(W.shape[0], W.shape[1], sigma=0.0, dtype=W.dtype, input_scale=input_scale,
-                              input_shape=input_shape, class_names=class_names)
+                              input_shape=input_shape, class_names=class_names, input_range=input_range)
     model.W[...] = W
     model.b[...] = b
     if standardize:

@@ -7,15 +7,19 @@ fit returns self, learned attributes end in "_", inputs checked with validate_da
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import replace
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.exceptions import ConvergenceWarning as SklearnConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from . import errors
+from .callbacks import ConsoleLog
 from .errors import InvalidArgumentError, ModelFormatError
 from .datasets.batches import num_batches
 from .functional import log_softmax, softmax
@@ -24,7 +28,14 @@ from .optim import SGD
 from .options import TrainConfig, example_weights
 from .train import feature_moments, fit
 
-__all__ = ["SoftmaxRegressionClassifier"]
+__all__ = ["SoftmaxRegressionClassifier", "ConvergenceWarning"]
+
+
+class ConvergenceWarning(errors.ConvergenceWarning, SklearnConvergenceWarning):
+    """The estimator's warning that a solver stopped before its stopping rule held: softmaxreg's
+    ConvergenceWarning and scikit-learn's at once, so a filter on either one catches it (as
+    `warnings.filterwarnings("ignore", category=sklearn.exceptions.ConvergenceWarning)` in a grid
+    search does for scikit-learn's own estimators)."""
 
 
 class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
@@ -52,6 +63,10 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
     warm_start : fit continues from the previous solution.
     random_state : int, None, numpy Generator or RandomState: initialisation and shuffles.
     dtype : "float64" (default) or "float32".
+    verbose : int, 0 (default) silent; > 0 prints one line per epoch (L-BFGS: iteration) to stdout.
+
+    `fit` warns with a ConvergenceWarning (also scikit-learn's) when it stops at max_iter before its
+    stopping rule holds: SGD's loss still improving by more than tol, or L-BFGS's gradient above tol.
 
     Attributes
     ----------
@@ -62,7 +77,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
     def __init__(self, *, solver="sgd", alpha=0.0, lr="auto", batch_size=64, max_iter=100, momentum=0.9, nesterov=True,
                  schedule="constant", warmup_epochs=0.0, label_smoothing=0.0, class_weight=None,
                  standardize=False, early_stopping=False, validation_fraction=0.1, n_iter_no_change=5, tol=1e-4,
-                 warm_start=False, sigma=0.01, random_state=None, dtype="float64"):
+                 warm_start=False, sigma=0.01, random_state=None, dtype="float64", verbose=0):
         self.solver = solver
         self.alpha = alpha
         self.lr = lr
@@ -83,6 +98,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         self.sigma = sigma
         self.random_state = random_state
         self.dtype = dtype
+        self.verbose = verbose
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -169,8 +185,19 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
                     self.loss_curve_.append(self.model_.evaluate(X, self._encode(y))[0])
                     return self
                 config = replace(config, lr=rate, schedule="constant", warmup_epochs=0.0)
-        history = fit(self.model_, X, self._encode(y), config, seed=rng, sample_weight=sample_weight,
-                      optimizer=optimizer)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", errors.ConvergenceWarning)
+            history = fit(self.model_, X, self._encode(y), config, seed=rng, sample_weight=sample_weight,
+                          optimizer=optimizer, callbacks=[ConsoleLog(progress=False)] if self.verbose else ())
+        for w in caught:                                 # fit's warnings; L-BFGS's as the estimator's class
+            converging = issubclass(w.category, errors.ConvergenceWarning)
+            warnings.warn(ConvergenceWarning(str(w.message)) if converging else w.message, stacklevel=3)
+        if not streaming and self.solver == "sgd" and len(history) == epochs and not history.stopped_early:
+            rule = "held-out" if self.early_stopping else "training"
+            warnings.warn(ConvergenceWarning(
+                f"SGD stopped at max_iter={epochs} epochs while the {rule} loss was still improving by more than "
+                f"tol={self.tol:g} within n_iter_no_change={self.n_iter_no_change} epochs; increase max_iter"),
+                stacklevel=3)
         self.n_iter_ += len(history)
         self.loss_curve_ += [r.train_loss for r in history]
         W, b = self._folded()

@@ -121,6 +121,9 @@ def _class_names(folder: Path, sums: dict, labels: list[np.ndarray]) -> tuple[st
         names = tuple(line.strip() for line in names_file.read_text(encoding="utf-8").splitlines() if line.strip())
         if len(names) < 2:
             raise DataFormatError(f"{names_file}: expected one class name per line, at least 2, found {len(names)}")
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise DataFormatError(f"{names_file}: class names repeat: {', '.join(map(repr, repeated))}")
         return names
     return tuple(str(i) for i in range(max(2, max(int(y.max()) for y in labels) + 1)))
 
@@ -133,6 +136,9 @@ def load_fashion_mnist(data_dir=None, *, resize=None) -> ImageDataset:
         $SOFTMAXREG_DATA_DIR, then to the bundled copy. Image size and the number of
         classes come from the files; class names are Fashion-MNIST's when the files are
         Fashion-MNIST, else read from class_names.txt in the folder, else "0", "1", ...
+        Data that cannot be right is refused (DataFormatError naming the file): images and labels
+        of different counts, splits of different image sizes, labels outside the classes, a test
+        class with no training example, a training split of one class, repeated class names.
     resize: optional (height, width) or int; images are resized bilinearly (as the
         lesson's loader does with transforms.Resize) and stay uint8.
     The decompressed arrays are cached (see `_read_cached`; $SOFTMAXREG_CACHE_DIR=off disables).
@@ -162,6 +168,9 @@ def load_fashion_mnist(data_dir=None, *, resize=None) -> ImageDataset:
             raise DataFormatError(f"{img_path} holds {images.shape[0]} images but {lbl_path} holds {labels.shape[0]} labels")
         if images.shape[0] == 0:
             raise DataFormatError(f"{img_path}: holds no images")
+        if 0 in images.shape[1:]:
+            raise DataFormatError(f"{img_path}: images of size {'x'.join(map(str, images.shape[1:]))}; "
+                                  "expected at least 1x1")
     if arrays["train_images"].shape[1:] != arrays["test_images"].shape[1:]:
         raise DataFormatError(f"{paths['train_images']} and {paths['test_images']}: image sizes differ "
                               f"({arrays['train_images'].shape[1:]} and {arrays['test_images'].shape[1:]})")
@@ -172,6 +181,15 @@ def load_fashion_mnist(data_dir=None, *, resize=None) -> ImageDataset:
         if y.min() < 0 or y.max() >= len(class_names):
             raise DataFormatError(f"{paths[key]}: labels must lie in [0, {len(class_names) - 1}], found {y.min()}..{y.max()}")
         arrays[key] = y.astype(np.uint8) if len(class_names) <= 256 else y.astype(np.int32)
+    trained = np.bincount(arrays["train_labels"], minlength=len(class_names)) > 0
+    if trained.sum() < 2:
+        raise DataFormatError(f"{paths['train_labels']}: every label is {np.argmax(trained)}; "
+                              "training needs examples of at least 2 classes")
+    untrained = np.flatnonzero(~trained[arrays["test_labels"]])
+    if untrained.size:
+        c = arrays["test_labels"][untrained[0]]
+        raise DataFormatError(f"{paths['test_labels']}: class {c} ({class_names[c]!r}) is in the test split but "
+                              f"has no training examples in {paths['train_labels'].name}; the splits disagree")
     if resize is not None:
         for key in ("train_images", "test_images"):
             arrays[key] = resize_images(arrays[key], resize)

@@ -6,6 +6,10 @@ is light (products are shot on white, Fashion-MNIST shows them light on black; `
 decides from the mean of the border pixels); trim the background around the object; resize so
 the longest edge fits the model's image size (bilinear, antialiased); centre it on a black
 canvas of that size. The dataset's sharpening step is not applied.
+
+A model that records its input range (0..255 for pixels) refuses inputs outside it, unless the
+caller says which range they are in (they are then rescaled), and calls inputs whose values
+barely vary over it (a blank image, 0..1 values given to a 0..255 model) inputs without signal.
 """
 
 from __future__ import annotations
@@ -15,12 +19,36 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataFormatError, InvalidArgumentError
+from ..fileio import describe_bytes
 from .idx import read_idx
 from .resize import resize_images
 
-__all__ = ["to_mnist_format", "read_inputs"]
+__all__ = ["to_mnist_format", "read_inputs", "outside_range", "without_signal"]
 
 _BACKGROUND = 16        # pixels at or below this (after negation) count as background when trimming
+NO_SIGNAL_SHARE = 0.01
+"""An input whose values vary by at most this share of the model's input range carries no signal."""
+ACCEPTED = "an image (PNG, JPEG, ...), a .npy array or an IDX file"
+
+
+def outside_range(X: np.ndarray, value_range, what: str = "the model's input range") -> str | None:
+    """"values -1000..3 lie outside the model's input range 0..255", or None if X lies within
+    value_range (low, high) or the range is None (unknown)."""
+    if value_range is None or X.size == 0:
+        return None
+    low, high = float(X.min()), float(X.max())
+    if low < value_range[0] or high > value_range[1]:
+        return f"values {low:g}..{high:g} lie outside {what} {value_range[0]:g}..{value_range[1]:g}"
+    return None
+
+
+def without_signal(X: np.ndarray, value_range) -> np.ndarray:
+    """(n,) bool: the examples of X (n, ...) whose values span at most NO_SIGNAL_SHARE of value_range
+    (none when the range is unknown)."""
+    if value_range is None:
+        return np.zeros(len(X), dtype=bool)
+    flat = np.asarray(X, dtype=np.float64).reshape(len(X), -1)
+    return flat.max(axis=1) - flat.min(axis=1) <= NO_SIGNAL_SHARE * (value_range[1] - value_range[0])
 
 
 def to_mnist_format(grey: np.ndarray, size: tuple[int, int], invert: str = "auto") -> np.ndarray:
@@ -43,9 +71,7 @@ def to_mnist_format(grey: np.ndarray, size: tuple[int, int], invert: str = "auto
     return out
 
 
-def _kind(path: Path) -> str:
-    with open(path, "rb") as f:
-        head = f.read(8)
+def _kind(head: bytes) -> str:
     if head.startswith(b"\x93NUMPY"):
         return "npy"
     if head.startswith(b"\x1f\x8b") or (len(head) >= 4 and head[:2] == b"\x00\x00"):
@@ -69,34 +95,60 @@ def _as_rows(array: np.ndarray, path: Path, input_shape: tuple[int, ...]) -> np.
     return array.reshape(array.shape[0], *input_shape)
 
 
-def read_inputs(paths, input_shape: tuple[int, ...], invert: str = "auto") -> list[tuple[str, np.ndarray]]:
-    """[(name, X)] per input file: X (n, *input_shape) raw pixel values (0..255 for images).
+def read_inputs(paths, input_shape: tuple[int, ...], invert: str = "auto", *, model_range=None,
+                input_range=None) -> list[tuple[str, np.ndarray]]:
+    """[(name, X)] per input file: X (n, *input_shape) raw values (0..255 for images).
 
     The kind of each file is read from its first bytes: .npy arrays, IDX files (raw or gzip),
-    otherwise an image Pillow can decode (converted with `to_mnist_format`).
+    otherwise an image Pillow can decode (converted with `to_mnist_format`). Values must lie in
+    `input_range` (low, high) when given, and are then mapped linearly onto `model_range`; else
+    in `model_range` (the model's, when it records one). A value outside is a DataFormatError.
     """
+    if input_range is not None and model_range is None:
+        raise InvalidArgumentError("--input-range: the model does not record its input range, so there is "
+                                   "nothing to rescale to; give values as the model was trained on")
     out = []
     for p in map(Path, paths):
-        try:
-            kind = _kind(p)
-        except OSError as e:
-            raise DataFormatError(f"{p}: cannot read: {e.strerror or e}") from None
-        if kind == "npy":
-            try:
-                array = np.load(p, allow_pickle=False)
-            except ValueError as e:
-                raise DataFormatError(f"{p}: not a plain numeric .npy array: {e}") from None
-            out.append((str(p), _as_rows(array, p, input_shape)))
-        elif kind == "idx":
-            out.append((str(p), _as_rows(read_idx(p), p, input_shape)))
-        else:
-            if len(input_shape) != 2:
-                raise DataFormatError(f"{p}: the model takes {input_shape[0]} features, not images")
-            from PIL import Image, UnidentifiedImageError
-            try:
-                with Image.open(p) as image:
-                    grey = np.asarray(image.convert("L"))
-            except (UnidentifiedImageError, OSError, ValueError) as e:
-                raise DataFormatError(f"{p}: cannot decode as an image (PNG, JPEG, ...): {e}") from None
-            out.append((str(p), to_mnist_format(grey, input_shape, invert)[None]))
+        X = _read_one(p, input_shape, invert)
+        outside = outside_range(X, input_range or model_range,
+                                "the given --input-range" if input_range else "the model's input range")
+        if outside:
+            hint = "" if input_range else "; if they are on another scale, pass --input-range LOW HIGH"
+            raise DataFormatError(f"{p}: {outside}{hint}")
+        if input_range is not None:
+            (low, high), (to_low, to_high) = input_range, model_range
+            X = to_low + (X.astype(np.float64) - low) * ((to_high - to_low) / (high - low))
+        out.append((str(p), X))
     return out
+
+
+def _read_one(p: Path, input_shape: tuple[int, ...], invert: str) -> np.ndarray:
+    try:
+        with open(p, "rb") as f:
+            head = f.read(64)
+    except OSError as e:
+        raise DataFormatError(f"{p}: cannot read: {e.strerror or e}") from None
+    if not head:
+        raise DataFormatError(f"{p}: is empty (0 bytes); expected {ACCEPTED}")
+    kind = _kind(head)
+    if kind == "npy":
+        try:
+            array = np.load(p, allow_pickle=False)
+        except ValueError as e:
+            raise DataFormatError(f"{p}: not a plain numeric .npy array: {e}") from None
+        return _as_rows(array, p, input_shape)
+    if kind == "idx":
+        return _as_rows(read_idx(p), p, input_shape)
+    if len(input_shape) != 2:
+        raise DataFormatError(f"{p}: the model takes {input_shape[0]} features, not images")
+    from PIL import Image, UnidentifiedImageError
+    try:
+        with Image.open(p) as image:
+            grey = np.asarray(image.convert("L"))
+    except (UnidentifiedImageError, OSError, ValueError) as e:
+        looks = describe_bytes(head)
+        why = f" that does not decode ({e})" if looks.endswith("image") else ""
+        hint = ("; convert it first, e.g. numpy.save('x.npy', numpy.loadtxt('x.csv', delimiter=','))"
+                if "CSV" in looks else "")
+        raise DataFormatError(f"{p}: cannot decode as an image: it is {looks}{why}; expected {ACCEPTED}{hint}") from None
+    return to_mnist_format(grey, input_shape, invert)[None]
