@@ -18,8 +18,8 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import errors
 from .callbacks import ConsoleLog
+from .errors import ConvergenceWarning as SoftmaxregConvergenceWarning
 from .errors import InvalidArgumentError, ModelFormatError
 from .datasets.batches import num_batches
 from .functional import log_softmax, softmax
@@ -31,7 +31,7 @@ from .train import feature_moments, fit
 __all__ = ["SoftmaxRegressionClassifier", "ConvergenceWarning"]
 
 
-class ConvergenceWarning(errors.ConvergenceWarning, SklearnConvergenceWarning):
+class ConvergenceWarning(SoftmaxregConvergenceWarning, SklearnConvergenceWarning):
     """The estimator's warning that a solver stopped before its stopping rule held: softmaxreg's
     ConvergenceWarning and scikit-learn's at once, so a filter on either one catches it (as
     `warnings.filterwarnings("ignore", category=sklearn.exceptions.ConvergenceWarning)` in a grid
@@ -186,11 +186,11 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
                     return self
                 config = replace(config, lr=rate, schedule="constant", warmup_epochs=0.0)
         with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", errors.ConvergenceWarning)
+            warnings.simplefilter("always", SoftmaxregConvergenceWarning)
             history = fit(self.model_, X, self._encode(y), config, seed=rng, sample_weight=sample_weight,
                           optimizer=optimizer, callbacks=[ConsoleLog(progress=False)] if self.verbose else ())
         for w in caught:                                 # fit's warnings; L-BFGS's as the estimator's class
-            converging = issubclass(w.category, errors.ConvergenceWarning)
+            converging = issubclass(w.category, SoftmaxregConvergenceWarning)
             warnings.warn(ConvergenceWarning(str(w.message)) if converging else w.message, stacklevel=3)
         if not streaming and self.solver == "sgd" and len(history) == epochs and not history.stopped_early:
             rule = "held-out" if self.early_stopping else "training"
