@@ -117,9 +117,8 @@ def _new_run(args):
     data = load_fashion_mnist(args.data_dir)
     folder = _run_folder(args.out, args.overwrite)
     n_train, *image_shape = data.train_images.shape
-    init_seed, _ = np.random.SeedSequence(seed).spawn(2)
     model = SoftmaxRegression(int(np.prod(image_shape)), len(data.class_names), sigma,
-                              seed=np.random.default_rng(init_seed), dtype=dtype, input_scale=1 / 255,
+                              seed=seed, dtype=dtype, input_scale=1 / 255,
                               input_shape=image_shape, class_names=data.class_names)
     config = {
         "softmaxreg_version": __version__,
@@ -154,7 +153,6 @@ def train_command(args) -> int:
     unit, last = ("iteration", train_config.solver_max_iter) if full_batch else ("epoch", train_config.epochs)
     if state is not None:
         say(f"resuming {folder} after {unit} {state.epoch}/{last}")
-    _, shuffle_seed = np.random.SeedSequence(config["settings"]["seed"]).spawn(2)
 
     def write_config():
         atomic_write_bytes(folder / "config.json", (json.dumps(config, indent=2) + "\n").encode())
@@ -177,7 +175,7 @@ def train_command(args) -> int:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ConvergenceWarning)
             history = fit(model, data.train_images, data.train_labels, train_config,
-                          seed=np.random.default_rng(shuffle_seed),
+                          seed=config["settings"]["seed"],
                           validation_data=(data.test_images, data.test_labels), callbacks=callbacks, resume=state)
         for warning in caught:
             print(f"softmaxreg: warning: {warning.message}", file=sys.stderr)

@@ -20,6 +20,7 @@ import numpy as np
 
 from .errors import InvalidArgumentError
 from .functional import softmax, softmax_cross_entropy_
+from .seeding import init_generator
 
 __all__ = ["SoftmaxRegression"]
 
@@ -51,7 +52,7 @@ class SoftmaxRegression:
     """Multinomial logistic regression Z = s X W + b, p = softmax(Z).
 
     W is drawn from N(0, sigma^2) with a seeded generator and b starts at 0, as
-    in the lesson. `class_names`, `input_shape` and `input_scale` travel with the
+    in the lesson; an integer `seed` uses the first stream of the seed rule (seeding.py). `class_names`, `input_shape` and `input_scale` travel with the
     model into its file, so a loaded model knows how to read raw inputs.
     """
 
@@ -66,7 +67,7 @@ class SoftmaxRegression:
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float64):
             raise InvalidArgumentError(f"dtype: expected float32 or float64, got {self.dtype}")
-        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        rng = init_generator(seed)
         self.W = rng.normal(0.0, sigma, size=(int(num_inputs), int(num_outputs))).astype(self.dtype)
         self.b = np.zeros(int(num_outputs), dtype=self.dtype)
         self.input_scale = float(input_scale)

@@ -18,6 +18,7 @@ from .model import SoftmaxRegression, StepBuffers
 from .objective import SoftmaxCrossEntropy
 from .optim import Optimizer
 from .options import TrainConfig, example_weights
+from .seeding import shuffle_generator
 
 __all__ = ["fit", "feature_moments", "History", "EpochRecord", "Callback", "TrainState"]
 
@@ -54,8 +55,9 @@ def fit(model: SoftmaxRegression, X, y, config: TrainConfig | None = None, *, se
     objective.SoftmaxCrossEntropy; `solver` picks the optimizer (optim.OPTIMIZERS): "sgd" runs
     minibatch epochs, "lbfgs" full-batch iterations to max|gradient| <= tol (ConvergenceWarning
     if it stops first). `optimizer` continues an existing one (its state), e.g. across partial fits.
-    Each SGD epoch draws one permutation from the seeded generator `seed`, so the same seed and the
-    same initial weights give bit-identical results. Callbacks see a `Run` from on_train_begin;
+    Each SGD epoch draws one permutation from `seed`'s shuffle stream (seeding.py: an integer N is
+    split in two, so SoftmaxRegression(..., seed=N) then fit(..., seed=N) is `softmaxreg train
+    --seed N`, bit for bit); the same seed and initial weights give bit-identical results. Callbacks see a `Run` from on_train_begin;
     `run.state()` after an epoch, passed back as `resume` (with the model's weights as they were
     then), continues the run bit-identically to one that was never interrupted.
     With early_stopping, a seeded validation_fraction of (X, y) is held out; training stops after
@@ -74,7 +76,7 @@ def fit(model: SoftmaxRegression, X, y, config: TrainConfig | None = None, *, se
         X_val = model._flatten(validation_data[0])
         validation = (X_val, model._check_labels(validation_data[1], X_val.shape[0]))
     optimizer = optimizer or cfg.optimizer()
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    rng = shuffle_generator(seed)
     stoppers, held = [], None
     if cfg.early_stopping:
         held = resume.holdout if resume is not None else _holdout_indices(X.shape[0], cfg.validation_fraction, rng)
