@@ -81,6 +81,16 @@ class SoftmaxRegression:
             raise InvalidArgumentError(f"class_names: expected {num_outputs} names, got {len(names)}")
         self.class_names = [str(c) for c in names]
 
+    def __repr__(self) -> str:
+        names = self.class_names if self.num_outputs <= 12 else [*self.class_names[:5], "...", *self.class_names[-2:]]
+        shape = f" ({'x'.join(map(str, self.input_shape))})" if len(self.input_shape) > 1 else ""
+        inverse = 1 / self.input_scale                                   # 1/255 reads better than 0.00392157
+        scale = f"1/{round(inverse)}" if inverse > 1 and abs(inverse - round(inverse)) < 1e-9 * inverse \
+            else f"{self.input_scale:g}"
+        return (f"SoftmaxRegression({self.num_inputs} inputs{shape} -> {self.num_outputs} classes "
+                f"[{', '.join(names)}], {self.dtype.name}, input_scale {scale}, "
+                f"{'standardized' if self.mean is not None else 'not standardized'})")
+
     @property
     def num_inputs(self) -> int:
         return self.W.shape[0]

@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from .callbacks import EarlyStopping
+from .callbacks import ConsoleLog, EarlyStopping, LiveCurves
 from .datasets.batches import iterate_minibatches, num_batches
 from .errors import ConvergenceWarning, InvalidArgumentError, TrainingDivergedError
 from .hooks import Callback, EpochRecord, History, Run, TrainState
@@ -45,7 +45,7 @@ def feature_moments(model: SoftmaxRegression, X: np.ndarray) -> tuple[np.ndarray
 
 def fit(model: SoftmaxRegression, X, y, config: TrainConfig | None = None, *, seed: int | np.random.Generator = 0,
         validation_data=None, sample_weight=None, optimizer: Optimizer | None = None, callbacks=(),
-        resume: TrainState | None = None, **options) -> History:
+        resume: TrainState | None = None, verbose: bool = False, plot: bool = False, **options) -> History:
     """Train `model` in place on (X, y) and return its History.
 
     X (n, d) or (n, *input_shape), any real dtype (uint8 images stay uint8; chunks are converted to
@@ -63,7 +63,9 @@ def fit(model: SoftmaxRegression, X, y, config: TrainConfig | None = None, *, se
     With early_stopping, a seeded validation_fraction of (X, y) is held out; training stops after
     `patience` epochs without improving its loss by more than tol, and the best weights are
     restored (history.best_epoch). Raises TrainingDivergedError when a minibatch loss breaks the
-    DIVERGENCE_FACTOR rule.
+    DIVERGENCE_FACTOR rule. verbose=True prints the command line's log, a line per epoch
+    (callbacks.ConsoleLog); plot=True redraws the loss and accuracy curves after each epoch in a
+    Jupyter notebook (callbacks.LiveCurves; nothing elsewhere).
     """
     cfg = replace(config or TrainConfig(), **options)
     X = model._flatten(X)
@@ -95,7 +97,7 @@ def fit(model: SoftmaxRegression, X, y, config: TrainConfig | None = None, *, se
             stopper.load_state_dict(resume.early_stopping)
     objective = SoftmaxCrossEntropy(model, weight_decay=cfg.weight_decay, label_smoothing=cfg.label_smoothing)
     driver = _full_batch if optimizer.full_batch else _minibatch
-    callbacks = [*stoppers, *callbacks]
+    callbacks = [*stoppers, *callbacks, *([LiveCurves()] if plot else []), *([ConsoleLog()] if verbose else [])]
 
     def state() -> TrainState:
         return TrainState(len(history), list(history.records), rng.bit_generator.state, optimizer.name,
