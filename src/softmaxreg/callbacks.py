@@ -12,7 +12,7 @@ from .fileio import atomic_write_bytes
 from .functional import soft_cross_entropy_rows
 from .hooks import Callback, EpochRecord, History, Run
 
-__all__ = ["ConsoleLog", "LiveCurves", "MetricsCSV", "EarlyStopping", "format_record"]
+__all__ = ["ConsoleLog", "LiveCurves", "MetricsCSV", "EarlyStopping", "StepProgress", "format_record", "progress_bar"]
 
 
 def format_record(record: EpochRecord, epochs: int, unit: str = "epoch") -> str:
@@ -20,6 +20,26 @@ def format_record(record: EpochRecord, epochs: int, unit: str = "epoch") -> str:
     return (f"{unit} {record.epoch:>{width}}/{epochs}  train_loss {record.train_loss:.4f}  "
             f"train_acc {record.train_acc:.4f}  val_loss {record.val_loss:.4f}  "
             f"val_acc {record.val_acc:.4f}  ({record.seconds:.2f} s)")
+
+
+def progress_bar(total: int, *, desc: str, unit: str, show: bool | None = None, file=None, **options):
+    """A tqdm bar on `file` (stderr) that clears itself when done, shown if `show` (default: when
+    `file` is a terminal); a hidden one has .disable set and costs nothing to update."""
+    from tqdm import tqdm
+
+    file = sys.stderr if file is None else file
+    return tqdm(total=total, desc=desc, unit=unit, file=file, leave=False, mininterval=0.1,
+                disable=not (file.isatty() if show is None else show), **options)
+
+
+class StepProgress(Callback):
+    """Advances a progress bar by one per training step."""
+
+    def __init__(self, bar):
+        self.bar = bar
+
+    def on_step_end(self) -> None:
+        self.bar.update()
 
 
 class ConsoleLog(Callback):
@@ -37,9 +57,8 @@ class ConsoleLog(Callback):
         self.epochs = run.epochs
         self.unit = "iteration" if run.optimizer.full_batch else "epoch"
         if self.progress:
-            from tqdm import tqdm
-            self.bar = tqdm(total=run.total_steps, file=self.err, unit="step", leave=False, mininterval=0.1,
-                            desc=f"{self.unit} {len(run.history) + 1}/{self.epochs}")
+            self.bar = progress_bar(run.total_steps, desc=f"{self.unit} {len(run.history) + 1}/{self.epochs}",
+                                    unit="step", show=True, file=self.err)
 
     def on_step_end(self) -> None:
         if self.bar is not None:
