@@ -5,7 +5,6 @@ import subprocess
 import sys
 import types
 
-import numpy as np
 from PIL import Image
 
 import softmaxreg as sr

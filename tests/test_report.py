@@ -131,6 +131,9 @@ def test_a_run_not_evaluated_yet_says_how_and_a_stale_evaluation_is_flagged(digi
     (lambda d: ((d / "config.json").write_text("{}"), (d / "evaluation.json").write_text('{"accuracy": 1}'),
                 (d / "metrics.csv").write_text("epoch,train_loss,train_acc,val_loss,val_acc\n1,1,0.5,1,0.5\n")),
      "evaluation.json: not written by softmaxreg"),
+    (lambda d: ((d / "config.json").write_text("{\"settings\": 5}"),
+                (d / "metrics.csv").write_text("epoch,train_loss,train_acc,val_loss,val_acc\n")),
+     "config.json: not written by softmaxreg"),
 ])
 def test_a_folder_that_is_no_run_is_one_line_and_exit_2(setup, message, tmp_path, capsys):
     setup(tmp_path)

@@ -112,7 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "calibration.png and evaluation.json (every figure, for `softmaxreg report`).")
     evaluate.add_argument("model", metavar="MODEL", help="a model.safetensors written by softmaxreg train")
     evaluate.add_argument("--data-dir", metavar="DIR", default=None, help="as for train (default: bundled Fashion-MNIST)")
-    evaluate.add_argument("--out", metavar="DIR", default=None, help="where to write the plots (default: the model's folder)")
+    evaluate.add_argument("--out", metavar="DIR", default=None,
+                          help="where to write the plots and evaluation.json (default: the model's folder)")
     evaluate.add_argument("--bins", type=_number(int, 1, True), default=15, help="calibration bins (default 15)")
     evaluate.add_argument("--json", action="store_true", help="print the figures as JSON")
     evaluate.set_defaults(func=_evaluate)

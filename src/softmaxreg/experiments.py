@@ -33,9 +33,9 @@ from .model_file import load_model
 from .optim import SGD
 from .train import fit
 
-__all__ = ["ExperimentResult", "ExperimentInterrupted", "Experiment", "registry", "stability", "cross_entropy_timing", "reject",
-           "class_scaling", "lr_sweep", "batch_sweep", "naive_softmax", "train_reference", "load_model_and_data",
-           "logits_with_progress"]
+__all__ = ["ExperimentResult", "ExperimentInterrupted", "Experiment", "registry", "stability", "cross_entropy_timing",
+           "reject", "class_scaling", "lr_sweep", "batch_sweep", "naive_softmax", "train_reference",
+           "load_model_and_data", "logits_with_progress"]
 
 
 @dataclass
@@ -235,7 +235,7 @@ class ExperimentInterrupted(KeyboardInterrupt):
 
 def _sweep(name: str, data, runs: list[dict], rows_of, summarize, progress: bool | None) -> ExperimentResult:
     """train_reference(data, **run) for each of `runs`, with a progress bar of all their steps;
-    rows_of(run, model, history, seconds, diverged) gives a run's table rows and summarize(rows) the
+    rows_of(run, history, seconds, diverged) gives a run's table rows and summarize(rows) the
     result. Ctrl-C raises ExperimentInterrupted with summarize(rows of the finished runs)."""
     n = len(data.train_images)
     steps = [run["epochs"] * num_batches(n, min(run["batch_size"], n)) for run in runs]
@@ -246,7 +246,7 @@ def _sweep(name: str, data, runs: list[dict], rows_of, summarize, progress: bool
         for run, run_steps in zip(runs, steps):
             bar.set_postfix_str(f"lr {run['lr']:g} batch {run['batch_size']} seed {run['seed']}")
             counted = bar.n
-            rows += rows_of(run, *train_reference(data, **run, callbacks=callbacks))
+            rows += rows_of(run, *train_reference(data, **run, callbacks=callbacks)[1:])
             bar.update(counted + run_steps - bar.n)         # a diverged run stops early
             done += 1
     except KeyboardInterrupt:
@@ -263,7 +263,7 @@ def lr_sweep(data, lrs=tuple(10.0 ** np.arange(-3, 3.01, 0.5)), seeds: int = 3, 
     if seeds < 1:
         raise InvalidArgumentError(f"--seeds: expected an integer >= 1, got {seeds}")
 
-    def rows_of(run, model, history, seconds, diverged):
+    def rows_of(run, history, seconds, diverged):
         last = history[-1] if len(history) and not diverged else None
         return [{"lr": run["lr"], "seed": run["seed"], "diverged": diverged is not None,
                  "epochs_done": len(history), "val_loss": last.val_loss if last else math.nan,
@@ -295,7 +295,7 @@ def batch_sweep(data, batch_sizes=(1, 16, 256, 4096, 60000), epochs: int = 5, lr
     equal epochs. `progress`: a bar on stderr (default: when it is a terminal)."""
     n = len(data.train_images)
 
-    def rows_of(run, model, history, seconds, diverged):
+    def rows_of(run, history, seconds, diverged):
         return [{"batch_size": run["batch_size"], "epoch": r.epoch, "train_loss": r.train_loss,
                  "train_acc": r.train_acc, "val_loss": r.val_loss, "val_acc": r.val_acc, "run_seconds": seconds,
                  "diverged": diverged is not None} for r in history]
@@ -306,7 +306,7 @@ def batch_sweep(data, batch_sizes=(1, 16, 256, 4096, 60000), epochs: int = 5, lr
             mine = [r for r in rows if r["batch_size"] == b]
             last = mine[-1]
             summary.append(f"batch {b:>6}: {last['run_seconds']:7.2f} s for {len(mine)} epochs, final val loss "
-                           f"{last['val_loss']:.4f}, acc {last['val_acc']:.4f}" + (" (diverged)" if last["diverged"] else ""))
+                           f"{last['val_loss']:.4f}, acc {last['val_acc']:.4f}{' (diverged)' * last['diverged']}")
         return ExperimentResult("batch-sweep", ["batch_size", "epoch", "train_loss", "train_acc", "val_loss", "val_acc",
                                                 "run_seconds"], rows, summary, {"lr": lr})
 
@@ -337,7 +337,7 @@ def logits_with_progress(model: SoftmaxRegression, X, *, progress: bool | None =
     with progress_bar(len(X), desc="evaluating", unit="image", show=progress, delay=0.5) as bar:
         for start in range(0, len(X), rows):
             Z[start:start + rows] = model.logits(X[start:start + rows])
-            bar.update(len(Z[start:start + rows]))
+            bar.update(min(rows, len(X) - start))
     return Z
 
 

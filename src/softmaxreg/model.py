@@ -52,8 +52,9 @@ class SoftmaxRegression:
     """Multinomial logistic regression Z = s X W + b, p = softmax(Z).
 
     W is drawn from N(0, sigma^2) with a seeded generator and b starts at 0, as
-    in the lesson; an integer `seed` uses the first stream of the seed rule (seeding.py). `class_names`, `input_shape` and `input_scale` travel with the
-    model into its file, so a loaded model knows how to read raw inputs.
+    in the lesson; an integer `seed` uses the first stream of the seed rule (seeding.py).
+    `class_names`, `input_shape` and `input_scale` travel with the model into its file, so a
+    loaded model knows how to read raw inputs.
     """
 
     def __init__(self, num_inputs: int, num_outputs: int, sigma: float = 0.01, *,

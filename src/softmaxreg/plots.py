@@ -203,7 +203,8 @@ def draw_lr_sweep(fig, result) -> None:
     ax_bad.set_xscale("log")
     ax_bad.set_xlabel("learning rate")
     ax_bad.grid(alpha=0.3, axis="x")
-    ax_loss.set_title(f"Learning-rate sweep ({result.data['epochs']} epochs, batch {result.data.get('batch_size', 256)}, "
+    batch = result.data.get("batch_size", 256)
+    ax_loss.set_title(f"Learning-rate sweep ({result.data['epochs']} epochs, batch {batch}, "
                       f"{seeds} seed{'s' * (seeds != 1)} each)")
     handles = [h for ax in (ax_loss, ax_acc, ax_bad) for h in ax.get_legend_handles_labels()[0]]
     fig.legend(handles, [h.get_label() for h in handles], loc="outside lower center", ncols=3, fontsize=7.5)

@@ -81,32 +81,63 @@ def _metrics(folder: Path) -> list[dict]:
         raise SoftmaxRegError(f"{folder / 'metrics.csv'}: not a metrics table ({e})") from None
 
 
-def _evaluation(folder: Path, evaluation: dict) -> list[str]:
+def _run_sections(folder: Path, config: dict, epochs: list[dict]) -> list[str]:
+    """Settings, data provenance, environment, and training (curves, the per-epoch table, mistakes)."""
+    settings, dataset = config.get("settings", {}), config.get("dataset", {})
+    best = max(range(len(epochs)), key=lambda i: epochs[i]["val_acc"], default=None)
+    data_rows = [["source", dataset.get("source")], ["training images", dataset.get("train_size")],
+                 ["validation images", f"{dataset.get('validation_size')} ({settings.get('validation', '?')})"],
+                 ["image shape", "x".join(map(str, dataset.get("image_shape", [])))],
+                 ["classes", ", ".join(dataset.get("class_names", []))],
+                 ["preprocessing", config.get("preprocessing", {}).get("description", "")],
+                 ["SHA-256 of the data set", dataset.get("sha256")]]
+    return ["<h2>Settings</h2>",
+            _table(None, [(k, repr(v) if isinstance(v, float) else v)          # a setting with all its digits
+                          for k, v in sorted(settings.items())], css="keys"),
+            "<h2>Data</h2>", _table(None, data_rows, css="keys"),
+            _table(["file", "SHA-256"], sorted(dataset.get("files", {}).items()), css="keys"),
+            "<h3>Environment</h3>", _table(None, sorted(config.get("environment", {}).items()), css="keys"),
+            "<h2>Training</h2>", _figure(folder, "curves.png", "Loss and accuracy per epoch"),
+            _table(["epoch", "train loss", "train accuracy", "val loss", "val accuracy"],
+                   [[r[c] for c in METRICS_HEADER] for r in epochs], row_class=lambda i: "best" if i == best else ""),
+            "<p class='note'>highlighted: the epoch of the highest validation accuracy</p>",
+            _figure(folder, "misclassified.png", "Misclassified validation images, true label over predicted")]
+
+
+def _evaluation_sections(folder: Path, evaluation: dict) -> list[str]:
+    """The figures of `softmaxreg evaluate`: headline, per class, confusion matrix, calibration."""
     names = [c["class"] for c in evaluation["per_class"]]
+    headline = (f"{evaluation['examples']} images of the {evaluation.get('split', 'test')} split (data: "
+                f"{evaluation.get('data')}), evaluated {evaluation.get('evaluated', '?')}: accuracy ")
     parts = ["<h2>Evaluation</h2>",
-             f"<p>{html.escape(str(evaluation.get('examples')))} images of the {html.escape(evaluation.get('split', 'test'))} "
-             f"split (data: {html.escape(str(evaluation.get('data')))}), evaluated "
-             f"{html.escape(evaluation.get('evaluated', '?'))}: "
-             f"accuracy <b>{evaluation['accuracy']:.4f}</b>, cross-entropy {evaluation['cross_entropy']:.4f}, "
-             f"top-2 accuracy {evaluation.get('top2_accuracy', float('nan')):.4f}, "
+             f"<p>{html.escape(headline)}<b>{evaluation['accuracy']:.4f}</b>, cross-entropy "
+             f"{evaluation['cross_entropy']:.4f}, top-2 accuracy {evaluation['top2_accuracy']:.4f}, "
              f"expected calibration error {evaluation['expected_calibration_error']:.4f}.</p>"]
     model = folder / "model.safetensors"
     if model.is_file() and evaluation.get("model_sha256") != hashlib.sha256(model.read_bytes()).hexdigest():
         parts.append("<p class='warning'>This evaluation is of another model than the model.safetensors now in the "
                      "folder (retrained since?): evaluate it again.</p>")
-    parts += ["<h3>Per class</h3>",
-              _table(["class", "precision", "recall", "F1", "support"],
-                     [[c["class"], c["precision"], c["recall"], c["f1"], c["support"]] for c in evaluation["per_class"]]),
-              "<h3>Confusion matrix</h3><p class='note'>rows: true class, columns: predicted class</p>",
-              _table(["true \\ predicted", *names], [[n, *row] for n, row in zip(names, evaluation["confusion_matrix"])]),
-              _figure(folder, "confusion.png", "Confusion matrix"),
-              "<h3>Calibration</h3>",
-              _table(["confidence bin", "examples", "mean confidence", "accuracy"],
-                     [[f"({b['lower']:.3f}, {b['upper']:.3f}]", b["count"],
-                       "" if b["confidence"] is None else b["confidence"], "" if b["accuracy"] is None else b["accuracy"]]
-                      for b in evaluation["calibration_bins"]]),
-              _figure(folder, "calibration.png", "Reliability diagram")]
-    return parts
+    bins = [[f"({b['lower']:.3f}, {b['upper']:.3f}]", b["count"], *("" if b[key] is None else b[key]   # empty bin
+                                                                    for key in ("confidence", "accuracy"))]
+            for b in evaluation["calibration_bins"]]
+    return parts + [
+        "<h3>Per class</h3>",
+        _table(["class", "precision", "recall", "F1", "support"],
+               [[c["class"], c["precision"], c["recall"], c["f1"], c["support"]] for c in evaluation["per_class"]]),
+        "<h3>Confusion matrix</h3><p class='note'>rows: true class, columns: predicted class</p>",
+        _table(["true \\ predicted", *names], [[n, *row] for n, row in zip(names, evaluation["confusion_matrix"])]),
+        _figure(folder, "confusion.png", "Confusion matrix"),
+        "<h3>Calibration</h3>",
+        _table(["confidence bin", "examples", "mean confidence", "accuracy"], bins),
+        _figure(folder, "calibration.png", "Reliability diagram")]
+
+
+def _sections(folder: Path, name: str, build, *args) -> list[str]:
+    """build(folder, *args), with content a softmaxreg command did not write reported against `name`."""
+    try:
+        return build(folder, *args)
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise SoftmaxRegError(f"{folder / name}: not written by softmaxreg ({e.__class__.__name__}: {e})") from None
 
 
 def render_report(folder) -> str:
@@ -115,41 +146,20 @@ def render_report(folder) -> str:
     if not (folder / "config.json").is_file():
         raise SoftmaxRegError(f"{folder}: not a run folder (no config.json; a run writes it after its first epoch)")
     config = _read_json(folder / "config.json", "run config")
-    settings, dataset = config.get("settings", {}), config.get("dataset", {})
     epochs = _metrics(folder)
-    best = max(range(len(epochs)), key=lambda i: epochs[i]["val_acc"], default=None)
-    final = epochs[-1] if epochs else None
     title = f"softmaxreg run {folder.resolve().name}"
     parts = [f"<h1>{html.escape(title)}</h1>",
-             f"<p class='note'>trained {html.escape(config.get('started', '?'))} with softmaxreg "
-             f"{html.escape(config.get('softmaxreg_version', '?'))}; report by softmaxreg {__version__}, "
+             f"<p class='note'>trained {html.escape(str(config.get('started', '?')))} with softmaxreg "
+             f"{html.escape(str(config.get('softmaxreg_version', '?')))}; report by softmaxreg {__version__}, "
              f"{time.strftime('%Y-%m-%d %H:%M')}</p>"]
-    if final:
-        parts.append(f"<p>After {len(epochs)} epochs: validation accuracy <b>{final['val_acc']:.4f}</b>, validation loss "
-                     f"{final['val_loss']:.4f}, training loss {final['train_loss']:.4f}.</p>")
-    parts += ["<h2>Settings</h2>", _table(None, [(k, repr(v) if isinstance(v, float) else v)   # every digit of a setting
-                                                   for k, v in sorted(settings.items())], css="keys"),
-              "<h2>Data</h2>",
-              _table(None, [["source", dataset.get("source")], ["training images", dataset.get("train_size")],
-                            ["validation images", f"{dataset.get('validation_size')} ({settings.get('validation', '?')})"],
-                            ["image shape", "x".join(map(str, dataset.get("image_shape", [])))],
-                            ["classes", ", ".join(dataset.get("class_names", []))],
-                            ["preprocessing", config.get("preprocessing", {}).get("description", "")],
-                            ["SHA-256 of the data set", dataset.get("sha256")]], css="keys"),
-              _table(["file", "SHA-256"], sorted(dataset.get("files", {}).items()), css="keys"),
-              "<h3>Environment</h3>", _table(None, sorted(config.get("environment", {}).items()), css="keys"),
-              "<h2>Training</h2>", _figure(folder, "curves.png", "Loss and accuracy per epoch"),
-              _table(["epoch", "train loss", "train accuracy", "val loss", "val accuracy"],
-                     [[r["epoch"], r["train_loss"], r["train_acc"], r["val_loss"], r["val_acc"]] for r in epochs],
-                     row_class=lambda i: "best" if i == best else ""),
-              "<p class='note'>highlighted: the epoch of the highest validation accuracy</p>" if epochs else "",
-              _figure(folder, "misclassified.png", "Misclassified validation images, true label over predicted")]
+    if epochs:
+        last = epochs[-1]
+        parts.append(f"<p>After {len(epochs)} epochs: validation accuracy <b>{last['val_acc']:.4f}</b>, validation "
+                     f"loss {last['val_loss']:.4f}, training loss {last['train_loss']:.4f}.</p>")
+    parts += _sections(folder, "config.json", _run_sections, config, epochs)
     if (folder / EVALUATION_FILE).is_file():
-        try:
-            parts += _evaluation(folder, _read_json(folder / EVALUATION_FILE, "evaluation"))
-        except (KeyError, TypeError, ValueError, AttributeError) as e:
-            raise SoftmaxRegError(f"{folder / EVALUATION_FILE}: not written by softmaxreg evaluate "
-                                  f"({e.__class__.__name__}: {e})") from None
+        parts += _sections(folder, EVALUATION_FILE, _evaluation_sections,
+                           _read_json(folder / EVALUATION_FILE, "evaluation"))
     else:
         parts.append("<h2>Evaluation</h2><p class='note'>Not evaluated yet: run <code>softmaxreg evaluate "
                      f"{html.escape(str(folder / 'model.safetensors'))}</code>, then the report again.</p>")

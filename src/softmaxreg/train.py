@@ -57,8 +57,8 @@ def fit(model: SoftmaxRegression, X, y, config: TrainConfig | None = None, *, se
     if it stops first). `optimizer` continues an existing one (its state), e.g. across partial fits.
     Each SGD epoch draws one permutation from `seed`'s shuffle stream (seeding.py: an integer N is
     split in two, so SoftmaxRegression(..., seed=N) then fit(..., seed=N) is `softmaxreg train
-    --seed N`, bit for bit); the same seed and initial weights give bit-identical results. Callbacks see a `Run` from on_train_begin;
-    `run.state()` after an epoch, passed back as `resume` (with the model's weights as they were
+    --seed N`, bit for bit); the same seed and initial weights give bit-identical results.
+    Callbacks see a `Run` from on_train_begin; `run.state()` after an epoch, passed back as `resume` (with the model's weights as they were
     then), continues the run bit-identically to one that was never interrupted.
     With early_stopping, a seeded validation_fraction of (X, y) is held out; training stops after
     `patience` epochs without improving its loss by more than tol, and the best weights are
