@@ -261,8 +261,8 @@ def test_output_closed_early_is_dropped_quietly_and_the_command_finishes(command
     if command[0] == "train":
         assert len((tmp_path / "out" / "metrics.csv").read_text().splitlines()) == 4
         assert (tmp_path / "out" / "misclassified.png").exists()
-    elif command[0] != "predict":
-        assert len(list((tmp_path / "out").iterdir())) == 2
+    elif command[0] != "predict":                   # the figures (and evaluate's evaluation.json)
+        assert len(list((tmp_path / "out").iterdir())) == (3 if command[0] == "evaluate" else 2)
 
 
 def test_log_every_prints_every_nth_epoch_and_the_last(digits_dir, tmp_path, capsys):
@@ -303,7 +303,7 @@ def test_evaluate_judges_a_model_of_other_classes_only_when_forced(digits_model,
     assert main(args) == 2 and "pass --force" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
     assert main(args + ["--force"]) == 0
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["calibration.png", "confusion.png"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["calibration.png", "confusion.png", "evaluation.json"]
 
 
 def test_evaluate_replaces_another_evaluations_figures_only_with_overwrite(digits_model, digits_dir, tmp_path,

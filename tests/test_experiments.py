@@ -3,11 +3,12 @@
 import math
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 
-from softmaxreg import load_fashion_mnist, softmax
+from softmaxreg import SoftmaxRegression, load_fashion_mnist, softmax
 from softmaxreg import experiments as ex
 from softmaxreg.cli import main
 
@@ -73,16 +74,78 @@ def test_lr_sweep_marks_divergence_instead_of_crashing(digits_dir):
     assert all(not r["diverged"] and r["val_acc"] > 0.7 for r in good)
     assert all(r["diverged"] and math.isnan(r["val_loss"]) for r in bad)
     assert good[0]["val_loss"] != good[1]["val_loss"]            # the seeds differ
-    assert "diverged at lr 1e+07" in result.summary[-1]
+    assert result.summary[-1] == "diverged at lr 1e+07 (2 of 2 seeds)"
+
+
+def test_lr_sweep_counts_the_seeds_that_diverged_at_each_rate(digits_dir, monkeypatch):
+    real = ex.train_reference
+
+    def seed_1_diverges_at_lr_3(data, **run):               # one seed of a rate diverging, as lr 100 does on Fashion-MNIST
+        if run["lr"] == 3.0 and run["seed"] == 1:
+            return real(data, **{**run, "lr": 1e7})
+        return real(data, **run)
+    monkeypatch.setattr(ex, "train_reference", seed_1_diverges_at_lr_3)
+    result = ex.lr_sweep(load_fashion_mnist(digits_dir), lrs=(0.1, 3.0), seeds=3, epochs=1)
+    assert [r["diverged"] for r in result.rows] == [False, False, False, False, True, False]
+    assert result.summary[-1] == "diverged at lr 3 (1 of 3 seeds)"
 
 
 def test_batch_sweep_covers_every_size_and_epoch(digits_dir):
     data = load_fashion_mnist(digits_dir)
     result = ex.batch_sweep(data, batch_sizes=(1, 64, 5000), epochs=2)
-    assert [(r["batch_size"], r["epoch"]) for r in result.rows] == [(1, 1), (1, 2), (64, 1), (64, 2), (5000, 1), (5000, 2)]
-    full = [r for r in result.rows if r["batch_size"] == 5000]       # clipped to the 1500 examples: 1 step an epoch
+    assert [(r["batch_size"], r["epoch"]) for r in result.rows] == [(1, 1), (1, 2), (64, 1), (64, 2), (1500, 1), (1500, 2)]
+    full = [r for r in result.rows if r["batch_size"] == 1500]       # 5000 clipped to the 1500 examples: 1 step an epoch
     assert full[1]["train_loss"] < full[0]["train_loss"]
-    assert all(r["run_seconds"] > 0 for r in result.rows)
+    assert all(r["run_seconds"] > 0 and 0 < r["train_acc"] <= 1 for r in result.rows)
+    assert len(result.summary) == 3 and result.summary[0].startswith("batch      1:")
+
+
+def test_sweeps_show_progress_over_all_their_steps(digits_dir, capsys):
+    ex.batch_sweep(load_fashion_mnist(digits_dir), batch_sizes=(64, 500), epochs=2, progress=True)
+    err = capsys.readouterr().err
+    total = 2 * (24 + 3)                                              # epochs x steps of each run
+    assert f"batch-sweep:   0%|          | 0/{total} " in err
+    assert "lr 0.1 batch 64 seed 0" in err and "lr 0.1 batch 500 seed 0" in err      # which run is going
+    ex.batch_sweep(load_fashion_mnist(digits_dir), batch_sizes=(64,), epochs=1, progress=False)
+    assert capsys.readouterr().err == ""
+
+
+def test_ctrl_c_in_a_sweep_keeps_the_finished_runs(digits_dir, tmp_path, monkeypatch, capsys):
+    real, calls = ex.train_reference, []
+
+    def interrupted_at_the_third_run(data, **run):
+        calls.append(run)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(data, **run)
+    monkeypatch.setattr(ex, "train_reference", interrupted_at_the_third_run)
+    with pytest.raises(ex.ExperimentInterrupted) as info:
+        ex.lr_sweep(load_fashion_mnist(digits_dir), lrs=(0.1, 1.0), seeds=2, epochs=1)
+    assert (info.value.done, info.value.total) == (2, 4) and len(info.value.result.rows) == 2
+    assert isinstance(info.value, KeyboardInterrupt)                  # a script still stops
+    calls.clear()
+    assert main(["experiment", "lr-sweep", "--quick", "--epochs", "1", "--data-dir", str(digits_dir),
+                 "--out", str(tmp_path)]) == 130
+    out, err = capsys.readouterr()
+    assert err == (f"softmaxreg: interrupted after 2 of 4 runs; kept them in {tmp_path / 'lr-sweep.csv'}, "
+                   f"{tmp_path / 'lr-sweep.png'}\n")
+    assert len((tmp_path / "lr-sweep.csv").read_text().splitlines()) == 3
+    assert (tmp_path / "lr-sweep.png").read_bytes().startswith(b"\x89PNG")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lr-sweep.csv", "lr-sweep.png"]   # nothing half-written
+    calls.clear()
+    monkeypatch.setattr(ex, "train_reference", lambda data, **run: (_ for _ in ()).throw(KeyboardInterrupt))
+    assert main(["experiment", "batch-sweep", "--quick", "--data-dir", str(digits_dir), "--out", str(tmp_path)]) == 130
+    assert capsys.readouterr().err == "softmaxreg: interrupted after 0 of 3 runs; nothing written\n"
+
+
+def test_a_sweeps_table_keeps_every_row(digits_dir, tmp_path, capsys):
+    assert main(["experiment", "lr-sweep", "--epochs", "1", "--seeds", "2", "--data-dir", str(digits_dir),
+                 "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    table = [line for line in out.splitlines() if line.split() and line.split()[0].replace(".", "").isdigit()]
+    assert len(table) == 26 and "rows shown" not in out                  # 13 rates x 2 seeds
+    best = out.split("lowest final validation loss ")[1].split()[0]
+    assert any(best in line for line in table)                          # the row the summary cites is there
 
 
 def test_csv_has_the_columns_and_one_line_per_row():
@@ -108,6 +171,18 @@ def test_an_experiment_added_to_the_registry_is_a_cli_command(monkeypatch, tmp_p
     assert (tmp_path / "toy.png").read_bytes().startswith(b"\x89PNG")
 
 
-def test_importing_the_package_loads_no_plotting_code():
-    subprocess.run([sys.executable, "-c", "import sys, softmaxreg; "
-                    "assert not {'matplotlib', 'softmaxreg.plots'} & set(sys.modules), sorted(sys.modules)"], check=True)
+def test_importing_the_package_loads_no_plotting_or_notebook_code():
+    subprocess.run([sys.executable, "-c", "import sys, softmaxreg; assert not {'matplotlib', 'softmaxreg.plots', "
+                    "'IPython', 'PIL'} & set(sys.modules), sorted(sys.modules)"], check=True)
+
+
+def test_evaluating_large_data_shows_progress_once_it_takes_time(capsys, monkeypatch):
+    model = SoftmaxRegression(4, 3, sigma=1.0, seed=0)
+    X = np.random.default_rng(0).normal(size=(50, 4))
+    np.testing.assert_array_equal(ex.logits_with_progress(model, X, rows=16, progress=True), model.logits(X))
+    assert capsys.readouterr().err == ""                                 # quick: no bar at all
+    logits = model.logits
+    monkeypatch.setattr(model, "logits", lambda X: (time.sleep(0.2), logits(X))[1])
+    ex.logits_with_progress(model, X, rows=10, progress=True)
+    err = capsys.readouterr().err
+    assert "evaluating:" in err and "/50 " in err

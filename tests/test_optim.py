@@ -41,7 +41,8 @@ def test_weight_decay_in_the_objective_leaves_sgd_trajectories_unchanged(fashion
     X, y = fashion.train_images[:300], fashion.train_labels[:300].astype(np.int64)
     model = SoftmaxRegression(784, 10, seed=0, input_scale=1 / 255)
     reference = SoftmaxRegression(784, 10, seed=0, input_scale=1 / 255)
-    fit(model, X, y, epochs=2, batch_size=64, lr=0.1, momentum=momentum, nesterov=nesterov, weight_decay=wd, seed=3)
+    fit(model, X, y, epochs=2, batch_size=64, lr=0.1, momentum=momentum, nesterov=nesterov, weight_decay=wd,
+        seed=np.random.default_rng(3))
     rng, velocity = np.random.default_rng(3), [np.zeros_like(reference.W), np.zeros_like(reference.b)]
     plain = SoftmaxCrossEntropy(reference)
     for _ in range(2):

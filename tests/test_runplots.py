@@ -8,13 +8,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from softmaxreg.runplots import COLORS, TILE_SCALE, plot_curves, plot_image_grid, render_curves, render_image_grid
+from softmaxreg.runplots import (COLORS, MAX_MARKERS, TILE_SCALE, curve_panels, plot_curves, plot_image_grid,
+                                 render_curves, render_image_grid)
 from softmaxreg.train import EpochRecord, History
 
 
-def history(train_loss, val_loss, val_acc):
-    return History([EpochRecord(e, tl, 0.0, vl, va, 0.1)
-                    for e, (tl, vl, va) in enumerate(zip(train_loss, val_loss, val_acc), 1)])
+def history(train_loss, val_loss, val_acc, train_acc=None):
+    train_acc = [0.5] * len(train_loss) if train_acc is None else train_acc
+    return History([EpochRecord(e, tl, ta, vl, va, 0.1)
+                    for e, (tl, ta, vl, va) in enumerate(zip(train_loss, train_acc, val_loss, val_acc), 1)])
 
 
 def pixels_of(image, color, tolerance=40):
@@ -46,20 +48,47 @@ def test_tiles_clip_values_outside_0_255():
     np.testing.assert_array_equal(corners, [[0, 255], [128, 7]])
 
 
+def in_panel(image, color, panel):
+    """(rows, cols) of `color`'s pixels inside the named panel of a curves image."""
+    left, top, right, bottom = curve_panels(image.size)[panel]
+    rows, cols = pixels_of(image, color)
+    keep = (rows > top) & (rows < bottom) & (cols > left) & (cols < right)
+    return rows[keep], cols[keep]
+
+
 def test_each_curve_is_drawn_where_its_values_go():
-    """train loss falls, val acc rises, val loss stays flat: the slopes of their pixels show it."""
-    image = render_curves(history(np.linspace(1.0, 0.5, 10), [0.7] * 10, np.linspace(0.6, 0.8, 10)))
-    falling, flat, rising = (pixels_of(image, c) for c in COLORS)
+    """Loss panel: train loss falls, val loss stays flat. Accuracy panel, on its own axis: train
+    accuracy rises across most of its height, val accuracy stays flat."""
+    image = render_curves(history(np.linspace(1.0, 0.5, 10), [0.7] * 10, [0.7] * 10, np.linspace(0.6, 0.8, 10)))
     slope = lambda rows, cols: np.polyfit(cols, rows, 1)[0]      # image rows grow downwards
-    assert slope(*falling) > 0.2 and slope(*rising) < -0.05
-    assert np.subtract(*np.percentile(flat[0], [75, 25])) <= 3
-    assert falling[0].max() > flat[0].max() > rising[0].min()    # the loss ends lowest, the accuracy highest
+    falling, flat_loss = (in_panel(image, c, "loss") for c in COLORS)
+    rising, flat_acc = (in_panel(image, c, "accuracy") for c in COLORS)
+    assert slope(*falling) > 0.2 and slope(*rising) < -0.1
+    for rows, _ in (flat_loss, flat_acc):
+        assert np.subtract(*np.percentile(rows, [75, 25])) <= 3
+    _, top, _, bottom = curve_panels(image.size)["accuracy"]
+    assert np.ptp(rising[0]) > 0.7 * (bottom - top)             # not flattened by the loss's range
+    legend_rows = pixels_of(image, COLORS[1])[0]
+    assert (legend_rows < top).any()                              # the legend sits above the panels
+
+
+def test_many_epochs_get_thinned_markers():
+    image = render_curves(history([0.5] * 1000, [0.6] * 1000, [0.8] * 1000, [0.7] * 1000))
+    rows, cols = in_panel(image, COLORS[0], "loss")
+    thick = np.unique(cols[np.isin(cols, [c for c in np.unique(cols) if np.ptp(rows[cols == c]) > 3])])
+    blobs = 1 + np.count_nonzero(np.diff(thick) > 1)               # runs of columns thicker than the line
+    assert MAX_MARKERS - 2 <= blobs <= MAX_MARKERS + 1
+    few = render_curves(history([0.5] * 5, [0.6] * 5, [0.8] * 5))
+    rows, cols = in_panel(few, COLORS[0], "loss")
+    thick = [c for c in np.unique(cols) if np.ptp(rows[cols == c]) > 3]
+    assert 1 + np.count_nonzero(np.diff(thick) > 1) == 5            # a short run: every epoch marked
 
 
 def test_non_finite_values_are_left_out():
     image = render_curves(history([1.0, 0.8, 0.6], [math.nan] * 3, [0.5, 0.6, math.inf]))
-    legend_only, line = len(pixels_of(image, COLORS[1])[0]), len(pixels_of(image, COLORS[0])[0])
-    assert 0 < legend_only and line > 4 * legend_only                # val loss: only the legend's swatch
+    assert len(in_panel(image, COLORS[1], "loss")[0]) == 0          # val loss: nothing drawn
+    assert len(in_panel(image, COLORS[0], "loss")[0]) > 100
+    assert len(pixels_of(image, COLORS[1])[0]) > 0                  # but its legend entry is there
 
 
 def test_files_are_png_and_drawing_them_never_imports_matplotlib(tmp_path):

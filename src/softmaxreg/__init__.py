@@ -18,6 +18,7 @@ from .model import SoftmaxRegression
 from .hooks import Callback, EpochRecord, History
 from .objective import SoftmaxCrossEntropy
 from .optim import LBFGS, OPTIMIZERS, SGD
+from .options import TrainConfig
 from .model_file import load_model, save_model
 from .train import fit
 
@@ -26,8 +27,8 @@ __all__ = [
     # math
     "logsumexp", "softmax", "log_softmax", "cross_entropy", "cross_entropy_grad",
     # model and training
-    "SoftmaxRegression", "SoftmaxCrossEntropy", "SGD", "LBFGS", "OPTIMIZERS", "fit", "History", "EpochRecord",
-    "Callback",
+    "SoftmaxRegression", "SoftmaxCrossEntropy", "SGD", "LBFGS", "OPTIMIZERS", "fit", "TrainConfig", "History",
+    "EpochRecord", "Callback",
     # data and files
     "load_fashion_mnist", "ImageDataset", "FASHION_MNIST_CLASSES", "read_idx", "write_idx", "resize_images",
     "save_model", "load_model", "read_inputs", "to_mnist_format",

@@ -1,5 +1,5 @@
-"""Callbacks for `fit`: the console log (progress bar and one line per epoch), metrics.csv, and
-early stopping."""
+"""Callbacks for `fit`: the console log (progress bar and one line per epoch), the live curves of a
+notebook, metrics.csv, and early stopping."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from .fileio import atomic_write_bytes
 from .functional import soft_cross_entropy_rows
 from .hooks import Callback, EpochRecord, History, Run
 
-__all__ = ["ConsoleLog", "MetricsCSV", "EarlyStopping", "format_record"]
+__all__ = ["ConsoleLog", "LiveCurves", "MetricsCSV", "EarlyStopping", "StepProgress", "format_record", "progress_bar"]
 
 
 def format_record(record: EpochRecord, epochs: int, unit: str = "epoch") -> str:
@@ -22,6 +22,26 @@ def format_record(record: EpochRecord, epochs: int, unit: str = "epoch") -> str:
         f"  val_loss {record.val_loss:.4f}  val_acc {record.val_acc:.4f}"
     return (f"{unit} {record.epoch:>{width}}/{epochs}  train_loss {record.train_loss:.4f}  "
             f"train_acc {record.train_acc:.4f}{validation}  ({record.seconds:.2f} s)")
+
+
+def progress_bar(total: int, *, desc: str, unit: str, show: bool | None = None, file=None, **options):
+    """A tqdm bar on `file` (stderr) that clears itself when done, shown if `show` (default: when
+    `file` is a terminal); a hidden one has .disable set and costs nothing to update."""
+    from tqdm import tqdm
+
+    file = sys.stderr if file is None else file
+    return tqdm(total=total, desc=desc, unit=unit, file=file, leave=False, mininterval=0.1,
+                disable=not (file.isatty() if show is None else show), **options)
+
+
+class StepProgress(Callback):
+    """Advances a progress bar by one per training step."""
+
+    def __init__(self, bar):
+        self.bar = bar
+
+    def on_step_end(self) -> None:
+        self.bar.update()
 
 
 class ConsoleLog(Callback):
@@ -44,11 +64,10 @@ class ConsoleLog(Callback):
         self.epochs = run.epochs
         self.unit = "iteration" if run.optimizer.full_batch else "epoch"
         if self.progress:
-            from tqdm import tqdm
             done, left = len(run.history), run.epochs - len(run.history)
             done_steps = done * (run.total_steps // left) if left > 0 else 0
-            self.bar = tqdm(total=done_steps + run.total_steps, initial=done_steps, file=self.err, unit="step",
-                            leave=False, mininterval=0.1, desc=f"{self.unit} {done + 1}/{self.epochs}")
+            self.bar = progress_bar(done_steps + run.total_steps, initial=done_steps, unit="step", show=True,
+                                    file=self.err, desc=f"{self.unit} {done + 1}/{self.epochs}")
 
     def on_step_end(self) -> None:
         if self.bar is not None:
@@ -78,6 +97,46 @@ class ConsoleLog(Callback):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+def _jupyter_display():
+    """(display, clear_output) of IPython when running in a Jupyter kernel, else (None, None).
+    IPython is never imported here: if no one has imported it, this is not a notebook."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    if shell is None or getattr(shell, "kernel", None) is None:       # plain Python, terminal IPython
+        return None, None
+    from IPython.display import clear_output, display
+    return display, clear_output
+
+
+class LiveCurves(Callback):
+    """The lesson's animated board, without widgets: after each epoch the cell's output is replaced
+    (`clear_output(wait=True)`, then `display`) by the loss and accuracy curves so far
+    (runplots.render_curves, ~0.1 s a redraw), the x axis fixed to the whole run.
+
+    Outside a Jupyter kernel it does nothing. `display` and `clear_output` stand in for IPython's."""
+
+    def __init__(self, display=None, clear_output=None):
+        self.given = (display, clear_output) if display is not None else None
+        self.display, self.clear_output = display, clear_output
+        self.epochs, self.unit = None, "epoch"
+
+    def on_train_begin(self, run: Run) -> None:
+        self.display, self.clear_output = self.given or _jupyter_display()
+        self.unit = "iteration" if run.optimizer.full_batch else "epoch"
+        self.epochs = run.epochs
+
+    def on_epoch_end(self, record: EpochRecord, history: History) -> None:
+        if self.display is None:
+            return
+        from .runplots import render_curves
+
+        figure = render_curves(history, title=f"{self.unit} {record.epoch}/{self.epochs}: val_loss "
+                               f"{record.val_loss:.4f}, val_acc {record.val_acc:.4f}",
+                               epochs=self.epochs if self.unit == "epoch" else None)
+        self.clear_output(wait=True)                # the old figure goes when the new one arrives
+        self.display(figure)
 
 
 class MetricsCSV(Callback):

@@ -142,11 +142,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser(
         "evaluate", help="judge a trained model on the test split",
         description="Accuracy, mean cross-entropy, top-2 accuracy, per-class precision/recall/F1, the confusion "
-                    "matrix and calibration (ECE, reliability diagram) on the test split; writes confusion.png "
-                    "and calibration.png.")
+                    "matrix and calibration (ECE, reliability diagram) on the test split; writes confusion.png, "
+                    "calibration.png and evaluation.json (every figure, for `softmaxreg report`).")
     evaluate.add_argument("model", metavar="MODEL", help="a model.safetensors written by softmaxreg train")
     evaluate.add_argument("--data-dir", metavar="DIR", default=None, help="as for train (default: bundled Fashion-MNIST)")
-    evaluate.add_argument("--out", metavar="DIR", default=None, help="where to write the plots (default: the model's folder)")
+    evaluate.add_argument("--out", metavar="DIR", default=None,
+                          help="where to write the plots and evaluation.json (default: the model's folder)")
     evaluate.add_argument("--bins", type=_number(int, 1, True), default=15, help="calibration bins (default 15)")
     evaluate.add_argument("--json", action="store_true", help="print the figures as JSON")
     evaluate.add_argument("--force", action="store_true",
@@ -193,7 +194,17 @@ def build_parser() -> argparse.ArgumentParser:
     experiment.add_argument("--force", action="store_true",
                             help="reject: judge --model even if its classes or input range differ from the data's")
     experiment.set_defaults(func=_experiment)
-    parser.commands = {"train": train, "evaluate": evaluate, "predict": predict, "experiment": experiment}
+
+    report = commands.add_parser(
+        "report", help="write one self-contained report.html of a run",
+        description="Write report.html: the run's settings, data provenance, figures (inlined), per-epoch table "
+                    "and, once `softmaxreg evaluate` has run on its model, the per-class report, confusion matrix "
+                    "and calibration. One file with nothing to fetch: open it in any browser, or send it.")
+    report.add_argument("run", metavar="RUN_DIR", help="a run folder written by softmaxreg train")
+    report.add_argument("--out", metavar="DIR", default=None, help="where to write report.html (default: RUN_DIR)")
+    report.set_defaults(func=_report)
+    parser.commands = {"train": train, "evaluate": evaluate, "predict": predict, "experiment": experiment,
+                       "report": report}
     return parser
 
 
@@ -210,12 +221,17 @@ def _format_table(columns, rows) -> str:
 
 
 def _evaluate(args) -> int:
-    from .experiments import load_model_and_data
+    import hashlib
+    import time
+
+    from .experiments import load_model_and_data, logits_with_progress
+    from .fileio import atomic_write_bytes
     from .metrics import evaluation_summary
     from .plots import plot_confusion, plot_reliability
+    from .report import EVALUATION_FILE
 
     model, data = load_model_and_data(args.model, args.data_dir, force=args.force)
-    summary = evaluation_summary(data.test_labels, model.logits(data.test_images), model.class_names,
+    summary = evaluation_summary(data.test_labels, logits_with_progress(model, data.test_images), model.class_names,
                                  n_bins=args.bins)
     confusion = np.array(summary["confusion_matrix"])
     bins = {key: np.array([np.nan if b[key] is None else b[key] for b in summary["calibration_bins"]])
@@ -226,6 +242,9 @@ def _evaluate(args) -> int:
         plot_confusion(confusion, model.class_names, out / "confusion.png",
                        title=f"Confusion matrix ({summary['examples']} test images, accuracy {summary['accuracy']:.4f})")
         plot_reliability(bins, summary["expected_calibration_error"], out / "calibration.png")
+    evaluation = {"model": str(args.model), "model_sha256": hashlib.sha256(Path(args.model).read_bytes()).hexdigest(),
+                  "data": data.source, "split": "test", "evaluated": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **summary}
+    atomic_write_bytes(out / EVALUATION_FILE, (json.dumps(evaluation, indent=2) + "\n").encode())  # for `report`
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
@@ -235,12 +254,12 @@ def _evaluate(args) -> int:
     print()
     print(_format_table(["class", "precision", "recall", "f1", "support"], summary["per_class"]))
     print()
-    names = [n[:10] for n in model.class_names]
+    names = model.class_names
     print("confusion matrix (rows: true, columns: predicted)")
     print(_format_table(["true"] + names, [{"true": n, **dict(zip(names, row))}
                                            for n, row in zip(names, summary["confusion_matrix"])]))
     print()
-    print(f"wrote {out / 'confusion.png'}, {out / 'calibration.png'}")
+    print(f"wrote {out / 'confusion.png'}, {out / 'calibration.png'}, {out / EVALUATION_FILE}")
     return 0
 
 
@@ -283,16 +302,25 @@ def _predict(args) -> int:
 
 
 def _experiment(args) -> int:
-    from .experiments import registry
+    from .experiments import ExperimentInterrupted, registry
     from .fileio import atomic_write_bytes
     from .plots import plot_experiment
 
     name = args.name
     experiment = registry()[name]
     with output_folder(Path(args.out)) as out:           # a new --out is left only if written to
-        result = experiment.run(args)
+        def write(result) -> str:
+            atomic_write_bytes(out / f"{name}.csv", result.to_csv().encode())
+            plot_experiment(experiment.draw, result, out / f"{name}.png")
+            return f"{out / f'{name}.csv'}, {out / f'{name}.png'}"
+        try:
+            result = experiment.run(args)
+        except ExperimentInterrupted as stop:            # Ctrl-C in a sweep: keep the runs that finished
+            kept = f"kept them in {write(stop.result)}" if stop.result.rows else "nothing written"
+            print(f"softmaxreg: interrupted after {stop.done} of {stop.total} runs; {kept}", file=sys.stderr)
+            return 130
         rows = result.rows
-        if len(rows) > 25:
+        if result.curve and len(rows) > 25:
             step = len(rows) / 20
             rows = [rows[int(i * step)] for i in range(20)] + [rows[-1]]
         print(_format_table(result.columns, rows))
@@ -300,9 +328,15 @@ def _experiment(args) -> int:
             print(f"({len(rows)} of {len(result.rows)} rows shown; all in the CSV)")
         for line in result.summary:
             print(line)
-        atomic_write_bytes(out / f"{name}.csv", result.to_csv().encode())
-        plot_experiment(experiment.draw, result, out / f"{name}.png")
-    print(f"wrote {out / f'{name}.csv'}, {out / f'{name}.png'}")
+        written = write(result)
+    print(f"wrote {written}")
+    return 0
+
+
+def _report(args) -> int:
+    from .report import write_report
+
+    print(f"wrote {write_report(args.run, args.out)}")
     return 0
 
 

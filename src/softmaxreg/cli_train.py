@@ -162,10 +162,9 @@ def _new_run(args):
         train_config = TrainConfig(**{**RECIPES[recipe], **options})
         data = load_fashion_mnist(args.data_dir)
         n_train, *image_shape = data.train_images.shape
-        init_seed, _ = np.random.SeedSequence(seed).spawn(2)
         pixels = np.iinfo(data.train_images.dtype)
         model = SoftmaxRegression(int(np.prod(image_shape)), len(data.class_names), sigma,
-                                  seed=np.random.default_rng(init_seed), dtype=dtype, input_scale=1 / 255,
+                                  seed=seed, dtype=dtype, input_scale=1 / 255,
                                   input_shape=image_shape, class_names=data.class_names,
                                   input_range=(pixels.min, pixels.max))
     config = {
@@ -212,7 +211,6 @@ def _train(args, folder: Path, config, train_config, data, model, state) -> int:
     unit, last = ("iteration", train_config.solver_max_iter) if full_batch else ("epoch", train_config.epochs)
     if state is not None:
         say(f"resuming {folder} after {unit} {state.epoch}/{last}")
-    _, shuffle_seed = np.random.SeedSequence(config["settings"]["seed"]).spawn(2)
     replaced_run = [folder / name for name in FINAL_FILES]         # a previous run's, if --overwrite
 
     def write_config():
@@ -241,7 +239,7 @@ def _train(args, folder: Path, config, train_config, data, model, state) -> int:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", ConvergenceWarning)
                 history = fit(model, data.train_images, data.train_labels, train_config,
-                              seed=np.random.default_rng(shuffle_seed),
+                              seed=config["settings"]["seed"],
                               validation_data=(data.test_images, data.test_labels), callbacks=callbacks,
                               resume=state)
             for warning in caught:

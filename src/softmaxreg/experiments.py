@@ -5,6 +5,9 @@ summary lines, and the arrays its plot needs. `registry()` holds each experiment
 (`Experiment`): its name, one line of help, how the command line runs it and the function
 in `plots` that draws its figure; the CLI builds its choices, help and dispatch from it.
 Adding an experiment: its function here, its drawing function in plots.py, one record.
+
+The sweeps (learning rate, batch size) show a progress bar of their training steps on a terminal;
+Ctrl-C during one raises `ExperimentInterrupted`, which carries the result of the runs that finished.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .datasets import load_fashion_mnist
+from .callbacks import StepProgress, progress_bar
+from .datasets import load_fashion_mnist, num_batches
 from .datasets.inputs import outside_range
 from .errors import InvalidArgumentError, SoftmaxRegError, TrainingDivergedError
 from .functional import cross_entropy, softmax
@@ -30,8 +34,9 @@ from .model_file import load_model
 from .optim import SGD
 from .train import fit
 
-__all__ = ["ExperimentResult", "Experiment", "registry", "stability", "cross_entropy_timing", "reject",
-           "class_scaling", "lr_sweep", "batch_sweep", "naive_softmax", "train_reference", "load_model_and_data"]
+__all__ = ["ExperimentResult", "ExperimentInterrupted", "Experiment", "registry", "stability", "cross_entropy_timing",
+           "reject", "class_scaling", "lr_sweep", "batch_sweep", "naive_softmax", "train_reference",
+           "load_model_and_data", "logits_with_progress"]
 
 
 @dataclass
@@ -41,6 +46,17 @@ class ExperimentResult:
     rows: list[dict]
     summary: list[str] = field(default_factory=list)
     data: dict = field(default_factory=dict)
+    curve: bool = False            # rows sample a curve densely: a printed table may show every n-th
+
+    def __repr__(self) -> str:
+        return "\n".join([f"ExperimentResult({self.name!r}, {len(self.rows)} rows: {', '.join(self.columns)})",
+                          *self.summary])
+
+    def figure(self):
+        """The experiment's figure (a matplotlib Figure, shown inline by Jupyter)."""
+        from .plots import experiment_figure
+
+        return experiment_figure(registry()[self.name].draw, self)
 
     def to_csv(self) -> str:
         def fmt(v):
@@ -161,7 +177,7 @@ def reject(model: SoftmaxRegression, X, y, target_accuracy: float = 0.95) -> Exp
     rows = [{"threshold": t, "coverage": c, "accuracy": a}
             for t, c, a in zip(curve["threshold"], curve["coverage"], curve["accuracy"])]
     return ExperimentResult("reject", ["threshold", "coverage", "accuracy"], rows, summary,
-                            {**curve, "target": target_accuracy, "found": found})
+                            {**curve, "target": target_accuracy, "found": found}, curve=True)
 
 
 def class_scaling(classes=(10, 100, 1000, 10000, 100000), num_inputs: int = 784, batch: int = 256,
@@ -196,64 +212,107 @@ def class_scaling(classes=(10, 100, 1000, 10000, 100000), num_inputs: int = 784,
                             {"slope": slope})
 
 
-def train_reference(data, *, lr: float, batch_size: int, epochs: int, seed: int, dtype=np.float32):
+def train_reference(data, *, lr: float, batch_size: int, epochs: int, seed: int, dtype=np.float32, callbacks=()):
     """One reference-recipe run; returns (model, History, seconds, diverged error or None)."""
-    init, shuffle = np.random.SeedSequence(seed).spawn(2)
     d = int(np.prod(data.train_images.shape[1:]))
-    model = SoftmaxRegression(d, len(data.class_names), 0.01, seed=np.random.default_rng(init), dtype=dtype,
-                              input_scale=1 / 255)
+    model = SoftmaxRegression(d, len(data.class_names), 0.01, seed=seed, dtype=dtype, input_scale=1 / 255)
     start = time.perf_counter()
     try:
         history = fit(model, data.train_images, data.train_labels, epochs=epochs, batch_size=batch_size, lr=lr,
-                      seed=np.random.default_rng(shuffle), validation_data=(data.test_images, data.test_labels))
+                      seed=seed, validation_data=(data.test_images, data.test_labels), callbacks=callbacks)
         return model, history, time.perf_counter() - start, None
     except TrainingDivergedError as e:
         return model, e.history, time.perf_counter() - start, e
 
 
+class ExperimentInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a sweep: `result` is the ExperimentResult of the `done` runs (of `total`) that
+    finished; the command line writes it and exits with 130."""
+
+    def __init__(self, result: ExperimentResult, done: int, total: int):
+        super().__init__(f"{result.name} interrupted after {done} of {total} runs")
+        self.result, self.done, self.total = result, done, total
+
+
+def _sweep(name: str, data, runs: list[dict], rows_of, summarize, progress: bool | None) -> ExperimentResult:
+    """train_reference(data, **run) for each of `runs`, with a progress bar of all their steps;
+    rows_of(run, history, seconds, diverged) gives a run's table rows and summarize(rows) the
+    result. Ctrl-C raises ExperimentInterrupted with summarize(rows of the finished runs)."""
+    n = len(data.train_images)
+    steps = [run["epochs"] * num_batches(n, min(run["batch_size"], n)) for run in runs]
+    bar = progress_bar(sum(steps), desc=name, unit="step", show=progress)
+    callbacks = [StepProgress(bar)] if not bar.disable else []
+    rows, done = [], 0
+    try:
+        for run, run_steps in zip(runs, steps):
+            bar.set_postfix_str(f"lr {run['lr']:g} batch {run['batch_size']} seed {run['seed']}")
+            counted = bar.n
+            rows += rows_of(run, *train_reference(data, **run, callbacks=callbacks)[1:])
+            bar.update(counted + run_steps - bar.n)         # a diverged run stops early
+            done += 1
+    except KeyboardInterrupt:
+        raise ExperimentInterrupted(summarize(rows), done, len(runs)) from None
+    finally:
+        bar.close()
+    return summarize(rows)
+
+
 def lr_sweep(data, lrs=tuple(10.0 ** np.arange(-3, 3.01, 0.5)), seeds: int = 3, epochs: int = 10,
-             batch_size: int = 256) -> ExperimentResult:
-    """Final validation loss and accuracy over a log grid of learning rates, several seeds each."""
+             batch_size: int = 256, progress: bool | None = None) -> ExperimentResult:
+    """Final validation loss and accuracy over a log grid of learning rates, several seeds each.
+    `progress`: a bar on stderr (default: when it is a terminal)."""
     if seeds < 1:
         raise InvalidArgumentError(f"--seeds: expected an integer >= 1, got {seeds}")
-    rows = []
-    for lr in lrs:
-        for seed in range(seeds):
-            _, history, seconds, diverged = train_reference(data, lr=float(lr), batch_size=batch_size, epochs=epochs, seed=seed)
-            last = history[-1] if len(history) else None
-            rows.append({"lr": float(lr), "seed": seed, "diverged": diverged is not None,
-                         "epochs_done": len(history),
-                         "val_loss": last.val_loss if last and not diverged else math.nan,
-                         "val_acc": last.val_acc if last and not diverged else math.nan,
-                         "seconds": seconds})
-    ok = [r for r in rows if not r["diverged"]]
-    summary = []
-    if ok:
-        best = min(ok, key=lambda r: r["val_loss"])
-        summary.append(f"lowest final validation loss {best['val_loss']:.4f} (accuracy {best['val_acc']:.4f}) "
-                       f"at lr {best['lr']:g}, seed {best['seed']}")
-    bad = sorted({r["lr"] for r in rows if r["diverged"]})
-    summary.append(f"diverged at lr {', '.join(f'{v:g}' for v in bad)}" if bad else "no learning rate diverged")
-    return ExperimentResult("lr-sweep", ["lr", "seed", "diverged", "epochs_done", "val_loss", "val_acc", "seconds"],
-                            rows, summary, {"epochs": epochs})
+
+    def rows_of(run, history, seconds, diverged):
+        last = history[-1] if len(history) and not diverged else None
+        return [{"lr": run["lr"], "seed": run["seed"], "diverged": diverged is not None,
+                 "epochs_done": len(history), "val_loss": last.val_loss if last else math.nan,
+                 "val_acc": last.val_acc if last else math.nan, "seconds": seconds}]
+
+    def summarize(rows):
+        ok = [r for r in rows if not r["diverged"]]
+        summary = []
+        if ok:
+            best = min(ok, key=lambda r: r["val_loss"])
+            summary.append(f"lowest final validation loss {best['val_loss']:.4f} (accuracy {best['val_acc']:.4f}) "
+                           f"at lr {best['lr']:g}, seed {best['seed']}")
+        counts = {}
+        for r in rows:
+            counts.setdefault(r["lr"], []).append(r["diverged"])
+        bad = [f"lr {lr:g} ({sum(flags)} of {len(flags)} seeds)" for lr, flags in counts.items() if any(flags)]
+        summary.append(f"diverged at {', '.join(bad)}" if bad else "no learning rate diverged")
+        return ExperimentResult("lr-sweep", ["lr", "seed", "diverged", "epochs_done", "val_loss", "val_acc",
+                                             "seconds"], rows, summary, {"epochs": epochs, "batch_size": batch_size})
+
+    runs = [{"lr": float(lr), "batch_size": batch_size, "epochs": epochs, "seed": seed}
+            for lr in lrs for seed in range(seeds)]
+    return _sweep("lr-sweep", data, runs, rows_of, summarize, progress)
 
 
 def batch_sweep(data, batch_sizes=(1, 16, 256, 4096, 60000), epochs: int = 5, lr: float = 0.1,
-                seed: int = 0) -> ExperimentResult:
-    """Train and validation loss by epoch for batch sizes from 1 to the whole set, equal epochs."""
-    rows, summary = [], []
+                seed: int = 0, progress: bool | None = None) -> ExperimentResult:
+    """Train and validation loss and accuracy by epoch for batch sizes from 1 to the whole set, at
+    equal epochs. `progress`: a bar on stderr (default: when it is a terminal)."""
     n = len(data.train_images)
-    for b in batch_sizes:
-        _, history, seconds, diverged = train_reference(data, lr=lr, batch_size=min(int(b), n), epochs=epochs, seed=seed)
-        for r in history:
-            rows.append({"batch_size": int(b), "epoch": r.epoch, "train_loss": r.train_loss, "val_loss": r.val_loss,
-                         "val_acc": r.val_acc, "run_seconds": seconds})
-        last = history[-1] if len(history) else None
-        summary.append(f"batch {int(b):>6}: {seconds:7.2f} s for {len(history)} epochs"
-                       + (f", final val loss {last.val_loss:.4f}, acc {last.val_acc:.4f}" if last else "")
-                       + (" (diverged)" if diverged else ""))
-    return ExperimentResult("batch-sweep", ["batch_size", "epoch", "train_loss", "val_loss", "val_acc", "run_seconds"],
-                            rows, summary, {"lr": lr})
+
+    def rows_of(run, history, seconds, diverged):
+        return [{"batch_size": run["batch_size"], "epoch": r.epoch, "train_loss": r.train_loss,
+                 "train_acc": r.train_acc, "val_loss": r.val_loss, "val_acc": r.val_acc, "run_seconds": seconds,
+                 "diverged": diverged is not None} for r in history]
+
+    def summarize(rows):
+        summary = []
+        for b in dict.fromkeys(r["batch_size"] for r in rows):
+            mine = [r for r in rows if r["batch_size"] == b]
+            last = mine[-1]
+            summary.append(f"batch {b:>6}: {last['run_seconds']:7.2f} s for {len(mine)} epochs, final val loss "
+                           f"{last['val_loss']:.4f}, acc {last['val_acc']:.4f}{' (diverged)' * last['diverged']}")
+        return ExperimentResult("batch-sweep", ["batch_size", "epoch", "train_loss", "train_acc", "val_loss", "val_acc",
+                                                "run_seconds"], rows, summary, {"lr": lr})
+
+    runs = [{"lr": lr, "batch_size": min(int(b), n), "epochs": epochs, "seed": seed} for b in batch_sizes]
+    return _sweep("batch-sweep", data, runs, rows_of, summarize, progress)
 
 
 def load_model_and_data(model_path, data_dir, *, force: bool = False):
@@ -281,6 +340,18 @@ def load_model_and_data(model_path, data_dir, *, force: bool = False):
     if outside:
         raise SoftmaxRegError(f"{model_path}: the test images' {outside}; pass --force to judge it anyway")
     return model, data
+
+
+def logits_with_progress(model: SoftmaxRegression, X, *, progress: bool | None = None, rows: int = 8192) -> np.ndarray:
+    """model.logits(X) (n, k), a block of `rows` at a time, with a progress bar on stderr that shows
+    once the work has taken half a second (on a terminal, by default: `progress`)."""
+    X = np.asarray(X)
+    Z = np.empty((len(X), model.num_outputs), dtype=model.dtype)
+    with progress_bar(len(X), desc="evaluating", unit="image", show=progress, delay=0.5) as bar:
+        for start in range(0, len(X), rows):
+            Z[start:start + rows] = model.logits(X[start:start + rows])
+            bar.update(min(rows, len(X) - start))
+    return Z
 
 
 # -- the registry: each experiment as `softmaxreg experiment NAME` runs it ----------------------

@@ -8,10 +8,21 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 from .errors import InvalidArgumentError
+from .fileio import atomic_write_bytes
 
 __all__ = ["EpochRecord", "History", "Callback", "Run", "TrainState", "METRICS_HEADER"]
 
 METRICS_HEADER = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc")
+REPR_ROWS = 5                           # History's repr shows this many first and last rows of a long run
+
+
+def _figure(value: float, column: str) -> str:
+    """A figure as people read it: 4 decimals (seconds: 2), or 4 significant digits when tiny or huge."""
+    if column == "epoch":
+        return str(value)
+    if column == "seconds":
+        return f"{value:.2f}"
+    return f"{value:.4f}" if value == 0 or 1e-3 <= abs(value) < 1e5 else f"{value:.4g}"
 
 
 @dataclass(frozen=True)
@@ -25,6 +36,9 @@ class EpochRecord:
     val_loss: float
     val_acc: float
     seconds: float
+
+    def __repr__(self) -> str:
+        return f"EpochRecord({', '.join(f'{f.name}={_figure(getattr(self, f.name), f.name)}' for f in fields(self))})"
 
 
 class History:
@@ -50,12 +64,39 @@ class History:
             raise InvalidArgumentError(f"History.column: unknown column {name!r}")
         return [getattr(r, name) for r in self.records]
 
-    def to_csv(self) -> str:
-        """metrics.csv text: header `epoch,train_loss,train_acc,val_loss,val_acc`, full float precision."""
+    def to_dict(self) -> dict[str, np.ndarray]:
+        """Every column as an array (n,): epoch (int64), the figures and seconds (float64)."""
+        return {f.name: np.array(self.column(f.name), dtype=np.int64 if f.name == "epoch" else np.float64)
+                for f in fields(EpochRecord)}
+
+    def to_csv(self, path=None) -> str | None:
+        """metrics.csv text: header `epoch,train_loss,train_acc,val_loss,val_acc`, full float precision.
+        With `path`, written there atomically instead (and None returned)."""
         lines = [",".join(METRICS_HEADER)]
         for r in self.records:
             lines.append(",".join([str(r.epoch)] + [repr(float(getattr(r, c))) for c in METRICS_HEADER[1:]]))
-        return "\n".join(lines) + "\n"
+        text = "\n".join(lines) + "\n"
+        if path is None:
+            return text
+        atomic_write_bytes(path, text.encode())
+        return None
+
+    def __repr__(self) -> str:
+        """A small table: every row of a short run, the first and last REPR_ROWS of a long one."""
+        notes = [f"{len(self)} epoch{'s' * (len(self) != 1)}"]
+        notes += [f"best_epoch {self.best_epoch}"] if self.best_epoch is not None else []
+        notes += ["stopped early"] if self.stopped_early else []
+        notes += [("" if self.converged else "not ") + "converged"] if self.converged is not None else []
+        columns = [f.name for f in fields(EpochRecord)]
+        records = self.records
+        if len(records) > 2 * REPR_ROWS + 1:
+            records = records[:REPR_ROWS] + [None] + records[-REPR_ROWS:]
+        cells = [[_figure(getattr(r, c), c) for c in columns] if r else ["..."] * len(columns) for r in records]
+        if not cells:
+            return f"History({', '.join(notes)})"
+        widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+        lines = [f"History({', '.join(notes)})", "  ".join(c.rjust(w) for c, w in zip(columns, widths))]
+        return "\n".join(lines + ["  ".join(v.rjust(w) for v, w in zip(row, widths)) for row in cells])
 
 
 @dataclass

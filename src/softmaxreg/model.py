@@ -20,6 +20,7 @@ import numpy as np
 
 from .errors import InvalidArgumentError
 from .functional import softmax, softmax_cross_entropy_
+from .seeding import init_generator
 
 __all__ = ["SoftmaxRegression"]
 
@@ -51,9 +52,10 @@ class SoftmaxRegression:
     """Multinomial logistic regression Z = s X W + b, p = softmax(Z).
 
     W is drawn from N(0, sigma^2) with a seeded generator and b starts at 0, as
-    in the lesson. `class_names`, `input_shape`, `input_scale` and `input_range` (the
-    (low, high) raw values it was trained on, e.g. (0, 255) for pixels; None if unknown)
-    travel with the model into its file, so a loaded model knows how to read raw inputs.
+    in the lesson; an integer `seed` uses the first stream of the seed rule (seeding.py).
+    `class_names`, `input_shape`, `input_scale` and `input_range` (the (low, high) raw values it
+    was trained on, e.g. (0, 255) for pixels; None if unknown) travel with the model into its
+    file, so a loaded model knows how to read raw inputs.
     """
 
     def __init__(self, num_inputs: int, num_outputs: int, sigma: float = 0.01, *,
@@ -68,7 +70,7 @@ class SoftmaxRegression:
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float64):
             raise InvalidArgumentError(f"dtype: expected float32 or float64, got {self.dtype}")
-        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        rng = init_generator(seed)
         self.W = rng.normal(0.0, sigma, size=(int(num_inputs), int(num_outputs))).astype(self.dtype)
         self.b = np.zeros(int(num_outputs), dtype=self.dtype)
         self.input_scale = float(input_scale)
@@ -85,6 +87,16 @@ class SoftmaxRegression:
                                             and input_range[0] < input_range[1]):
             raise InvalidArgumentError(f"input_range: expected finite (low, high) with low < high, got {input_range!r}")
         self.input_range = None if input_range is None else (float(input_range[0]), float(input_range[1]))
+
+    def __repr__(self) -> str:
+        names = self.class_names if self.num_outputs <= 12 else [*self.class_names[:5], "...", *self.class_names[-2:]]
+        shape = f" ({'x'.join(map(str, self.input_shape))})" if len(self.input_shape) > 1 else ""
+        inverse = 1 / self.input_scale                                   # 1/255 reads better than 0.00392157
+        scale = f"1/{round(inverse)}" if inverse > 1 and abs(inverse - round(inverse)) < 1e-9 * inverse \
+            else f"{self.input_scale:g}"
+        return (f"SoftmaxRegression({self.num_inputs} inputs{shape} -> {self.num_outputs} classes "
+                f"[{', '.join(names)}], {self.dtype.name}, input_scale {scale}, "
+                f"{'standardized' if self.mean is not None else 'not standardized'})")
 
     @property
     def num_inputs(self) -> int:

@@ -14,6 +14,7 @@ from .fileio import atomic_write_bytes
 from .runplots import plot_curves, plot_image_grid
 
 __all__ = ["plot_confusion", "plot_curves", "plot_experiment", "plot_image_grid", "plot_reliability",
+           "experiment_figure", "reliability_figure",
            "draw_stability", "draw_cross_entropy", "draw_reject", "draw_classes", "draw_lr_sweep", "draw_batch_sweep"]
 
 
@@ -44,12 +45,14 @@ def plot_confusion(confusion: np.ndarray, class_names: Sequence[str], path, *, t
     _save(fig, path)
 
 
-def plot_reliability(bins: dict, ece: float, path) -> None:
-    """Reliability diagram: accuracy per confidence bin against the diagonal of perfect calibration."""
+def reliability_figure(bins: dict, ece: float):
+    """Reliability diagram: accuracy per confidence bin against the diagonal of perfect calibration,
+    over a panel of how many examples each bin holds (a bin of 2 is noise, not miscalibration)."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import FormatStrFormatter
 
-    fig = Figure(figsize=(5.5, 5), layout="constrained")
-    ax = fig.add_subplot()
+    fig = Figure(figsize=(5.5, 6.5), layout="constrained")
+    ax, ax_count = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1.2))
     width = bins["upper"] - bins["lower"]
     used = bins["count"] > 0
     ax.bar(bins["lower"][used], bins["accuracy"][used], width=width[used], align="edge", edgecolor="black",
@@ -58,25 +61,44 @@ def plot_reliability(bins: dict, ece: float, path) -> None:
     ax.plot([0, 1], [0, 1], "--", color="gray", label="perfect calibration")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
-    ax.set_xlabel("confidence (top probability)")
     ax.set_ylabel("accuracy")
     ax.set_title(f"Reliability diagram (ECE {ece:.4f})")
     ax.legend(loc="upper left")
-    _save(fig, path)
+    counts = bins["count"][used]
+    ax_count.bar(bins["lower"][used], counts, width=width[used], align="edge", color="0.6", edgecolor="black")
+    for left, w, n in zip(bins["lower"][used], width[used], counts):
+        ax_count.text(left + w / 2, n, str(int(n)), ha="center", va="bottom", fontsize=7)
+    ax_count.set_yscale("log")
+    ax_count.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+    ax_count.set_ylim(0.5, max(counts.max(), 1) * 12)
+    ax_count.set_ylabel("examples")
+    ax_count.set_xlabel("confidence (top probability)")
+    return fig
 
 
-def plot_experiment(draw, result, path) -> None:
+def plot_reliability(bins: dict, ece: float, path) -> None:
+    """reliability_figure(bins, ece) written to `path` as PNG."""
+    _save(reliability_figure(bins, ece), path)
+
+
+def experiment_figure(draw, result):
     """The figure of an `experiments.ExperimentResult`, drawn by `draw(fig, result)` (one of the
     draw_* functions below, as its experiment's record in `experiments.registry` names it)."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(7, 4.5), layout="constrained")
     draw(fig, result)
-    _save(fig, path)
+    return fig
+
+
+def plot_experiment(draw, result, path) -> None:
+    """experiment_figure(draw, result) written to `path` as PNG."""
+    _save(experiment_figure(draw, result), path)
 
 
 def draw_stability(fig, result) -> None:
-    """Relative error of naive and stable softmax over the sweep of shifts; NaN/inf marked."""
+    """Relative error of naive and stable softmax over the sweep of shifts; NaN/inf marked. The
+    legend sits below the axes, off the naive softmax's transitions."""
     ax = fig.add_subplot()
     d = result.data
     shifts, naive, ours = d["shifts"], d["naive_err"], d["ours_err"]
@@ -90,7 +112,7 @@ def draw_stability(fig, result) -> None:
     ax.set_ylabel(f"max relative error vs float64 ({d['dtype']})")
     ax.set_title("Softmax overflow and underflow: naive vs stable")
     ax.set_ylim(floor / 2, 10)
-    ax.legend(loc="center left")
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=3, fontsize=9, markerscale=2)
     ax.grid(alpha=0.3)
 
 
@@ -149,48 +171,73 @@ def draw_classes(fig, result) -> None:
 
 
 def draw_lr_sweep(fig, result) -> None:
-    """Final validation loss and accuracy against the learning rate; diverged runs marked."""
-    ax = fig.add_subplot()
-    ax2 = ax.twinx()
-    lrs = sorted({r["lr"] for r in result.rows})
-    ok = [r for r in result.rows if not r["diverged"]]
-    ax.semilogx([r["lr"] for r in ok], [r["val_loss"] for r in ok], "o", color="C0", alpha=0.5, ms=4)
-    ax2.semilogx([r["lr"] for r in ok], [r["val_acc"] for r in ok], "s", color="C1", alpha=0.5, ms=4)
-    def mean_of(key, lr):
-        values = [r[key] for r in ok if r["lr"] == lr]
-        return float(np.mean(values)) if values else np.nan
-    mean_loss = [mean_of("val_loss", lr) for lr in lrs]
-    mean_acc = [mean_of("val_acc", lr) for lr in lrs]
-    ax.semilogx(lrs, mean_loss, "-", color="C0", label="val loss (mean over seeds)")
-    ax2.semilogx(lrs, mean_acc, "-", color="C1", label="val accuracy (mean over seeds)")
-    bad = [r["lr"] for r in result.rows if r["diverged"]]
-    if bad:
-        top = np.nanmax(mean_loss) if np.isfinite(mean_loss).any() else 1.0
-        ax.semilogx(bad, [top] * len(bad), "x", color="C3", ms=9, mew=2, label="diverged")
-    ax.set_xlabel("learning rate")
-    ax.set_yscale("log")
-    ax.set_ylabel("final validation loss (log scale)")
-    ax2.set_ylabel("final validation accuracy")
-    ax.set_title(f"Learning-rate sweep ({result.data['epochs']} epochs, batch 256)")
-    lines = ax.get_legend_handles_labels()
-    lines2 = ax2.get_legend_handles_labels()
-    ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], loc="center left", fontsize=8)
-    ax.grid(alpha=0.3, which="both")
+    """Final validation loss and accuracy against the learning rate, counting every seed: a dot per
+    finished run, the mean over seeds only where none diverged, and below, how many diverged."""
+    fig.set_size_inches(7, 7.5)
+    ax_loss, ax_acc, ax_bad = fig.subplots(3, 1, sharex=True, height_ratios=(3, 3, 1.3))
+    rows = result.rows
+    runs = {}
+    for r in rows:
+        runs.setdefault(r["lr"], []).append(r)
+    lrs = sorted(runs)
+    seeds = max((len(v) for v in runs.values()), default=0)
+    complete = [lr for lr in lrs if not any(r["diverged"] for r in runs[lr])]
+    finished = [r for r in rows if not r["diverged"]]
+    for ax, key, color, name in ((ax_loss, "val_loss", "C0", "loss"), (ax_acc, "val_acc", "C1", "accuracy")):
+        ax.plot([r["lr"] for r in finished], [r[key] for r in finished], "o", color=color, alpha=0.5, ms=4,
+                label=f"one seed's final validation {name}")
+        ax.plot(complete, [float(np.mean([r[key] for r in runs[lr]])) for lr in complete], "-", color=color,
+                label=f"mean over all {seeds} seeds (where none diverged)")
+        ax.grid(alpha=0.3, which="both")
+    ax_loss.set_yscale("log")
+    ax_loss.set_ylabel("final val loss (log)")
+    ax_acc.set_ylabel("final val accuracy")
+    diverged = [sum(r["diverged"] for r in runs[lr]) for lr in lrs]
+    ax_bad.bar(lrs, diverged, width=[lr * 0.5 for lr in lrs], color="C3", label="diverged seeds")
+    for lr, n in zip(lrs, diverged):
+        if n:
+            ax_bad.text(lr, n, f"{n}/{len(runs[lr])}", ha="center", va="bottom", fontsize=8)
+    ax_bad.set_ylim(0, max(seeds, 1) * 1.45)
+    ax_bad.set_yticks(range(0, max(seeds, 1) + 1))
+    ax_bad.set_ylabel("diverged")
+    ax_bad.set_xscale("log")
+    ax_bad.set_xlabel("learning rate")
+    ax_bad.grid(alpha=0.3, axis="x")
+    batch = result.data.get("batch_size", 256)
+    ax_loss.set_title(f"Learning-rate sweep ({result.data['epochs']} epochs, batch {batch}, "
+                      f"{seeds} seed{'s' * (seeds != 1)} each)")
+    handles = [h for ax in (ax_loss, ax_acc, ax_bad) for h in ax.get_legend_handles_labels()[0]]
+    fig.legend(handles, [h.get_label() for h in handles], loc="outside lower center", ncols=3, fontsize=7.5)
 
 
 def draw_batch_sweep(fig, result) -> None:
-    """Train and validation loss by epoch, one line per batch size."""
-    ax1, ax2 = fig.subplots(1, 2, sharey=True)
+    """Train loss, validation loss (log scale, so batch 1's high losses do not flatten the others) and
+    validation accuracy by epoch, one colour per batch size; wall time per run in the legend."""
+    from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
+
+    fig.set_size_inches(11, 4.5)
+    ax_train, ax_val, ax_acc = fig.subplots(1, 3)
+    ax_val.sharey(ax_train)
     for i, b in enumerate(sorted({r["batch_size"] for r in result.rows})):
         rows = [r for r in result.rows if r["batch_size"] == b]
-        label = f"batch {b} ({rows[0]['run_seconds']:.1f} s)"
-        ax1.plot([r["epoch"] for r in rows], [r["train_loss"] for r in rows], "-o", ms=3, color=f"C{i}", label=label)
-        ax2.plot([r["epoch"] for r in rows], [r["val_loss"] for r in rows], "-o", ms=3, color=f"C{i}", label=label)
-    ax1.set_title("train loss (epoch average)")
-    ax2.set_title("validation loss")
-    for ax in (ax1, ax2):
+        epochs = [r["epoch"] for r in rows]
+        style = dict(marker="o", ms=3, color=f"C{i}", label=f"batch {b} ({rows[0]['run_seconds']:.1f} s)")
+        ax_train.plot(epochs, [r["train_loss"] for r in rows], **style)
+        ax_val.plot(epochs, [r["val_loss"] for r in rows], **style)
+        ax_acc.plot(epochs, [r["val_acc"] for r in rows], **style)
+    ax_train.set_title("train loss (epoch average)")
+    ax_val.set_title("validation loss")
+    ax_acc.set_title("validation accuracy")
+    for ax in (ax_train, ax_val):
+        ax.set_yscale("log")
+        ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.set_ylabel("cross-entropy (log scale)")
+    ax_acc.set_ylabel("accuracy")
+    for ax in (ax_train, ax_val, ax_acc):
         ax.set_xlabel("epoch")
-        ax.grid(alpha=0.3)
-    ax1.set_ylabel("cross-entropy")
-    ax2.legend(fontsize=8)
+        ax.grid(alpha=0.3, which="both")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    fig.legend(*ax_train.get_legend_handles_labels(), loc="outside lower center", ncols=5, fontsize=9)
     fig.suptitle(f"Batch size at equal epochs (lr {result.data['lr']:g}); wall time per run in the legend")

@@ -20,9 +20,9 @@ import numpy as np
 
 from .fileio import atomic_write_bytes
 
-__all__ = ["plot_curves", "plot_image_grid", "render_curves", "render_image_grid"]
+__all__ = ["plot_curves", "plot_image_grid", "render_curves", "render_image_grid", "curve_panels"]
 
-COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c")          # matplotlib's tab:blue, tab:orange, tab:green
+COLORS = ("#1f77b4", "#ff7f0e")                    # matplotlib's tab:blue, tab:orange: train, validation
 SUPERSAMPLE = 3
 TILE_SCALE = 4                                       # each image pixel becomes 4 x 4 output pixels
 
@@ -59,88 +59,110 @@ def _label(value: float, step: float) -> str:
     return f"{value:.{decimals}f}"
 
 
-def _segment_samples(a, b, count: int = 16) -> list:
-    """Points along the segment a-b, to count what a legend box there would hide."""
-    t = np.linspace(0, 1, count)[:, None]
-    return list((1 - t) * np.array(a) + t * np.array(b))
+MAX_MARKERS = 25                                     # per curve: with more epochs, every n-th one is marked
+CURVES_SIZE = (860, 380)
+_MARGIN = dict(left=66, right=14, top=62, bottom=44, gap=78)  # around and between the panels, in output pixels
 
 
-def render_curves(history, *, title: str = "Softmax regression training", size=(600, 400)):
-    """Train loss, validation loss and validation accuracy per epoch on one axis, as on the
-    lesson's progress board; returns a PIL image."""
+def curve_panels(size=CURVES_SIZE) -> dict[str, tuple[float, float, float, float]]:
+    """(left, top, right, bottom) of the loss and accuracy panels of a `render_curves` image."""
+    m = _MARGIN
+    width = (size[0] - m["left"] - m["right"] - m["gap"]) / 2
+    top, bottom = m["top"], size[1] - m["bottom"]
+    return {"loss": (m["left"], top, m["left"] + width, bottom),
+            "accuracy": (size[0] - m["right"] - width, top, size[0] - m["right"], bottom)}
+
+
+def _marked(n: int) -> np.ndarray:
+    """Indices of the points that get a marker: all of a short run, about MAX_MARKERS of a long one."""
+    every = max(1, math.ceil(n / MAX_MARKERS))
+    return np.unique(np.r_[np.arange(0, n, every), n - 1]) if n else np.zeros(0, dtype=int)
+
+
+def _draw_panel(image, draw, box, epochs, series, *, x_hi: float, y_limits, y_label: str, s: int, font) -> None:
+    """One axis: grid, ticks, frame, the (values, colour) lines of `series` with thinned markers."""
     from PIL import Image, ImageDraw
 
-    s = SUPERSAMPLE
-    width, height = size[0] * s, size[1] * s
-    image = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(image)
-    font, title_font = _font(11 * s), _font(13 * s)
-    left, right, top, bottom = 62 * s, width - 16 * s, 34 * s, height - 46 * s
-
-    epochs = np.asarray(history.column("epoch"), dtype=float)
-    series = [(name, np.asarray(history.column(column), dtype=float), color) for (name, column), color in
-              zip((("train loss", "train_loss"), ("val loss", "val_loss"), ("val acc", "val_acc")), COLORS)]
-    values = np.concatenate([v for _, v, _ in series])
+    left, top, right, bottom = (v * s for v in box)
+    values = np.concatenate([v for v, _ in series])
     values = values[np.isfinite(values)]
     lo, hi = (float(values.min()), float(values.max())) if values.size else (0.0, 1.0)
-    pad = 0.05 * (hi - lo) if hi > lo else 0.5
-    lo, hi = lo - pad, hi + pad
-    x_lo, x_hi = 0.5, (epochs.max() if epochs.size else 1) + 0.5
+    pad = 0.05 * (hi - lo) if hi > lo else 0.05
+    lo, hi = max(lo - pad, y_limits[0]), min(hi + pad, y_limits[1])
+    x_lo = 0.5
 
     def px(x, y):
         return (left + (x - x_lo) / (x_hi - x_lo) * (right - left), bottom - (y - lo) / (hi - lo) * (bottom - top))
 
     y_ticks = _nice_ticks(lo, hi)
-    x_ticks = _nice_ticks(1, max(x_hi - 0.5, 2), target=min(10, int(x_hi)))
+    y_ticks = y_ticks[(y_ticks >= lo) & (y_ticks <= hi)]
+    x_ticks = _nice_ticks(1, max(x_hi - 0.5, 2), target=min(8, int(x_hi)))
     x_ticks = x_ticks[(x_ticks == np.round(x_ticks)) & (x_ticks >= 1) & (x_ticks <= x_hi)]
+    step = y_ticks[1] - y_ticks[0] if len(y_ticks) > 1 else 1.0
     for y in y_ticks:
         yy = px(x_lo, y)[1]
         draw.line([(left, yy), (right, yy)], fill="#e6e6e6", width=s)
         draw.line([(left - 4 * s, yy), (left, yy)], fill="black", width=s)
-        draw.text((left - 7 * s, yy), _label(y, y_ticks[1] - y_ticks[0] if len(y_ticks) > 1 else 1.0),
-                  font=font, fill="black", anchor="rm")
+        draw.text((left - 7 * s, yy), _label(y, step), font=font, fill="black", anchor="rm")
     for x in x_ticks:
         xx = px(x, lo)[0]
         draw.line([(xx, top), (xx, bottom)], fill="#e6e6e6", width=s)
         draw.line([(xx, bottom), (xx, bottom + 4 * s)], fill="black", width=s)
         draw.text((xx, bottom + 7 * s), f"{x:.0f}", font=font, fill="black", anchor="mt")
+    draw.text(((left + right) / 2, bottom + 24 * s), "epoch", font=font, fill="black", anchor="mt")
+    label = Image.new("RGB", (int(draw.textlength(y_label, font=font)) + 2 * s, 16 * s), "white")
+    ImageDraw.Draw(label).text((s, 8 * s), y_label, font=font, fill="black", anchor="lm")
+    label = label.rotate(90, expand=True)
+    image.paste(label, (int(left - 62 * s), int((top + bottom - label.height) / 2)))
+
+    radius = 3 * s
+    for v, color in series:
+        points = [px(x, y) if math.isfinite(y) else None for x, y in zip(epochs, v)]
+        run = []                                             # a polyline per stretch of finite values
+        for p in points + [None]:
+            if p is not None:
+                run.append(p)
+                continue
+            if len(run) > 1:
+                draw.line(run, fill=color, width=2 * s, joint="curve")
+            run = []
+        for i in _marked(len(points)):
+            if points[i] is not None:
+                x, y = points[i]
+                draw.ellipse([x - radius, y - radius, x + radius, y + radius], fill=color)
     draw.rectangle([left, top, right, bottom], outline="black", width=s)
 
-    radius, drawn = 3 * s, []
-    for _, v, color in series:
-        points = [px(x, y) if math.isfinite(y) else None for x, y in zip(epochs, v)]
-        for a, b in zip(points, points[1:]):
-            if a is not None and b is not None:
-                draw.line([a, b], fill=color, width=2 * s)
-                drawn += _segment_samples(a, b)
-        for p in points:
-            if p is not None:
-                draw.ellipse([p[0] - radius, p[1] - radius, p[0] + radius, p[1] + radius], fill=color)
-                drawn.append(p)
 
-    draw.text(((left + right) / 2, top - 9 * s), title, font=title_font, fill="black", anchor="mb")
-    draw.text(((left + right) / 2, height - 8 * s), "epoch", font=font, fill="black", anchor="mb")
-    axis_label = Image.new("RGB", (int(draw.textlength("loss / accuracy", font=font)) + 2 * s, 16 * s), "white")
-    ImageDraw.Draw(axis_label).text((s, 8 * s), "loss / accuracy", font=font, fill="black", anchor="lm")
-    rotated = axis_label.rotate(90, expand=True)
-    image.paste(rotated, (6 * s, int((top + bottom - rotated.height) / 2)))
+def render_curves(history, *, title: str = "Softmax regression training", size=CURVES_SIZE,
+                  epochs: int | None = None):
+    """Loss (train and validation cross-entropy) and accuracy (train and validation) per epoch,
+    side by side, with the legend above the panels (never on the data); returns a PIL image.
+    `epochs` fixes the x axis to 1..epochs (the live board of a run in progress)."""
+    from PIL import Image, ImageDraw
 
-    line_h, swatch = 17 * s, 22 * s                  # the legend, in the corner that hides the fewest points
-    box_w = swatch + 18 * s + int(max(draw.textlength(name, font=font) for name, _, _ in series))
-    box_h = line_h * len(series) + 8 * s
-    drawn = np.array(drawn).reshape(-1, 2)
-    corners = [(x0, y0) for y0 in (top + 8 * s, bottom - 8 * s - box_h, (top + bottom - box_h) / 2)
-               for x0 in (right - 8 * s - box_w, left + 8 * s)]
-    x0, y0 = min(corners, key=lambda c: np.count_nonzero((drawn[:, 0] >= c[0]) & (drawn[:, 0] <= c[0] + box_w)
-                                                          & (drawn[:, 1] >= c[1]) & (drawn[:, 1] <= c[1] + box_h)))
-    box = [x0, y0, x0 + box_w, y0 + box_h]
-    draw.rectangle(box, fill="white", outline="#cccccc", width=s)
-    for i, (name, _, color) in enumerate(series):
-        y = box[1] + 4 * s + line_h * i + line_h / 2
-        draw.line([(box[0] + 6 * s, y), (box[0] + 6 * s + swatch, y)], fill=color, width=2 * s)
-        draw.ellipse([box[0] + 6 * s + swatch / 2 - radius, y - radius, box[0] + 6 * s + swatch / 2 + radius, y + radius],
-                     fill=color)
-        draw.text((box[0] + 12 * s + swatch, y), name, font=font, fill="black", anchor="lm")
+    s = SUPERSAMPLE
+    image = Image.new("RGB", (size[0] * s, size[1] * s), "white")
+    draw = ImageDraw.Draw(image)
+    font, title_font = _font(11 * s), _font(13 * s)
+    x = np.asarray(history.column("epoch"), dtype=float)
+    x_hi = max(epochs or 0, x.max() if x.size else 1) + 0.5
+    column = lambda name: np.asarray(history.column(name), dtype=float)          # noqa: E731
+    panels = curve_panels(size)
+    _draw_panel(image, draw, panels["loss"], x, [(column("train_loss"), COLORS[0]), (column("val_loss"), COLORS[1])],
+                x_hi=x_hi, y_limits=(0.0, math.inf), y_label="cross-entropy", s=s, font=font)
+    _draw_panel(image, draw, panels["accuracy"], x, [(column("train_acc"), COLORS[0]), (column("val_acc"), COLORS[1])],
+                x_hi=x_hi, y_limits=(0.0, 1.0), y_label="accuracy", s=s, font=font)
+
+    draw.text((size[0] * s / 2, 8 * s), title, font=title_font, fill="black", anchor="mt")
+    entries = [("train (average over the epoch)", COLORS[0]), ("validation", COLORS[1])]
+    swatch, gap = 24 * s, 22 * s
+    widths = [swatch + 6 * s + draw.textlength(name, font=font) for name, _ in entries]
+    x0, y = (size[0] * s - sum(widths) - gap * (len(entries) - 1)) / 2, 38 * s
+    for (name, color), w in zip(entries, widths):
+        draw.line([(x0, y), (x0 + swatch, y)], fill=color, width=2 * s)
+        draw.ellipse([x0 + swatch / 2 - 3 * s, y - 3 * s, x0 + swatch / 2 + 3 * s, y + 3 * s], fill=color)
+        draw.text((x0 + swatch + 6 * s, y), name, font=font, fill="black", anchor="lm")
+        x0 += w + gap
     return image.resize(size, Image.Resampling.LANCZOS)
 
 

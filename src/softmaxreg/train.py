@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from .callbacks import EarlyStopping
+from .callbacks import ConsoleLog, EarlyStopping, LiveCurves
 from .datasets.batches import iterate_minibatches, num_batches
 from .errors import ConvergenceWarning, InvalidArgumentError, TrainingDivergedError
 from .hooks import Callback, EpochRecord, History, Run, TrainState
@@ -18,6 +18,7 @@ from .model import SoftmaxRegression, StepBuffers
 from .objective import FullBatch, SoftmaxCrossEntropy, flat_params, set_flat_params
 from .optim import Optimizer
 from .options import TrainConfig, example_weights
+from .seeding import shuffle_generator
 
 __all__ = ["fit", "feature_moments", "History", "EpochRecord", "Callback", "TrainState"]
 
@@ -42,7 +43,7 @@ def feature_moments(model: SoftmaxRegression, X: np.ndarray) -> tuple[np.ndarray
 
 def fit(model: SoftmaxRegression, X, y, config: TrainConfig | None = None, *, seed: int | np.random.Generator = 0,
         validation_data=None, sample_weight=None, optimizer: Optimizer | None = None, callbacks=(),
-        resume: TrainState | None = None, **options) -> History:
+        resume: TrainState | None = None, verbose: bool = False, plot: bool = False, **options) -> History:
     """Train `model` in place on (X, y) and return its History.
 
     X (n, d) or (n, *input_shape), any real dtype (uint8 images stay uint8; chunks are converted to
@@ -52,14 +53,17 @@ def fit(model: SoftmaxRegression, X, y, config: TrainConfig | None = None, *, se
     objective.SoftmaxCrossEntropy; `solver` picks the optimizer (optim.OPTIMIZERS): "sgd" runs
     minibatch epochs, "lbfgs" full-batch iterations to max|gradient| <= tol (ConvergenceWarning
     if it stops first). `optimizer` continues an existing one (its state), e.g. across partial fits.
-    Each SGD epoch draws one permutation from the seeded generator `seed`, so the same seed and the
-    same initial weights give bit-identical results. Callbacks see a `Run` from on_train_begin;
-    `run.state()` after an epoch, passed back as `resume` (with the model's weights as they were
+    Each SGD epoch draws one permutation from `seed`'s shuffle stream (seeding.py: an integer N is
+    split in two, so SoftmaxRegression(..., seed=N) then fit(..., seed=N) is `softmaxreg train
+    --seed N`, bit for bit); the same seed and initial weights give bit-identical results.
+    Callbacks see a `Run` from on_train_begin; `run.state()` after an epoch, passed back as `resume` (with the model's weights as they were
     then), continues the run bit-identically to one that was never interrupted.
     With early_stopping, a seeded validation_fraction of (X, y) is held out; training stops after
     `patience` epochs without improving its loss by more than tol, and the best weights are
     restored (history.best_epoch). Raises TrainingDivergedError when a minibatch loss breaks the
-    DIVERGENCE_FACTOR rule.
+    DIVERGENCE_FACTOR rule. verbose=True prints the command line's log, a line per epoch
+    (callbacks.ConsoleLog); plot=True redraws the loss and accuracy curves after each epoch in a
+    Jupyter notebook (callbacks.LiveCurves; nothing elsewhere).
     """
     cfg = replace(config or TrainConfig(), **options)
     X = model._flatten(X)
@@ -72,7 +76,7 @@ def fit(model: SoftmaxRegression, X, y, config: TrainConfig | None = None, *, se
         X_val = model._flatten(validation_data[0])
         validation = (X_val, model._check_labels(validation_data[1], X_val.shape[0]))
     optimizer = optimizer or cfg.optimizer()
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    rng = shuffle_generator(seed)
     stoppers, held = [], None
     if cfg.early_stopping:
         held = resume.holdout if resume is not None else _holdout_indices(X.shape[0], cfg.validation_fraction, rng)
@@ -91,7 +95,7 @@ def fit(model: SoftmaxRegression, X, y, config: TrainConfig | None = None, *, se
             stopper.load_state_dict(resume.early_stopping)
     objective = SoftmaxCrossEntropy(model, weight_decay=cfg.weight_decay, label_smoothing=cfg.label_smoothing)
     driver = _full_batch if optimizer.full_batch else _minibatch
-    callbacks = [*stoppers, *callbacks]
+    callbacks = [*stoppers, *callbacks, *([LiveCurves()] if plot else []), *([ConsoleLog()] if verbose else [])]
 
     def state() -> TrainState:
         return TrainState(len(history), list(history.records), rng.bit_generator.state, optimizer.name,
