@@ -20,32 +20,11 @@ import numpy as np
 
 from .errors import InvalidArgumentError
 from .functional import soft_cross_entropy_rows, softmax, softmax_cross_entropy_
+from .gemm import matmul_rows as _matmul_rows, matmul_t_rows as _matmul_t_rows
 
 __all__ = ["SoftmaxRegression"]
 
 _CHUNK_ROWS = 2048   # rows converted to float at a time in predict/evaluate (6 MB as float32)
-
-# Row block of every (n, d) @ (d, k) product. OpenBLAS runs a 64-row product in the calling
-# thread without packing the operands; a 256-row one is packed and split over both cores,
-# which made the reference run slower here (0.80 s against 0.70 s) and far more sensitive to
-# a busy neighbour on the other core (benchmarks/step_profile.py, BENCHMARKS.md).
-GEMM_ROWS = 64
-
-
-def _matmul_rows(x: np.ndarray, B: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """out <- x @ B, one block of GEMM_ROWS rows at a time."""
-    for start in range(0, x.shape[0], GEMM_ROWS):
-        np.matmul(x[start:start + GEMM_ROWS], B, out=out[start:start + GEMM_ROWS])
-    return out
-
-
-def _matmul_t_rows(x: np.ndarray, G: np.ndarray, out: np.ndarray, scratch: np.ndarray) -> np.ndarray:
-    """out <- x.T @ G = sum over blocks of GEMM_ROWS rows of x_r.T @ G_r (scratch: out's shape)."""
-    np.matmul(x[:GEMM_ROWS].T, G[:GEMM_ROWS], out=out)
-    for start in range(GEMM_ROWS, x.shape[0], GEMM_ROWS):
-        out += np.matmul(x[start:start + GEMM_ROWS].T, G[start:start + GEMM_ROWS], out=scratch)
-    return out
-
 
 class SoftmaxRegression:
     """Multinomial logistic regression Z = s X W + b, p = softmax(Z).
