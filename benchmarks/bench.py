@@ -233,7 +233,7 @@ def main():
               f"{platform.python_version()}  ",
               f"BLAS (OPENBLAS_CORETYPE/L2_SIZE unset): {kernel}  ",
               f"softmaxreg GEMM row blocking: {f'blocks of {rows} rows' if rows else 'one product per batch'} "
-              f"({blocking['source']}; us per step's two products by block rows: {blocking['median_us']})  ",
+              f"({blocking['source']}; measured us per step by block rows: {blocking['median_us']})  ",
               f"Recipe: {'1 epoch on 10,000 images' if args.quick else '10 epochs on 60,000 images'}, batch 256, "
               f"lr 0.1, validation on the 10,000 test images after every epoch (sklearn: fit, then score)",
               "",

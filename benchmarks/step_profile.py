@@ -113,8 +113,8 @@ def main():
     candidates = gemm.CANDIDATES if info["rows"] in gemm.CANDIDATES else (info["rows"], *gemm.CANDIDATES)
 
     fresh = [run_python(FRESH_CHOICE, {"SOFTMAXREG_CACHE_DIR": "off"}) for _ in range(args.reps)]
-    print(f"\nThe choice measured afresh ({args.reps} processes, cache off): the measurement's median "
-          f"us per step's two products and ratio to one product\n")
+    print(f"\nThe choice measured afresh ({args.reps} processes, cache off): the measurement's median us "
+          f"per step (cast, both products, update) and median ratio to one product per batch\n")
     print("| process | chosen | measure s | " + " | ".join(label(r) for r in gemm.CANDIDATES) + " |")
     print("|---|---|---|" + "---|" * len(gemm.CANDIDATES))
     for i, f in enumerate(fresh, 1):

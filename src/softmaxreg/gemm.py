@@ -102,7 +102,7 @@ def blocking_info() -> dict:
                    (by this process; written to `file` unless the cache is off or unwritable);
         file       the cache file, or None;
         key        `machine_key()`, what the choice is valid for;
-        median_us  {str(rows): median microseconds of a step's two products} per candidate, and
+        median_us  {str(rows): median microseconds of a measured step} per candidate, and
         ratio      {str(rows): median over rounds of its time / one product's time}, both from
                    the measurement that made the choice (None for "env");
         measure_s  what that measurement cost, in seconds (None for "env").
@@ -220,34 +220,37 @@ def _publish(path: Path, record: dict) -> dict:
 def _measure() -> dict:
     """Time lesson-shaped steps with every candidate block and choose one.
 
-    A step does what a training step does around its products: cast a uint8 batch to float32
-    (so x is freshly written by the calling core, as after the real cast), x @ W, the logits
-    copied class-major, x.T @ G from that transposed buffer; the two products are timed. The
-    candidates take turns, each round starting with the next one, and each turn is one untimed
-    step (the first after a switch pays for waking BLAS threads) and _STEPS timed ones. A
-    candidate's time over one product's time in the same round is a paired ratio; the median of
-    those ratios over rounds decides, so slow spells of a busy machine cannot. The incumbent
-    (one product) stays unless the best block's median ratio is below CLEARLY_FASTER. Rounds stop
-    at _BUDGET_S (a quiet machine does all of them well within it), so that a machine whose
-    other cores are busy, where a threaded product can take milliseconds, still decides quickly.
+    A step here is a training step's traffic around its products, without the softmax: cast a
+    uint8 batch to float32, x @ W, the logits copied class-major, x.T @ G from that transposed
+    buffer, W <- W0 - lr dW. The whole step is timed, not the products alone: a product split
+    over the cores leaves x and dW in the other core's cache, and the cast that rewrites x and
+    the update that reads dW pay for it (on the AVX-512 machine above, one product per batch
+    doubled the cast's time in the real loop). W restarts from W0 every step, so the numbers
+    never drift. The candidates take turns, each round starting with the next one, and each
+    turn is one untimed step (the first after a switch pays for waking BLAS threads) and _STEPS
+    timed ones. A candidate's time over one product's time in the same round is a paired ratio;
+    the median of those ratios over rounds decides, so slow spells of a busy machine cannot.
+    The incumbent (one product) stays unless the best block's median ratio is below
+    CLEARLY_FASTER. Rounds stop at _BUDGET_S (a quiet machine does all of them well within it),
+    so that a machine whose other cores are busy, where a threaded product can take
+    milliseconds, still decides quickly.
     """
     start = time.perf_counter()
     n, d, k = _STEP_SHAPE
     rng = np.random.default_rng(0)
     pixels = rng.integers(0, 256, size=(n, d), dtype=np.uint8)
-    W = rng.normal(0.0, 0.01, size=(d, k)).astype(np.float32)
+    W0 = rng.normal(0.0, 0.01, size=(d, k)).astype(np.float32)
+    W, dW, scratch = W0.copy(), np.empty((d, k), np.float32), np.empty((d, k), np.float32)
     x, z, zt = np.empty((n, d), np.float32), np.empty((n, k), np.float32), np.empty((k, n), np.float32)
-    dW, scratch = np.empty((d, k), np.float32), np.empty((d, k), np.float32)
+    lr = np.float32(1e-12)
 
-    def products_s(rows: int) -> float:
+    def step(rows: int) -> None:
         np.copyto(x, pixels)
-        t0 = time.perf_counter()
         matmul_rows(x, W, z, rows=rows)
-        t1 = time.perf_counter()
         np.copyto(zt, z.T)
-        t2 = time.perf_counter()
         matmul_t_rows(x, zt.T, dW, scratch, rows=rows)
-        return time.perf_counter() - t2 + t1 - t0
+        np.multiply(dW, lr, out=scratch)
+        np.subtract(W0, scratch, out=W)
 
     seconds = {rows: [] for rows in CANDIDATES}
     for r in range(_ROUNDS[1]):
@@ -255,8 +258,11 @@ def _measure() -> dict:
             break
         turn = r % len(CANDIDATES)
         for rows in CANDIDATES[turn:] + CANDIDATES[:turn]:
-            products_s(rows)
-            seconds[rows].append(sum(products_s(rows) for _ in range(_STEPS)))
+            step(rows)
+            t0 = time.perf_counter()
+            for _ in range(_STEPS):
+                step(rows)
+            seconds[rows].append(time.perf_counter() - t0)
     incumbent = CANDIDATES[0]
     ratio = {rows: statistics.median(t / t1 for t, t1 in zip(seconds[rows], seconds[incumbent]))
              for rows in CANDIDATES}
