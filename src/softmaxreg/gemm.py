@@ -10,15 +10,16 @@ packed and split over the cores. On an AVX-512 machine (OpenBLAS SkylakeX kernel
 
 The first time a process needs the block (`block_rows`), it reads the machine's choice from a
 small JSON file in the package's cache folder, or, if there is none, measures lesson-shaped
-steps for every candidate in `CANDIDATES` (a few tens of milliseconds) and writes the choice
-there. The choice, measured on the lesson's float32 step, applies to every product of the
-model (float64 ones and prediction's larger chunks too). The file is named by a key of what makes machines differ (CPU model and flags, NumPy
-and the BLAS it was built with, the BLAS core-type and thread settings), so another machine
-or another BLAS measures afresh; deleting the file measures again (best on a quiet machine:
-while other processes keep the cores busy, a product split over them can take milliseconds,
-so the measurement then favours blocks). $SOFTMAXREG_GEMM_ROWS (an integer >= 0, 0 = one
-product per batch) overrides both. `blocking_info` says what was chosen, why, and on what
-machine, for run records and benchmarks.
+steps for every candidate in `CANDIDATES` (~0.06 s on a quiet 2-core machine) and writes the
+choice there. The choice, measured on the lesson's float32 step, applies to every product of
+the model (float64 ones and prediction's larger chunks too). The file is named by a key of
+what makes machines differ (CPU model and flags, NumPy and the BLAS it was built with, the
+BLAS core-type and thread settings), so another machine or another BLAS measures afresh.
+Deleting the file measures again; do it on a quiet machine, since while other processes keep
+the cores busy the timings swing either way (a product split over busy cores can take
+milliseconds). $SOFTMAXREG_GEMM_ROWS (an integer >= 0, 0 = one product per batch) overrides
+both. `blocking_info` says what was chosen, why, and on what machine, for run records and
+benchmarks.
 
 Bits: blocks change the order of the floating-point sums (the gradient is a sum of per-block
 products, and BLAS may take another kernel path for a small block), so two block sizes give

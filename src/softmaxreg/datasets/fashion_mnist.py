@@ -20,7 +20,7 @@ from ..errors import ChecksumError, DataFormatError
 from .idx import read_idx
 from .resize import resize_images
 
-__all__ = ["load_fashion_mnist", "ImageDataset", "FASHION_MNIST_CLASSES", "DATA_DIR_ENV", "BUNDLED_DIR"]
+__all__ = ["load_fashion_mnist", "ImageDataset", "FASHION_MNIST_CLASSES", "DATA_DIR_ENV", "CACHE_ENV", "BUNDLED_DIR"]
 
 DATA_DIR_ENV = "SOFTMAXREG_DATA_DIR"
 BUNDLED_DIR = Path(__file__).parent / "data"
