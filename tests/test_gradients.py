@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from softmaxreg import SoftmaxRegression, cross_entropy, cross_entropy_grad
-from softmaxreg.model import GEMM_ROWS
+from softmaxreg.gemm import CANDIDATES
 from softmaxreg.objective import SoftmaxCrossEntropy
 
 SHAPES = [(1, 2), (3, 5), (7, 3), (16, 10), (5, 40)]
@@ -58,7 +58,7 @@ def test_model_loss_and_grad_match_finite_differences(n, d, k, input_scale):
     np.testing.assert_allclose(db, numeric_grad(lambda: model.evaluate(X, y)[0], model.b), rtol=1e-6, atol=1e-9)
 
 
-@pytest.mark.parametrize("n", [32, 2 * GEMM_ROWS + 7])       # one block of rows; three, the last partial
+@pytest.mark.parametrize("n", [32, 2 * max(CANDIDATES) + 7])   # within one block; several blocks, the last partial
 @pytest.mark.parametrize("standardize", [False, True])
 def test_model_gradient_is_the_lessons_closed_form(n, standardize):
     """dW = X'^T (softmax(Z) - Y) / n and db = sum_i (softmax(Z) - Y)_i / n for the inputs the

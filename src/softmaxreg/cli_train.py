@@ -27,6 +27,7 @@ import numpy as np
 from ._version import __version__
 from .errors import ConvergenceWarning, InvalidArgumentError, OutputError, SoftmaxRegError, TrainingDivergedError
 from .fileio import all_or_nothing, atomic_write_bytes, claim_folder
+from .gemm import block_rows
 from .options import RECIPE_BEST, TrainConfig
 
 RECIPES = {
@@ -178,7 +179,7 @@ def _new_run(args):
                     "image_shape": image_shape, "class_names": list(data.class_names)},
         "preprocessing": {"input_scale": model.input_scale, "description": "pixels / 255, flattened row-major"},
         "environment": {"python": platform.python_version(), "numpy": np.__version__,
-                        "platform": platform.platform()},
+                        "platform": platform.platform(), "gemm_rows": block_rows()},   # it changes the bits
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     return config, train_config, data, model, None

@@ -20,33 +20,12 @@ import numpy as np
 
 from .errors import InvalidArgumentError
 from .functional import softmax, softmax_cross_entropy_
+from .gemm import matmul_rows
 from .seeding import init_generator
 
 __all__ = ["SoftmaxRegression"]
 
 _CHUNK_ROWS = 2048   # rows converted to float at a time in predict/evaluate (6 MB as float32)
-
-# Row block of every (n, d) @ (d, k) product. OpenBLAS runs a 64-row product in the calling
-# thread without packing the operands; a 256-row one is packed and split over both cores,
-# which made the reference run slower here (0.80 s against 0.70 s) and far more sensitive to
-# a busy neighbour on the other core (benchmarks/step_profile.py, BENCHMARKS.md).
-GEMM_ROWS = 64
-
-
-def _matmul_rows(x: np.ndarray, B: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """out <- x @ B, one block of GEMM_ROWS rows at a time."""
-    for start in range(0, x.shape[0], GEMM_ROWS):
-        np.matmul(x[start:start + GEMM_ROWS], B, out=out[start:start + GEMM_ROWS])
-    return out
-
-
-def _matmul_t_rows(x: np.ndarray, G: np.ndarray, out: np.ndarray, scratch: np.ndarray) -> np.ndarray:
-    """out <- x.T @ G = sum over blocks of GEMM_ROWS rows of x_r.T @ G_r (scratch: out's shape)."""
-    np.matmul(x[:GEMM_ROWS].T, G[:GEMM_ROWS], out=out)
-    for start in range(GEMM_ROWS, x.shape[0], GEMM_ROWS):
-        out += np.matmul(x[start:start + GEMM_ROWS].T, G[start:start + GEMM_ROWS], out=scratch)
-    return out
-
 
 class SoftmaxRegression:
     """Multinomial logistic regression Z = s X W + b, p = softmax(Z).
@@ -132,12 +111,12 @@ class SoftmaxRegression:
     def _logits_into(self, x: np.ndarray, z: np.ndarray) -> np.ndarray:
         """z (n, k) <- s * (x @ W) + b (or its standardized form) for float rows x (n, d)."""
         if self.mean is None:
-            _matmul_rows(x, self.W, z)
+            matmul_rows(x, self.W, z)
             if self.input_scale != 1.0:
                 z *= self.dtype.type(self.input_scale)
             z += self.b
         else:
-            _matmul_rows(x, self.W * (self.dtype.type(self.input_scale) / self.std)[:, None], z)
+            matmul_rows(x, self.W * (self.dtype.type(self.input_scale) / self.std)[:, None], z)
             z += self.b - (self.mean / self.std) @ self.W
         return z
 

@@ -36,7 +36,8 @@ import numpy as np
 
 from .errors import InvalidArgumentError
 from .functional import smoothed_targets, soft_cross_entropy_rows, softmax_cross_entropy_
-from .model import SoftmaxRegression, StepBuffers, _matmul_t_rows
+from .gemm import matmul_t_rows
+from .model import SoftmaxRegression, StepBuffers
 
 __all__ = ["SoftmaxCrossEntropy", "FullBatch", "flat_params", "set_flat_params"]
 
@@ -87,10 +88,10 @@ class SoftmaxCrossEntropy:
         db *= dtype(1.0 / divisor)                                 # sum_i G_i
         if model.mean is None:
             zt *= dtype(model.input_scale / divisor)               # zt <- s G^T
-            _matmul_t_rows(x, zt.T, dW, buffers.dW)                # (d, k)  s X^T G
+            matmul_t_rows(x, zt.T, dW, buffers.dW)                # (d, k)  s X^T G
         else:
             zt *= dtype(1.0 / divisor)                             # zt <- G^T
-            _matmul_t_rows(x, zt.T, dW, buffers.dW)                # X^T G
+            matmul_t_rows(x, zt.T, dW, buffers.dW)                # X^T G
             dW *= (dtype(model.input_scale) / model.std)[:, None]
             dW -= (model.mean / model.std)[:, None] * db
         return loss_sum, correct

@@ -15,15 +15,15 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..cachedir import CACHE_ENV, cache_dir
 from ..errors import ChecksumError, DataFormatError
 from ..fileio import atomic_write_bytes
 from .idx import read_idx
 from .resize import resize_images
 
-__all__ = ["load_fashion_mnist", "ImageDataset", "FASHION_MNIST_CLASSES", "DATA_DIR_ENV", "BUNDLED_DIR"]
+__all__ = ["load_fashion_mnist", "ImageDataset", "FASHION_MNIST_CLASSES", "DATA_DIR_ENV", "CACHE_ENV", "BUNDLED_DIR"]
 
 DATA_DIR_ENV = "SOFTMAXREG_DATA_DIR"
-CACHE_ENV = "SOFTMAXREG_CACHE_DIR"
 BUNDLED_DIR = Path(__file__).parent / "data"
 FILES = {
     "train_images": "train-images-idx3-ubyte.gz",
@@ -61,14 +61,6 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _cache_dir() -> Path | None:
-    """$SOFTMAXREG_CACHE_DIR ("off" disables), else $XDG_CACHE_HOME/softmaxreg, else ~/.cache/softmaxreg."""
-    env = os.environ.get(CACHE_ENV)
-    if env:
-        return None if env.lower() == "off" else Path(env)
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "softmaxreg"
-
-
 def _read_cached(path: Path, digest: str) -> np.ndarray:
     """read_idx(path), through a decompressed .npy copy named by the source file's SHA-256.
 
@@ -77,7 +69,7 @@ def _read_cached(path: Path, digest: str) -> np.ndarray:
     it was written, so a damaged cache is rebuilt, never used. The cache is best-effort:
     if it cannot be read or written, the IDX file is read directly.
     """
-    folder = _cache_dir()
+    folder = cache_dir()
     if folder is None:
         return read_idx(path)
     npy, recorded = folder / f"{digest}.npy", folder / f"{digest}.sha256"
