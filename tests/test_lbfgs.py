@@ -122,7 +122,7 @@ def test_lbfgs_is_deterministic_and_records_one_row_per_iteration(digits):
     for _ in range(2):
         model = SoftmaxRegression(64, 10, seed=4)
         with pytest.warns(ConvergenceWarning):
-            history = fit(model, X, y, solver="lbfgs", max_iter=15, validation_data=(X[:100], y[:100]))
+            history = fit(model, X, y, solver="lbfgs", max_iter=15, tol=0.0, validation_data=(X[:100], y[:100]))
         runs.append((model.W.tobytes(), model.b.tobytes(), history.to_csv()))
     assert runs[0] == runs[1]
     assert history.column("epoch") == list(range(1, len(history) + 1))
@@ -202,3 +202,28 @@ def test_the_full_batch_sum_has_the_same_bits_for_any_thread_count(fashion):
             f, g, extra = fun(x)
         results.append((f, g.tobytes(), extra))
     assert results[0] == results[1] == results[2]
+
+
+@pytest.mark.parametrize("standardize", [False, True])
+def test_the_preconditioner_inverts_the_gram_matrix_of_the_inputs_the_model_sees(standardize):
+    """Before the first step P = (G + lambda I)^-1 with G = sum_i w_i a_i a_i^T / sum_i w_i over
+    a_i = (x'_i, 1), written out plainly; after a step the secant rule picks the scale c of G."""
+    rng = np.random.default_rng(5)
+    n, d, k = 50, 6, 3
+    model = SoftmaxRegression(d, k, dtype=np.float64, input_scale=1 / 255)
+    if standardize:
+        model.set_standardization(rng.random(d), 0.5 + rng.random(d))
+    X = rng.integers(0, 256, size=(n, d)).astype(np.uint8)
+    w = rng.uniform(0.5, 2.0, size=n)
+    objective = SoftmaxCrossEntropy(model, weight_decay=0.1)
+    apply = FullBatch(objective, X, rng.integers(0, k, size=n), w, rows=16).preconditioner()
+    seen = X / 255 if not standardize else (X / 255 - model.mean) / model.std
+    A = np.hstack([seen, np.ones((n, 1))])
+    G = (A * w[:, None]).T @ A / w.sum()
+    q = rng.normal(size=(d + 1) * k)
+    expected = np.linalg.solve(G + 0.1 * np.eye(d + 1), q.reshape(d + 1, k)).ravel()
+    np.testing.assert_allclose(apply(q, None, None), expected, rtol=1e-8)
+    s = rng.normal(size=q.size)
+    y = 0.3 * (G @ s.reshape(d + 1, k)).ravel() + 0.1 * s                   # curvature 0.3 G + lambda I
+    expected = np.linalg.solve(0.3 * G + 0.1 * np.eye(d + 1), q.reshape(d + 1, k)).ravel()
+    np.testing.assert_allclose(apply(q, s, y), expected, rtol=1e-8)

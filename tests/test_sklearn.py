@@ -20,7 +20,7 @@ EXPECTED_FAILURES = {
 }
 
 
-@parametrize_with_checks([SoftmaxRegressionClassifier(max_iter=20), SoftmaxRegressionClassifier(solver="lbfgs")],
+@parametrize_with_checks([SoftmaxRegressionClassifier(max_iter=20), SoftmaxRegressionClassifier(solver="lbfgs", alpha=1e-2, tol=1e-8)],
                          expected_failed_checks=lambda est: EXPECTED_FAILURES if est.solver == "sgd" else {})
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)

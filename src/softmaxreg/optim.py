@@ -36,12 +36,14 @@ def _finite(name: str, value, low: float, *, inclusive: bool = True, high: float
 class Optimizer:
     """A solver over the model's parameters.
 
-    `name` is the key in OPTIMIZERS (`--solver NAME`); `full_batch` selects the driver in `fit`.
+    `name` is the key in OPTIMIZERS (`--solver NAME`); `full_batch` selects the driver in `fit`;
+    the full-batch driver gives an optimizer that `uses_preconditioner` the data's preconditioner.
     `from_config(config)` builds one from a TrainConfig, refusing options it would ignore.
     `state_dict()` returns arrays and JSON values only; `load_state_dict` restores them exactly.
     """
     name: ClassVar[str]
     full_batch: ClassVar[bool]
+    uses_preconditioner: ClassVar[bool] = False
 
     @classmethod
     def from_config(cls, config) -> "Optimizer":
@@ -133,16 +135,21 @@ class LBFGS(Optimizer):
     The point x, the gradient g and the last `memory` pairs s = x_{t+1} - x_t, y = g_{t+1} - g_t
     are float64, whatever the model's dtype. Each iteration:
 
-        d = -H g     two-loop recursion over the stored pairs, H_0 = (s'y / y'y) I of the newest pair
+        d = -H g     two-loop recursion over the stored pairs, H_0 = (s'y / y'P y) P of the newest pair
         x <- x + alpha d   alpha from a line search meeting the strong Wolfe conditions
                            f(x + alpha d) <= f + c1 alpha g'd   and   |g(x + alpha d)'d| <= c2 |g'd|
 
+    P is `preconditioner(q, s, y)`, a symmetric positive definite map q -> P q that may adapt to
+    the newest pair (s, y) (None before the first), set by the caller as an approximate inverse
+    Hessian; the identity when None. The full-batch driver sets the objective's
+    (FullBatch.preconditioner), which cuts the iterations on correlated pixels several-fold. It is
+    derived from the data and the stored pairs, not state: a resumed run sets it again.
     A pair is kept only if s'y > 0 (always true under the Wolfe conditions, kept as a guard against
     rounding), so H stays positive definite. The first step is scaled to length 1 of d.
     `step` returns False, leaving x as it was, when the line search finds no acceptable point (the
     objective is flat to rounding along d): further iterations cannot make progress.
     """
-    name, full_batch = "lbfgs", True
+    name, full_batch, uses_preconditioner = "lbfgs", True, True
     SGD_ONLY = ("momentum", "nesterov", "schedule", "warmup_epochs", "early_stopping", "converge")
 
     def __init__(self, *, memory: int = 10, c1: float = 1e-4, c2: float = 0.9, max_evaluations: int = 30):
@@ -157,6 +164,7 @@ class LBFGS(Optimizer):
         self.iteration = 0
         self.evaluations = 0
         self.extra = None
+        self.preconditioner: Callable[[np.ndarray], np.ndarray] | None = None
 
     @classmethod
     def from_config(cls, config) -> "LBFGS":
@@ -187,7 +195,7 @@ class LBFGS(Optimizer):
         return float(f), np.asarray(g, dtype=np.float64), extra
 
     def direction(self) -> np.ndarray:
-        """d = -H g by the two-loop recursion, newest pair first."""
+        """d = -H g by the two-loop recursion, newest pair first, H_0 = (s'y / y'Py) P."""
         q = -self.g
         kept = min(self.pairs, self.memory)
         order = [(self.pairs - 1 - j) % self.memory for j in range(kept)]       # newest to oldest
@@ -197,9 +205,13 @@ class LBFGS(Optimizer):
             a = r * float(self.S[i] @ q)
             q -= a * self.Y[i]
             alpha.append(a)
+        newest = (self.S[order[0]], self.Y[order[0]]) if kept else (None, None)
+        if self.preconditioner is not None:
+            q = self.preconditioner(q, *newest)
         if kept:
-            newest = order[0]
-            q *= float(self.S[newest] @ self.Y[newest]) / float(self.Y[newest] @ self.Y[newest])
+            s, y = newest
+            Py = y if self.preconditioner is None else self.preconditioner(y, s, y)
+            q *= float(s @ y) / float(y @ Py)
         for r, i, a in zip(reversed(rho), reversed(order), reversed(alpha)):
             q += (a - r * float(self.Y[i] @ q)) * self.S[i]
         return q

@@ -180,6 +180,8 @@ def _full_batch(objective, optimizer, arrays, cfg, rng, validation, history, cal
     iteration: the training loss and accuracy at its point, and validation."""
     model = objective.model
     with FullBatch(objective, *arrays) as fun:
+        if optimizer.uses_preconditioner:
+            optimizer.preconditioner = fun.preconditioner()
         if not optimizer.started:
             optimizer.start(flat_params(model), fun)
         first, max_iter = len(history) + 1, cfg.solver_max_iter
@@ -200,6 +202,9 @@ def _full_batch(objective, optimizer, arrays, cfg, rng, validation, history, cal
             _end_epoch(run, EpochRecord(iteration, train_loss, train_acc, *_validate(model, validation),
                                         time.perf_counter() - start), callbacks)
         set_flat_params(model, optimizer.x)
+    # F is flat along b + t (1, ..., 1) (softmax is shift-invariant, the bias unpenalised): keep the
+    # centred representative, so equal problems give equal parameters whatever path led there
+    model.b -= model.b.mean(dtype=np.float64).astype(model.dtype)
     history.converged = optimizer.grad_max() <= cfg.tol
     if not history.converged and not run.stop:
         reason = reason or f"it reached max_iter={max_iter}"
