@@ -4,7 +4,7 @@ the training time that `softmaxreg train` prints, and whether metrics.csv and th
 same bits.
 
     git worktree add /tmp/old COMMIT
-    python benchmarks/compare_commits.py /tmp/old/src [--reps 5] [-- extra train options]
+    python benchmarks/compare_commits.py [--reps 5] /tmp/old/src [train options ...]
 
 Run with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset.
 """
@@ -44,7 +44,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("other", type=Path, help="the other checkout's src folder")
     parser.add_argument("--reps", type=int, default=5)
-    parser.add_argument("extra", nargs="*", help="more train options, after --")
+    parser.add_argument("extra", nargs=argparse.REMAINDER, help="more train options (not --quiet: the epoch lines give the training time)")
     args = parser.parse_args()
     times = {"this": [], "other": []}
     with tempfile.TemporaryDirectory() as tmp:
