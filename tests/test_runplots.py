@@ -103,3 +103,16 @@ def test_files_are_png_and_drawing_them_never_imports_matplotlib(tmp_path):
             assert image.format == "PNG"
     plot_curves(history([1.0], [1.0], [0.5]), tmp_path / "one.png")    # a single epoch draws too
     plot_image_grid(np.zeros((0, 28, 28)), [], tmp_path / "none.png")   # and an empty gallery
+
+
+def test_a_full_batch_history_is_drawn_against_iterations():
+    """L-BFGS histories count iterations and their train figures are at each point, not epoch
+    averages: the axis and the legend say so (the images differ only by those words)."""
+    history = History([EpochRecord(e, 1 / e, 0.5 + e / 40, 1.2 / e, 0.5 + e / 50, 0.1) for e in range(1, 9)])
+    epochs, iterations = render_curves(history), render_curves(history, unit="iteration")
+    rows, cols = np.nonzero((np.asarray(epochs) != np.asarray(iterations)).any(axis=2))
+    assert rows.size                                                    # the words changed ...
+    for left, top, right, bottom in curve_panels(epochs.size).values():  # ... and nothing inside a panel
+        assert not ((rows > top) & (rows < bottom) & (cols > left) & (cols < right)).any()
+    below = rows > max(box[3] for box in curve_panels(epochs.size).values())
+    assert below.any() and (~below).any()                               # the axis labels and the legend

@@ -134,7 +134,7 @@ class LiveCurves(Callback):
 
         figure = render_curves(history, title=f"{self.unit} {record.epoch}/{self.epochs}: val_loss "
                                f"{record.val_loss:.4f}, val_acc {record.val_acc:.4f}",
-                               epochs=self.epochs if self.unit == "epoch" else None)
+                               epochs=self.epochs if self.unit == "epoch" else None, unit=self.unit)
         self.clear_output(wait=True)                # the old figure goes when the new one arrives
         self.display(figure)
 

@@ -250,7 +250,7 @@ def _train(args, folder: Path, config, train_config, data, model, state) -> int:
                     write_config()
                 save_model(model, folder / "model.safetensors")
                 if not args.no_plots:
-                    _write_plots(folder, model, data, history)
+                    _write_plots(folder, model, data, history, unit)
         finally:
             if console is not None:
                 console.close()                           # a message after this starts on its own line
@@ -279,12 +279,12 @@ def _what_is_kept(folder: Path, unit: str, saved: int) -> str:
     return f"the checkpoint of {unit} {saved} is in {folder}; resume with: softmaxreg train --resume {folder}"
 
 
-def _write_plots(folder: Path, model, data, history) -> None:
+def _write_plots(folder: Path, model, data, history, unit: str) -> None:
     import numpy as np
 
     from .runplots import plot_curves, plot_image_grid
 
-    plot_curves(history, folder / "curves.png")
+    plot_curves(history, folder / "curves.png", unit=unit)
     predicted = model.predict(data.test_images)
     wrong = np.flatnonzero(predicted != data.test_labels)[:GALLERY_SIZE]
     names = data.class_names

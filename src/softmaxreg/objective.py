@@ -141,7 +141,8 @@ class FullBatch:
     The rows are cut into chunks of `rows`; the chunks run on `threads` threads (the GIL is released
     in the products and casts), each chunk into its own float64 row of partial sums, and the rows
     are added in chunk order. So the same x gives the same bits whichever thread ran which chunk,
-    and whatever the number of threads.
+    and whatever the number of threads. Used as a context manager, which holds the thread pool
+    (without one, the chunks run in the calling thread).
     """
 
     def __init__(self, objective: SoftmaxCrossEntropy, X: np.ndarray, y: np.ndarray, w: np.ndarray | None = None,

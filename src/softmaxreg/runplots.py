@@ -79,7 +79,8 @@ def _marked(n: int) -> np.ndarray:
     return np.unique(np.r_[np.arange(0, n, every), n - 1]) if n else np.zeros(0, dtype=int)
 
 
-def _draw_panel(image, draw, box, epochs, series, *, x_hi: float, y_limits, y_label: str, s: int, font) -> None:
+def _draw_panel(image, draw, box, epochs, series, *, x_hi: float, y_limits, y_label: str, s: int, font,
+                x_label: str = "epoch") -> None:
     """One axis: grid, ticks, frame, the (values, colour) lines of `series` with thinned markers."""
     from PIL import Image, ImageDraw
 
@@ -109,7 +110,7 @@ def _draw_panel(image, draw, box, epochs, series, *, x_hi: float, y_limits, y_la
         draw.line([(xx, top), (xx, bottom)], fill="#e6e6e6", width=s)
         draw.line([(xx, bottom), (xx, bottom + 4 * s)], fill="black", width=s)
         draw.text((xx, bottom + 7 * s), f"{x:.0f}", font=font, fill="black", anchor="mt")
-    draw.text(((left + right) / 2, bottom + 24 * s), "epoch", font=font, fill="black", anchor="mt")
+    draw.text(((left + right) / 2, bottom + 24 * s), x_label, font=font, fill="black", anchor="mt")
     label = Image.new("RGB", (int(draw.textlength(y_label, font=font)) + 2 * s, 16 * s), "white")
     ImageDraw.Draw(label).text((s, 8 * s), y_label, font=font, fill="black", anchor="lm")
     label = label.rotate(90, expand=True)
@@ -134,10 +135,11 @@ def _draw_panel(image, draw, box, epochs, series, *, x_hi: float, y_limits, y_la
 
 
 def render_curves(history, *, title: str = "Softmax regression training", size=CURVES_SIZE,
-                  epochs: int | None = None):
+                  epochs: int | None = None, unit: str = "epoch"):
     """Loss (train and validation cross-entropy) and accuracy (train and validation) per epoch,
     side by side, with the legend above the panels (never on the data); returns a PIL image.
-    `epochs` fixes the x axis to 1..epochs (the live board of a run in progress)."""
+    `epochs` fixes the x axis to 1..epochs (the live board of a run in progress); `unit` is
+    "iteration" for a full-batch solver's history (its train figures are at each iteration's point)."""
     from PIL import Image, ImageDraw
 
     s = SUPERSAMPLE
@@ -149,12 +151,13 @@ def render_curves(history, *, title: str = "Softmax regression training", size=C
     column = lambda name: np.asarray(history.column(name), dtype=float)          # noqa: E731
     panels = curve_panels(size)
     _draw_panel(image, draw, panels["loss"], x, [(column("train_loss"), COLORS[0]), (column("val_loss"), COLORS[1])],
-                x_hi=x_hi, y_limits=(0.0, math.inf), y_label="cross-entropy", s=s, font=font)
+                x_hi=x_hi, y_limits=(0.0, math.inf), y_label="cross-entropy", s=s, font=font, x_label=unit)
     _draw_panel(image, draw, panels["accuracy"], x, [(column("train_acc"), COLORS[0]), (column("val_acc"), COLORS[1])],
-                x_hi=x_hi, y_limits=(0.0, 1.0), y_label="accuracy", s=s, font=font)
+                x_hi=x_hi, y_limits=(0.0, 1.0), y_label="accuracy", s=s, font=font, x_label=unit)
 
     draw.text((size[0] * s / 2, 8 * s), title, font=title_font, fill="black", anchor="mt")
-    entries = [("train (average over the epoch)", COLORS[0]), ("validation", COLORS[1])]
+    train = "train (average over the epoch)" if unit == "epoch" else f"train (at each {unit}'s point)"
+    entries = [(train, COLORS[0]), ("validation", COLORS[1])]
     swatch, gap = 24 * s, 22 * s
     widths = [swatch + 6 * s + draw.textlength(name, font=font) for name, _ in entries]
     x0, y = (size[0] * s - sum(widths) - gap * (len(entries) - 1)) / 2, 38 * s
@@ -199,9 +202,9 @@ def render_image_grid(images: np.ndarray, titles: Sequence[str], *, ncols: int =
     return image, boxes
 
 
-def plot_curves(history, path, *, title: str = "Softmax regression training") -> None:
+def plot_curves(history, path, *, title: str = "Softmax regression training", unit: str = "epoch") -> None:
     """render_curves(history) written to `path` as PNG."""
-    _save(render_curves(history, title=title), path)
+    _save(render_curves(history, title=title, unit=unit), path)
 
 
 def plot_image_grid(images: np.ndarray, titles: Sequence[str], path, *, ncols: int = 8,
