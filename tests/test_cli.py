@@ -328,3 +328,13 @@ def test_settings_errors_and_unknown_options_name_the_flags(capsys):
                    "(see softmaxreg train --help)\n")
     assert main(["evaluate", "m", "--bin", "3"]) == 2
     assert "did you mean --bins?" in capsys.readouterr().err
+
+
+def test_lbfgs_converged_at_the_start_over_an_old_run_leaves_no_stale_checkpoint(digits_dir, tmp_path):
+    run = tmp_path / "run"
+    base = ["train", "--data-dir", str(digits_dir), "--out", str(run), "--quiet", "--no-plots"]
+    assert main(base + ["--epochs", "1"]) == 0
+    assert main(base + ["--solver", "lbfgs", "--tol", "1e9", "--overwrite"]) == 0      # no iteration needed
+    assert not (run / "checkpoint.safetensors").exists()
+    assert (run / "metrics.csv").read_text() == "epoch,train_loss,train_acc,val_loss,val_acc\n"
+    assert json.loads((run / "config.json").read_text())["settings"]["solver"] == "lbfgs"

@@ -227,3 +227,41 @@ def test_the_preconditioner_inverts_the_gram_matrix_of_the_inputs_the_model_sees
     y = 0.3 * (G @ s.reshape(d + 1, k)).ravel() + 0.1 * s                   # curvature 0.3 G + lambda I
     expected = np.linalg.solve(0.3 * G + 0.1 * np.eye(d + 1), q.reshape(d + 1, k)).ravel()
     np.testing.assert_allclose(apply(q, s, y), expected, rtol=1e-8)
+
+
+@pytest.mark.parametrize("options", [dict(epochs=50), dict(lr=5.0), dict(batch_size=7), dict(patience=2)])
+def test_minibatch_options_are_refused_not_ignored_by_lbfgs(options):
+    from softmaxreg import InvalidArgumentError
+    from softmaxreg.options import TrainConfig
+    with pytest.raises(InvalidArgumentError, match=next(iter(options))):
+        TrainConfig(solver="lbfgs", **options)
+
+
+def test_a_resume_state_of_another_solver_is_refused(digits):
+    from softmaxreg import InvalidArgumentError
+
+    X, y = digits
+    saved = []
+
+    class Keep(Callback):
+        def on_train_begin(self, run):
+            self.run = run
+
+        def on_epoch_end(self, record, history):
+            saved.append(self.run.state())
+    fit(SoftmaxRegression(64, 10), X, y, epochs=1, callbacks=[Keep()])
+    with pytest.raises(InvalidArgumentError, match="'sgd'"):
+        fit(SoftmaxRegression(64, 10), X, y, solver="lbfgs", resume=saved[0])
+
+
+def test_worker_threads_keep_the_callers_numpy_error_state():
+    """An overflowing point evaluated on two threads warns no more than on one (fit ignores overflow
+    and catches a blow-up itself; numpy's error state is per thread)."""
+    rng = np.random.default_rng(0)
+    model = SoftmaxRegression(5, 3, dtype=np.float32)
+    X, y = rng.normal(size=(64, 5)).astype(np.float32), rng.integers(0, 3, size=64)
+    x = np.full(5 * 3 + 3, 3e38)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with np.errstate(all="ignore"), FullBatch(SoftmaxCrossEntropy(model), X, y, rows=8, threads=2) as fun:
+            fun(x)

@@ -28,6 +28,7 @@ from ._version import __version__
 from .errors import ConvergenceWarning, InvalidArgumentError, OutputError, SoftmaxRegError, TrainingDivergedError
 from .fileio import all_or_nothing, atomic_write_bytes, claim_folder
 from .gemm import block_rows
+from .optim import OPTIMIZERS
 from .options import RECIPE_BEST, TrainConfig
 
 RECIPES = {
@@ -35,9 +36,6 @@ RECIPES = {
     # chosen by benchmarks/tune_recipe.py on a validation split carved from the training set
     "best": RECIPE_BEST,
 }
-MINIBATCH_OPTIONS = ("epochs", "batch_size", "lr", "momentum", "nesterov", "schedule", "warmup_epochs",
-                     "step_epochs", "gamma", "early_stopping", "validation_fraction", "patience")
-"""TrainConfig fields that only the minibatch solver uses: refused with a full-batch one, never ignored."""
 RUN_FILES = ("config.json", "metrics.csv", "model.safetensors", "curves.png", "misclassified.png")
 CHECKPOINT = "checkpoint.safetensors"
 FINAL_FILES = ("model.safetensors", "curves.png", "misclassified.png")
@@ -126,7 +124,7 @@ def _refuse_options_of_the_other_solver(args, solver: str) -> None:
             ignored.append("--tol")
         expected = "--solver lbfgs (with sgd, --tol goes with --early-stopping)"
     else:
-        ignored = [f"--{name.replace('_', '-')}" for name in (*MINIBATCH_OPTIONS, "recipe")
+        ignored = [f"--{name.replace('_', '-')}" for name in (*OPTIMIZERS[solver].REFUSED_OPTIONS, "recipe")
                    if getattr(args, name, None) is not None]
         expected = "--solver sgd"
     if ignored:
@@ -245,9 +243,10 @@ def _train(args, folder: Path, config, train_config, data, model, state) -> int:
                               resume=state)
             for warning in caught:
                 print(f"softmaxreg: warning: {warning.message}", file=sys.stderr)
-            with all_or_nothing(remove=() if checkpoint.saved else replaced_run):
-                if not checkpoint.saved:                  # L-BFGS converged at the initial point
+            with all_or_nothing(remove=() if checkpoint.saved else [*replaced_run, folder / CHECKPOINT]):
+                if not checkpoint.saved:                  # L-BFGS converged at the initial point: no iteration
                     write_config()
+                    atomic_write_bytes(folder / "metrics.csv", history.to_csv().encode())
                 save_model(model, folder / "model.safetensors")
                 if not args.no_plots:
                     _write_plots(folder, model, data, history, unit)
@@ -263,7 +262,7 @@ def _train(args, folder: Path, config, train_config, data, model, state) -> int:
         raise TrainingDivergedError(f"{e}{kept}", epoch=e.epoch, step=e.step, loss=e.loss, history=e.history) from None
     except OutputError as e:
         raise OutputError(f"{e}; {_what_is_kept(folder, unit, checkpoint.saved)}") from None
-    written = ["config.json", "metrics.csv", CHECKPOINT, "model.safetensors"]
+    written = ["config.json", "metrics.csv", *([CHECKPOINT] if checkpoint.saved else []), "model.safetensors"]
     if not args.no_plots:
         written += ["curves.png", "misclassified.png"]
     if len(history):

@@ -156,7 +156,7 @@ class FullBatch:
         chunks = len(self.starts)
         self.parts = np.empty((chunks, model.W.size + model.b.size))     # (chunks, d k + k) float64 sums
         self.losses, self.correct = np.empty(chunks), np.empty(chunks, dtype=np.int64)
-        self.threads = max(1, min(threads or os.cpu_count() or 1, chunks))
+        self.threads = max(1, min(threads or len(os.sched_getaffinity(0)), chunks))
         self.local = threading.local()
         self.pool: ThreadPoolExecutor | None = None
 
@@ -165,12 +165,15 @@ class FullBatch:
             self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix="softmaxreg-chunks")
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, kind, *exc) -> None:
         if self.pool is not None:
-            self.pool.shutdown()
+            self.pool.shutdown(cancel_futures=kind is not None)      # Ctrl-C: skip the queued chunks
             self.pool = None
 
-    def _chunk(self, c: int) -> None:
+    def _chunk(self, c: int, settings: dict | None = None) -> None:
+        if settings is not None:
+            with np.errstate(**settings):
+                return self._chunk(c)
         model, local = self.objective.model, self.local
         if not hasattr(local, "buffers"):                                 # per thread, made once
             local.buffers = StepBuffers(self.rows, model)
@@ -199,23 +202,25 @@ class FullBatch:
         over the rows (d^2 per row) and a (d + 1)^2 eigendecomposition, once."""
         model = self.objective.model
         d, k = model.num_inputs, model.num_outputs
-        xx, x_sum = np.zeros((d, d)), np.zeros(d)              # raw sums: w x x^T, w x
+        # the model sees x' = a x - m (a = s / sigma, m = mu / sigma standardized; a = s, m = 0 else)
+        # = a (x - shift) + r with shift = m / a (the raw mean): sums of the centred x - shift do not
+        # cancel in float32, and r = a shift - m is only its rounding
+        a = np.full(d, model.input_scale) if model.mean is None else model.input_scale / model.std.astype(np.float64)
+        m = np.zeros(d) if model.mean is None else model.mean.astype(np.float64) / model.std
+        shift = (m / a).astype(model.dtype)
+        r = a * shift - m
+        xx, x_sum = np.zeros((d, d)), np.zeros(d)              # sums of w xc xc^T, w xc
         buffer = np.empty((self.rows, d), dtype=model.dtype)
         for start in self.starts:
             x = self.X[start:start + self.rows]
-            if x.dtype != model.dtype:                             # uint8 -> float
-                np.copyto(buffer[:x.shape[0]], x)
-                x = buffer[:x.shape[0]]
-            wx = x if self.w is None else x * self.w[start:start + x.shape[0], None]
-            xx += wx.T @ x
+            xc = np.subtract(x, shift, out=buffer[:x.shape[0]])
+            wx = xc if self.w is None else xc * self.w[start:start + x.shape[0], None]
+            xx += wx.T @ xc
             x_sum += wx.sum(axis=0, dtype=np.float64)
         xx, x_sum = xx / self.divisor, x_sum / self.divisor
-        # the model sees x' = a x - m:  a = s / sigma, m = mu / sigma standardized; a = s, m = 0 else
-        a = np.full(d, model.input_scale) if model.mean is None else model.input_scale / model.std.astype(np.float64)
-        m = np.zeros(d) if model.mean is None else model.mean.astype(np.float64) / model.std
         G = np.empty((d + 1, d + 1))
-        G[:d, :d] = a[:, None] * xx * a - np.outer(a * x_sum, m) - np.outer(m, a * x_sum) + np.outer(m, m)
-        G[:d, d] = G[d, :d] = a * x_sum - m                    # the mean of x'
+        G[:d, :d] = a[:, None] * xx * a + np.outer(a * x_sum, r) + np.outer(r, a * x_sum) + np.outer(r, r)
+        G[:d, d] = G[d, :d] = a * x_sum + r                    # the mean of x'
         G[d, d] = 1.0
         values, vectors = np.linalg.eigh(G)
         values = np.maximum(values, 0.0)
@@ -232,8 +237,9 @@ class FullBatch:
     def __call__(self, x: np.ndarray):
         model = self.objective.model
         set_flat_params(model, x)
-        if self.pool is not None:
-            list(self.pool.map(self._chunk, range(len(self.starts))))
+        if self.pool is not None:                        # numpy's error state is per thread: pass it on
+            settings = np.geterr()
+            list(self.pool.map(lambda c: self._chunk(c, settings), range(len(self.starts))))
         else:
             for c in range(len(self.starts)):
                 self._chunk(c)

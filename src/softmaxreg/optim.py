@@ -150,7 +150,9 @@ class LBFGS(Optimizer):
     objective is flat to rounding along d): further iterations cannot make progress.
     """
     name, full_batch, uses_preconditioner = "lbfgs", True, True
-    SGD_ONLY = ("momentum", "nesterov", "schedule", "warmup_epochs", "early_stopping", "converge")
+    REFUSED_OPTIONS = ("epochs", "batch_size", "lr", "momentum", "nesterov", "schedule", "warmup_epochs",
+                       "step_epochs", "gamma", "early_stopping", "validation_fraction", "patience", "converge")
+    """TrainConfig fields of minibatch SGD: given with L-BFGS they are refused, never ignored."""
 
     def __init__(self, *, memory: int = 10, c1: float = 1e-4, c2: float = 0.9, max_evaluations: int = 30):
         if isinstance(memory, bool) or not isinstance(memory, (int, np.integer)) or memory < 1:
@@ -161,7 +163,6 @@ class LBFGS(Optimizer):
         self.x = self.g = self.S = self.Y = None
         self.f = math.nan
         self.pairs = 0                 # pairs stored so far; the newest is row (pairs - 1) % memory
-        self.iteration = 0
         self.evaluations = 0
         self.extra = None
         self.preconditioner: Callable[[np.ndarray], np.ndarray] | None = None
@@ -169,14 +170,10 @@ class LBFGS(Optimizer):
     @classmethod
     def from_config(cls, config) -> "LBFGS":
         defaults = type(config)()
-        given = [name for name in cls.SGD_ONLY if getattr(config, name) != getattr(defaults, name)]
+        given = [name for name in cls.REFUSED_OPTIONS if getattr(config, name) != getattr(defaults, name)]
         if given:
             raise InvalidArgumentError(f"{given[0]}: applies to SGD only, not to the L-BFGS solver")
         return cls()
-
-    @property
-    def started(self) -> bool:
-        return self.x is not None
 
     def start(self, x0: np.ndarray, fun: Function) -> None:
         """Evaluate the objective at the initial point x0 (flat)."""
@@ -235,12 +232,12 @@ class LBFGS(Optimizer):
             self.pairs += 1
         self.x = self.x + s
         self.f, self.g, self.extra = f, g, extra
-        self.iteration += 1
         return True
 
     def _line_search(self, fun: Function, d: np.ndarray, slope: float, alpha: float):
         """Strong Wolfe line search (N&W algorithm 3.5, zoom 3.6 with safeguarded cubic steps).
-        Returns (alpha, f, g, extra) of the accepted point, the last one evaluated, or None."""
+        Returns (alpha, f, g, extra) of the accepted point; if the interval collapses or the
+        evaluations run out first, the best point with sufficient decrease found, else None."""
         f0, c1, c2 = self.f, self.c1, self.c2
         evaluations = 0
 
@@ -250,7 +247,7 @@ class LBFGS(Optimizer):
             f, g, extra = self._evaluate(fun, self.x + a * d)
             return f, float(g @ d), (g, extra)
 
-        lo = (0.0, f0, slope)                   # (alpha, f, f') of the best point with sufficient decrease
+        lo, lo_payload = (0.0, f0, slope), None     # (alpha, f, f') of the best point with sufficient decrease
         hi = None
         while evaluations < self.max_evaluations:
             if hi is None:
@@ -260,14 +257,14 @@ class LBFGS(Optimizer):
                 elif abs(df) <= -c2 * slope:
                     return alpha, f, *payload
                 elif df >= 0:
-                    hi, lo = lo, (alpha, f, df)
+                    hi, (lo, lo_payload) = lo, ((alpha, f, df), payload)
                 else:
-                    lo, alpha = (alpha, f, df), 2.0 * alpha
+                    (lo, lo_payload), alpha = ((alpha, f, df), payload), 2.0 * alpha
                     continue
             else:                               # zoom: the interval between lo and hi holds a Wolfe point
                 alpha = _cubic_step(lo, hi)
                 if abs(alpha - lo[0]) <= 1e-12 * max(abs(alpha), 1e-300):
-                    return None
+                    break
                 f, df, payload = phi(alpha)
                 if not (math.isfinite(f) and f <= f0 + c1 * alpha * slope and f < lo[1]):
                     hi = (alpha, f, df)
@@ -276,14 +273,14 @@ class LBFGS(Optimizer):
                 else:
                     if df * (hi[0] - lo[0]) >= 0:
                         hi = lo
-                    lo = (alpha, f, df)
+                    lo, lo_payload = (alpha, f, df), payload
             if hi is not None and abs(hi[0] - lo[0]) <= 1e-14 * max(lo[0], hi[0]):
-                return None
-        return None
+                break
+        return (lo[0], lo[1], *lo_payload) if lo_payload is not None else None
 
     def state_dict(self) -> dict:
         return {"x": self.x.copy(), "g": self.g.copy(), "S": self.S.copy(), "Y": self.Y.copy(), "f": self.f,
-                "pairs": self.pairs, "iteration": self.iteration, "evaluations": self.evaluations,
+                "pairs": self.pairs, "evaluations": self.evaluations,
                 "extra": self.extra}
 
     def load_state_dict(self, state: dict, params) -> None:
@@ -292,8 +289,7 @@ class LBFGS(Optimizer):
         self.S, self.Y = _state_array(state, "S", (self.memory, p)), _state_array(state, "Y", (self.memory, p))
         try:
             self.f, self.extra = float(state["f"]), state["extra"]
-            self.pairs, self.iteration = int(state["pairs"]), int(state["iteration"])
-            self.evaluations = int(state["evaluations"])
+            self.pairs, self.evaluations = int(state["pairs"]), int(state["evaluations"])
         except (KeyError, TypeError, ValueError) as e:
             raise InvalidArgumentError(f"optimizer state: {e!r}") from None
 

@@ -45,7 +45,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
     ----------
     solver : "sgd" (minibatch SGD, the default) or "lbfgs" (full-batch L-BFGS to the exact optimum
         of mean_w(loss) + (alpha / 2) |W|^2, the weighted mean over sum(sample weights);
-        scikit-learn's LogisticRegression(C) is alpha = 1 / (C * n_samples)).
+        scikit-learn's LogisticRegression(C) is alpha = 1 / (C * sum of the sample weights), n_samples unweighted).
     alpha : L2 penalty (alpha / 2) |W|^2; the intercept is not penalised.
     max_iter : SGD epochs, or L-BFGS iterations.
     tol : SGD: least training (or held-out) loss improvement over n_iter_no_change epochs;

@@ -89,6 +89,8 @@ def fit(model: SoftmaxRegression, X, y, config: TrainConfig | None = None, *, se
         model.set_standardization(*feature_moments(model, X))
     history = History(resume.records if resume is not None else ())
     if resume is not None:
+        if resume.solver != optimizer.name:
+            raise InvalidArgumentError(f"resume: the state is {resume.solver!r}'s, not {optimizer.name!r}'s")
         rng.bit_generator.state = resume.rng_state
         optimizer.load_state_dict(resume.optimizer, (model.W, model.b))
         for stopper in stoppers:
@@ -102,7 +104,7 @@ def fit(model: SoftmaxRegression, X, y, config: TrainConfig | None = None, *, se
                           optimizer.state_dict(), held, stoppers[0].state_dict() if stoppers else None)
 
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):   # a blow-up is caught per step
-        driver(objective, optimizer, (X, y, weights), cfg, rng, validation, history, callbacks, state)
+        driver(objective, optimizer, (X, y, weights), cfg, rng, validation, history, callbacks, state, resume)
     for cb in callbacks:
         cb.on_train_end(history)
     return history
@@ -130,7 +132,7 @@ def _validate(model: SoftmaxRegression, validation) -> tuple[float, float]:
     return model.evaluate(*validation) if validation is not None else (math.nan, math.nan)
 
 
-def _minibatch(objective, optimizer, arrays, cfg, rng, validation, history, callbacks, state) -> None:
+def _minibatch(objective, optimizer, arrays, cfg, rng, validation, history, callbacks, state, resume) -> None:
     """Epochs of minibatch steps: each batch's loss and gradient, the penalty, one optimizer step at
     the schedule's rate. Ends after cfg.epochs, or when a callback sets run.stop."""
     model = objective.model
@@ -174,7 +176,7 @@ def _minibatch(objective, optimizer, arrays, cfg, rng, validation, history, call
         _end_epoch(run, record, callbacks)
 
 
-def _full_batch(objective, optimizer, arrays, cfg, rng, validation, history, callbacks, state) -> None:
+def _full_batch(objective, optimizer, arrays, cfg, rng, validation, history, callbacks, state, resume) -> None:
     """Iterations of a full-batch optimizer on F (objective.py, divisor: the sum of the weights)
     until max |dF| <= cfg.tol, cfg.max_iter iterations, or a callback's stop. One record per
     iteration: the training loss and accuracy at its point, and validation."""
@@ -182,7 +184,7 @@ def _full_batch(objective, optimizer, arrays, cfg, rng, validation, history, cal
     with FullBatch(objective, *arrays) as fun:
         if optimizer.uses_preconditioner:
             optimizer.preconditioner = fun.preconditioner()
-        if not optimizer.started:
+        if resume is None:                                # a given optimizer starts afresh from the model
             optimizer.start(flat_params(model), fun)
         first, max_iter = len(history) + 1, cfg.solver_max_iter
         run = Run(model, optimizer, history, max_iter, max(max_iter - first + 1, 0), state)
