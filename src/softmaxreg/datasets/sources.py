@@ -9,6 +9,7 @@ Kinds, recognised in this order:
     FILE.csv                   a header line of column names, numbers in every cell but the labels';
                                --label-column NAME or INDEX; read into memory (small data)
     STORE.zarr (a folder)      arrays X_train, y_train [, X_test, y_test] of a Zarr group, through Dask
+                               (X_train stays a Dask array; the labels and the test split are read)
     FILE.parquet, or a glob    --label-column; every other column is a feature; through Dask
 
 Zarr and Parquet give Dask arrays chunked by rows (what `fit` streams); they need
@@ -103,7 +104,7 @@ def _dataset(source: Path | str, sums: dict, splits: dict, names, labels: bool) 
             raise DataFormatError(f"{test[2]}: rows of shape {tuple(test[0].shape[1:])}, the training split's "
                                   f"are {tuple(X.shape[1:])}")
     if names is None and labels:
-        top = max(int(y.max()), *([int(test[1].max())] if test is not None else []))
+        top = max([int(y.max())] + ([int(test[1].max())] if test is not None else []))
         names = tuple(str(i) for i in range(max(2, top + 1)))
     elif names is None:
         names = ()
@@ -253,10 +254,10 @@ def _zarr(p: Path, labels: bool) -> ImageDataset:
     def get(name):
         return da.from_zarr(str(p), component=name) if name in names else None
     splits = _pairs(get, names, str(p), labels)
-    for key, (X, y, where) in splits.items():         # the labels are small: in memory, checked there
+    for key, (X, y, where) in splits.items():         # labels and the test split in memory, X_train streamed
         if y is not None:
             _check_split(X, y, where, labels)
-            splits[key] = (X, y.compute(), where)
+        splits[key] = (X if key == "train" else X.compute(), None if y is None else y.compute(), where)
     return _dataset(p, _digest(p), splits, None, labels)
 
 
@@ -280,7 +281,7 @@ def _parquet(pattern: str, label_column, labels: bool) -> ImageDataset:
     X = frame[features].to_dask_array(lengths=True)
     y = None
     if label is not None:
-        y = frame[frame.columns[label]].to_dask_array(lengths=True).compute()
+        y = frame[frame.columns[label]].compute().to_numpy()          # labels are small: in memory
         if not np.issubdtype(y.dtype, np.integer):
             raise DataFormatError(f"{pattern}: label column {columns[label]!r} holds {y.dtype}; "
                                   "expected integer class indices")
