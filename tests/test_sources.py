@@ -133,7 +133,7 @@ def _text(name, text, *extra):
 
 X0, Y0 = _arrays()
 BAD = [
-    ("missing", ["train"], lambda root: ["--data", str(root / "nope.npz")], "no such file"),
+    ("missing", ["train"], lambda root: ["--data", str(root / "nope.npz")], "data file does not exist"),
     ("unknown kind", ["train"], _text("data.txt", "1 2 3\n"), "unknown kind of data"),
     ("single npy", ["train"], lambda root: (np.save(root / "x.npy", X0), ["--data", str(root / "x.npy")])[1],
      "holds no labels"),

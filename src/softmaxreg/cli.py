@@ -252,7 +252,7 @@ def _evaluate(args) -> int:
     from .plots import plot_confusion, plot_reliability
     from .report import EVALUATION_FILE
 
-    from .datasets.sources import evaluation_split
+    from .datasets.sources import SPLIT_NAMES, evaluation_split
 
     model, data = load_model_and_data(args.model, args.data_dir, force=args.force, label_column=args.label_column)
     X, y, split = evaluation_split(data)
@@ -264,7 +264,7 @@ def _evaluate(args) -> int:
     # another evaluation's figures stay unless --overwrite
     with output_folder(out), all_or_nothing(overwrite=args.overwrite):
         plot_confusion(confusion, model.class_names, out / "confusion.png",
-                       title=f"Confusion matrix ({summary['examples']} examples, {split}, accuracy {summary['accuracy']:.4f})")
+                       title=f"Confusion matrix ({summary['examples']} examples, {SPLIT_NAMES[split]}, accuracy {summary['accuracy']:.4f})")
         plot_reliability(bins, summary["expected_calibration_error"], out / "calibration.png")
     evaluation = {"model": str(args.model), "model_sha256": hashlib.sha256(Path(args.model).read_bytes()).hexdigest(),
                   "data": data.source, "split": split, "evaluated": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **summary}
@@ -272,7 +272,7 @@ def _evaluate(args) -> int:
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
-    print(f"model: {args.model}  data: {data.source} {split}, {summary['examples']} examples")
+    print(f"model: {args.model}  data: {data.source} {SPLIT_NAMES[split]}, {summary['examples']} examples")
     print(f"accuracy {summary['accuracy']:.4f}  cross-entropy {summary['cross_entropy']:.4f}  "
           f"top-2 accuracy {summary['top2_accuracy']:.4f}  ECE {summary['expected_calibration_error']:.4f}")
     print()
@@ -333,13 +333,13 @@ def _predict(args) -> int:
 def _data_rows(args, model, in_model_range) -> tuple[str, np.ndarray]:
     """("PATH", X) of `predict --data PATH`: the rows it judges (its test split, else all), in memory,
     checked to fit the model and its input range."""
-    from .datasets.sources import evaluation_split, open_data
+    from .datasets.sources import SPLIT_NAMES, evaluation_split, open_data
 
     data = open_data(args.data, label_column=args.label_column, labels=False)
     X, _, split = evaluation_split(data)
     shape = tuple(X.shape[1:])
     if shape not in (tuple(model.input_shape), (model.num_inputs,)):
-        raise SoftmaxRegError(f"--data {args.data}: rows of {'x'.join(map(str, shape))} values ({split}); "
+        raise SoftmaxRegError(f"--data {args.data}: rows of {'x'.join(map(str, shape))} values ({SPLIT_NAMES[split]}); "
                               f"the model takes {'x'.join(map(str, model.input_shape))}")
     return args.data, in_model_range(np.asarray(X), f"--data {args.data}", model.input_range, args.input_range)
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from .callbacks import StepProgress, progress_bar
 from .datasets import load_fashion_mnist, num_batches
-from .datasets.sources import evaluation_split, open_data
+from .datasets.sources import SPLIT_NAMES, evaluation_split, open_data
 from .datasets.inputs import outside_range
 from .errors import InvalidArgumentError, SoftmaxRegError, TrainingDivergedError
 from .functional import cross_entropy, softmax
@@ -325,6 +325,7 @@ def load_model_and_data(model_path, data_dir, *, force: bool = False, label_colu
     model = load_model(model_path)
     data = open_data(data_dir, label_column=label_column)
     X, _, split = evaluation_split(data)
+    split = SPLIT_NAMES[split]
     shape = tuple(X.shape[1:])
     if tuple(model.input_shape) not in (shape, (int(np.prod(shape)),)):
         raise SoftmaxRegError(f"{model_path}: the model takes inputs of shape {tuple(model.input_shape)}, "

@@ -31,9 +31,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataFormatError
-from .fashion_mnist import CLASS_NAMES_FILE, FILES, ImageDataset, load_fashion_mnist, read_class_names
+from .fashion_mnist import CLASS_NAMES_FILE, ImageDataset, load_fashion_mnist, read_class_names
 
-__all__ = ["open_data", "evaluation_split", "DASK_HINT"]
+__all__ = ["open_data", "evaluation_split", "SPLIT_NAMES", "DASK_HINT"]
 
 DASK_HINT = "pip install 'softmaxreg[dask]'"
 SPLITS = (("X_train", "y_train"), ("X_test", "y_test"), ("X_val", "y_val"))
@@ -44,8 +44,8 @@ EXPECTED = ("an IDX folder, a folder of X_train.npy and y_train.npy, a .npz, a .
 def open_data(path=None, *, label_column=None, labels: bool = True) -> ImageDataset:
     """The data set at `path` (kinds: the module docstring), checked: X numeric with rows, y integer
     class indices of the same count, the test split's rows shaped as the training split's."""
-    if path is None or Path(path).is_dir() and any(_present(Path(path), name) for name in FILES.values()):
-        return load_fashion_mnist(path)
+    if path is None:
+        return load_fashion_mnist(None)
     text, p = str(path), Path(path)
     if p.suffix == ".parquet" or glob.has_magic(text):
         return _parquet(text, label_column, labels)
@@ -54,10 +54,9 @@ def open_data(path=None, *, label_column=None, labels: bool = True) -> ImageData
             return _zarr(p, labels)
         if (p / "X_train.npy").is_file():
             return _npy_folder(p, labels)
-        raise DataFormatError(f"{p}: a folder holding neither the four IDX files, X_train.npy nor a Zarr store; "
-                              f"expected {EXPECTED}")
+        return load_fashion_mnist(p)                 # a folder of IDX files, the default kind of folder
     if not p.exists():
-        raise DataFormatError(f"{p}: no such file or folder")
+        raise DataFormatError(f"{p}: data {'file' if p.suffix else 'folder'} does not exist; expected {EXPECTED}")
     if p.suffix == ".npz":
         return _npz(p, labels)
     if p.suffix == ".csv":
@@ -68,15 +67,15 @@ def open_data(path=None, *, label_column=None, labels: bool = True) -> ImageData
     raise DataFormatError(f"{p}: unknown kind of data (suffix {p.suffix or 'none'!r}); expected {EXPECTED}")
 
 
+SPLIT_NAMES = {"test": "test split", "all": "all rows"}
+
+
 def evaluation_split(data: ImageDataset) -> tuple[object, object, str]:
-    """(X, y, name) that `evaluate` and `predict` judge: the test split, else all rows ("all rows")."""
+    """(X, y, split) that `evaluate` and `predict` judge: the test split ("test"), else all rows ("all");
+    SPLIT_NAMES says them in words."""
     if data.test_images is not None:
-        return data.test_images, data.test_labels, "test split"
-    return data.train_images, data.train_labels, "all rows"
-
-
-def _present(folder: Path, name: str) -> bool:
-    return (folder / name).is_file() or (folder / name.removesuffix(".gz")).is_file()
+        return data.test_images, data.test_labels, "test"
+    return data.train_images, data.train_labels, "all"
 
 
 def _digest(*paths: Path) -> dict:
