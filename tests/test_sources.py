@@ -202,3 +202,29 @@ def test_zarr_without_dask_says_how_to_install_it(tmp_path, capsys, monkeypatch)
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "pip install 'softmaxreg[dask]'" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_block_shuffled_run_from_a_memory_map_resumes_bit_identically(tmp_path, monkeypatch, capsys):
+    from softmaxreg import load_model, train
+
+    folder = tmp_path / "npy"
+    folder.mkdir()
+    X, y = _arrays(n=9000)                                   # three blocks of 4096 rows
+    np.save(folder / "X_train.npy", X.astype(np.float32))
+    np.save(folder / "y_train.npy", y)
+    args = ["train", "--data", str(folder), "--epochs", "3", "--quiet", "--no-plots", "--momentum", "0.9"]
+    assert main([*args, "--out", str(tmp_path / "whole")]) == 0
+    end_epoch = train._end_epoch
+
+    def interrupt_after_the_first(run, record, callbacks):
+        end_epoch(run, record, callbacks)
+        if record.epoch == 1:
+            raise KeyboardInterrupt
+    monkeypatch.setattr(train, "_end_epoch", interrupt_after_the_first)
+    assert main([*args, "--out", str(tmp_path / "cut")]) == 130
+    monkeypatch.undo()
+    assert main(["train", "--resume", str(tmp_path / "cut"), "--quiet", "--no-plots"]) == 0
+    whole, cut = (load_model(tmp_path / name / "model.safetensors") for name in ("whole", "cut"))
+    assert whole.W.tobytes() == cut.W.tobytes()
+    assert (tmp_path / "whole" / "metrics.csv").read_bytes() == (tmp_path / "cut" / "metrics.csv").read_bytes()
+    assert json.loads((tmp_path / "cut" / "config.json").read_text())["settings"]["shuffle"] == "auto"
