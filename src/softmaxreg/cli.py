@@ -24,7 +24,7 @@ from .cli_train import CHECKPOINT, RECIPES, RUN_FILES, train_command
 from .errors import SoftmaxRegError, TrainingDivergedError
 from .fileio import all_or_nothing, output_folder
 from .optim import OPTIMIZERS, SCHEDULES
-from .options import LBFGS_MAX_ITER
+from .options import LBFGS_MAX_ITER, SHUFFLES
 
 __all__ = ["main", "build_parser", "RUN_FILES", "CHECKPOINT"]
 
@@ -128,9 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=_number(int, 0, True), default=None,
                        help="seed of the weight initialisation and the shuffles (default 0)")
     train.add_argument("--dtype", choices=("float32", "float64"), default=None, help="float type (default float32)")
-    train.add_argument("--data-dir", metavar="DIR", default=None,
-                       help="folder with the four MNIST-format IDX files (default: $SOFTMAXREG_DATA_DIR, "
-                            "else the bundled Fashion-MNIST)")
+    _data_options(train, DATA_HELP)
+    train.add_argument("--shuffle", choices=SHUFFLES, default=None,
+                       help="SGD epoch order: full (a permutation of all rows, the lesson's), blocks (blocks of "
+                            "rows in seeded order, shuffled in windows: memory of a window), auto (default: "
+                            "blocks for memory-mapped and Dask data, full otherwise)")
     train.add_argument("--out", metavar="DIR", default=None, help="run folder (default runs/<timestamp>)")
     train.add_argument("--overwrite", action="store_true", help="allow replacing a run already in --out")
     train.add_argument("--no-plots", action="store_true", help="skip curves.png and misclassified.png")
@@ -145,7 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "matrix and calibration (ECE, reliability diagram) on the test split; writes confusion.png, "
                     "calibration.png and evaluation.json (every figure, for `softmaxreg report`).")
     evaluate.add_argument("model", metavar="MODEL", help="a model.safetensors written by softmaxreg train")
-    evaluate.add_argument("--data-dir", metavar="DIR", default=None, help="as for train (default: bundled Fashion-MNIST)")
+    _data_options(evaluate, "as for train; judged on its test split (X_test/y_test or X_val/y_val, the IDX "
+                            "t10k files), else on all its rows (default: bundled Fashion-MNIST)")
     evaluate.add_argument("--out", metavar="DIR", default=None,
                           help="where to write the plots and evaluation.json (default: the model's folder)")
     evaluate.add_argument("--bins", type=_number(int, 1, True), default=15, help="calibration bins (default 15)")
@@ -163,7 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
                     "longest edge resized to the model's size, centred on black. .npy and IDX inputs hold raw "
                     "pixel values (0-255), one example or a stack.")
     predict.add_argument("model", metavar="MODEL", help="a model.safetensors written by softmaxreg train")
-    predict.add_argument("inputs", metavar="INPUT", nargs="+", help="image, .npy or IDX file")
+    predict.add_argument("inputs", metavar="INPUT", nargs="*", help="image, .npy or IDX file")
+    predict.add_argument("--data", metavar="PATH", default=None,
+                         help="also classify the rows of a data source as for train (its test split, else all "
+                              "its rows; labels, if any, are not used)")
+    predict.add_argument("--label-column", metavar="NAME|INDEX", default=None,
+                         help="CSV / Parquet --data: the label column to leave out of the features")
     predict.add_argument("--top-k", type=_number(int, 1, True), default=3, help="classes shown per input (default 3)")
     predict.add_argument("--reject-below", type=_number(float, 0, True, maximum=1), default=None, metavar="P",
                          help="answer 'uncertain' when the top probability is below P (0..1)")
@@ -208,6 +216,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+DATA_HELP = ("the data: a folder of the four MNIST-format IDX files (raw ones are memory-mapped); a folder of "
+             "X_train.npy and y_train.npy (optionally X_test.npy, y_test.npy; memory-mapped); a .npz of X_train, "
+             "y_train (optionally X_test, y_test or X_val, y_val); a .csv with a header line (--label-column); "
+             "a Zarr store of those arrays, or Parquet files or a glob (--label-column), both through Dask. "
+             "Default: $SOFTMAXREG_DATA_DIR, else the bundled Fashion-MNIST. --data-dir is the same option")
+
+
+def _data_options(parser: argparse.ArgumentParser, help: str) -> None:
+    """--data PATH (alias --data-dir) and --label-column, for train and evaluate."""
+    parser.add_argument("--data", "--data-dir", dest="data_dir", metavar="PATH", default=None, help=help)
+    parser.add_argument("--label-column", metavar="NAME|INDEX", default=None,
+                        help="CSV / Parquet: the column holding the class labels (a name, or a 0-based index)")
+
+
 def _format_table(columns, rows) -> str:
     def cell(v):
         if isinstance(v, (float, np.floating)):
@@ -230,9 +252,11 @@ def _evaluate(args) -> int:
     from .plots import plot_confusion, plot_reliability
     from .report import EVALUATION_FILE
 
-    model, data = load_model_and_data(args.model, args.data_dir, force=args.force)
-    summary = evaluation_summary(data.test_labels, logits_with_progress(model, data.test_images), model.class_names,
-                                 n_bins=args.bins)
+    from .datasets.sources import SPLIT_NAMES, evaluation_split
+
+    model, data = load_model_and_data(args.model, args.data_dir, force=args.force, label_column=args.label_column)
+    X, y, split = evaluation_split(data)
+    summary = evaluation_summary(y, logits_with_progress(model, X), model.class_names, n_bins=args.bins)
     confusion = np.array(summary["confusion_matrix"])
     bins = {key: np.array([np.nan if b[key] is None else b[key] for b in summary["calibration_bins"]])
             for key in summary["calibration_bins"][0]}
@@ -240,15 +264,15 @@ def _evaluate(args) -> int:
     # another evaluation's figures stay unless --overwrite
     with output_folder(out), all_or_nothing(overwrite=args.overwrite):
         plot_confusion(confusion, model.class_names, out / "confusion.png",
-                       title=f"Confusion matrix ({summary['examples']} test images, accuracy {summary['accuracy']:.4f})")
+                       title=f"Confusion matrix ({summary['examples']} examples, {SPLIT_NAMES[split]}, accuracy {summary['accuracy']:.4f})")
         plot_reliability(bins, summary["expected_calibration_error"], out / "calibration.png")
     evaluation = {"model": str(args.model), "model_sha256": hashlib.sha256(Path(args.model).read_bytes()).hexdigest(),
-                  "data": data.source, "split": "test", "evaluated": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **summary}
+                  "data": data.source, "split": split, "evaluated": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **summary}
     atomic_write_bytes(out / EVALUATION_FILE, (json.dumps(evaluation, indent=2) + "\n").encode())  # for `report`
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
-    print(f"model: {args.model}  data: {data.source} test split, {summary['examples']} examples")
+    print(f"model: {args.model}  data: {data.source} {SPLIT_NAMES[split]}, {summary['examples']} examples")
     print(f"accuracy {summary['accuracy']:.4f}  cross-entropy {summary['cross_entropy']:.4f}  "
           f"top-2 accuracy {summary['top2_accuracy']:.4f}  ECE {summary['expected_calibration_error']:.4f}")
     print()
@@ -264,17 +288,22 @@ def _evaluate(args) -> int:
 
 
 def _predict(args) -> int:
-    from .datasets.inputs import read_inputs, without_signal
+    from .datasets.inputs import in_model_range, read_inputs, without_signal
     from .model_file import load_model
 
+    if not args.inputs and args.data is None:
+        raise SoftmaxRegError("predict: give INPUT files, --data PATH, or both")
     model = load_model(args.model)
     if args.top_k > model.num_outputs:
         raise SoftmaxRegError(f"--top-k {args.top_k}: the model has only {model.num_outputs} classes")
     if args.input_range is not None and not args.input_range[0] < args.input_range[1]:
         raise SoftmaxRegError(f"--input-range {args.input_range[0]:g} {args.input_range[1]:g}: expected LOW < HIGH")
+    inputs = read_inputs(args.inputs, model.input_shape, args.invert, model_range=model.input_range,
+                         input_range=args.input_range)
+    if args.data is not None:
+        inputs.append(_data_rows(args, model, in_model_range))
     results = []
-    for name, X in read_inputs(args.inputs, model.input_shape, args.invert, model_range=model.input_range,
-                               input_range=args.input_range):
+    for name, X in inputs:
         proba = model.predict_proba(X)
         blank = without_signal(X, model.input_range)
         for i, p in enumerate(proba):
@@ -299,6 +328,20 @@ def _predict(args) -> int:
         else:
             print(f"{label}: {ranked}")
     return 0
+
+
+def _data_rows(args, model, in_model_range) -> tuple[str, np.ndarray]:
+    """("PATH", X) of `predict --data PATH`: the rows it judges (its test split, else all), in memory,
+    checked to fit the model and its input range."""
+    from .datasets.sources import SPLIT_NAMES, evaluation_split, open_data
+
+    data = open_data(args.data, label_column=args.label_column, labels=False)
+    X, _, split = evaluation_split(data)
+    shape = tuple(X.shape[1:])
+    if shape not in (tuple(model.input_shape), (model.num_inputs,)):
+        raise SoftmaxRegError(f"--data {args.data}: rows of {'x'.join(map(str, shape))} values ({SPLIT_NAMES[split]}); "
+                              f"the model takes {'x'.join(map(str, model.input_shape))}")
+    return args.data, in_model_range(np.asarray(X), f"--data {args.data}", model.input_range, args.input_range)
 
 
 def _experiment(args) -> int:

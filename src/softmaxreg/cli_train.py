@@ -82,9 +82,10 @@ def _raise_terminated(signum, frame):
 def _resumed_run(args, folder: Path):
     """(config, TrainConfig, data, model, TrainState) of the run in the claimed folder --resume DIR."""
     from .checkpoint import load_checkpoint
-    from .datasets import load_fashion_mnist
+    from .datasets.sources import open_data
 
-    given = [f"--{name.replace('_', '-')}" for name in ["recipe", "seed", "sigma", "dtype", "data_dir", "out",
+    given = [f"--{name.replace('_', '-')}" for name in ["recipe", "seed", "sigma", "dtype", "data_dir", "label_column",
+                                                          "out",
                                                           *(f.name for f in fields(TrainConfig))]
              if getattr(args, name, None) is not None]
     if given:
@@ -92,7 +93,8 @@ def _resumed_run(args, folder: Path):
     try:
         config = json.loads((folder / "config.json").read_text())
         settings = config["settings"]
-        train_config = TrainConfig(**{f.name: settings[f.name] for f in fields(TrainConfig)})
+        train_config = TrainConfig(**{f.name: settings[f.name] for f in fields(TrainConfig)
+                                      if f.name in settings or f.name not in LATER_SETTINGS})
     except OSError as e:
         reason = "not found" if isinstance(e, FileNotFoundError) else e.strerror or str(e)
         raise SoftmaxRegError(f"--resume {folder}: no readable run config.json ({reason}): not a run folder?") from None
@@ -106,10 +108,14 @@ def _resumed_run(args, folder: Path):
         raise SoftmaxRegError(f"--resume {folder}: no {CHECKPOINT} (the run stopped before finishing an epoch?)")
     model, state = load_checkpoint(folder / CHECKPOINT)
     _remove_stale_temporaries(folder)
-    data = load_fashion_mnist(settings.get("data_dir"))
+    data = open_data(settings.get("data_dir"), label_column=settings.get("label_column"))
     if _dataset_digest(data) != config.get("dataset", {}).get("sha256"):
         raise SoftmaxRegError(f"--resume {folder}: the data files differ from the ones this run started with")
     return config, train_config, data, model, state
+
+
+LATER_SETTINGS = {"shuffle"}
+"""TrainConfig fields added after runs were first written: a run folder without them resumes with the default."""
 
 
 def _dataset_digest(data) -> str:
@@ -148,7 +154,7 @@ def _errors_named_by_flag():
 
 def _new_run(args):
     """(config, TrainConfig, data, model, None) for a fresh run, every setting and the data checked."""
-    from .datasets import load_fashion_mnist
+    from .datasets.sources import open_data
     from .model import SoftmaxRegression
 
     options = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name, None) is not None}
@@ -159,23 +165,27 @@ def _new_run(args):
     dtype = args.dtype or "float32"
     with _errors_named_by_flag():
         train_config = TrainConfig(**{**RECIPES[recipe], **options})
-        data = load_fashion_mnist(args.data_dir)
+        data = open_data(args.data_dir, label_column=args.label_column)
         n_train, *image_shape = data.train_images.shape
-        pixels = np.iinfo(data.train_images.dtype)
+        pixels = data.train_images.dtype == np.uint8          # 0..255 values: the lesson's pixels
         model = SoftmaxRegression(int(np.prod(image_shape)), len(data.class_names), sigma,
-                                  seed=seed, dtype=dtype, input_scale=1 / 255,
+                                  seed=seed, dtype=dtype, input_scale=1 / 255 if pixels else 1.0,
                                   input_shape=image_shape, class_names=data.class_names,
-                                  input_range=(pixels.min, pixels.max))
+                                  input_range=(0, 255) if pixels else None)
+    validation = data.test_images is not None
     config = {
         "softmaxreg_version": __version__,
         "command": "train",
         "settings": {**asdict(train_config), "recipe": recipe, "sigma": sigma, "seed": seed,
-                     "dtype": dtype, "validation": "test split",
-                     "data_dir": None if data.source == "bundled" else str(Path(data.source).resolve())},
+                     "dtype": dtype, "validation": "test split" if validation else "none (the data have no test split)",
+                     "data_dir": None if data.source == "bundled" else str(Path(data.source).resolve()),
+                     "label_column": args.label_column},
         "dataset": {"source": data.source, "sha256": _dataset_digest(data), "files": data.sha256,
-                    "train_size": n_train, "validation_size": len(data.test_images),
+                    "train_size": n_train, "validation_size": len(data.test_images) if validation else 0,
                     "image_shape": image_shape, "class_names": list(data.class_names)},
-        "preprocessing": {"input_scale": model.input_scale, "description": "pixels / 255, flattened row-major"},
+        "preprocessing": {"input_scale": model.input_scale,
+                          "description": "pixels / 255, flattened row-major" if pixels else "features as given"
+                                         + (", flattened row-major" if len(image_shape) > 1 else "")},
         "environment": {"python": platform.python_version(), "numpy": np.__version__,
                         "platform": platform.platform(), "gemm_rows": block_rows()},   # it changes the bits
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -204,8 +214,10 @@ def _train(args, folder: Path, config, train_config, data, model, state) -> int:
 
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
     n_train, *image_shape = data.train_images.shape
-    say(f"data: {data.source}, {n_train} train / {len(data.test_images)} validation images "
-        f"{'x'.join(map(str, image_shape))}, {len(data.class_names)} classes")
+    validation = None if data.test_images is None else (data.test_images, data.test_labels)
+    say(f"data: {data.source}, {n_train} train / {len(validation[0]) if validation else 'no'} validation "
+        f"{'images' if len(image_shape) == 2 else 'rows of'} {'x'.join(map(str, image_shape))}, "
+        f"{len(data.class_names)} classes")
     full_batch = train_config.optimizer().full_batch
     unit, last = ("iteration", train_config.solver_max_iter) if full_batch else ("epoch", train_config.epochs)
     if state is not None:
@@ -239,7 +251,7 @@ def _train(args, folder: Path, config, train_config, data, model, state) -> int:
                 warnings.simplefilter("always", ConvergenceWarning)
                 history = fit(model, data.train_images, data.train_labels, train_config,
                               seed=config["settings"]["seed"],
-                              validation_data=(data.test_images, data.test_labels), callbacks=callbacks,
+                              validation_data=validation, callbacks=callbacks,
                               resume=state)
             for warning in caught:
                 print(f"softmaxreg: warning: {warning.message}", file=sys.stderr)
@@ -264,7 +276,7 @@ def _train(args, folder: Path, config, train_config, data, model, state) -> int:
         raise OutputError(f"{e}; {_what_is_kept(folder, unit, checkpoint.saved)}") from None
     written = ["config.json", "metrics.csv", *([CHECKPOINT] if checkpoint.saved else []), "model.safetensors"]
     if not args.no_plots:
-        written += ["curves.png", "misclassified.png"]
+        written += ["curves.png", *(["misclassified.png"] if _has_gallery(data) else [])]
     if len(history):
         last = history[-1]
         say(f"final: train_loss {last.train_loss:.4f}  val_loss {last.val_loss:.4f}  val_acc {last.val_acc:.4f}")
@@ -278,12 +290,19 @@ def _what_is_kept(folder: Path, unit: str, saved: int) -> str:
     return f"the checkpoint of {unit} {saved} is in {folder}; resume with: softmaxreg train --resume {folder}"
 
 
+def _has_gallery(data) -> bool:
+    """misclassified.png is drawn for a test split of images (n, height, width)."""
+    return data.test_images is not None and data.test_images.ndim == 3
+
+
 def _write_plots(folder: Path, model, data, history, unit: str) -> None:
     import numpy as np
 
     from .runplots import plot_curves, plot_image_grid
 
     plot_curves(history, folder / "curves.png", unit=unit)
+    if not _has_gallery(data):
+        return
     predicted = model.predict(data.test_images)
     wrong = np.flatnonzero(predicted != data.test_labels)[:GALLERY_SIZE]
     names = data.class_names

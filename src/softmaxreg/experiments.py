@@ -24,6 +24,7 @@ import numpy as np
 
 from .callbacks import StepProgress, progress_bar
 from .datasets import load_fashion_mnist, num_batches
+from .datasets.sources import SPLIT_NAMES, evaluation_split, open_data
 from .datasets.inputs import outside_range
 from .errors import InvalidArgumentError, SoftmaxRegError, TrainingDivergedError
 from .functional import cross_entropy, softmax
@@ -315,17 +316,20 @@ def batch_sweep(data, batch_sizes=(1, 16, 256, 4096, 60000), epochs: int = 5, lr
     return _sweep("batch-sweep", data, runs, rows_of, summarize, progress)
 
 
-def load_model_and_data(model_path, data_dir, *, force: bool = False):
+def load_model_and_data(model_path, data_dir, *, force: bool = False, label_column=None):
     """(model, data): a saved model and the data set to judge it on (`softmaxreg evaluate`, the
-    reject experiment), checked to take the data's images and classes: the same input shape and
-    number of classes always; the same class names and the data's values within the model's input
-    range unless `force`."""
+    reject experiment; `data_dir` any --data PATH, datasets.sources.open_data), checked on the rows
+    it judges (sources.evaluation_split: the test split, else all rows) to fit the model: the same
+    input shape and number of classes always; the same class names and the data's values within the
+    model's input range unless `force`."""
     model = load_model(model_path)
-    data = load_fashion_mnist(data_dir)
-    shape = data.test_images.shape[1:]
+    data = open_data(data_dir, label_column=label_column)
+    X, _, split = evaluation_split(data)
+    split = SPLIT_NAMES[split]
+    shape = tuple(X.shape[1:])
     if tuple(model.input_shape) not in (shape, (int(np.prod(shape)),)):
         raise SoftmaxRegError(f"{model_path}: the model takes inputs of shape {tuple(model.input_shape)}, "
-                              f"the data has images of {'x'.join(map(str, shape))}")
+                              f"the data's {split} has rows of {'x'.join(map(str, shape))}")
     if model.num_outputs != len(data.class_names):
         raise SoftmaxRegError(f"{model_path}: the model has {model.num_outputs} classes, "
                               f"the data {len(data.class_names)}")
@@ -336,9 +340,9 @@ def load_model_and_data(model_path, data_dir, *, force: bool = False):
         raise SoftmaxRegError(f"{model_path}: the model's classes are not the data's (class {differ} is "
                               f"{model.class_names[differ]!r} for the model, {data.class_names[differ]!r} in "
                               f"{data.source}): trained on other data? pass --force to judge it anyway")
-    outside = outside_range(data.test_images, model.input_range)
+    outside = outside_range(X, model.input_range)
     if outside:
-        raise SoftmaxRegError(f"{model_path}: the test images' {outside}; pass --force to judge it anyway")
+        raise SoftmaxRegError(f"{model_path}: the data's {split}: {outside}; pass --force to judge it anyway")
     return model, data
 
 

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .datasets.blocks import iterate_rows
 from .errors import InvalidArgumentError
 from .functional import softmax, softmax_cross_entropy_
 from .gemm import matmul_rows
@@ -94,7 +95,8 @@ class SoftmaxRegression:
             raise InvalidArgumentError(
                 f"X: expected shape (n, {self.num_inputs}) or (n, {', '.join(map(str, self.input_shape))}), got {X.shape}")
         X = X.reshape(X.shape[0], self.num_inputs)
-        if not np.issubdtype(X.dtype, np.integer) and X.dtype != bool and not np.isfinite(X).all():
+        if not np.issubdtype(X.dtype, np.integer) and X.dtype != bool and \
+                not all(np.isfinite(block).all() for _, _, block in iterate_rows(X)):   # a memory map: streamed
             raise InvalidArgumentError("X: contains NaN or infinite values")
         return X
 

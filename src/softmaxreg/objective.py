@@ -34,6 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from .datasets.blocks import PageRelease
 from .errors import InvalidArgumentError
 from .functional import smoothed_targets, soft_cross_entropy_rows, softmax_cross_entropy_
 from .gemm import matmul_t_rows
@@ -141,7 +142,9 @@ class FullBatch:
     The rows are cut into chunks of `rows`; the chunks run on `threads` threads (the GIL is released
     in the products and casts), each chunk into its own float64 row of partial sums, and the rows
     are added in chunk order. So the same x gives the same bits whichever thread ran which chunk,
-    and whatever the number of threads. Used as a context manager, which holds the thread pool
+    and whatever the number of threads. Over a read-only memory map each chunk hands its pages back
+    once done (datasets.blocks.PageRelease), so a pass holds a few chunks, not the file, resident.
+    Used as a context manager, which holds the thread pool
     (without one, the chunks run in the calling thread).
     """
 
@@ -158,6 +161,7 @@ class FullBatch:
         self.losses, self.correct = np.empty(chunks), np.empty(chunks, dtype=np.int64)
         self.threads = max(1, min(threads or len(os.sched_getaffinity(0)), chunks))
         self.local = threading.local()
+        self.release = PageRelease(X).release
         self.pool: ThreadPoolExecutor | None = None
 
     def __enter__(self) -> "FullBatch":
@@ -188,6 +192,7 @@ class FullBatch:
             x, self.y[part], None if self.w is None else self.w[part], self.divisor, local.dW, local.db, local.buffers)
         self.parts[c, :local.dW.size] = local.dW.ravel()
         self.parts[c, local.dW.size:] = local.db
+        self.release(part.start, part.stop)
 
     def preconditioner(self):
         """P(q, s, y) -> P q for L-BFGS: P = (c G + lambda I)^-1 acting on (W; b) stacked as (d + 1, k).
@@ -217,6 +222,7 @@ class FullBatch:
             wx = xc if self.w is None else xc * self.w[start:start + x.shape[0], None]
             xx += wx.T @ xc
             x_sum += wx.sum(axis=0, dtype=np.float64)
+            self.release(start, start + x.shape[0])
         xx, x_sum = xx / self.divisor, x_sum / self.divisor
         G = np.empty((d + 1, d + 1))
         G[:d, :d] = a[:, None] * xx * a + np.outer(a * x_sum, r) + np.outer(r, a * x_sum) + np.outer(r, r)

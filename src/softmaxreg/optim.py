@@ -151,7 +151,7 @@ class LBFGS(Optimizer):
     """
     name, full_batch, uses_preconditioner = "lbfgs", True, True
     REFUSED_OPTIONS = ("epochs", "batch_size", "lr", "momentum", "nesterov", "schedule", "warmup_epochs",
-                       "step_epochs", "gamma", "early_stopping", "validation_fraction", "patience", "converge")
+                       "step_epochs", "gamma", "early_stopping", "validation_fraction", "patience", "converge", "shuffle")
     """TrainConfig fields of minibatch SGD: given with L-BFGS they are refused, never ignored."""
 
     def __init__(self, *, memory: int = 10, c1: float = 1e-4, c2: float = 0.9, max_evaluations: int = 30):

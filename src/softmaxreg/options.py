@@ -46,6 +46,9 @@ class TrainConfig:
                                          # L-BFGS: stop when max |gradient| <= tol (scipy's pgtol rule)
     converge: bool = False               # without early stopping: stop when the epoch's training
                                          # loss has not improved by > tol for `patience` epochs
+    shuffle: str = "auto"                # SGD epoch order: "full" (a permutation of all rows, the lesson's),
+                                         # "blocks" (datasets.blocks: seeded blocks, shuffled in windows;
+                                         # memory of a window), "auto": blocks for memory maps and Dask arrays
 
     def lr_schedule(self, steps_per_epoch: int, epochs: int | None = None) -> LRSchedule:
         """The learning rate at each step of a run with these settings (over `epochs`, default self.epochs)."""
@@ -82,9 +85,13 @@ class TrainConfig:
             raise InvalidArgumentError(f"validation_fraction: expected a value in (0, 1), got {self.validation_fraction}")
         if not (math.isfinite(self.tol) and self.tol >= 0):
             raise InvalidArgumentError(f"tol: expected a finite value >= 0, got {self.tol}")
+        if self.shuffle not in SHUFFLES:
+            raise InvalidArgumentError(f"shuffle: expected one of {', '.join(SHUFFLES)}, got {self.shuffle!r}")
         if not (self.class_weight is None or self.class_weight == "balanced" or isinstance(self.class_weight, dict)):
             raise InvalidArgumentError(f"class_weight: expected None, 'balanced' or a dict, got {self.class_weight!r}")
 
+
+SHUFFLES = ("auto", "full", "blocks")
 
 LBFGS_MAX_ITER = 500
 """Default most iterations of L-BFGS: Fashion-MNIST's L2 optimum at C = 0.01 needs a few hundred."""

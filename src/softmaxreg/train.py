@@ -12,6 +12,7 @@ import numpy as np
 
 from .callbacks import ConsoleLog, EarlyStopping, LiveCurves
 from .datasets.batches import iterate_minibatches, num_batches
+from .datasets.blocks import is_dask, is_streamed, iterate_block_minibatches, iterate_rows
 from .errors import ConvergenceWarning, InvalidArgumentError, TrainingDivergedError
 from .hooks import Callback, EpochRecord, History, Run, TrainState
 from .model import SoftmaxRegression, StepBuffers
@@ -31,10 +32,11 @@ like lr, the loss grows like lr instead. Largest minibatch loss of a 10-epoch Fa
 
 
 def feature_moments(model: SoftmaxRegression, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-feature mean and standard deviation of the scaled inputs s X, in float64 chunks."""
+    """Per-feature mean and standard deviation of the scaled inputs s X, in float64 chunks
+    (datasets.blocks.iterate_rows: a memory map or a Dask array is streamed)."""
     total, total_sq = np.zeros(model.num_inputs), np.zeros(model.num_inputs)
-    for start in range(0, X.shape[0], 4096):
-        chunk = X[start:start + 4096].astype(np.float64) * model.input_scale
+    for _, _, block in iterate_rows(X):
+        chunk = block.astype(np.float64) * model.input_scale
         total += chunk.sum(axis=0)
         total_sq += np.square(chunk).sum(axis=0)
     mean = total / X.shape[0]
@@ -53,7 +55,10 @@ def fit(model: SoftmaxRegression, X, y, config: TrainConfig | None = None, *, se
     objective.SoftmaxCrossEntropy; `solver` picks the optimizer (optim.OPTIMIZERS): "sgd" runs
     minibatch epochs, "lbfgs" full-batch iterations to max|gradient| <= tol (ConvergenceWarning
     if it stops first). `optimizer` continues an existing one (its state), e.g. across partial fits.
-    Each SGD epoch draws one permutation from `seed`'s shuffle stream (seeding.py: an integer N is
+    Each SGD epoch's order comes from `seed`'s shuffle stream: with shuffle="full" one permutation of
+    the rows, with "blocks" a permutation of blocks then of rows in windows of blocks
+    (datasets.blocks.iterate_block_minibatches, memory of a window); "auto" (default) is "blocks"
+    for data streamed from disk or computed (a memory map, a Dask array), else "full" (seeding.py: an integer N is
     split in two, so SoftmaxRegression(..., seed=N) then fit(..., seed=N) is `softmaxreg train
     --seed N`, bit for bit); the same seed and initial weights give bit-identical results.
     Callbacks see a `Run` from on_train_begin; `run.state()` after an epoch, passed back as `resume` (with the model's weights as they were
@@ -66,7 +71,7 @@ def fit(model: SoftmaxRegression, X, y, config: TrainConfig | None = None, *, se
     Jupyter notebook (callbacks.LiveCurves; nothing elsewhere).
     """
     cfg = replace(config or TrainConfig(), **options)
-    X = model._flatten(X)
+    X = _dask_rows(model, X) if is_dask(X) else model._flatten(X)
     y = model._check_targets(y, X.shape[0])
     if X.shape[0] == 0:
         raise InvalidArgumentError("X: cannot train on 0 examples")
@@ -76,6 +81,8 @@ def fit(model: SoftmaxRegression, X, y, config: TrainConfig | None = None, *, se
         X_val = model._flatten(validation_data[0])
         validation = (X_val, model._check_labels(validation_data[1], X_val.shape[0]))
     optimizer = optimizer or cfg.optimizer()
+    if cfg.shuffle == "auto" and not optimizer.full_batch:
+        cfg = replace(cfg, shuffle="blocks" if is_streamed(X) else "full")
     rng = shuffle_generator(seed)
     stoppers, held = [], None
     if cfg.early_stopping:
@@ -108,6 +115,17 @@ def fit(model: SoftmaxRegression, X, y, config: TrainConfig | None = None, *, se
     for cb in callbacks:
         cb.on_train_end(history)
     return history
+
+
+def _dask_rows(model: SoftmaxRegression, X):
+    """A Dask array of inputs as (n, d) rows, checked without computing it (NaN/inf surface in the
+    loss as divergence)."""
+    if X.ndim < 2 or int(np.prod(X.shape[1:])) != model.num_inputs or any(map(math.isnan, X.shape)):
+        raise InvalidArgumentError(f"X: expected a Dask array of shape (n, {model.num_inputs}) with known chunk "
+                                   f"sizes, got {X.shape}")
+    if not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
+        raise InvalidArgumentError(f"X: expected a numeric Dask array, got {X.dtype}")
+    return X.reshape(X.shape[0], model.num_inputs) if X.ndim > 2 else X
 
 
 def _holdout_indices(n: int, fraction: float, rng: np.random.Generator) -> np.ndarray:
@@ -153,7 +171,9 @@ def _minibatch(objective, optimizer, arrays, cfg, rng, validation, history, call
         if run.stop:
             break
         start, loss_sum, correct = time.perf_counter(), 0.0, 0
-        for step, batch in enumerate(iterate_minibatches(batch_arrays, cfg.batch_size, rng, buffers=gathered), 1):
+        batches = (iterate_block_minibatches if cfg.shuffle == "blocks" else iterate_minibatches)(
+            batch_arrays, cfg.batch_size, rng, buffers=gathered)
+        for step, batch in enumerate(batches, 1):
             m = batch[0].shape[0]
             x = x_buf[:m]
             np.copyto(x, batch[0])                                      # uint8 -> float, no scaling

@@ -18,10 +18,10 @@ import numpy as np
 from ..cachedir import CACHE_ENV, cache_dir
 from ..errors import ChecksumError, DataFormatError
 from ..fileio import atomic_write_bytes
-from .idx import read_idx
+from .idx import _is_gzip, open_idx_memmap, read_idx
 from .resize import resize_images
 
-__all__ = ["load_fashion_mnist", "ImageDataset", "FASHION_MNIST_CLASSES", "DATA_DIR_ENV", "CACHE_ENV", "BUNDLED_DIR"]
+__all__ = ["load_fashion_mnist", "read_class_names", "ImageDataset", "FASHION_MNIST_CLASSES", "DATA_DIR_ENV", "CACHE_ENV", "BUNDLED_DIR"]
 
 DATA_DIR_ENV = "SOFTMAXREG_DATA_DIR"
 BUNDLED_DIR = Path(__file__).parent / "data"
@@ -105,18 +105,23 @@ def _find(folder: Path, name: str) -> Path:
     raise DataFormatError(f"{folder}: missing {name} (or {name.removesuffix('.gz')})")
 
 
+def read_class_names(names_file: Path) -> tuple[str, ...]:
+    """One class name per line (blank lines skipped): at least 2, none repeated."""
+    names = tuple(line.strip() for line in names_file.read_text(encoding="utf-8").splitlines() if line.strip())
+    if len(names) < 2:
+        raise DataFormatError(f"{names_file}: expected one class name per line, at least 2, found {len(names)}")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise DataFormatError(f"{names_file}: class names repeat: {', '.join(map(repr, repeated))}")
+    return names
+
+
 def _class_names(folder: Path, sums: dict, labels: list[np.ndarray]) -> tuple[str, ...]:
     if all(sums.get(name) == digest for name, digest in SHA256.items()):
         return FASHION_MNIST_CLASSES
     names_file = folder / CLASS_NAMES_FILE
     if names_file.is_file():
-        names = tuple(line.strip() for line in names_file.read_text(encoding="utf-8").splitlines() if line.strip())
-        if len(names) < 2:
-            raise DataFormatError(f"{names_file}: expected one class name per line, at least 2, found {len(names)}")
-        repeated = sorted({name for name in names if names.count(name) > 1})
-        if repeated:
-            raise DataFormatError(f"{names_file}: class names repeat: {', '.join(map(repr, repeated))}")
-        return names
+        return read_class_names(names_file)
     return tuple(str(i) for i in range(max(2, max(int(y.max()) for y in labels) + 1)))
 
 
@@ -133,7 +138,8 @@ def load_fashion_mnist(data_dir=None, *, resize=None) -> ImageDataset:
         class with no training example, a training split of one class, repeated class names.
     resize: optional (height, width) or int; images are resized bilinearly (as the
         lesson's loader does with transforms.Resize) and stay uint8.
-    The decompressed arrays are cached (see `_read_cached`; $SOFTMAXREG_CACHE_DIR=off disables).
+    Raw (uncompressed) IDX files are memory-mapped, not read (see datasets.blocks), so a training split
+    larger than memory can be streamed; gzipped ones are inflated. The decompressed arrays are cached (see `_read_cached`; $SOFTMAXREG_CACHE_DIR=off disables).
     """
     if data_dir is None:
         data_dir = os.environ.get(DATA_DIR_ENV) or None
@@ -147,7 +153,8 @@ def load_fashion_mnist(data_dir=None, *, resize=None) -> ImageDataset:
             if sums[name] != digest:
                 raise ChecksumError(f"{folder / name}: SHA-256 {sums[name]} does not match the bundled "
                                     f"Fashion-MNIST's {digest}; reinstall softmaxreg")
-    arrays = {key: _read_cached(p, sums[p.name]) for key, p in paths.items()}
+    # raw files are memory-mapped (read as they are used: out-of-core), gzipped ones inflated once, cached
+    arrays = {key: _read_cached(p, sums[p.name]) if _is_gzip(p) else open_idx_memmap(p) for key, p in paths.items()}
     for split in ("train", "test"):
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         img_path, lbl_path = paths[f"{split}_images"], paths[f"{split}_labels"]

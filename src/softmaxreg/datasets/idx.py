@@ -25,7 +25,7 @@ import numpy as np
 from ..errors import DataFormatError
 from ..fileio import atomic_write_bytes
 
-__all__ = ["read_idx", "write_idx"]
+__all__ = ["read_idx", "open_idx_memmap", "write_idx"]
 
 _DTYPES = {0x08: np.dtype("u1"), 0x09: np.dtype("i1"), 0x0B: np.dtype(">i2"),
            0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
@@ -102,6 +102,29 @@ def read_idx(path) -> np.ndarray:
         raise DataFormatError(f"{path}: corrupt or truncated gzip stream: {e}") from None
     array = np.frombuffer(data, dtype=dtype).reshape(shape)
     return array if dtype.isnative else array.astype(dtype.newbyteorder("="))
+
+
+def open_idx_memmap(path) -> np.ndarray:
+    """A raw (uncompressed) IDX file as a read-only np.memmap of its payload, in the file's byte
+    order, checked like `read_idx` (header, exact payload length); nothing is read until used.
+    A gzipped file cannot be mapped: DataFormatError saying to decompress it."""
+    path = Path(path)
+    try:
+        if _is_gzip(path):
+            raise DataFormatError(f"{path}: gzip-compressed IDX cannot be memory-mapped; decompress it (gunzip)")
+        with open(path, "rb") as f:
+            dtype, shape = _read_header(f, path)
+            offset, left = f.tell(), os.fstat(f.fileno()).st_size - f.tell()
+    except IsADirectoryError:
+        raise DataFormatError(f"{path}: expected an IDX file, found a directory") from None
+    except OSError as e:
+        raise DataFormatError(f"{path}: cannot read: {e.strerror or e}") from None
+    nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if left != nbytes:
+        raise DataFormatError(_length_message(path, nbytes, left))
+    if nbytes == 0:
+        return np.zeros(shape, dtype=dtype)
+    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape)
 
 
 def write_idx(path, array) -> None:

@@ -23,7 +23,7 @@ from ..fileio import describe_bytes
 from .idx import read_idx
 from .resize import resize_images
 
-__all__ = ["to_mnist_format", "read_inputs", "outside_range", "without_signal"]
+__all__ = ["to_mnist_format", "read_inputs", "in_model_range", "outside_range", "without_signal"]
 
 _BACKGROUND = 16        # pixels at or below this (after negation) count as background when trimming
 NO_SIGNAL_SHARE = 0.01
@@ -104,22 +104,25 @@ def read_inputs(paths, input_shape: tuple[int, ...], invert: str = "auto", *, mo
     `input_range` (low, high) when given, and are then mapped linearly onto `model_range`; else
     in `model_range` (the model's, when it records one). A value outside is a DataFormatError.
     """
+    return [(str(p), in_model_range(_read_one(p, input_shape, invert), p, model_range, input_range))
+            for p in map(Path, paths)]
+
+
+def in_model_range(X: np.ndarray, name, model_range, input_range=None) -> np.ndarray:
+    """X checked to lie in `input_range` and mapped linearly onto `model_range`, or (no input_range)
+    checked to lie in `model_range`; a value outside is a DataFormatError naming `name`."""
     if input_range is not None and model_range is None:
         raise InvalidArgumentError("--input-range: the model does not record its input range, so there is "
                                    "nothing to rescale to; give values as the model was trained on")
-    out = []
-    for p in map(Path, paths):
-        X = _read_one(p, input_shape, invert)
-        outside = outside_range(X, input_range or model_range,
-                                "the given --input-range" if input_range else "the model's input range")
-        if outside:
-            hint = "" if input_range else "; if they are on another scale, pass --input-range LOW HIGH"
-            raise DataFormatError(f"{p}: {outside}{hint}")
-        if input_range is not None:
-            (low, high), (to_low, to_high) = input_range, model_range
-            X = to_low + (X.astype(np.float64) - low) * ((to_high - to_low) / (high - low))
-        out.append((str(p), X))
-    return out
+    outside = outside_range(X, input_range or model_range,
+                            "the given --input-range" if input_range else "the model's input range")
+    if outside:
+        hint = "" if input_range else "; if they are on another scale, pass --input-range LOW HIGH"
+        raise DataFormatError(f"{name}: {outside}{hint}")
+    if input_range is not None:
+        (low, high), (to_low, to_high) = input_range, model_range
+        X = to_low + (X.astype(np.float64) - low) * ((to_high - to_low) / (high - low))
+    return X
 
 
 def _read_one(p: Path, input_shape: tuple[int, ...], invert: str) -> np.ndarray:

@@ -1,0 +1,287 @@
+"""`--data PATH`: a data set opened by the kind of PATH, as the `ImageDataset` the command line uses.
+
+Kinds, recognised in this order:
+
+    (none)                     the bundled Fashion-MNIST ($SOFTMAXREG_DATA_DIR first)
+    FOLDER of IDX files        train-images-idx3-ubyte, ... (.gz or raw; raw files are memory-mapped)
+    FOLDER of .npy files       X_train.npy, y_train.npy [, X_test.npy, y_test.npy] (memory-mapped)
+    FILE.npz                   arrays X_train, y_train [, X_test, y_test or X_val, y_val] [, class_names]
+    FILE.csv                   a header line of column names, numbers in every cell but the labels';
+                               --label-column NAME or INDEX; read into memory (small data)
+    STORE.zarr (a folder)      arrays X_train, y_train [, X_test, y_test] of a Zarr group, through Dask
+                               (X_train stays a Dask array; the labels and the test split are read)
+    FILE.parquet, or a glob    --label-column; every other column is a feature; through Dask
+
+Zarr and Parquet give Dask arrays chunked by rows (what `fit` streams); they need
+`pip install 'softmaxreg[dask]'`. Labels are integer class indices (CSV: or names, sorted);
+class names are the npz's `class_names` array, a folder's class_names.txt, else "0", "1", ...
+A source without a test split has `test_images` None: training runs without validation, and
+`evaluate` / `predict` use all its rows. `labels=False` (predict) accepts a source without labels.
+Every mistake is a DataFormatError naming the file and what was expected.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataFormatError
+from .fashion_mnist import CLASS_NAMES_FILE, ImageDataset, load_fashion_mnist, read_class_names
+
+__all__ = ["open_data", "evaluation_split", "SPLIT_NAMES", "DASK_HINT"]
+
+DASK_HINT = "pip install 'softmaxreg[dask]'"
+SPLITS = (("X_train", "y_train"), ("X_test", "y_test"), ("X_val", "y_val"))
+EXPECTED = ("an IDX folder, a folder of X_train.npy and y_train.npy, a .npz, a .csv, a Zarr store "
+            "or Parquet files")
+
+
+def open_data(path=None, *, label_column=None, labels: bool = True) -> ImageDataset:
+    """The data set at `path` (kinds: the module docstring), checked: X numeric with rows, y integer
+    class indices of the same count, the test split's rows shaped as the training split's."""
+    if path is None:
+        return load_fashion_mnist(None)
+    text, p = str(path), Path(path)
+    if p.suffix == ".parquet" or glob.has_magic(text):
+        return _parquet(text, label_column, labels)
+    if p.is_dir():
+        if p.suffix == ".zarr" or (p / "zarr.json").is_file() or (p / ".zgroup").is_file():
+            return _zarr(p, labels)
+        if (p / "X_train.npy").is_file():
+            return _npy_folder(p, labels)
+        return load_fashion_mnist(p)                 # a folder of IDX files, the default kind of folder
+    if not p.exists():
+        raise DataFormatError(f"{p}: data {'file' if p.suffix else 'folder'} does not exist; expected {EXPECTED}")
+    if p.suffix == ".npz":
+        return _npz(p, labels)
+    if p.suffix == ".csv":
+        return _csv(p, label_column, labels)
+    if p.suffix == ".npy":
+        raise DataFormatError(f"{p}: a single .npy holds no labels; put X_train.npy and y_train.npy "
+                              "(optionally X_test.npy, y_test.npy) in a folder and pass the folder")
+    raise DataFormatError(f"{p}: unknown kind of data (suffix {p.suffix or 'none'!r}); expected {EXPECTED}")
+
+
+SPLIT_NAMES = {"test": "test split", "all": "all rows"}
+
+
+def evaluation_split(data: ImageDataset) -> tuple[object, object, str]:
+    """(X, y, split) that `evaluate` and `predict` judge: the test split ("test"), else all rows ("all");
+    SPLIT_NAMES says them in words."""
+    if data.test_images is not None:
+        return data.test_images, data.test_labels, "test"
+    return data.train_images, data.train_labels, "all"
+
+
+def _digest(*paths: Path) -> dict:
+    """{name: SHA-256} of every file in `paths` (a folder: every file under it, by relative name)."""
+    sums = {}
+    for p in paths:
+        files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
+        for f in files:
+            h = hashlib.sha256()
+            with open(f, "rb") as stream:
+                while chunk := stream.read(1 << 22):
+                    h.update(chunk)
+            sums[str(f.relative_to(p.parent))] = h.hexdigest()
+    return sums
+
+
+def _dataset(source: Path | str, sums: dict, splits: dict, names, labels: bool) -> ImageDataset:
+    """The ImageDataset of checked splits {"train": (X, y, where), "test": (X, y, where) or absent}."""
+    X, y, where = splits["train"]
+    _check_split(X, y, where, labels)
+    test = splits.get("test")
+    if test is not None:
+        _check_split(*test, labels)
+        if tuple(test[0].shape[1:]) != tuple(X.shape[1:]):
+            raise DataFormatError(f"{test[2]}: rows of shape {tuple(test[0].shape[1:])}, the training split's "
+                                  f"are {tuple(X.shape[1:])}")
+    if names is None and labels:
+        top = max([int(y.max())] + ([int(test[1].max())] if test is not None else []))
+        names = tuple(str(i) for i in range(max(2, top + 1)))
+    elif names is None:
+        names = ()
+    for split in ((X, y, where), *([test] if test is not None else [])):
+        if labels and split[1].size and not 0 <= int(split[1].min()) <= int(split[1].max()) < len(names):
+            raise DataFormatError(f"{split[2]}: labels must lie in [0, {len(names) - 1}], "
+                                  f"found {split[1].min()}..{split[1].max()}")
+    return ImageDataset(train_images=X, train_labels=y, test_images=None if test is None else test[0],
+                        test_labels=None if test is None else test[1], class_names=tuple(names),
+                        source=str(source), sha256=sums)
+
+
+def _check_split(X, y, where: str, labels: bool) -> None:
+    if X.ndim < 2 or X.shape[0] == 0 or 0 in X.shape[1:]:
+        raise DataFormatError(f"{where}: expected rows of features (n, d) with n, d >= 1, found shape {X.shape}")
+    if not (np.issubdtype(X.dtype, np.number) or X.dtype == bool) or np.issubdtype(X.dtype, np.complexfloating):
+        raise DataFormatError(f"{where}: expected real numbers, found dtype {X.dtype}")
+    if not labels and y is None:
+        return
+    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+        raise DataFormatError(f"{where}: expected labels as integer class indices of 1 dimension, "
+                              f"found {y.dtype} of shape {y.shape}")
+    if X.shape[0] != y.shape[0]:
+        raise DataFormatError(f"{where}: {X.shape[0]} rows of features but {y.shape[0]} labels")
+    x_chunks, y_chunks = getattr(X, "chunks", None), getattr(y, "chunks", None)
+    if x_chunks is not None and y_chunks is not None and tuple(x_chunks[0]) != tuple(y_chunks[0]):
+        raise DataFormatError(f"{where}: the row chunks of the features {tuple(x_chunks[0])} and of the labels "
+                              f"{tuple(y_chunks[0])} differ; write both with the same row chunks")
+
+
+def _pairs(get, names, where, labels: bool) -> dict:
+    """{"train": (X, y, where), "test": ...} from a container's arrays (`get(name)` -> array or None)."""
+    found = {name: get(name) for split in SPLITS for name in split}
+    if found["X_train"] is None:
+        raise DataFormatError(f"{where}: missing array X_train (expected X_train and y_train, optionally X_test "
+                              f"and y_test or X_val and y_val); found {', '.join(names) or 'no arrays'}")
+    splits = {}
+    for key, (x_name, y_name) in zip(("train", "test", "test"), SPLITS):
+        if key in splits or found[x_name] is None:
+            continue
+        if found[y_name] is None and labels:
+            raise DataFormatError(f"{where}: has {x_name} but no {y_name} (its labels)")
+        splits[key] = (found[x_name], found[y_name], f"{where} ({x_name}, {y_name})")
+    return splits
+
+
+def _npz(p: Path, labels: bool) -> ImageDataset:
+    try:
+        with np.load(p, allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+    except (OSError, ValueError) as e:
+        raise DataFormatError(f"{p}: not a readable .npz archive of plain arrays: {e}") from None
+    splits = _pairs(arrays.get, sorted(arrays), str(p), labels)
+    names = arrays.get("class_names")
+    return _dataset(p, _digest(p), splits, None if names is None else tuple(map(str, names)), labels)
+
+
+def _npy_folder(p: Path, labels: bool) -> ImageDataset:
+    def get(name):
+        f = p / f"{name}.npy"
+        if not f.is_file():
+            return None
+        try:
+            return np.load(f, mmap_mode="r", allow_pickle=False)
+        except ValueError as e:
+            raise DataFormatError(f"{f}: not a plain numeric .npy array: {e}") from None
+    splits = _pairs(get, sorted(f.stem for f in p.glob("*.npy")), str(p), labels)
+    names_file = p / CLASS_NAMES_FILE
+    names = read_class_names(names_file) if names_file.is_file() else None
+    files = [p / f"{name}.npy" for split in SPLITS for name in split if (p / f"{name}.npy").is_file()]
+    return _dataset(p, _digest(*files), splits, names, labels)
+
+
+def _column_index(columns: list[str], label_column, where: str) -> int:
+    """The index of --label-column NAME or INDEX among `columns`."""
+    if label_column is None:
+        raise DataFormatError(f"{where}: pass --label-column NAME or INDEX to say which column holds the labels "
+                              f"(columns: {_few(columns)})")
+    if str(label_column) in columns:
+        return columns.index(str(label_column))
+    if str(label_column).lstrip("-").isdigit() and -len(columns) <= int(label_column) < len(columns):
+        return int(label_column) % len(columns)
+    raise DataFormatError(f"{where}: no column {label_column!r} for --label-column; the columns are {_few(columns)}")
+
+
+def _few(columns, shown: int = 8) -> str:
+    more = f", ... ({len(columns)} in all)" if len(columns) > shown else ""
+    return ", ".join(map(repr, columns[:shown])) + more
+
+
+def _csv(p: Path, label_column, labels: bool) -> ImageDataset:
+    try:
+        with open(p, newline="", encoding="utf-8") as f:
+            rows = list(csv.reader(f))
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataFormatError(f"{p}: cannot read as UTF-8 CSV: {e}") from None
+    if len(rows) < 2:
+        raise DataFormatError(f"{p}: expected a header line of column names and at least one row, "
+                              f"found {len(rows)} line(s)")
+    header = [name.strip() for name in rows[0]]
+    label = _column_index(header, label_column, str(p)) if labels or label_column is not None else None
+    features = [j for j in range(len(header)) if j != label]
+    X = np.empty((len(rows) - 1, len(features)))
+    for i, row in enumerate(rows[1:]):
+        if len(row) != len(header):
+            raise DataFormatError(f"{p}, line {i + 2}: {len(row)} cells, the header has {len(header)}")
+        for out, j in enumerate(features):
+            try:
+                X[i, out] = float(row[j])
+            except ValueError:
+                raise DataFormatError(f"{p}, line {i + 2}, column {header[j]!r}: expected a number, "
+                                      f"found {row[j]!r}") from None
+    if not np.isfinite(X).all():
+        i, j = np.argwhere(~np.isfinite(X))[0]
+        raise DataFormatError(f"{p}, line {i + 2}, column {header[features[j]]!r}: expected a finite number, "
+                              f"found {X[i, j]}")
+    y, names = None, None
+    if label is not None:
+        cells = [row[label].strip() for row in rows[1:]]
+        if all(c.lstrip("-").isdigit() for c in cells):
+            y = np.array([int(c) for c in cells])
+        else:
+            names, y = np.unique(cells, return_inverse=True)
+            names = tuple(map(str, names))
+    return _dataset(p, _digest(p), {"train": (X, y, str(p))}, names, labels)
+
+
+def _dask_array():
+    try:
+        import dask.array as da
+    except ImportError:
+        raise DataFormatError(f"reading Zarr and Parquet needs Dask: {DASK_HINT}") from None
+    return da
+
+
+def _zarr(p: Path, labels: bool) -> ImageDataset:
+    da = _dask_array()
+    try:
+        import zarr
+        group = zarr.open_group(str(p), mode="r")
+        names = sorted(group.array_keys())
+    except ImportError:
+        raise DataFormatError(f"{p}: reading Zarr needs zarr: {DASK_HINT}") from None
+    except Exception as e:                    # zarr raises many kinds on a broken store
+        raise DataFormatError(f"{p}: not a readable Zarr group: {e}") from None
+
+    def get(name):
+        return da.from_zarr(str(p), component=name) if name in names else None
+    splits = _pairs(get, names, str(p), labels)
+    for key, (X, y, where) in splits.items():         # labels and the test split in memory, X_train streamed
+        if y is not None:
+            _check_split(X, y, where, labels)
+        splits[key] = (X if key == "train" else X.compute(), None if y is None else y.compute(), where)
+    return _dataset(p, _digest(p), splits, None, labels)
+
+
+def _parquet(pattern: str, label_column, labels: bool) -> ImageDataset:
+    files = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+    if not files or not all(os.path.exists(f) for f in files):
+        raise DataFormatError(f"{pattern}: no such Parquet file" + (" (the glob matches nothing)" if not files else ""))
+    _dask_array()
+    import dask.dataframe as dd
+    try:
+        frame = dd.read_parquet(files)
+    except Exception as e:                    # pyarrow's errors on a file that is not Parquet vary
+        raise DataFormatError(f"{pattern}: not readable as Parquet: {e}") from None
+    columns = [str(c) for c in frame.columns]
+    label = _column_index(columns, label_column, pattern) if labels or label_column is not None else None
+    features = [c for c in frame.columns if label is None or c != frame.columns[label]]
+    wrong = [c for c in features if not np.issubdtype(frame[c].dtype, np.number)]
+    if wrong:
+        raise DataFormatError(f"{pattern}: feature column {wrong[0]!r} holds {frame[wrong[0]].dtype}; expected numbers "
+                              "(every column but --label-column is a feature)")
+    X = frame[features].to_dask_array(lengths=True)
+    y = None
+    if label is not None:
+        y = frame[frame.columns[label]].compute().to_numpy()          # labels are small: in memory
+        if not np.issubdtype(y.dtype, np.integer):
+            raise DataFormatError(f"{pattern}: label column {columns[label]!r} holds {y.dtype}; "
+                                  "expected integer class indices")
+    return _dataset(pattern, _digest(*map(Path, files)), {"train": (X, y, pattern)}, None, labels)

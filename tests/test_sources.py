@@ -1,0 +1,230 @@
+"""`--data PATH` of every kind in train, evaluate and predict, and its bad inputs (exit 2, one line,
+nothing touched)."""
+
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from softmaxreg.cli import main
+from softmaxreg.datasets.sources import open_data
+
+from .test_bad_inputs import snapshot
+
+N, D, K = 90, 5, 3
+
+
+def _arrays(seed=0, n=N):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, D))
+    y = (X[:, :K].argmax(axis=1)).astype(np.int64)
+    return X, y
+
+
+def _write_csv(path, X, y, label="label"):
+    lines = [",".join([f"x{j}" for j in range(D)] + [label])]
+    lines += [",".join([*(f"{v:.6g}" for v in row), str(c)]) for row, c in zip(X, y)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _frame(X, y):
+    pd = pytest.importorskip("pandas", reason="Parquet needs pandas and pyarrow")
+    pytest.importorskip("pyarrow", reason="Parquet needs pyarrow")
+    frame = pd.DataFrame(X, columns=[f"x{j}" for j in range(D)])
+    frame["label"] = y
+    return frame
+
+
+def make_npz(root):
+    (X, y), (Xt, yt) = _arrays(0), _arrays(1, 30)
+    np.savez(root / "data.npz", X_train=X, y_train=y, X_val=Xt, y_val=yt)
+    return [str(root / "data.npz")]
+
+
+def make_npy_folder(root):
+    folder = root / "npy"
+    folder.mkdir()
+    (X, y), (Xt, yt) = _arrays(0), _arrays(1, 30)
+    for name, a in dict(X_train=X, y_train=y, X_test=Xt, y_test=yt).items():
+        np.save(folder / f"{name}.npy", a)
+    return [str(folder)]
+
+
+def make_csv(root):
+    _write_csv(root / "data.csv", *_arrays())
+    return [str(root / "data.csv"), "--label-column", "label"]
+
+
+def make_zarr(root):
+    da = pytest.importorskip("dask.array", reason="Zarr goes through Dask")
+    pytest.importorskip("zarr", reason="needs zarr")
+    (X, y), (Xt, yt) = _arrays(0), _arrays(1, 30)
+    store = str(root / "data.zarr")
+    for name, a in dict(X_train=X, y_train=y, X_test=Xt, y_test=yt).items():
+        da.from_array(a, chunks=(40, *a.shape[1:])).to_zarr(store, component=name)
+    return [store]
+
+
+def make_parquet(root):
+    pytest.importorskip("dask.dataframe", reason="Parquet goes through Dask")
+    frame = _frame(*_arrays())
+    frame.iloc[:50].to_parquet(root / "part-0.parquet")
+    frame.iloc[50:].to_parquet(root / "part-1.parquet")
+    return [str(root / "part-*.parquet"), "--label-column", "label"]
+
+
+KINDS = {"npz": make_npz, "npy-folder": make_npy_folder, "csv": make_csv, "zarr": make_zarr, "parquet": make_parquet}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_data_kind_trains_evaluates_and_predicts(kind, tmp_path, capsys):
+    data = KINDS[kind](tmp_path)
+    run = tmp_path / "run"
+    assert main(["train", "--data", *data, "--epochs", "3", "--batch-size", "16", "--standardize", "--quiet",
+                 "--out", str(run), "--no-plots"]) == 0, capsys.readouterr().err
+    config = json.loads((run / "config.json").read_text())
+    assert config["preprocessing"]["input_scale"] == 1.0 and config["dataset"]["train_size"] == N
+    model = str(run / "model.safetensors")
+    capsys.readouterr()
+    assert main(["evaluate", model, "--data", *data, "--out", str(tmp_path / "eval")]) == 0
+    out = capsys.readouterr().out
+    split = "all rows" if kind in ("csv", "parquet") else "test split"
+    assert split in out
+    assert json.loads((tmp_path / "eval" / "evaluation.json").read_text())["accuracy"] > 0.6
+    assert main(["predict", model, "--data", *data]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == (N if kind in ("csv", "parquet") else 30) and lines[1].startswith(f"{data[0]}[1]: ")
+
+
+def test_uint8_rows_are_pixels_and_csv_labels_may_be_names(tmp_path, capsys):
+    folder = tmp_path / "pixels"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    np.save(folder / "X_train.npy", rng.integers(0, 256, (40, 4, 4), dtype=np.uint8))
+    np.save(folder / "y_train.npy", np.arange(40) % 2)
+    data = open_data(folder)
+    assert data.test_images is None and data.class_names == ("0", "1")
+    assert isinstance(data.train_images, np.memmap)
+    assert main(["train", "--data", str(folder), "--epochs", "1", "--quiet", "--out", str(tmp_path / "r")]) == 0
+    config = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert config["preprocessing"]["input_scale"] == 1 / 255 and config["settings"]["validation"].startswith("none")
+    assert (tmp_path / "r" / "curves.png").is_file() and not (tmp_path / "r" / "misclassified.png").exists()
+    X, y = _arrays()
+    _write_csv(tmp_path / "named.csv", X, np.array(["cat", "dog", "ant"])[y], label="kind")
+    named = open_data(tmp_path / "named.csv", label_column="kind")
+    assert named.class_names == ("ant", "cat", "dog") and named.train_labels.max() == 2
+    assert open_data(tmp_path / "named.csv", label_column=5).class_names == ("ant", "cat", "dog")
+
+
+def _model(root):
+    from softmaxreg import SoftmaxRegression, save_model
+    save_model(SoftmaxRegression(D + 1, K, class_names=["0", "1", "2"]), root / "wide.safetensors")
+    return str(root / "wide.safetensors")
+
+
+def _npz(**arrays):
+    return lambda root: (np.savez(root / "bad.npz", **arrays), ["--data", str(root / "bad.npz")])[1]
+
+
+def _text(name, text, *extra):
+    return lambda root: ((root / name).write_text(text), ["--data", str(root / name), *extra])[1]
+
+
+X0, Y0 = _arrays()
+BAD = [
+    ("missing", ["train"], lambda root: ["--data", str(root / "nope.npz")], "data file does not exist"),
+    ("unknown kind", ["train"], _text("data.txt", "1 2 3\n"), "unknown kind of data"),
+    ("single npy", ["train"], lambda root: (np.save(root / "x.npy", X0), ["--data", str(root / "x.npy")])[1],
+     "holds no labels"),
+    ("lengths differ", ["train"], _npz(X_train=X0, y_train=Y0[:-1]), "90 rows of features but 89 labels"),
+    ("npz without X_train", ["train"], _npz(X=X0, y=Y0), "missing array X_train"),
+    ("npz without y_train", ["train"], _npz(X_train=X0), "has X_train but no y_train"),
+    ("float labels", ["train"], _npz(X_train=X0, y_train=Y0 + 0.5), "integer class indices"),
+    ("csv cell", ["train"], _text("d.csv", "a,b,label\n1,2,0\n3,x7,1\n", "--label-column", "label"),
+     "line 3, column 'b': expected a number, found 'x7'"),
+    ("csv label column", ["train"], _text("d.csv", "a,b,label\n1,2,0\n3,4,1\n", "--label-column", "class"),
+     "no column 'class' for --label-column; the columns are 'a', 'b', 'label'"),
+    ("csv no label column", ["train"], _text("d.csv", "a,b,label\n1,2,0\n3,4,1\n"), "pass --label-column"),
+    ("csv ragged", ["train"], _text("d.csv", "a,b,label\n1,2,0\n3,4\n", "--label-column", "2"), "line 3: 2 cells"),
+    ("evaluate features", ["evaluate"], lambda root: [_model(root), *make_npz(root)[:0], "--data",
+                                                      make_npz(root)[0]], f"has rows of {D}"),
+    ("predict features", ["predict"], lambda root: [_model(root), "--data", make_npz(root)[0]],
+     f"rows of {D} values (test split); the model takes {D + 1}"),
+    ("predict nothing", ["predict"], lambda root: [_model(root)], "give INPUT files, --data PATH, or both"),
+]
+
+
+def _zarr_misaligned(root):
+    da = pytest.importorskip("dask.array", reason="Zarr goes through Dask")
+    pytest.importorskip("zarr", reason="needs zarr")
+    store = str(root / "bad.zarr")
+    da.from_array(X0, chunks=(40, D)).to_zarr(store, component="X_train")
+    da.from_array(Y0, chunks=(30,)).to_zarr(store, component="y_train")
+    return ["--data", store]
+
+
+def _parquet_label(root):
+    pytest.importorskip("dask.dataframe", reason="Parquet goes through Dask")
+    _frame(X0, Y0).to_parquet(root / "d.parquet")
+    return ["--data", str(root / "d.parquet"), "--label-column", "target"]
+
+
+BAD += [("zarr chunks", ["train"], _zarr_misaligned, "the row chunks of the features (40, 40, 10) and of the "
+                                                     "labels (30, 30, 30) differ"),
+        ("parquet label column", ["train"], _parquet_label, "no column 'target' for --label-column; the columns are "
+                                                            "'x0', 'x1', 'x2', 'x3', 'x4', 'label'")]
+
+
+@pytest.mark.parametrize("case", BAD, ids=[c[0] for c in BAD])
+def test_bad_data_is_one_line_exit_2_and_touches_nothing(case, tmp_path, capsys):
+    name, command, make, culprit = case
+    args = [*command, *make(tmp_path)]
+    if command[0] == "train":
+        args += ["--out", str(tmp_path / "run")]
+    elif command[0] == "evaluate":
+        args += ["--out", str(tmp_path / "eval")]
+    before = snapshot(tmp_path)
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and culprit in err and "Traceback" not in err, err
+    assert snapshot(tmp_path) == before
+
+
+def test_zarr_without_dask_says_how_to_install_it(tmp_path, capsys, monkeypatch):
+    store = tmp_path / "data.zarr"
+    store.mkdir()
+    (store / "zarr.json").write_text("{}")
+    monkeypatch.setitem(sys.modules, "dask", None)
+    monkeypatch.setitem(sys.modules, "dask.array", None)
+    assert main(["train", "--data", str(store), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pip install 'softmaxreg[dask]'" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_block_shuffled_run_from_a_memory_map_resumes_bit_identically(tmp_path, monkeypatch, capsys):
+    from softmaxreg import load_model, train
+
+    folder = tmp_path / "npy"
+    folder.mkdir()
+    X, y = _arrays(n=9000)                                   # three blocks of 4096 rows
+    np.save(folder / "X_train.npy", X.astype(np.float32))
+    np.save(folder / "y_train.npy", y)
+    args = ["train", "--data", str(folder), "--epochs", "3", "--quiet", "--no-plots", "--momentum", "0.9"]
+    assert main([*args, "--out", str(tmp_path / "whole")]) == 0
+    end_epoch = train._end_epoch
+
+    def interrupt_after_the_first(run, record, callbacks):
+        end_epoch(run, record, callbacks)
+        if record.epoch == 1:
+            raise KeyboardInterrupt
+    monkeypatch.setattr(train, "_end_epoch", interrupt_after_the_first)
+    assert main([*args, "--out", str(tmp_path / "cut")]) == 130
+    monkeypatch.undo()
+    assert main(["train", "--resume", str(tmp_path / "cut"), "--quiet", "--no-plots"]) == 0
+    whole, cut = (load_model(tmp_path / name / "model.safetensors") for name in ("whole", "cut"))
+    assert whole.W.tobytes() == cut.W.tobytes()
+    assert (tmp_path / "whole" / "metrics.csv").read_bytes() == (tmp_path / "cut" / "metrics.csv").read_bytes()
+    assert json.loads((tmp_path / "cut" / "config.json").read_text())["settings"]["shuffle"] == "auto"
