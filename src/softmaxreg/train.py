@@ -32,13 +32,23 @@ like lr, the loss grows like lr instead. Largest minibatch loss of a 10-epoch Fa
 
 def feature_moments(model: SoftmaxRegression, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-feature mean and standard deviation of the scaled inputs s X, in float64 chunks."""
-    total, total_sq = np.zeros(model.num_inputs), np.zeros(model.num_inputs)
+    return moments_from_sums(moment_sums(model, X), X.shape[0])
+
+
+def moment_sums(model: SoftmaxRegression, X: np.ndarray) -> np.ndarray:
+    """[sum_i s x_i, sum_i (s x_i)^2] (2, d) float64, over 4096-row chunks in order (parts add up)."""
+    sums = np.zeros((2, model.num_inputs))
     for start in range(0, X.shape[0], 4096):
         chunk = X[start:start + 4096].astype(np.float64) * model.input_scale
-        total += chunk.sum(axis=0)
-        total_sq += np.square(chunk).sum(axis=0)
-    mean = total / X.shape[0]
-    return mean, np.sqrt(np.maximum(total_sq / X.shape[0] - mean ** 2, 0.0))
+        sums[0] += chunk.sum(axis=0)
+        sums[1] += np.square(chunk).sum(axis=0)
+    return sums
+
+
+def moments_from_sums(sums: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, std) per feature from `moment_sums` of n rows: std = sqrt(max(E[x^2] - mean^2, 0))."""
+    mean = sums[0] / n
+    return mean, np.sqrt(np.maximum(sums[1] / n - mean ** 2, 0.0))
 
 
 def fit(model: SoftmaxRegression, X, y, config: TrainConfig | None = None, *, seed: int | np.random.Generator = 0,
