@@ -76,11 +76,18 @@ def fit(model: SoftmaxRegression, X, y, config: TrainConfig | None = None, *, se
     Jupyter notebook (callbacks.LiveCurves; nothing elsewhere).
     """
     cfg = replace(config or TrainConfig(), **options)
-    X = model._flatten(X)
-    y = model._check_targets(y, X.shape[0])
-    if X.shape[0] == 0:
-        raise InvalidArgumentError("X: cannot train on 0 examples")
-    weights = example_weights(y, model.num_outputs, sample_weight, cfg.class_weight, model.dtype)
+    on_dask = is_dask(X, y, sample_weight)
+    if on_dask:                     # checks, class counts and moments in one pass over the chunks
+        if not cfg.optimizer().full_batch:
+            raise InvalidArgumentError(f"solver: Dask arrays need a full-batch solver (solver='lbfgs'), not {cfg.solver!r}")
+        from .dask_engine import prepare
+        X, y, weights = prepare(model, X, y, sample_weight, cfg)
+    else:
+        X = model._flatten(X)
+        y = model._check_targets(y, X.shape[0])
+        if X.shape[0] == 0:
+            raise InvalidArgumentError("X: cannot train on 0 examples")
+        weights = example_weights(y, model.num_outputs, sample_weight, cfg.class_weight, model.dtype)
     validation = None
     if validation_data is not None:
         X_val = model._flatten(validation_data[0])
@@ -95,7 +102,7 @@ def fit(model: SoftmaxRegression, X, y, config: TrainConfig | None = None, *, se
         X, y, weights = X[kept], y[kept], None if weights is None else weights[kept]
     elif cfg.converge:
         stoppers = [EarlyStopping(cfg.patience, cfg.tol)]
-    if cfg.standardize and model.mean is None:
+    if cfg.standardize and model.mean is None and not on_dask:
         model.set_standardization(*feature_moments(model, X))
     history = History(resume.records if resume is not None else ())
     if resume is not None:
@@ -118,6 +125,19 @@ def fit(model: SoftmaxRegression, X, y, config: TrainConfig | None = None, *, se
     for cb in callbacks:
         cb.on_train_end(history)
     return history
+
+
+def is_dask(*arrays) -> bool:
+    """Whether any argument is a Dask collection, without importing dask."""
+    return any(type(a).__module__.partition(".")[0] == "dask" for a in arrays)
+
+
+def _full_batch_function(objective, arrays):
+    """The full-batch objective over the rows: in this process, or over Dask chunks (dask_engine)."""
+    if is_dask(arrays[0]):
+        from .dask_engine import DaskFullBatch
+        return DaskFullBatch(objective, *arrays)
+    return FullBatch(objective, *arrays)
 
 
 def _holdout_indices(n: int, fraction: float, rng: np.random.Generator) -> np.ndarray:
@@ -191,7 +211,7 @@ def _full_batch(objective, optimizer, arrays, cfg, rng, validation, history, cal
     until max |dF| <= cfg.tol, cfg.max_iter iterations, or a callback's stop. One record per
     iteration: the training loss and accuracy at its point, and validation."""
     model = objective.model
-    with FullBatch(objective, *arrays) as fun:
+    with _full_batch_function(objective, arrays) as fun:
         if optimizer.uses_preconditioner:
             optimizer.preconditioner = fun.preconditioner()
         if resume is None:                                # a given optimizer starts afresh from the model
