@@ -131,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--data-dir", metavar="DIR", default=None,
                        help="folder with the four MNIST-format IDX files (default: $SOFTMAXREG_DATA_DIR, "
                             "else the bundled Fashion-MNIST)")
+    train.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                       help="lbfgs: run on a Dask cluster: tcp://HOST:PORT (an existing scheduler) or local:N "
+                            "(N worker processes on this machine); needs pip install 'softmaxreg[dask]'")
     train.add_argument("--out", metavar="DIR", default=None, help="run folder (default runs/<timestamp>)")
     train.add_argument("--overwrite", action="store_true", help="allow replacing a run already in --out")
     train.add_argument("--no-plots", action="store_true", help="skip curves.png and misclassified.png")

@@ -26,19 +26,20 @@ from __future__ import annotations
 import copy
 import math
 import time
+import warnings
 from contextlib import contextmanager
 
 import dask
 import dask.array as da
 import numpy as np
 
-from .errors import InvalidArgumentError, SoftmaxRegError
+from .errors import ClusterError, InvalidArgumentError
 from .objective import FullBatch, SoftmaxCrossEntropy, objective_value, preconditioner_from_gram, set_flat_params
 from .options import class_weight_vector
 from .train import is_dask, moment_sums, moments_from_sums
 
 __all__ = ["align", "prepare", "find_classes", "encode_labels", "DaskFullBatch", "row_chunks",
-           "connect", "ClusterError", "CHUNK_ROWS"]
+           "connect", "CHUNK_ROWS"]
 
 CHUNK_ROWS = 8192
 """Rows per block when the command line turns in-memory data into a Dask array (6.4 MB of uint8
@@ -50,10 +51,6 @@ NO_WORKERS_TIMEOUT = 10.0
 
 CONNECT_TIMEOUT = 10.0
 """Seconds to reach a scheduler given by --scheduler tcp://HOST:PORT."""
-
-
-class ClusterError(SoftmaxRegError):
-    """The Dask cluster cannot be reached or was lost (every worker gone) during a fit."""
 
 
 # -- the fixed-order tree ----------------------------------------------------------------------
@@ -233,7 +230,11 @@ def prepare(model, X, y, sample_weight, cfg):
         if not sums[k] > 0:
             raise InvalidArgumentError("sample_weight: every weight is zero, nothing to learn from")
         w = w.astype(model.dtype)
-    return dask.persist(X, y, w)
+    with warnings.catch_warnings():
+        # data made in memory (row_chunks) travels in the graph, once: the scheduler keeps it to
+        # recompute a block whose worker died, which scattered data would not allow
+        warnings.filterwarnings("ignore", message="Sending large graph")
+        return dask.persist(X, y, w)
 
 
 def _example_weights(y: np.ndarray, w: np.ndarray | None, per_class: np.ndarray, dtype) -> np.ndarray:
@@ -331,9 +332,11 @@ def _weight_sum(w: np.ndarray) -> np.ndarray:
 
 # -- clusters ------------------------------------------------------------------------------------
 
-def row_chunks(a: np.ndarray, rows: int = CHUNK_ROWS):
-    """An in-memory array as a Dask array of `rows`-row blocks, each block its own piece of data
-    in the graph (so a cluster spreads them over its workers, and recomputes a lost one)."""
+def row_chunks(a: np.ndarray, rows: int | None = None):
+    """An in-memory array as a Dask array of `rows`-row blocks (default CHUNK_ROWS), each block its
+    own piece of data in the graph (so a cluster spreads them over its workers, and recomputes a
+    lost one)."""
+    rows = rows or CHUNK_ROWS
     pieces = [da.from_array(a[start:start + rows], chunks=-1) for start in range(0, a.shape[0], rows)]
     return da.concatenate(pieces, axis=0)
 
