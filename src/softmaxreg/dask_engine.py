@@ -34,6 +34,7 @@ import dask.array as da
 import numpy as np
 
 from .errors import ClusterError, InvalidArgumentError
+from .gemm import block_rows, pin_block_rows
 from .objective import FullBatch, SoftmaxCrossEntropy, objective_value, preconditioner_from_gram, set_flat_params
 from .options import class_weight_vector
 from .train import is_dask, moment_sums, moments_from_sums
@@ -155,6 +156,7 @@ def _block_summary(X, y, w, c: int, start: int, k: int, scale: float, moments: b
     """(problem or None, [class counts (k), sum of sample weights, moment sums (2 d) if asked]) of
     block c: the inputs finite, labels in [0, k) or valid soft targets, weights finite and >= 0."""
     n = X.shape[0]
+    X, y, w = _aligned(X, y, w)
     problem = None
     if not (np.issubdtype(X.dtype, np.integer) or X.dtype == bool) and not np.isfinite(X).all():
         problem = f"X: {_where(c, start, n)} contains NaN or infinite values"
@@ -277,13 +279,21 @@ def _objective_at(objective: SoftmaxCrossEntropy, x: np.ndarray) -> SoftmaxCross
     return SoftmaxCrossEntropy(model, weight_decay=objective.weight_decay, label_smoothing=objective.label_smoothing)
 
 
-def _block_sums(objective, x, divisor, X, y, w) -> np.ndarray:
-    """FullBatch.sums of one block at x, with the whole data set's divisor."""
-    return FullBatch(_objective_at(objective, x), X, y, w, threads=1, divisor=divisor).sums()
+def _aligned(*arrays) -> list:
+    """The arrays, each copied if its start is not aligned to its item size. A block deserialized on
+    a worker may start at any byte, and NumPy runs unaligned data through other loops (other bits)."""
+    return [None if a is None else np.require(a, requirements=["A", "C"]) for a in arrays]
+
+
+def _block_sums(objective, x, divisor, rows, X, y, w) -> np.ndarray:
+    """FullBatch.sums of one block at x, with the whole data set's divisor and the driver's product
+    row blocking `rows` (gemm.py: it changes the bits)."""
+    pin_block_rows(rows)
+    return FullBatch(_objective_at(objective, x), *_aligned(X, y, w), threads=1, divisor=divisor).sums()
 
 
 def _block_gram(objective, divisor, X, y, w) -> np.ndarray:
-    return FullBatch(objective, X, y, w, threads=1, divisor=divisor).gram_sums()
+    return FullBatch(objective, *_aligned(X, y, w), threads=1, divisor=divisor).gram_sums()
 
 
 class DaskFullBatch:
@@ -322,7 +332,8 @@ class DaskFullBatch:
     def __call__(self, x: np.ndarray):
         set_flat_params(self.objective.model, x)
         spec = dask.delayed(self.objective, pure=True)
-        sums = self._map(_block_sums, spec, dask.delayed(np.array(x, dtype=np.float64), pure=True), self.divisor)
+        sums = self._map(_block_sums, spec, dask.delayed(np.array(x, dtype=np.float64), pure=True), self.divisor,
+                         block_rows())
         return objective_value(self.objective, sums, self.divisor, self.n)
 
 
