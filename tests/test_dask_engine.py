@@ -132,8 +132,12 @@ def test_classifier_fits_dask_arrays_like_numpy_and_predicts_lazily(problem):
         warnings.simplefilter("ignore", sr.ConvergenceWarning)
         in_memory = SoftmaxRegressionClassifier(**settings).fit(X, names)
         on_dask = SoftmaxRegressionClassifier(**settings).fit(Xd, yd)
-        with pytest.raises(InvalidArgumentError, match=r"^y: chunk 1 \(rows 400\.\.799\) has labels not among"):
-            SoftmaxRegressionClassifier(**settings).fit(Xd, yd, classes=["ant", "bee", "cat"])
+        odd = names.copy()
+        odd[1300] = "eel"
+        with pytest.raises(InvalidArgumentError, match=r"^y: chunk 3 \(rows 1200\.\.1599\) has labels not among "
+                                                       r"the classes: \['eel'\]"):
+            SoftmaxRegressionClassifier(**settings).fit(Xd, da.from_array(odd, chunks=400),
+                                                        classes=["ant", "bee", "cat", "dog"])
     assert list(on_dask.classes_) == ["ant", "bee", "cat", "dog"]
     assert np.allclose(on_dask.coef_, in_memory.coef_, rtol=1e-6, atol=1e-9 * np.abs(in_memory.coef_).max())
     predicted = on_dask.predict(Xd)

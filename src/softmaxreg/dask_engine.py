@@ -94,7 +94,7 @@ def _compute(value):
                 elif time.monotonic() - since > NO_WORKERS_TIMEOUT:
                     raise ClusterError(f"Dask cluster {client.scheduler.address}: no worker left for "
                                        f"{NO_WORKERS_TIMEOUT:g} s; the fit stopped") from None
-    except (OSError, _cancelled_errors()) as e:
+    except (OSError, *_cancelled_errors()) as e:
         raise ClusterError(f"Dask cluster {getattr(client.scheduler, 'address', '')}: lost during the fit "
                            f"({type(e).__name__}: {e})".replace("\n", " ")) from None
     finally:
