@@ -24,6 +24,16 @@ def test_import_softmaxreg_does_not_import_dask():
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
+def test_scheduler_without_dask_says_what_to_install(tmp_path, digits_dir):
+    code = ("import sys; sys.modules['dask'] = sys.modules['distributed'] = None; from softmaxreg.cli import main;"
+            f"sys.exit(main(['train', '--solver', 'lbfgs', '--data-dir', {str(digits_dir)!r}, '--scheduler', 'local:2',"
+            f"'--out', {str(tmp_path / 'run')!r}]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert "--scheduler: needs Dask" in done.stderr and "pip install 'softmaxreg[dask]'" in done.stderr
+    assert not (tmp_path / "run").exists()
+
+
 distributed = pytest.importorskip("distributed", reason="the Dask engine needs pip install 'softmaxreg[dask]'")
 da = pytest.importorskip("dask.array", reason="the Dask engine needs pip install 'softmaxreg[dask]'")
 from softmaxreg import dask_engine  # noqa: E402  (after the skip)
