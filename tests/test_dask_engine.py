@@ -51,9 +51,7 @@ def problem():
 
 @pytest.fixture(scope="module")
 def cluster():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=None) as cluster, \
-            distributed.Client(cluster, set_as_default=False, timeout=30) as client:
+    with dask_engine.local_cluster(2) as cluster, distributed.Client(cluster, set_as_default=False, timeout=30) as client:
         client.wait_for_workers(2, timeout=30)
         yield cluster, client
 
@@ -160,9 +158,7 @@ def test_all_workers_gone_is_a_clear_error(problem, monkeypatch):
     monkeypatch.setattr(dask_engine, "NO_WORKERS_TIMEOUT", 1.0)
     X, y = problem
 
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=None) as cluster, \
-            distributed.Client(cluster, set_as_default=False, timeout=30) as client:
+    with dask_engine.local_cluster(1) as cluster, distributed.Client(cluster, set_as_default=False, timeout=30) as client:
 
         class StopEveryWorker(sr.Callback):
             def on_epoch_end(self, record, history):
@@ -194,6 +190,8 @@ def test_unreachable_scheduler_is_one_line_exit_2_nothing_written(tmp_path, caps
 def test_cli_local_cluster_run_and_its_resume_are_bit_identical(tmp_path, monkeypatch, digits_dir):
     from softmaxreg.checkpoint import Checkpoint
 
+    environ = dict(os.environ)
+
     monkeypatch.setattr(dask_engine, "CHUNK_ROWS", 400)            # 1,500 digits: 4 blocks, uneven
     args = ["train", "--solver", "lbfgs", "--standardize", "--weight-decay", "1e-3", "--max-iter", "4", "--tol", "0",
             "--data-dir", str(digits_dir), "--scheduler", "local:2", "--quiet", "--no-plots"]
@@ -209,3 +207,4 @@ def test_cli_local_cluster_run_and_its_resume_are_bit_identical(tmp_path, monkey
     assert main(["train", "--resume", str(tmp_path / "run"), "--scheduler", "local:2", "--quiet", "--no-plots"]) == 0
     for name in ("model.safetensors", "metrics.csv"):
         assert (tmp_path / "run" / name).read_bytes() == (tmp_path / "full" / name).read_bytes(), name
+    assert dict(os.environ) == environ                          # the workers' BLAS settings stay theirs

@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import time
 import warnings
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 import dask
 import dask.array as da
@@ -40,7 +41,7 @@ from .options import class_weight_vector
 from .train import is_dask, moment_sums, moments_from_sums
 
 __all__ = ["align", "prepare", "find_classes", "encode_labels", "DaskFullBatch", "row_chunks",
-           "connect", "CHUNK_ROWS"]
+           "local_cluster", "connect", "CHUNK_ROWS"]
 
 CHUNK_ROWS = 8192
 """Rows per block when the command line turns in-memory data into a Dask array (6.4 MB of uint8
@@ -353,35 +354,43 @@ def row_chunks(a: np.ndarray, rows: int | None = None):
 
 
 @contextmanager
+def local_cluster(workers: int):
+    """A distributed.LocalCluster of `workers` single-threaded worker processes on 127.0.0.1, no
+    dashboard, closed at the end. distributed sets the workers' environment (OMP_NUM_THREADS=1, ...)
+    in this process's os.environ; it is restored, so nothing after sees other BLAS settings."""
+    from distributed import LocalCluster
+
+    environ = dict(os.environ)
+    try:
+        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                          dashboard_address=None) as cluster:
+            yield cluster
+    finally:
+        os.environ.clear()
+        os.environ.update(environ)
+
+
+@contextmanager
 def connect(address: str, option: str = "--scheduler"):
     """A distributed Client for `address`, made the default for the block: tcp://HOST:PORT (an existing
     cluster, reached within CONNECT_TIMEOUT seconds, else ClusterError), or local:N (a LocalCluster of
     N single-threaded worker processes on 127.0.0.1, closed at the end)."""
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
-    cluster = None
-    if address.startswith("local:"):
-        count = address.partition(":")[2]
-        if not count.isdigit() or int(count) < 1:
-            raise InvalidArgumentError(f"{option} {address}: expected local:N with N >= 1 worker processes")
-        cluster = LocalCluster(n_workers=int(count), threads_per_worker=1, processes=True, host="127.0.0.1",
-                               dashboard_address=None)
-        target = cluster
-    elif "://" in address:
-        target = address
-    else:
-        raise InvalidArgumentError(f"{option} {address}: expected tcp://HOST:PORT or local:N")
-    try:
+    with ExitStack() as stack:
+        if address.startswith("local:"):
+            count = address.partition(":")[2]
+            if not count.isdigit() or int(count) < 1:
+                raise InvalidArgumentError(f"{option} {address}: expected local:N with N >= 1 worker processes")
+            target = stack.enter_context(local_cluster(int(count)))
+        elif "://" in address:
+            target = address
+        else:
+            raise InvalidArgumentError(f"{option} {address}: expected tcp://HOST:PORT or local:N")
         try:
-            client = Client(target, timeout=CONNECT_TIMEOUT, set_as_default=True)
+            client = stack.enter_context(Client(target, timeout=CONNECT_TIMEOUT, set_as_default=True))
         except (OSError, TimeoutError) as e:
             raise ClusterError(f"{option} {address}: cannot reach a Dask scheduler there "
                                f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
-        try:
-            with client.as_current():
-                yield client
-        finally:
-            client.close()
-    finally:
-        if cluster is not None:
-            cluster.close()
+        with client.as_current():
+            yield client
