@@ -267,18 +267,16 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
 
     # -- predicting ---------------------------------------------------------------------------
 
-    def _by_blocks(self, method, X, columns: int | None, dtype=np.float64):
-        """A Dask X (n, d): the lazy Dask array of `method` on each row block (n,) or (n, columns),
-        computed where the blocks live; None for a NumPy X."""
-        if not is_dask(X):
-            return None
+    def _by_blocks(self, method, X, width: str | None, dtype=np.float64):
+        """The lazy Dask array of `method` on each row block of a Dask X (n, d): (n,), or (n, k) with
+        width "classes", computed where the blocks live."""
         check_is_fitted(self)
         if X.ndim != 2 or X.shape[1] != self.n_features_in_:
             raise InvalidArgumentError(f"X: expected a Dask array of shape (n, {self.n_features_in_}), got {X.shape}")
         X = X.rechunk({1: -1})
-        if columns is None:
+        if width is None:
             return X.map_blocks(method, drop_axis=1, dtype=dtype)
-        return X.map_blocks(method, chunks=(X.chunks[0], (columns,)), dtype=dtype)
+        return X.map_blocks(method, chunks=(X.chunks[0], (len(self.classes_),)), dtype=dtype)
 
     def _logits(self, X) -> np.ndarray:
         check_is_fitted(self)
@@ -289,23 +287,28 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
 
     def decision_function(self, X):
         """Logits (n, k); for two classes the logit difference (n,), as scikit-learn expects."""
-        lazy = self._by_blocks(self.decision_function, X, None if len(self.classes_) == 2 else len(self.classes_))
-        if lazy is not None:
-            return lazy
+        if is_dask(X):
+            check_is_fitted(self)
+            return self._by_blocks(self.decision_function, X, None if len(self.classes_) == 2 else "classes")
         z = self._logits(X)
         return z[:, 1] - z[:, 0] if len(self.classes_) == 2 else z
 
     def predict_proba(self, X):
-        lazy = self._by_blocks(self.predict_proba, X, len(self.classes_))
-        return lazy if lazy is not None else softmax(self._logits(X), axis=1)
+        if is_dask(X):
+            return self._by_blocks(self.predict_proba, X, "classes")
+        return softmax(self._logits(X), axis=1)
 
     def predict_log_proba(self, X):
-        lazy = self._by_blocks(self.predict_log_proba, X, len(self.classes_))
-        return lazy if lazy is not None else log_softmax(self._logits(X), axis=1)
+        if is_dask(X):
+            return self._by_blocks(self.predict_log_proba, X, "classes")
+        return log_softmax(self._logits(X), axis=1)
 
     def predict(self, X):
-        lazy = self._by_blocks(self.predict, X, None, self.classes_.dtype)
-        return lazy if lazy is not None else self.classes_[np.argmax(self._logits(X), axis=1)]
+        if is_dask(X):
+            check_is_fitted(self)
+            return self._by_blocks(self.predict, X, None, self.classes_.dtype)
+        z = self._logits(X)                              # first: an unfitted estimator says so
+        return self.classes_[np.argmax(z, axis=1)]
 
     # -- files ----------------------------------------------------------------------------------
 
