@@ -205,15 +205,15 @@ def _starts(X) -> list[int]:
 
 
 def prepare(model, X, y, sample_weight, cfg):
-    """(X, y, w) aligned Dask arrays ready for DaskFullBatch, after one pass over the blocks that
-    checks them (an error names the first bad chunk: index and rows), counts the classes (for
-    class_weight="balanced") and, with cfg.standardize, sets the model's standardization from the
-    moments of s X (train.moment_sums per block, added in the fixed tree). w (model dtype) is the
-    sample weight times the class weight, as options.example_weights; the arrays are persisted
-    (kept in the cluster's memory) for the fit."""
+    """(X, y, w) aligned Dask arrays ready for DaskFullBatch, persisted (kept in the cluster's memory)
+    for the fit, so the source is read once; then one pass over the blocks checks them (an error
+    names the first bad chunk: index and rows), counts the classes (for class_weight="balanced")
+    and, with cfg.standardize, sets the model's standardization from the moments of s X
+    (train.moment_sums per block, added in the fixed tree). w (model dtype) is the sample weight
+    times the class weight, as options.example_weights."""
     if cfg.early_stopping:
         raise InvalidArgumentError("early_stopping: not available for Dask arrays (hold out a validation set instead)")
-    X, y, w = align(model, X, y, sample_weight)
+    X, y, w = _persist(*align(model, X, y, sample_weight))
     k, d = model.num_outputs, model.num_inputs
     moments = cfg.standardize and model.mean is None
     summary = dask.delayed(_block_summary, pure=True)
@@ -228,16 +228,20 @@ def prepare(model, X, y, sample_weight, cfg):
         if y.ndim != 1:
             raise InvalidArgumentError("class_weight: needs class-index targets, not soft targets")
         per_class = class_weight_vector(cfg.class_weight, k, sums[:k])
-        w = da.map_blocks(_example_weights, y, w, per_class, model.dtype, dtype=model.dtype)
+        w = _persist(da.map_blocks(_example_weights, y, w, per_class, model.dtype, dtype=model.dtype))[0]
     elif w is not None:
         if not sums[k] > 0:
             raise InvalidArgumentError("sample_weight: every weight is zero, nothing to learn from")
-        w = w.astype(model.dtype)
+        w = _persist(w.astype(model.dtype))[0]
+    return X, y, w
+
+
+def _persist(*arrays) -> tuple:
     with warnings.catch_warnings():
         # data made in memory (row_chunks) travels in the graph, once: the scheduler keeps it to
         # recompute a block whose worker died, which scattered data would not allow
         warnings.filterwarnings("ignore", message="Sending large graph")
-        return dask.persist(X, y, w)
+        return dask.persist(*arrays)
 
 
 def _example_weights(y: np.ndarray, w: np.ndarray | None, per_class: np.ndarray, dtype) -> np.ndarray:
