@@ -11,7 +11,7 @@ from . import experiments, metrics
 from ._version import __version__
 from .datasets import FASHION_MNIST_CLASSES, ImageDataset, load_fashion_mnist, read_idx, resize_images, write_idx
 from .datasets.inputs import read_inputs, to_mnist_format
-from .errors import (ChecksumError, ConvergenceWarning, DataFormatError, InvalidArgumentError, ModelFormatError,
+from .errors import (ChecksumError, ClusterError, ConvergenceWarning, DataFormatError, InvalidArgumentError, ModelFormatError,
                      OutputError, SoftmaxRegError, TrainingDivergedError)
 from .functional import cross_entropy, cross_entropy_grad, log_softmax, logsumexp, softmax
 from .model import SoftmaxRegression
@@ -36,5 +36,5 @@ __all__ = [
     "metrics", "experiments",
     # errors
     "SoftmaxRegError", "InvalidArgumentError", "DataFormatError", "ChecksumError", "ModelFormatError", "OutputError",
-    "TrainingDivergedError", "ConvergenceWarning",
+    "ClusterError", "TrainingDivergedError", "ConvergenceWarning",
 ]

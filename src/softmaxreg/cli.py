@@ -133,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="SGD epoch order: full (a permutation of all rows, the lesson's), blocks (blocks of "
                             "rows in seeded order, shuffled in windows: memory of a window), auto (default: "
                             "blocks for memory-mapped and Dask data, full otherwise)")
+    train.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                       help="lbfgs: run on a Dask cluster: tcp://HOST:PORT (an existing scheduler) or local:N "
+                            "(N worker processes on this machine); needs pip install 'softmaxreg[dask]'")
     train.add_argument("--out", metavar="DIR", default=None, help="run folder (default runs/<timestamp>)")
     train.add_argument("--overwrite", action="store_true", help="allow replacing a run already in --out")
     train.add_argument("--no-plots", action="store_true", help="skip curves.png and misclassified.png")

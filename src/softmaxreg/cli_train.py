@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from ._version import __version__
-from .errors import ConvergenceWarning, InvalidArgumentError, OutputError, SoftmaxRegError, TrainingDivergedError
+from .datasets.blocks import is_dask
+from .errors import ClusterError, ConvergenceWarning, InvalidArgumentError, OutputError, SoftmaxRegError, TrainingDivergedError
 from .fileio import all_or_nothing, atomic_write_bytes, claim_folder
 from .gemm import block_rows
 from .optim import OPTIMIZERS
@@ -202,8 +203,22 @@ def train_command(args) -> int:
             run = _resumed_run(args, claimed.enter_context(claim_folder(folder, "--resume")))
         else:
             run = _new_run(args)
+        if args.scheduler:                                 # connected before a new folder is claimed
+            _connect(claimed, args.scheduler, run[1])
+        if not args.resume:
             folder = _claim_new_folder(claimed, args.out, args.overwrite)
         return _train(args, folder, *run)
+
+
+def _connect(stack: contextlib.ExitStack, address: str, train_config: TrainConfig) -> None:
+    """--scheduler: a Dask Client for the rest of the command (dask_engine.connect), or one line why not."""
+    if not train_config.optimizer().full_batch:
+        raise SoftmaxRegError(f"--scheduler: runs full-batch solvers (--solver lbfgs), not --solver {train_config.solver}")
+    try:
+        from .dask_engine import connect
+    except ImportError as e:
+        raise SoftmaxRegError(f"--scheduler: needs Dask ({e.name} is not installed): pip install 'softmaxreg[dask]'") from None
+    stack.enter_context(connect(address))
 
 
 def _train(args, folder: Path, config, train_config, data, model, state) -> int:
@@ -249,7 +264,7 @@ def _train(args, folder: Path, config, train_config, data, model, state) -> int:
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", ConvergenceWarning)
-                history = fit(model, data.train_images, data.train_labels, train_config,
+                history = fit(model, *_training_rows(args, data), train_config,
                               seed=config["settings"]["seed"],
                               validation_data=validation, callbacks=callbacks,
                               resume=state)
@@ -274,6 +289,8 @@ def _train(args, folder: Path, config, train_config, data, model, state) -> int:
         raise TrainingDivergedError(f"{e}{kept}", epoch=e.epoch, step=e.step, loss=e.loss, history=e.history) from None
     except OutputError as e:
         raise OutputError(f"{e}; {_what_is_kept(folder, unit, checkpoint.saved)}") from None
+    except ClusterError as e:                             # --scheduler: the cluster was lost
+        raise ClusterError(f"{e}; {_what_is_kept(folder, unit, checkpoint.saved)}") from None
     written = ["config.json", "metrics.csv", *([CHECKPOINT] if checkpoint.saved else []), "model.safetensors"]
     if not args.no_plots:
         written += ["curves.png", *(["misclassified.png"] if _has_gallery(data) else [])]
@@ -282,6 +299,15 @@ def _train(args, folder: Path, config, train_config, data, model, state) -> int:
         say(f"final: train_loss {last.train_loss:.4f}  val_loss {last.val_loss:.4f}  val_acc {last.val_acc:.4f}")
     say(f"run folder: {folder}  ({', '.join(written)})")
     return 0
+
+
+def _training_rows(args, data):
+    """(X, y) of the training split: as read, or with --scheduler Dask arrays (in-memory data cut
+    into dask_engine.CHUNK_ROWS-row blocks that the driver sends to the cluster)."""
+    if not args.scheduler:
+        return data.train_images, data.train_labels
+    from .dask_engine import row_chunks
+    return tuple(a if is_dask(a) else row_chunks(a) for a in (data.train_images, data.train_labels))
 
 
 def _what_is_kept(folder: Path, unit: str, saved: int) -> str:

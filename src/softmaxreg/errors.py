@@ -27,6 +27,10 @@ class OutputError(SoftmaxRegError, OSError):
     """An output file or folder cannot be written."""
 
 
+class ClusterError(SoftmaxRegError, ConnectionError):
+    """The Dask cluster given by --scheduler cannot be reached, or was lost during a fit (no worker left)."""
+
+
 class TrainingDivergedError(SoftmaxRegError, ArithmeticError):
     """The training loss became NaN/inf or exploded (see `softmaxreg.train.fit`).
 

@@ -49,7 +49,8 @@ import numpy as np
 from .cachedir import cache_dir
 from .errors import InvalidArgumentError
 
-__all__ = ["ROWS_ENV", "CANDIDATES", "matmul_rows", "matmul_t_rows", "block_rows", "blocking_info", "machine_key"]
+__all__ = ["ROWS_ENV", "CANDIDATES", "matmul_rows", "matmul_t_rows", "block_rows", "pin_block_rows", "blocking_info",
+           "machine_key"]
 
 ROWS_ENV = "SOFTMAXREG_GEMM_ROWS"
 # Block sizes tried, in rows; 0 is one product per batch, the plain math and the incumbent: a
@@ -92,6 +93,17 @@ def block_rows() -> int:
     if _decision is None:
         blocking_info()
     return _decision["rows"]
+
+
+def pin_block_rows(rows: int) -> None:
+    """Use `rows` in this process from now on, whatever it would choose itself: a driver's choice
+    given to the processes that compute parts of its sums (dask_engine's workers, whose BLAS
+    settings and measurements differ), so every part has the bits the driver's process would get."""
+    global _decision
+    with _lock:
+        if _decision is None or _decision["rows"] != rows:
+            _decision = {"rows": int(rows), "source": "pinned", "file": None, "key": None,
+                         "median_us": None, "ratio": None, "measure_s": None}
 
 
 def blocking_info() -> dict:

@@ -149,11 +149,13 @@ class FullBatch:
     """
 
     def __init__(self, objective: SoftmaxCrossEntropy, X: np.ndarray, y: np.ndarray, w: np.ndarray | None = None,
-                 *, rows: int = FULL_BATCH_ROWS, threads: int | None = None):
+                 *, rows: int = FULL_BATCH_ROWS, threads: int | None = None, divisor: float | None = None):
         self.objective, self.X, self.y, self.w = objective, X, y, w
         model = objective.model
         self.n = X.shape[0]
-        self.divisor = float(w.sum(dtype=np.float64)) if w is not None else float(self.n)
+        if divisor is None:             # a part of a bigger data set (dask_engine) is given the whole's
+            divisor = float(w.sum(dtype=np.float64)) if w is not None else float(self.n)
+        self.divisor = float(divisor)
         self.starts = range(0, self.n, rows)
         self.rows = min(rows, self.n)
         chunks = len(self.starts)
@@ -195,25 +197,16 @@ class FullBatch:
         self.release(part.start, part.stop)
 
     def preconditioner(self):
-        """P(q, s, y) -> P q for L-BFGS: P = (c G + lambda I)^-1 acting on (W; b) stacked as (d + 1, k).
+        """P(q, s, y) -> P q for L-BFGS (see `preconditioner_from_gram`), from one pass over the rows."""
+        return preconditioner_from_gram(self.objective, self.gram_sums(), self.divisor)
 
-        G = sum_i w_i a_i a_i^T / N is the Gram matrix of the inputs as the model sees them with a
-        constant 1 appended (a_i = (x'_i, 1)). The softmax loss's Hessian for class j is
-        sum_i w_i p_ij (1 - p_ij) a_i a_i^T / N + lambda I: about c G + lambda I, with c the typical
-        p (1 - p), which falls from 0.09 at the start towards 0 as predictions grow confident. So c
-        is measured along the newest step (s, y) by the secant rule, c = (s'y - lambda |s|^2) / s'Gs
-        (1 before the first step), and P follows it. Pixels are strongly correlated, so G is badly
-        conditioned; undoing it is what the two-loop recursion alone learns slowly. Costs one pass
-        over the rows (d^2 per row) and a (d + 1)^2 eigendecomposition, once."""
+    def gram_sums(self) -> np.ndarray:
+        """[sum_i w_i xc_i xc_i^T (d, d) raveled, sum_i w_i xc_i (d,)] float64, the rows added in chunk
+        order, with xc = x - shift the rows centred on `gram_shift` (sums of the centred rows do not
+        cancel in float32). Unnormalised, so parts of a data set add up."""
         model = self.objective.model
-        d, k = model.num_inputs, model.num_outputs
-        # the model sees x' = a x - m (a = s / sigma, m = mu / sigma standardized; a = s, m = 0 else)
-        # = a (x - shift) + r with shift = m / a (the raw mean): sums of the centred x - shift do not
-        # cancel in float32, and r = a shift - m is only its rounding
-        a = np.full(d, model.input_scale) if model.mean is None else model.input_scale / model.std.astype(np.float64)
-        m = np.zeros(d) if model.mean is None else model.mean.astype(np.float64) / model.std
-        shift = (m / a).astype(model.dtype)
-        r = a * shift - m
+        d = model.num_inputs
+        shift = gram_shift(model)[0]
         xx, x_sum = np.zeros((d, d)), np.zeros(d)              # sums of w xc xc^T, w xc
         buffer = np.empty((self.rows, d), dtype=model.dtype)
         for start in self.starts:
@@ -223,34 +216,74 @@ class FullBatch:
             xx += wx.T @ xc
             x_sum += wx.sum(axis=0, dtype=np.float64)
             self.release(start, start + x.shape[0])
-        xx, x_sum = xx / self.divisor, x_sum / self.divisor
-        G = np.empty((d + 1, d + 1))
-        G[:d, :d] = a[:, None] * xx * a + np.outer(a * x_sum, r) + np.outer(r, a * x_sum) + np.outer(r, r)
-        G[:d, d] = G[d, :d] = a * x_sum + r                    # the mean of x'
-        G[d, d] = 1.0
-        values, vectors = np.linalg.eigh(G)
-        values = np.maximum(values, 0.0)
-        lam = max(self.objective.weight_decay, 1e-12 * values[-1])
+        return np.concatenate([xx.ravel(), x_sum])
 
-        def apply(q: np.ndarray, s: np.ndarray | None, y: np.ndarray | None) -> np.ndarray:
-            c = 1.0
-            if s is not None:
-                Vs = vectors.T @ s.reshape(d + 1, k)
-                c = max((float(s @ y) - lam * float(s @ s)) / float(values @ np.square(Vs).sum(axis=1)), 1e-8)
-            return (vectors @ ((vectors.T @ q.reshape(d + 1, k)) / (c * values + lam)[:, None])).ravel()
-        return apply
-
-    def __call__(self, x: np.ndarray):
-        model = self.objective.model
-        set_flat_params(model, x)
+    def sums(self) -> np.ndarray:
+        """[sum_i w_i l_i, correct rows, dW.ravel(), db] float64 at the model's parameters: the data
+        term's sums (gradient divided by the divisor, no penalty), the chunks added in order."""
         if self.pool is not None:                        # numpy's error state is per thread: pass it on
             settings = np.geterr()
             list(self.pool.map(lambda c: self._chunk(c, settings), range(len(self.starts))))
         else:
             for c in range(len(self.starts)):
                 self._chunk(c)
-        g = self.parts.sum(axis=0)
-        data_loss = float(self.losses.sum()) / self.divisor
-        dW = g[:model.W.size].reshape(model.W.shape)                      # a view: the penalty lands in g
-        f = data_loss + self.objective.add_penalty(dW)
-        return f, g, (data_loss, int(self.correct.sum()) / self.n)
+        return np.concatenate([[float(self.losses.sum()), float(self.correct.sum())], self.parts.sum(axis=0)])
+
+    def __call__(self, x: np.ndarray):
+        set_flat_params(self.objective.model, x)
+        return objective_value(self.objective, self.sums(), self.divisor, self.n)
+
+
+def objective_value(objective: SoftmaxCrossEntropy, sums: np.ndarray, divisor: float, n: int):
+    """(F, dF, (mean training loss, accuracy)) from `FullBatch.sums` of all n rows, at the model's
+    parameters: F = sums[0] / N + (lambda / 2) |W|^2 and dF = sums[2:] + lambda W (in place)."""
+    model = objective.model
+    g = sums[2:]
+    data_loss = float(sums[0]) / divisor
+    dW = g[:model.W.size].reshape(model.W.shape)                      # a view: the penalty lands in g
+    f = data_loss + objective.add_penalty(dW)
+    return f, g, (data_loss, int(sums[1]) / n)
+
+
+def gram_shift(model: SoftmaxRegression):
+    """(shift, a, r): the model sees x' = a x - m (a = s / sigma, m = mu / sigma standardized; a = s,
+    m = 0 else) = a (x - shift) + r with shift = m / a (the raw mean) in the model's dtype and
+    r = a shift - m only its rounding."""
+    d = model.num_inputs
+    a = np.full(d, model.input_scale) if model.mean is None else model.input_scale / model.std.astype(np.float64)
+    m = np.zeros(d) if model.mean is None else model.mean.astype(np.float64) / model.std
+    shift = (m / a).astype(model.dtype)
+    return shift, a, a * shift - m
+
+
+def preconditioner_from_gram(objective: SoftmaxCrossEntropy, gram: np.ndarray, divisor: float):
+    """P(q, s, y) -> P q for L-BFGS: P = (c G + lambda I)^-1 acting on (W; b) stacked as (d + 1, k),
+    from `FullBatch.gram_sums` of all rows.
+
+    G = sum_i w_i a_i a_i^T / N is the Gram matrix of the inputs as the model sees them with a
+    constant 1 appended (a_i = (x'_i, 1)). The softmax loss's Hessian for class j is
+    sum_i w_i p_ij (1 - p_ij) a_i a_i^T / N + lambda I: about c G + lambda I, with c the typical
+    p (1 - p), which falls from 0.09 at the start towards 0 as predictions grow confident. So c
+    is measured along the newest step (s, y) by the secant rule, c = (s'y - lambda |s|^2) / s'Gs
+    (1 before the first step), and P follows it. Pixels are strongly correlated, so G is badly
+    conditioned; undoing it is what the two-loop recursion alone learns slowly. Costs one pass
+    over the rows (d^2 per row) and a (d + 1)^2 eigendecomposition, once."""
+    model = objective.model
+    d, k = model.num_inputs, model.num_outputs
+    _, a, r = gram_shift(model)
+    xx, x_sum = gram[:d * d].reshape(d, d) / divisor, gram[d * d:] / divisor
+    G = np.empty((d + 1, d + 1))
+    G[:d, :d] = a[:, None] * xx * a + np.outer(a * x_sum, r) + np.outer(r, a * x_sum) + np.outer(r, r)
+    G[:d, d] = G[d, :d] = a * x_sum + r                    # the mean of x'
+    G[d, d] = 1.0
+    values, vectors = np.linalg.eigh(G)
+    values = np.maximum(values, 0.0)
+    lam = max(objective.weight_decay, 1e-12 * values[-1])
+
+    def apply(q: np.ndarray, s: np.ndarray | None, y: np.ndarray | None) -> np.ndarray:
+        c = 1.0
+        if s is not None:
+            Vs = vectors.T @ s.reshape(d + 1, k)
+            c = max((float(s @ y) - lam * float(s @ s)) / float(values @ np.square(Vs).sum(axis=1)), 1e-8)
+        return (vectors @ ((vectors.T @ q.reshape(d + 1, k)) / (c * values + lam)[:, None])).ravel()
+    return apply

@@ -102,6 +102,20 @@ RECIPE_BEST = dict(epochs=30, batch_size=256, lr=0.03, momentum=0.9, nesterov=Tr
 training images held out as validation (benchmarks/tune_recipe.py; never the test split)."""
 
 
+def class_weight_vector(class_weight, k: int, counts: np.ndarray) -> np.ndarray:
+    """The weight of each class (k,) float64: a {class index: weight} dict (others 1), or "balanced":
+    n / (classes present * count) from the class counts (k,), 0 for an absent class."""
+    if class_weight == "balanced":
+        counts = np.asarray(counts, dtype=np.float64)
+        return np.where(counts > 0, counts.sum() / (np.count_nonzero(counts) * np.maximum(counts, 1)), 0.0)
+    per_class = np.ones(k)
+    for c, v in class_weight.items():
+        if not 0 <= int(c) < k or not (math.isfinite(float(v)) and float(v) >= 0):
+            raise InvalidArgumentError(f"class_weight: bad entry {c!r}: {v!r}")
+        per_class[int(c)] = float(v)
+    return per_class
+
+
 def example_weights(y: np.ndarray, k: int, sample_weight, class_weight, dtype) -> np.ndarray | None:
     """Per-example loss weights: sample_weight times the weight of each example's class."""
     w = None
@@ -112,15 +126,7 @@ def example_weights(y: np.ndarray, k: int, sample_weight, class_weight, dtype) -
     if class_weight is not None:
         if y.ndim != 1:
             raise InvalidArgumentError("class_weight: needs class-index targets, not soft targets")
-        if class_weight == "balanced":
-            counts = np.bincount(y, minlength=k).astype(np.float64)
-            per_class = np.where(counts > 0, y.shape[0] / (np.count_nonzero(counts) * np.maximum(counts, 1)), 0.0)
-        else:
-            per_class = np.ones(k)
-            for c, v in class_weight.items():
-                if not 0 <= int(c) < k or not (math.isfinite(float(v)) and float(v) >= 0):
-                    raise InvalidArgumentError(f"class_weight: bad entry {c!r}: {v!r}")
-                per_class[int(c)] = float(v)
+        per_class = class_weight_vector(class_weight, k, np.bincount(y, minlength=k))
         w = per_class[y] if w is None else w * per_class[y]
     if w is not None and not w.sum() > 0:
         raise InvalidArgumentError("sample_weight: every weight is zero, nothing to learn from")

@@ -26,6 +26,7 @@ from .functional import log_softmax, softmax
 from .model import SoftmaxRegression
 from .optim import SGD
 from .options import TrainConfig, example_weights
+from .datasets.blocks import is_dask
 from .train import feature_moments, fit
 
 __all__ = ["SoftmaxRegressionClassifier", "ConvergenceWarning"]
@@ -160,16 +161,18 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
             raise InvalidArgumentError(f"y: labels not seen in `classes`: {sorted(set(np.asarray(y).tolist()) - set(self.classes_.tolist()))}")
         return indices
 
-    def _train(self, X, y, sample_weight, epochs: int, streaming: bool):
+    def _train(self, X, y, sample_weight, epochs: int, streaming: bool, encoded: bool = False):
+        """Train on (X, y): y the labels, or (encoded) their class indices."""
         rng = self._rng()
         continuing = hasattr(self, "model_") and (streaming or self.warm_start)
         if not continuing:
             self.model_ = self._new_model(X.shape[1], rng)
-            if self.standardize:
+            if self.standardize and not is_dask(X):        # on Dask, fit's pass over the chunks sets it
                 self.model_.set_standardization(*feature_moments(self.model_, X))
             self.n_iter_, self.loss_curve_ = 0, []
         if self.solver == "lbfgs":                                  # each fit starts afresh from model_'s weights
             config, optimizer = self._config(epochs, 1.0), None
+            config.standardize = is_dask(X) and self.standardize and self.model_.mean is None
         else:
             if not continuing or not hasattr(self, "_optimizer"):    # a loaded model gets a fresh optimizer
                 self.lr_ = self._learning_rate(self.model_, X, y, sample_weight)
@@ -187,7 +190,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
                 config = replace(config, lr=rate, schedule="constant", warmup_epochs=0.0)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", SoftmaxregConvergenceWarning)
-            history = fit(self.model_, X, self._encode(y), config, seed=rng, sample_weight=sample_weight,
+            history = fit(self.model_, X, y if encoded else self._encode(y), config, seed=rng, sample_weight=sample_weight,
                           optimizer=optimizer, callbacks=[ConsoleLog(progress=False)] if self.verbose else ())
         for w in caught:                                 # fit's warnings; L-BFGS's as the estimator's class
             converging = issubclass(w.category, SoftmaxregConvergenceWarning)
@@ -212,13 +215,37 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         a = m.input_scale / m.std
         return m.W * a[:, None], m.b - (m.mean / m.std) @ m.W
 
-    def fit(self, X, y, sample_weight=None):
-        """Fit on (X, y); returns self."""
+    def fit(self, X, y, sample_weight=None, classes=None):
+        """Fit on (X, y); returns self. `classes` (optional) fixes the labels; a label outside them is
+        an error. X, y (and sample_weight) may be Dask arrays chunked by rows (solver="lbfgs"): the
+        fit runs on the chunks where they live (softmaxreg.dask_engine), the classes found in one
+        pass unless given, and the result is the same as for the same data in memory."""
+        if is_dask(X, y, sample_weight):
+            return self._fit_dask(X, y, sample_weight, classes)
         X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
         check_classification_targets(y)
         if not (self.warm_start and hasattr(self, "model_")):
-            self.classes_ = np.unique(y)
+            self.classes_ = np.unique(y) if classes is None else np.unique(np.asarray(classes))
         return self._train(X.astype(self.dtype, copy=False), y, sample_weight, self.max_iter, streaming=False)
+
+    def _fit_dask(self, X, y, sample_weight, classes):
+        from . import dask_engine
+
+        if self.solver != "lbfgs":
+            raise InvalidArgumentError(f"solver: Dask arrays need solver='lbfgs', not {self.solver!r}")
+        if X.ndim != 2:
+            raise InvalidArgumentError(f"X: expected a 2-d Dask array (n, d), got shape {X.shape}")
+        y = y if is_dask(y) else dask_engine.da.from_array(np.asarray(y))
+        if y.ndim != 1:
+            raise InvalidArgumentError(f"y: expected labels of shape (n,), got {y.shape}")
+        if not (self.warm_start and hasattr(self, "model_")):
+            self.n_features_in_ = X.shape[1]
+            self.classes_ = dask_engine.find_classes(y) if classes is None else np.unique(np.asarray(classes))
+        elif X.shape[1] != self.n_features_in_:
+            raise InvalidArgumentError(f"X: has {X.shape[1]} features, but the estimator was fitted with "
+                                       f"{self.n_features_in_}")
+        return self._train(X, dask_engine.encode_labels(y, self.classes_), sample_weight, self.max_iter,
+                           streaming=False, encoded=True)
 
     @available_if(lambda self: self.solver == "sgd")
     def partial_fit(self, X, y, classes=None, sample_weight=None):
@@ -241,24 +268,47 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
 
     # -- predicting ---------------------------------------------------------------------------
 
+    def _by_blocks(self, method, X, width: str | None, dtype=np.float64):
+        """The lazy Dask array of `method` on each row block of a Dask X (n, d): (n,), or (n, k) with
+        width "classes", computed where the blocks live."""
+        check_is_fitted(self)
+        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
+            raise InvalidArgumentError(f"X: expected a Dask array of shape (n, {self.n_features_in_}), got {X.shape}")
+        X = X.rechunk({1: -1})
+        if width is None:
+            return X.map_blocks(method, drop_axis=1, dtype=dtype)
+        return X.map_blocks(method, chunks=(X.chunks[0], (len(self.classes_),)), dtype=dtype)
+
     def _logits(self, X) -> np.ndarray:
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
         return self.model_.logits(X.astype(self.dtype, copy=False)).astype(np.float64)
 
+    # A Dask X gives a lazy Dask array, block by block (compute() it, or keep it distributed).
+
     def decision_function(self, X):
         """Logits (n, k); for two classes the logit difference (n,), as scikit-learn expects."""
+        if is_dask(X):
+            check_is_fitted(self)
+            return self._by_blocks(self.decision_function, X, None if len(self.classes_) == 2 else "classes")
         z = self._logits(X)
         return z[:, 1] - z[:, 0] if len(self.classes_) == 2 else z
 
     def predict_proba(self, X):
+        if is_dask(X):
+            return self._by_blocks(self.predict_proba, X, "classes")
         return softmax(self._logits(X), axis=1)
 
     def predict_log_proba(self, X):
+        if is_dask(X):
+            return self._by_blocks(self.predict_log_proba, X, "classes")
         return log_softmax(self._logits(X), axis=1)
 
     def predict(self, X):
-        z = self._logits(X)
+        if is_dask(X):
+            check_is_fitted(self)
+            return self._by_blocks(self.predict, X, None, self.classes_.dtype)
+        z = self._logits(X)                              # first: an unfitted estimator says so
         return self.classes_[np.argmax(z, axis=1)]
 
     # -- files ----------------------------------------------------------------------------------

@@ -32,15 +32,25 @@ like lr, the loss grows like lr instead. Largest minibatch loss of a 10-epoch Fa
 
 
 def feature_moments(model: SoftmaxRegression, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-feature mean and standard deviation of the scaled inputs s X, in float64 chunks
-    (datasets.blocks.iterate_rows: a memory map or a Dask array is streamed)."""
-    total, total_sq = np.zeros(model.num_inputs), np.zeros(model.num_inputs)
+    """Per-feature mean and standard deviation of the scaled inputs s X, in float64 chunks."""
+    return moments_from_sums(moment_sums(model, X), X.shape[0])
+
+
+def moment_sums(model: SoftmaxRegression, X: np.ndarray) -> np.ndarray:
+    """[sum_i s x_i, sum_i (s x_i)^2] (2, d) float64, over 4096-row chunks in order (parts add up;
+    datasets.blocks.iterate_rows: a memory map or a Dask array is streamed)."""
+    sums = np.zeros((2, model.num_inputs))
     for _, _, block in iterate_rows(X):
         chunk = block.astype(np.float64) * model.input_scale
-        total += chunk.sum(axis=0)
-        total_sq += np.square(chunk).sum(axis=0)
-    mean = total / X.shape[0]
-    return mean, np.sqrt(np.maximum(total_sq / X.shape[0] - mean ** 2, 0.0))
+        sums[0] += chunk.sum(axis=0)
+        sums[1] += np.square(chunk).sum(axis=0)
+    return sums
+
+
+def moments_from_sums(sums: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, std) per feature from `moment_sums` of n rows: std = sqrt(max(E[x^2] - mean^2, 0))."""
+    mean = sums[0] / n
+    return mean, np.sqrt(np.maximum(sums[1] / n - mean ** 2, 0.0))
 
 
 def fit(model: SoftmaxRegression, X, y, config: TrainConfig | None = None, *, seed: int | np.random.Generator = 0,
@@ -71,16 +81,21 @@ def fit(model: SoftmaxRegression, X, y, config: TrainConfig | None = None, *, se
     Jupyter notebook (callbacks.LiveCurves; nothing elsewhere).
     """
     cfg = replace(config or TrainConfig(), **options)
-    X = _dask_rows(model, X) if is_dask(X) else model._flatten(X)
-    y = model._check_targets(y, X.shape[0])
-    if X.shape[0] == 0:
-        raise InvalidArgumentError("X: cannot train on 0 examples")
-    weights = example_weights(y, model.num_outputs, sample_weight, cfg.class_weight, model.dtype)
+    optimizer = optimizer or cfg.optimizer()
+    on_engine = optimizer.full_batch and is_dask(X, y, sample_weight)
+    if on_engine:                   # checks, class counts and moments in one pass over the chunks
+        from .dask_engine import prepare
+        X, y, weights = prepare(model, X, y, sample_weight, cfg)
+    else:
+        X = _dask_rows(model, X) if is_dask(X) else model._flatten(X)
+        y = model._check_targets(y, X.shape[0])
+        if X.shape[0] == 0:
+            raise InvalidArgumentError("X: cannot train on 0 examples")
+        weights = example_weights(y, model.num_outputs, sample_weight, cfg.class_weight, model.dtype)
     validation = None
     if validation_data is not None:
         X_val = model._flatten(validation_data[0])
         validation = (X_val, model._check_labels(validation_data[1], X_val.shape[0]))
-    optimizer = optimizer or cfg.optimizer()
     if cfg.shuffle == "auto" and not optimizer.full_batch:
         cfg = replace(cfg, shuffle="blocks" if is_streamed(X) else "full")
     rng = shuffle_generator(seed)
@@ -92,7 +107,7 @@ def fit(model: SoftmaxRegression, X, y, config: TrainConfig | None = None, *, se
         X, y, weights = X[kept], y[kept], None if weights is None else weights[kept]
     elif cfg.converge:
         stoppers = [EarlyStopping(cfg.patience, cfg.tol)]
-    if cfg.standardize and model.mean is None:
+    if cfg.standardize and model.mean is None and not on_engine:
         model.set_standardization(*feature_moments(model, X))
     history = History(resume.records if resume is not None else ())
     if resume is not None:
@@ -126,6 +141,14 @@ def _dask_rows(model: SoftmaxRegression, X):
     if not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
         raise InvalidArgumentError(f"X: expected a numeric Dask array, got {X.dtype}")
     return X.reshape(X.shape[0], model.num_inputs) if X.ndim > 2 else X
+
+
+def _full_batch_function(objective, arrays):
+    """The full-batch objective over the rows: in this process, or over Dask chunks (dask_engine)."""
+    if is_dask(arrays[0]):
+        from .dask_engine import DaskFullBatch
+        return DaskFullBatch(objective, *arrays)
+    return FullBatch(objective, *arrays)
 
 
 def _holdout_indices(n: int, fraction: float, rng: np.random.Generator) -> np.ndarray:
@@ -201,7 +224,7 @@ def _full_batch(objective, optimizer, arrays, cfg, rng, validation, history, cal
     until max |dF| <= cfg.tol, cfg.max_iter iterations, or a callback's stop. One record per
     iteration: the training loss and accuracy at its point, and validation."""
     model = objective.model
-    with FullBatch(objective, *arrays) as fun:
+    with _full_batch_function(objective, arrays) as fun:
         if optimizer.uses_preconditioner:
             optimizer.preconditioner = fun.preconditioner()
         if resume is None:                                # a given optimizer starts afresh from the model

@@ -29,9 +29,9 @@ SHUFFLE_WINDOW = 8
 """Blocks per shuffle window: 8 x 4096 rows of 784 uint8 features is 25.7 MB held at a time."""
 
 
-def is_dask(array) -> bool:
-    """True for a Dask array (without importing dask)."""
-    return type(array).__module__.split(".")[0] == "dask" and hasattr(array, "chunks")
+def is_dask(*arrays) -> bool:
+    """True if any argument is a Dask array (without importing dask)."""
+    return any(type(a).__module__.partition(".")[0] == "dask" and hasattr(a, "chunks") for a in arrays)
 
 
 def _mapping(array) -> mmap.mmap | None:

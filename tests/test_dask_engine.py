@@ -1,0 +1,208 @@
+"""The Dask engine (softmaxreg.dask_engine): Dask arrays in, the in-memory L-BFGS's model out, the
+same bits on any scheduler or worker, on a LocalCluster of 2 worker processes on 127.0.0.1."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+import softmaxreg as sr
+from softmaxreg.cli import main
+from softmaxreg.errors import ClusterError, InvalidArgumentError
+
+
+def test_import_softmaxreg_does_not_import_dask():
+    code = ("import sys, numpy as np, softmaxreg as sr, warnings; warnings.simplefilter('ignore');"
+            "m = sr.SoftmaxRegression(4, 3); X = np.random.default_rng(0).normal(size=(30, 4));"
+            "sr.fit(m, X, np.arange(30) % 3, epochs=1); sr.fit(m, X, np.arange(30) % 3, solver='lbfgs', max_iter=2);"
+            "assert not [n for n in sys.modules if n.split('.')[0] in ('dask', 'distributed')], 'dask imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_scheduler_without_dask_says_what_to_install(tmp_path, digits_dir):
+    code = ("import sys; sys.modules['dask'] = sys.modules['distributed'] = None; from softmaxreg.cli import main;"
+            f"sys.exit(main(['train', '--solver', 'lbfgs', '--data-dir', {str(digits_dir)!r}, '--scheduler', 'local:2',"
+            f"'--out', {str(tmp_path / 'run')!r}]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert "--scheduler: needs Dask" in done.stderr and "pip install 'softmaxreg[dask]'" in done.stderr
+    assert not (tmp_path / "run").exists()
+
+
+distributed = pytest.importorskip("distributed", reason="the Dask engine needs pip install 'softmaxreg[dask]'")
+da = pytest.importorskip("dask.array", reason="the Dask engine needs pip install 'softmaxreg[dask]'")
+from softmaxreg import dask_engine  # noqa: E402  (after the skip)
+
+N, D, K = 2000, 20, 4
+
+
+@pytest.fixture(scope="module")
+def problem():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(N, D)) * np.linspace(0.5, 3, D) + 1.0
+    y = (X[:, :K] + rng.normal(size=(N, K))).argmax(axis=1)
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with dask_engine.local_cluster(2) as cluster, distributed.Client(cluster, set_as_default=False, timeout=30) as client:
+        client.wait_for_workers(2, timeout=30)
+        yield cluster, client
+
+
+def fit_lbfgs(X, y, callbacks=(), **options):
+    model = sr.SoftmaxRegression(D, K, seed=0, dtype=np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", sr.ConvergenceWarning)
+        sr.fit(model, X, y, solver="lbfgs", max_iter=25, weight_decay=1e-3, callbacks=callbacks, **options)
+    return model
+
+
+def close(a, b, rtol=1e-6):
+    return np.abs(a.W - b.W).max() <= rtol * np.abs(b.W).max() and np.abs(a.b - b.b).max() <= rtol * np.abs(b.b).max()
+
+
+def test_cluster_fit_matches_in_memory_and_is_the_same_bits_on_any_scheduler(problem, cluster):
+    X, y = problem
+    reference = fit_lbfgs(X, y)
+    Xd, yd = da.from_array(X, chunks=(300, D)), da.from_array(y, chunks=450)      # uneven, unaligned chunks
+    with cluster[1].as_current():
+        first, second = fit_lbfgs(Xd, yd), fit_lbfgs(Xd, yd)
+    threaded = fit_lbfgs(Xd, yd)
+    assert close(first, reference)
+    assert np.array_equal(first.W, second.W) and np.array_equal(first.b, second.b)
+    assert np.array_equal(first.W, threaded.W) and np.array_equal(first.b, threaded.b)
+
+
+def test_worker_killed_mid_fit_changes_nothing(problem, cluster):
+    X, y = problem
+    Xd = da.from_array(X, chunks=(250, D))
+    client = cluster[1]
+    pids = list(client.run(os.getpid).values())
+
+    class KillAWorker(sr.Callback):
+        def on_epoch_end(self, record, history):
+            if record.epoch == 2:
+                os.kill(pids[0], signal.SIGKILL)
+
+    with client.as_current():
+        undisturbed = fit_lbfgs(Xd, y, standardize=True)
+        disturbed = fit_lbfgs(Xd, y, [KillAWorker()], standardize=True)
+    assert np.array_equal(undisturbed.W, disturbed.W) and np.array_equal(undisturbed.b, disturbed.b)
+    client.wait_for_workers(2, timeout=30)                      # the nanny restarted it
+
+
+@pytest.mark.parametrize("chunks", [(1,) * 40, (7, 1, 20, 12)], ids=["one-row", "uneven"])
+def test_small_and_one_row_chunks_match_in_memory(problem, chunks):
+    X, y = problem[0][:40], problem[1][:40]
+    assert close(fit_lbfgs(da.from_array(X, chunks=(chunks, D)), y), fit_lbfgs(X, y))
+
+
+def test_soft_targets_sample_and_class_weights_and_standardization_match_in_memory(problem):
+    X, y = problem
+    soft = np.full((N, K), 0.1)
+    soft[np.arange(N), y] = 0.7
+    weights = np.linspace(0.5, 2.0, N)
+    for targets, options in [(soft, {}), (y, dict(sample_weight=weights, class_weight="balanced", standardize=True))]:
+        dask_options = {**options, **({"sample_weight": da.from_array(weights, chunks=600)} if options else {})}
+        assert close(fit_lbfgs(da.from_array(X, chunks=(500, D)), da.from_array(targets, chunks=(700, -1)[:targets.ndim]),
+                               **dask_options), fit_lbfgs(X, targets, **options))
+
+
+def test_bad_chunks_are_named(problem):
+    X, y = problem
+    bad = X.copy()
+    bad[950, 3] = np.nan
+    with pytest.raises(InvalidArgumentError, match=r"^X: chunk 3 \(rows 900\.\.1199\) contains NaN"):
+        fit_lbfgs(da.from_array(bad, chunks=(300, D)), y)
+    labels = y.copy()
+    labels[1500] = K
+    with pytest.raises(InvalidArgumentError, match=r"^y: chunk 5 \(rows 1500\.\.1799\) has labels outside \[0, 3\]"):
+        fit_lbfgs(da.from_array(X, chunks=(300, D)), da.from_array(labels, chunks=300))
+
+
+def test_classifier_fits_dask_arrays_like_numpy_and_predicts_lazily(problem):
+    from softmaxreg.sklearn import SoftmaxRegressionClassifier
+
+    X, y = problem
+    names = np.array(["ant", "bee", "cat", "dog"])[y]
+    Xd, yd = da.from_array(X, chunks=(400, D)), da.from_array(names, chunks=400)
+    settings = dict(solver="lbfgs", alpha=1e-3, max_iter=30, standardize=True, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", sr.ConvergenceWarning)
+        in_memory = SoftmaxRegressionClassifier(**settings).fit(X, names)
+        on_dask = SoftmaxRegressionClassifier(**settings).fit(Xd, yd)
+        odd = names.copy()
+        odd[1300] = "eel"
+        with pytest.raises(InvalidArgumentError, match=r"^y: chunk 3 \(rows 1200\.\.1599\) has labels not among "
+                                                       r"the classes: \['eel'\]"):
+            SoftmaxRegressionClassifier(**settings).fit(Xd, da.from_array(odd, chunks=400),
+                                                        classes=["ant", "bee", "cat", "dog"])
+    assert list(on_dask.classes_) == ["ant", "bee", "cat", "dog"]
+    assert np.allclose(on_dask.coef_, in_memory.coef_, rtol=1e-6, atol=1e-9 * np.abs(in_memory.coef_).max())
+    predicted = on_dask.predict(Xd)
+    assert isinstance(predicted, da.Array)
+    assert np.array_equal(predicted.compute(), on_dask.predict(X))
+    assert np.allclose(on_dask.predict_proba(Xd).compute(), on_dask.predict_proba(X))
+
+
+def test_all_workers_gone_is_a_clear_error(problem, monkeypatch):
+    monkeypatch.setattr(dask_engine, "NO_WORKERS_TIMEOUT", 1.0)
+    X, y = problem
+
+    with dask_engine.local_cluster(1) as cluster, distributed.Client(cluster, set_as_default=False, timeout=30) as client:
+
+        class StopEveryWorker(sr.Callback):
+            def on_epoch_end(self, record, history):
+                cluster.scale(0)
+
+        with client.as_current(), pytest.raises(ClusterError, match="no worker left"):
+            fit_lbfgs(da.from_array(X, chunks=(500, D)), y, [StopEveryWorker()])
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_unreachable_scheduler_is_one_line_exit_2_nothing_written(tmp_path, capsys, monkeypatch, digits_dir):
+    monkeypatch.setattr(dask_engine, "CONNECT_TIMEOUT", 2.0)
+    address = f"tcp://127.0.0.1:{free_port()}"
+    out = tmp_path / "run"
+    assert main(["train", "--solver", "lbfgs", "--data-dir", str(digits_dir), "--scheduler", address,
+                 "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--scheduler {address}: cannot reach" in err
+    assert not out.exists()
+    assert main(["train", "--data-dir", str(digits_dir), "--scheduler", "local:1", "--out", str(out)]) == 2
+    assert "--scheduler: runs full-batch solvers" in capsys.readouterr().err and not out.exists()
+
+
+def test_cli_local_cluster_run_and_its_resume_are_bit_identical(tmp_path, monkeypatch, digits_dir):
+    from softmaxreg.checkpoint import Checkpoint
+
+    environ = dict(os.environ)
+
+    monkeypatch.setattr(dask_engine, "CHUNK_ROWS", 400)            # 1,500 digits: 4 blocks, uneven
+    args = ["train", "--solver", "lbfgs", "--standardize", "--weight-decay", "1e-3", "--max-iter", "4", "--tol", "0",
+            "--data-dir", str(digits_dir), "--scheduler", "local:2", "--quiet", "--no-plots"]
+    assert main([*args, "--out", str(tmp_path / "full")]) == 0
+
+    def interrupt_after_two(self):
+        if self.saved == 2:
+            raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Checkpoint, "on_step_end", interrupt_after_two, raising=False)
+        assert main([*args, "--out", str(tmp_path / "run")]) == 130
+    assert main(["train", "--resume", str(tmp_path / "run"), "--scheduler", "local:2", "--quiet", "--no-plots"]) == 0
+    for name in ("model.safetensors", "metrics.csv"):
+        assert (tmp_path / "run" / name).read_bytes() == (tmp_path / "full" / name).read_bytes(), name
+    assert dict(os.environ) == environ                          # the workers' BLAS settings stay theirs
