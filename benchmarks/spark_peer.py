@@ -1,9 +1,10 @@
 """Spark MLlib's multinomial LogisticRegression on local[2] beside softmaxreg's L-BFGS, to one objective value.
 
     python benchmarks/spark_peer.py [--C 0.01] [--scale 1] [--spark-max-iter 100] [--target F]
-                                    [--driver-memory 2g]
+                                    [--driver-memory 4g]
 
-Needs pyspark (its wheel carries Spark; Java 17 on the PATH), psutil and threadpoolctl besides softmaxreg.
+Needs pyspark (its wheel carries Spark; Java 17 on the PATH), pyarrow, psutil and threadpoolctl besides
+softmaxreg; run from anywhere (it imports lbfgs_vs_logreg.py from its own folder).
 
 Both solvers minimise one function: Fashion-MNIST's training pixels / 255, standardized with the
 training split's mean and (population) standard deviation, as lbfgs_vs_logreg.py and `fit(...,
@@ -22,9 +23,13 @@ objectiveHistory value beside F of its coefficients evaluated by our code (float
 
 Each solver runs in its own process (this file with --worker); the parent samples the resident
 memory of the worker's process tree (for Spark: the Python driver and its JVM) every 50 ms.
-  1. Spark: start-up (imports and SparkSession local[2], i.e. the JVM), data (numpy arrays to a
-     cached DataFrame), fit with maxIter=--spark-max-iter, tol=--spark-tol (Spark's defaults,
-     100 and 1e-6), its iterations and F.
+  1. Spark: start-up (imports and SparkSession local[2], i.e. the JVM), data (the standardized
+     rows written to a Parquet file in 60,000-row pieces, read back as a cached DataFrame of
+     vectors), fit with maxIter=--spark-max-iter, tol=--spark-tol (Spark's defaults, 100 and
+     1e-6), its iterations and F. spark.driver.memory sizes the whole JVM in local mode: the JVM's
+     resident memory grows towards it, so the peak shown depends on it. At Spark's default 1g the
+     1x fit runs (the cache may spill to disk); 4g holds the cached rows and the blocks that
+     LogisticRegression caches (two copies of the data, 376 MB each at 1x).
   2. The target T is --target, or else the F that Spark's fit reached. With --target, Spark is
      refitted with the smallest maxIter whose objectiveHistory value is <= T, and that fit timed.
   3. softmaxreg L-BFGS in float64 and float32 (uint8 images in, as `softmaxreg train` reads them):
@@ -66,10 +71,26 @@ def fashion_mnist(scale: int):
     return X, y, X_test, data.test_labels, mean, np.where(std > 0, std, 1.0)
 
 
+def write_parquet(path: str, X: np.ndarray, y: np.ndarray, mean: np.ndarray, std: np.ndarray) -> None:
+    """Standardized rows (X / 255 - mean) / std as a Parquet file of (label double, features
+    list<double>), written 60,000 rows at a time so no float64 copy of a large X is ever whole."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.schema([("label", pa.float64()), ("features", pa.list_(pa.float64()))])
+    with pq.ParquetWriter(path, schema) as writer:
+        for start in range(0, len(y), N_TRAIN):
+            rows = (X[start:start + N_TRAIN] / 255.0 - mean) / std                 # (60000, 784) float64
+            features = pa.ListArray.from_arrays(np.arange(0, rows.size + 1, rows.shape[1], dtype=np.int32),
+                                                rows.ravel())
+            writer.write_table(pa.table({"label": y[start:start + N_TRAIN].astype(np.float64), "features": features},
+                                        schema=schema))
+
+
 def spark_worker(args) -> dict:
     """Fit Spark's multinomial LogisticRegression; coefficients to args.coefficients (npz)."""
     from pyspark.ml.classification import LogisticRegression
-    from pyspark.ml.linalg import Vectors
+    from pyspark.ml.functions import array_to_vector
     from pyspark.sql import SparkSession
 
     spark = (SparkSession.builder.master("local[2]").appName("spark_peer")
@@ -78,12 +99,11 @@ def spark_worker(args) -> dict:
     spark.sparkContext.setLogLevel("ERROR")
     started = time.perf_counter()
     X, y, _, _, mean, std = fashion_mnist(args.scale)
-    features = (X / 255.0 - mean) / std                                   # (m n, 784) float64
     loaded = time.perf_counter()
-    rows = spark.sparkContext.parallelize([(float(label), Vectors.dense(x)) for label, x in zip(y, features)], 8)
-    df = spark.createDataFrame(rows, ["label", "features"]).cache()
+    parquet = os.path.join(os.path.dirname(args.coefficients), "train.parquet")
+    write_parquet(parquet, X, y, mean, std)
+    df = spark.read.parquet(parquet).select("label", array_to_vector("features").alias("features")).cache()
     df.count()
-    del rows, features
     in_spark = time.perf_counter()
 
     def fit(max_iter):
@@ -177,7 +197,7 @@ def main():
     parser.add_argument("--scale", type=int, default=1, help="repeat the training set this many times")
     parser.add_argument("--spark-max-iter", type=int, default=100)
     parser.add_argument("--spark-tol", type=float, default=1e-6)
-    parser.add_argument("--driver-memory", default="2g", help="spark.driver.memory (local mode: the whole JVM)")
+    parser.add_argument("--driver-memory", default="4g", help="spark.driver.memory (local mode: the whole JVM)")
     parser.add_argument("--target", type=float, help="the F to reach (default: Spark's final F)")
     parser.add_argument("--tol", type=float, default=1e-6, help="our L-BFGS stops here if it never reaches the target")
     parser.add_argument("--worker", choices=("spark", "float64", "float32"), help=argparse.SUPPRESS)
