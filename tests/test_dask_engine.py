@@ -166,6 +166,32 @@ def test_all_workers_gone_is_a_clear_error(problem, monkeypatch):
             fit_lbfgs(da.from_array(X, chunks=(500, D)), y, [StopEveryWorker()])
 
 
+def test_cli_all_workers_gone_is_one_line_exit_2(tmp_path, capsys, monkeypatch, digits_dir):
+    """A cluster without workers: nothing written. Workers lost after an iteration: the run folder
+    holds that iteration's checkpoint, the line says so, and the run resumes from it."""
+    from softmaxreg.checkpoint import Checkpoint
+
+    monkeypatch.setattr(dask_engine, "NO_WORKERS_TIMEOUT", 1.0)
+    args = ["train", "--solver", "lbfgs", "--max-iter", "5", "--data-dir", str(digits_dir), "--quiet", "--no-plots"]
+    with dask_engine.local_cluster(0) as empty:
+        assert main([*args, "--scheduler", empty.scheduler_address, "--out", str(tmp_path / "none")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no worker left" in err and "the run folder is as it was" in err
+    assert not (tmp_path / "none").exists()
+
+    with dask_engine.local_cluster(1) as cluster:
+        def lose_the_workers(self):
+            cluster.scale(0)
+
+        with monkeypatch.context() as patch:
+            patch.setattr(Checkpoint, "on_step_end", lose_the_workers, raising=False)
+            assert main([*args, "--scheduler", cluster.scheduler_address, "--out", str(tmp_path / "lost")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no worker left" in err and "resume with: softmaxreg train --resume" in err
+    assert sorted(p.name for p in (tmp_path / "lost").iterdir()) == ["checkpoint.safetensors", "config.json",
+                                                                     "metrics.csv"]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
