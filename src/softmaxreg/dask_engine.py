@@ -206,8 +206,8 @@ def _starts(X) -> list[int]:
 
 
 def prepare(model, X, y, sample_weight, cfg):
-    """(X, y, w) aligned Dask arrays ready for DaskFullBatch, persisted (kept in the cluster's memory)
-    for the fit, so the source is read once; then one pass over the blocks checks them (an error
+    """(X, y, w) aligned Dask arrays ready for DaskFullBatch, persisted on a cluster (`_persist`);
+    then one pass over the blocks checks them (an error
     names the first bad chunk: index and rows), counts the classes (for class_weight="balanced")
     and, with cfg.standardize, sets the model's standardization from the moments of s X
     (train.moment_sums per block, added in the fixed tree). w (model dtype) is the sample weight
@@ -238,6 +238,11 @@ def prepare(model, X, y, sample_weight, cfg):
 
 
 def _persist(*arrays) -> tuple:
+    """On a distributed cluster, the arrays kept in the workers' memory for the fit (the source is
+    read once). On the local schedulers they stay lazy: each evaluation reads its blocks from the
+    source again (a memory map, a Zarr store, Parquet files), so memory does not grow with the data."""
+    if _current_client() is None:
+        return arrays
     with warnings.catch_warnings():
         # data made in memory (row_chunks) travels in the graph, once: the scheduler keeps it to
         # recompute a block whose worker died, which scattered data would not allow
