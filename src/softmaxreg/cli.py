@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ._version import __version__
+from .backends import BACKENDS
 from .cli_train import CHECKPOINT, RECIPES, RUN_FILES, train_command
 from .errors import SoftmaxRegError, TrainingDivergedError
 from .fileio import all_or_nothing, output_folder
@@ -128,6 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=_number(int, 0, True), default=None,
                        help="seed of the weight initialisation and the shuffles (default 0)")
     train.add_argument("--dtype", choices=("float32", "float64"), default=None, help="float type (default float32)")
+    train.add_argument("--backend", choices=BACKENDS, default=None,
+                       help="array library to train with: numpy (default, the fast CPU path), torch, jax, cupy "
+                            "(pip install softmaxreg[torch|jax|cupy]); the model file is the same from every one")
+    train.add_argument("--device", metavar="DEVICE", default=None,
+                       help="cpu (default) or cuda[:N], for --backend torch, jax or cupy")
     train.add_argument("--data-dir", metavar="DIR", default=None,
                        help="folder with the four MNIST-format IDX files (default: $SOFTMAXREG_DATA_DIR, "
                             "else the bundled Fashion-MNIST)")

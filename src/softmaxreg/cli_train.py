@@ -27,6 +27,7 @@ import numpy as np
 from ._version import __version__
 from .errors import ConvergenceWarning, InvalidArgumentError, OutputError, SoftmaxRegError, TrainingDivergedError
 from .fileio import all_or_nothing, atomic_write_bytes, claim_folder
+from .backends import resolve, to_device
 from .gemm import block_rows
 from .optim import OPTIMIZERS
 from .options import RECIPE_BEST, TrainConfig
@@ -84,7 +85,8 @@ def _resumed_run(args, folder: Path):
     from .checkpoint import load_checkpoint
     from .datasets import load_fashion_mnist
 
-    given = [f"--{name.replace('_', '-')}" for name in ["recipe", "seed", "sigma", "dtype", "data_dir", "out",
+    given = [f"--{name.replace('_', '-')}" for name in ["recipe", "seed", "sigma", "dtype", "backend", "device",
+                                                          "data_dir", "out",
                                                           *(f.name for f in fields(TrainConfig))]
              if getattr(args, name, None) is not None]
     if given:
@@ -131,7 +133,8 @@ def _refuse_options_of_the_other_solver(args, solver: str) -> None:
         raise SoftmaxRegError(f"{ignored[0]}: applies to {expected}, not to --solver {solver}")
 
 
-SETTING_FLAGS = {f.name for f in fields(TrainConfig) if f.name != "converge"} | {"sigma", "seed", "dtype"}
+SETTING_FLAGS = {f.name for f in fields(TrainConfig) if f.name != "converge"} | {"sigma", "seed", "dtype", "backend",
+                                                                                 "device"}
 """Settings whose errors ("label_smoothing: expected ...") name the option typed (--label-smoothing)."""
 
 
@@ -157,7 +160,9 @@ def _new_run(args):
     seed = 0 if args.seed is None else args.seed
     sigma = 0.01 if args.sigma is None else args.sigma
     dtype = args.dtype or "float32"
+    backend, device = args.backend or "numpy", args.device or "cpu"
     with _errors_named_by_flag():
+        resolve(backend, device)                  # an absent library or device: one line, before any file
         train_config = TrainConfig(**{**RECIPES[recipe], **options})
         data = load_fashion_mnist(args.data_dir)
         n_train, *image_shape = data.train_images.shape
@@ -170,7 +175,7 @@ def _new_run(args):
         "softmaxreg_version": __version__,
         "command": "train",
         "settings": {**asdict(train_config), "recipe": recipe, "sigma": sigma, "seed": seed,
-                     "dtype": dtype, "validation": "test split",
+                     "dtype": dtype, "backend": backend, "device": device, "validation": "test split",
                      "data_dir": None if data.source == "bundled" else str(Path(data.source).resolve())},
         "dataset": {"source": data.source, "sha256": _dataset_digest(data), "files": data.sha256,
                     "train_size": n_train, "validation_size": len(data.test_images),
@@ -232,15 +237,18 @@ def _train(args, folder: Path, config, train_config, data, model, state) -> int:
     checkpoint.saved = state.epoch if state else 0
     console = None if args.quiet else ConsoleLog(every=args.log_every or 1)
     callbacks = [checkpoint] + ([console] if console else [])
+    # the data on the run's library and device, the model following it (settings of older runs: NumPy)
+    with _errors_named_by_flag():
+        xp, device = resolve(config["settings"].get("backend", "numpy"), config["settings"].get("device", "cpu"))
+    arrays = [to_device(a, xp, device) for a in (data.train_images, data.train_labels, data.test_images,
+                                                   data.test_labels)]
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", ConvergenceWarning)
-                history = fit(model, data.train_images, data.train_labels, train_config,
-                              seed=config["settings"]["seed"],
-                              validation_data=(data.test_images, data.test_labels), callbacks=callbacks,
-                              resume=state)
+                history = fit(model, arrays[0], arrays[1], train_config, seed=config["settings"]["seed"],
+                              validation_data=(arrays[2], arrays[3]), callbacks=callbacks, resume=state)
             for warning in caught:
                 print(f"softmaxreg: warning: {warning.message}", file=sys.stderr)
             with all_or_nothing(remove=() if checkpoint.saved else [*replaced_run, folder / CHECKPOINT]):
