@@ -225,3 +225,22 @@ def test_numpy_runs_import_no_other_array_library():
             " 'array_api_strict') if n in sys.modules))")
     out = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_run_resumed_from_its_checkpoint_continues_on_the_library(tmp_path):
+    """Checkpoints hold NumPy arrays; a torch run resumed from one (momentum, early stopping)
+    ends with the bits of the uninterrupted torch run."""
+    from softmaxreg.checkpoint import Checkpoint, load_checkpoint
+    xp, device = _namespace("torch")
+    X, y = _data(400)
+    Xd, yd = to_device(X, xp, device), to_device(y, xp, device)
+    options = dict(batch_size=64, lr=0.3, momentum=0.9, early_stopping=True, patience=9, seed=4)
+    whole = sr.SoftmaxRegression(12, 4, seed=1, input_scale=1 / 255)
+    sr.fit(whole, Xd, yd, epochs=3, **options)
+    first = sr.SoftmaxRegression(12, 4, seed=1, input_scale=1 / 255)
+    path = tmp_path / "checkpoint.safetensors"
+    sr.fit(first, Xd, yd, epochs=1, callbacks=[Checkpoint(path)], **options)
+    model, state = load_checkpoint(path)
+    sr.fit(model, Xd, yd, epochs=3, resume=state, **options)
+    assert model.backend == "torch"
+    np.testing.assert_array_equal(to_numpy(model.W), to_numpy(whole.W))

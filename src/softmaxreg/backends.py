@@ -20,7 +20,8 @@ import numpy as np
 
 from .errors import InvalidArgumentError
 
-__all__ = ["BACKENDS", "resolve", "namespace", "is_numpy", "to_numpy", "to_device", "device_of", "backend_name"]
+__all__ = ["BACKENDS", "resolve", "namespace", "is_numpy", "to_numpy", "to_device", "device_of", "backend_name",
+           "dtype_name"]
 
 BACKENDS = ("numpy", "torch", "jax", "cupy", "array_api_strict")
 """Backend names accepted by `resolve`, `SoftmaxRegression.to` and `softmaxreg train --backend`."""

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import generic
-from .backends import device_of, is_numpy, namespace, resolve, to_device, to_numpy
+from .backends import device_of, dtype_name, is_numpy, namespace, resolve, to_device, to_numpy
 from .errors import InvalidArgumentError
 from .functional import softmax, softmax_cross_entropy_
 from .gemm import matmul_rows
@@ -96,11 +96,14 @@ class SoftmaxRegression:
         return self._move(*resolve(backend, device))
 
     def _move(self, xp, device) -> "SoftmaxRegression":
-        for name in ("W", "b", "mean", "std"):
-            setattr(self, name, to_device(getattr(self, name), xp, device, dtype=self.dtype))
-        if str(self.W.dtype).rsplit(".", 1)[-1].removesuffix("'>") != self.dtype.name:
+        """Rebind W, b, mean, std as arrays of namespace xp on `device`, all or none."""
+        names = ("W", "b", "mean", "std")
+        moved = [to_device(getattr(self, name), xp, device, dtype=self.dtype) for name in names]
+        if dtype_name(moved[0].dtype) != self.dtype.name:
             raise InvalidArgumentError(f"dtype: {self.dtype.name} is not available on this backend "
                                        "(jax: set jax.config.update('jax_enable_x64', True))")
+        for name, array in zip(names, moved):
+            setattr(self, name, array)
         return self
 
     @property
