@@ -244,3 +244,13 @@ def test_a_run_resumed_from_its_checkpoint_continues_on_the_library(tmp_path):
     sr.fit(model, Xd, yd, epochs=3, resume=state, **options)
     assert model.backend == "torch"
     np.testing.assert_array_equal(to_numpy(model.W), to_numpy(whole.W))
+
+
+def test_a_moved_model_follows_numpy_data_back():
+    xp, device = _namespace("torch")
+    X, y = _data()
+    model = sr.SoftmaxRegression(12, 4, seed=1, input_scale=1 / 255).to("torch", "cpu")
+    reference = sr.SoftmaxRegression(12, 4, seed=1, input_scale=1 / 255)
+    sr.fit(model, X, y, epochs=2)
+    sr.fit(reference, X, y, epochs=2)
+    assert model.backend == "numpy" and np.array_equal(model.W, reference.W)

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import generic
-from .backends import device_of, dtype_name, is_numpy, namespace, resolve, to_device, to_numpy
+from .backends import backend_name, device_of, dtype_name, is_numpy, namespace, resolve, to_device, to_numpy
 from .errors import InvalidArgumentError
 from .functional import softmax, softmax_cross_entropy_
 from .gemm import matmul_rows
@@ -109,7 +109,6 @@ class SoftmaxRegression:
     @property
     def backend(self) -> str:
         """The library holding the parameters: "numpy", "torch", "jax", "cupy", "array_api_strict"."""
-        from .backends import backend_name
         return backend_name(namespace(self.W))
 
     @property
@@ -255,8 +254,9 @@ class SoftmaxRegression:
         model = self._like(X)
         if not is_numpy(X):
             xp, loss_sum, correct = namespace(X), 0.0, 0
+            sums = generic.compiled(generic.loss_and_correct_sums, xp)
             for start, x in model._generic_chunks(X):
-                chunk_loss, chunk_correct = generic.loss_and_correct_sums(xp, model, x, y[start:start + x.shape[0]])
+                chunk_loss, chunk_correct = sums(xp, model, x, y[start:start + x.shape[0]], 0.0)
                 loss_sum, correct = loss_sum + chunk_loss, correct + chunk_correct
             return float(loss_sum) / X.shape[0], int(correct) / X.shape[0]
         if model is not self:

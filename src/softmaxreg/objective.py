@@ -101,7 +101,9 @@ class SoftmaxCrossEntropy:
     def chunk_grad(self, x, y, w, divisor: float):
         """The generic path's `chunk_into` (model and arrays of any array API library, see generic.py):
         returns (sum_i w_i l_i, correct count) as 0-D arrays and new arrays dW (d, k), db (k,)."""
-        return generic.loss_and_grad_sums(namespace(x), self.model, x, y, w, divisor, self.label_smoothing)
+        xp = namespace(x)
+        return generic.compiled(generic.loss_and_grad_sums, xp)(xp, self.model, x, y, w, float(divisor),
+                                                                 self.label_smoothing)
 
     def penalized(self, dW) -> tuple[float, object]:
         """((lambda / 2) |W|^2, dW + lambda W) for either path: in place for NumPy (`add_penalty`),
@@ -170,16 +172,16 @@ def full_batch(objective: SoftmaxCrossEntropy, X, y, w=None):
     return FullBatch(objective, X, y, w) if is_numpy(X) else GenericFullBatch(objective, X, y, w)
 
 
-def _input_map(model) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(a, m, shift, r) float64 (d,) with which the model sees x' = a x - m = a (x - shift) + r:
+def _input_map(model) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(a, shift, r) (d,) with which the model sees x' = a x - m = a (x - shift) + r:
     a = s / sigma, m = mu / sigma standardized (a = s, m = 0 else), shift = m / a (the raw mean) in
-    the model's dtype, r = a shift - m its rounding. Sums of the centred x - shift do not cancel in float32."""
+    the model's dtype (a, r float64), r = a shift - m its rounding. Sums of the centred x - shift do not cancel in float32."""
     d = model.num_inputs
     std = None if model.mean is None else to_numpy_f64(model.std)
     a = np.full(d, model.input_scale) if model.mean is None else model.input_scale / std
     m = np.zeros(d) if model.mean is None else to_numpy_f64(model.mean) / std
     shift = (m / a).astype(model.dtype)
-    return a, m, shift, a * shift - m
+    return a, shift, a * shift - m
 
 
 def to_numpy_f64(a) -> np.ndarray:
@@ -279,7 +281,7 @@ class FullBatch:
         over the rows (d^2 per row) and a (d + 1)^2 eigendecomposition, once."""
         model = self.objective.model
         d, k = model.num_inputs, model.num_outputs
-        a, m, shift, r = _input_map(model)
+        a, shift, r = _input_map(model)
         xx, x_sum = np.zeros((d, d)), np.zeros(d)              # sums of w xc xc^T, w xc
         buffer = np.empty((self.rows, d), dtype=model.dtype)
         for start in self.starts:
@@ -336,8 +338,7 @@ class GenericFullBatch:
     def preconditioner(self):
         """FullBatch.preconditioner's P, its Gram matrix summed on the device (None without xp.linalg)."""
         xp, model = self.xp, self.objective.model
-        a, m, shift, r = (xp.asarray(v, device=device_of(self.X)) for v in _input_map(model))
-        shift = xp.astype(shift, model.W.dtype)
+        a, shift, r = (xp.asarray(v, device=device_of(self.X)) for v in _input_map(model))
         xx, x_sum = 0.0, 0.0
         for start, x in self._chunks():
             xc = x - shift

@@ -83,7 +83,7 @@ def fit(model: SoftmaxRegression, X, y, config: TrainConfig | None = None, *, se
     """
     cfg = replace(config or TrainConfig(), **options)
     X = model._flatten(X)
-    if not is_numpy(X):
+    if not is_numpy(X, model.W):                       # the model follows X, to NumPy too
         model._move(namespace(X), device_of(X))
     y = model._check_targets(y, X.shape[0], like=X)
     if X.shape[0] == 0:
