@@ -115,27 +115,35 @@ def _timed(fn) -> float:
 
 
 def large_part() -> None:
-    import softmaxreg as sr
     print(f"\nlarge: {LARGE['n']:,} x {LARGE['d']:,} float32, {LARGE['k']:,} classes, batch {LARGE['batch']:,}")
     print("| run | seconds |")
     print("|---|---|")
     for library in GPU_LIBRARIES:
         found = _gpu(library)
-        if found is None:
-            continue
-        xp, device = found
-        X, y = _large_data(xp, device)
+        if found is not None:
+            _large_runs(library, *found)
+
+
+def _large_runs(library: str, xp, device) -> None:
+    """One SGD epoch and 20 L-BFGS iterations of softmaxreg on the library's GPU (and PyTorch's
+    and scikit-learn's own on torch's); the data is freed on return."""
+    import softmaxreg as sr
+    X, y = _large_data(xp, device)
+
+    def sgd():
         model = sr.SoftmaxRegression(LARGE["d"], LARGE["k"], seed=0)
-        seconds = _timed(lambda: (sr.fit(model, X, y, epochs=1, batch_size=LARGE["batch"], lr=0.1), model.W)[1])
-        print(f"| softmaxreg SGD, 1 epoch, {library} {device} | {seconds:.2f} |")
+        sr.fit(model, X, y, epochs=1, batch_size=LARGE["batch"], lr=0.1)
+        return model.W
+
+    def lbfgs():
         model = sr.SoftmaxRegression(LARGE["d"], LARGE["k"], seed=0)
-        seconds = _timed(lambda: (sr.fit(model, X, y, solver="lbfgs", max_iter=20, weight_decay=1e-4), model.W)[1])
-        print(f"| softmaxreg L-BFGS, 20 iterations, {library} {device} | {seconds:.2f} |")
-        if library == "torch":
-            print(f"| PyTorch nn.Linear + CrossEntropyLoss + optim.SGD, 1 epoch, {device} | "
-                  f"{_torch_idiomatic(X, y):.2f} |")
-            print(f"| scikit-learn LogisticRegression(lbfgs, max_iter=20), array API, {device} | {_sklearn(X, y)} |")
-        del X, y
+        sr.fit(model, X, y, solver="lbfgs", max_iter=20, weight_decay=1e-4)
+        return model.W
+    print(f"| softmaxreg SGD, 1 epoch, {library} {device} | {_timed(sgd):.2f} |")
+    print(f"| softmaxreg L-BFGS, 20 iterations, {library} {device} | {_timed(lbfgs):.2f} |")
+    if library == "torch":
+        print(f"| PyTorch nn.Linear + CrossEntropyLoss + optim.SGD, 1 epoch, {device} | {_torch_idiomatic(X, y):.2f} |")
+        print(f"| scikit-learn LogisticRegression(lbfgs, max_iter=20), array API, {device} | {_sklearn(X, y)} |")
 
 
 def _torch_idiomatic(X, y) -> float:
@@ -179,7 +187,7 @@ def main() -> None:
         print(json.dumps(reference_worker(args.worker)))
         return
     try:
-        import numpy  # noqa: F401  (loaded, so that threadpoolctl sees its BLAS)
+        importlib.import_module("numpy")                 # loaded, so that threadpoolctl sees its BLAS
         import threadpoolctl
         blas = [(i["internal_api"], i.get("architecture"), i["num_threads"]) for i in threadpoolctl.threadpool_info()]
     except ImportError:
