@@ -29,6 +29,8 @@ import subprocess
 import sys
 import time
 
+os.environ.setdefault("SCIPY_ARRAY_API", "1")      # scikit-learn's array-API dispatch needs it before scipy loads
+
 CPU_LIBRARIES = ("numpy", "torch", "jax", "array_api_strict")
 GPU_LIBRARIES = ("torch", "cupy", "jax")
 LARGE = dict(n=1_000_000, d=1024, k=1000, batch=4096)
@@ -89,6 +91,9 @@ def _gpu(library: str):
     if importlib.util.find_spec(library) is None:
         print(f"skipped: {library} on GPU ({library} is not installed)")
         return None
+    if library == "jax":
+        import jax
+        jax.config.update("jax_enable_x64", True)        # L-BFGS keeps float64 vectors (the data stays float32)
     try:
         return resolve(library, "cuda")
     except sr.InvalidArgumentError as e:
