@@ -12,7 +12,7 @@ optim.SGD, the same permutation), and 20 L-BFGS iterations vs scikit-learn's arr
 LogisticRegression(solver="lbfgs", max_iter=20). Devices or libraries that are absent are
 skipped with a printed line; the script runs unchanged on a CUDA machine.
 
-    python benchmarks/backends.py [--reps 3] [--large]
+    python benchmarks/backends.py [--reps 3] [--large] [--torch-threads N]
 
 Run with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset.
 """
@@ -42,10 +42,13 @@ def _sync(a) -> None:
     to_numpy(a[:1, ...] if getattr(a, "ndim", 0) else a)
 
 
-def reference_worker(library: str) -> dict:
+def reference_worker(library: str, torch_threads: int | None) -> dict:
     """One reference run on `library` (CPU); JSON-able seconds and accuracy."""
     import softmaxreg as sr
     from softmaxreg.backends import resolve, to_device
+    if library == "torch" and torch_threads:
+        import torch
+        torch.set_num_threads(torch_threads)
     if library == "jax":
         import jax
         jax.config.update("jax_enable_x64", True)
@@ -60,7 +63,7 @@ def reference_worker(library: str) -> dict:
     return {"seconds": time.perf_counter() - start, "val_acc": history[-1].val_acc}
 
 
-def cpu_part(reps: int) -> None:
+def cpu_part(reps: int, torch_threads: int | None) -> None:
     installed = [name for name in CPU_LIBRARIES if importlib.util.find_spec(name) is not None
                  and (name == "numpy" or importlib.util.find_spec("array_api_compat") is not None)]
     for name in CPU_LIBRARIES:
@@ -69,8 +72,9 @@ def cpu_part(reps: int) -> None:
     results = {name: [] for name in installed}
     for _ in range(reps):
         for name in installed:
-            out = subprocess.run([sys.executable, __file__, "--worker", name], capture_output=True, text=True,
-                                 check=True).stdout
+            threads = ["--torch-threads", str(torch_threads)] if torch_threads else []
+            out = subprocess.run([sys.executable, __file__, "--worker", name, *threads], capture_output=True,
+                                 text=True, check=True).stdout
             results[name].append(json.loads(out.strip().splitlines()[-1]))
     base = statistics.median(r["seconds"] for r in results["numpy"])
     print("\n| library (CPU) | version | training s (median, min-max) | vs numpy | val_acc |")
@@ -79,7 +83,7 @@ def cpu_part(reps: int) -> None:
         seconds = [r["seconds"] for r in runs]
         version = __import__(name).__version__
         if name == "torch":
-            version += f", {__import__('torch').get_num_threads()} threads"
+            version += f", {torch_threads or __import__('torch').get_num_threads()} threads"
         print(f"| {name} | {version} | {statistics.median(seconds):.2f} ({min(seconds):.2f}-{max(seconds):.2f}) | "
               f"{statistics.median(seconds) / base:.1f}x | {runs[0]['val_acc']:.4f} |")
 
@@ -186,10 +190,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--large", action="store_true", help="also the GPU problem (skipped where no GPU)")
+    parser.add_argument("--torch-threads", type=int, default=None,
+                        help="torch.set_num_threads for the torch runs (default: torch's own choice); on a "
+                             "loaded machine OpenMP's barriers can cost more than the small products")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(reference_worker(args.worker)))
+        print(json.dumps(reference_worker(args.worker, args.torch_threads)))
         return
     try:
         importlib.import_module("numpy")                 # loaded, so that threadpoolctl sees its BLAS
@@ -199,7 +206,7 @@ def main() -> None:
         blas = "unknown (threadpoolctl is not installed)"
     print(f"Machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}, Python "
           f"{platform.python_version()}; BLAS: {blas}; OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE')}")
-    cpu_part(args.reps)
+    cpu_part(args.reps, args.torch_threads)
     if args.large:
         large_part()
 
