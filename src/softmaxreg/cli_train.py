@@ -238,8 +238,12 @@ def _train(args, folder: Path, config, train_config, data, model, state) -> int:
     console = None if args.quiet else ConsoleLog(every=args.log_every or 1)
     callbacks = [checkpoint] + ([console] if console else [])
     # the data on the run's library and device, the model following it (settings of older runs: NumPy)
+    backend = config["settings"].get("backend", "numpy")
     with _errors_named_by_flag():
-        xp, device = resolve(config["settings"].get("backend", "numpy"), config["settings"].get("device", "cpu"))
+        xp, device = resolve(backend, config["settings"].get("device", "cpu"))
+    if backend == "jax":                          # float64 models and L-BFGS's float64 vectors (this process is ours)
+        import jax
+        jax.config.update("jax_enable_x64", True)
     arrays = [to_device(a, xp, device) for a in (data.train_images, data.train_labels, data.test_images,
                                                    data.test_labels)]
     previous = signal.signal(signal.SIGTERM, _raise_terminated)

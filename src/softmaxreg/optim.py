@@ -23,7 +23,7 @@ from typing import Callable, ClassVar
 
 import numpy as np
 
-from .backends import device_of, is_numpy, namespace, to_device, to_numpy
+from .backends import device_of, dtype_name, is_numpy, namespace, to_device, to_numpy
 from .errors import InvalidArgumentError
 
 __all__ = ["Optimizer", "SGD", "LBFGS", "OPTIMIZERS", "register", "LRSchedule", "SCHEDULES"]
@@ -205,6 +205,9 @@ class LBFGS(Optimizer):
         else:
             xp = namespace(x0)
             self.x = xp.reshape(xp.astype(x0, xp.float64), (-1,))
+            if dtype_name(self.x.dtype) != "float64":
+                raise InvalidArgumentError("solver lbfgs: keeps float64 vectors, which this library lacks "
+                                           "(jax: set jax.config.update('jax_enable_x64', True))")
         self.f, self.g, self.extra = self._evaluate(fun, self.x)
         self.S = self._zeros()
         self.Y = self._zeros()
