@@ -26,6 +26,8 @@ __all__ = ["BACKENDS", "resolve", "namespace", "is_numpy", "to_numpy", "to_devic
 BACKENDS = ("numpy", "torch", "jax", "cupy", "array_api_strict")
 """Backend names accepted by `resolve`, `SoftmaxRegression.to` and `softmaxreg train --backend`."""
 
+_FOREIGN = {"torch", "jax", "jaxlib", "cupy", "array_api_strict"}
+"""Top-level modules of the array types of the other libraries (a JAX array's type lives in jaxlib)."""
 _EXTRAS = {"torch": "softmaxreg[torch]", "jax": "softmaxreg[jax]", "cupy": "softmaxreg[cupy]",
            "array_api_strict": "array-api-strict"}
 
@@ -35,8 +37,6 @@ def is_numpy(*arrays) -> bool:
     library's array (lists): the fast path. Decided by the type's module, importing nothing."""
     return all(a is None or type(a).__module__.split(".")[0] not in _FOREIGN for a in arrays)
 
-
-_FOREIGN = {"torch", "jax", "jaxlib", "cupy", "array_api_strict"}
 
 
 def namespace(*arrays):
