@@ -232,3 +232,13 @@ def test_cli_local_cluster_run_and_its_resume_are_bit_identical(tmp_path, monkey
     for name in ("model.safetensors", "metrics.csv"):
         assert (tmp_path / "run" / name).read_bytes() == (tmp_path / "full" / name).read_bytes(), name
     assert dict(os.environ) == environ                          # the workers' BLAS settings stay theirs
+
+
+def test_scheduler_with_another_backend_is_refused(tmp_path, capsys, digits_dir):
+    pytest.importorskip("torch", reason="the refusal is reached once the backend resolves: needs torch")
+    out = tmp_path / "run"
+    assert main(["train", "--solver", "lbfgs", "--backend", "torch", "--data-dir", str(digits_dir),
+                 "--scheduler", "local:1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--scheduler: the workers compute with NumPy, not --backend torch" in err
+    assert not out.exists()

@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 
+from .backends import device_of, is_numpy, namespace, to_device, to_numpy
 from .fileio import atomic_write_bytes
 from .functional import soft_cross_entropy_rows
 from .hooks import Callback, EpochRecord, History, Run
@@ -175,7 +176,7 @@ class EarlyStopping(Callback):
         if loss < self.best_loss - self.tol:
             self.bad_epochs, self.best_loss, self.best_epoch = 0, loss, record.epoch
             if self.holdout is not None:
-                self.best_W, self.best_b = model.W.copy(), model.b.copy()
+                self.best_W, self.best_b = to_numpy(model.W).copy(), to_numpy(model.b).copy()   # host copies
             history.best_epoch = record.epoch
         else:
             self.bad_epochs += 1
@@ -183,8 +184,12 @@ class EarlyStopping(Callback):
             self.run.stop = history.stopped_early = True
 
     def on_train_end(self, history: History) -> None:
-        if self.best_W is not None:
-            self.run.model.W[...], self.run.model.b[...] = self.best_W, self.best_b
+        model = self.run.model
+        if self.best_W is not None and is_numpy(model.W):
+            model.W[...], model.b[...] = self.best_W, self.best_b
+        elif self.best_W is not None:                    # the generic path: new arrays on the model's device
+            xp, device = namespace(model.W), device_of(model.W)
+            model.W, model.b = to_device(self.best_W, xp, device), to_device(self.best_b, xp, device)
 
     def state_dict(self) -> dict:
         state = {"best_loss": self.best_loss, "bad_epochs": self.bad_epochs, "best_epoch": self.best_epoch}
@@ -200,5 +205,5 @@ def _holdout_loss(model, X: np.ndarray, y: np.ndarray) -> float:
     if y.ndim == 1:
         return model.evaluate(X, y)[0]
     with np.errstate(over="ignore", invalid="ignore"):
-        losses, _ = soft_cross_entropy_rows(model.logits(X).astype(np.float64), y.astype(np.float64))
+        losses, _ = soft_cross_entropy_rows(to_numpy(model.logits(X)).astype(np.float64), to_numpy(y).astype(np.float64))
     return float(losses.mean())

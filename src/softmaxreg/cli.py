@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ._version import __version__
+from .backends import BACKENDS
 from .cli_train import CHECKPOINT, RECIPES, RUN_FILES, train_command
 from .errors import SoftmaxRegError, TrainingDivergedError
 from .fileio import all_or_nothing, output_folder
@@ -136,6 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--scheduler", metavar="ADDRESS", default=None,
                        help="lbfgs: run on a Dask cluster: tcp://HOST:PORT (an existing scheduler) or local:N "
                             "(N worker processes on this machine); needs pip install 'softmaxreg[dask]'")
+    train.add_argument("--backend", choices=BACKENDS, default=None,
+                       help="array library to train with: numpy (default, the fast CPU path), torch, jax, cupy "
+                            "(pip install softmaxreg[torch|jax|cupy]); the model file is the same from every one")
+    train.add_argument("--device", metavar="DEVICE", default=None,
+                       help="cpu (default) or cuda[:N], for --backend torch, jax or cupy")
     train.add_argument("--out", metavar="DIR", default=None, help="run folder (default runs/<timestamp>)")
     train.add_argument("--overwrite", action="store_true", help="allow replacing a run already in --out")
     train.add_argument("--no-plots", action="store_true", help="skip curves.png and misclassified.png")

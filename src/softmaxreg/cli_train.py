@@ -28,6 +28,7 @@ from ._version import __version__
 from .datasets.blocks import is_dask
 from .errors import ClusterError, ConvergenceWarning, InvalidArgumentError, OutputError, SoftmaxRegError, TrainingDivergedError
 from .fileio import all_or_nothing, atomic_write_bytes, claim_folder
+from .backends import resolve, to_device
 from .gemm import block_rows
 from .optim import OPTIMIZERS
 from .options import RECIPE_BEST, TrainConfig
@@ -85,8 +86,8 @@ def _resumed_run(args, folder: Path):
     from .checkpoint import load_checkpoint
     from .datasets.sources import open_data
 
-    given = [f"--{name.replace('_', '-')}" for name in ["recipe", "seed", "sigma", "dtype", "data_dir", "label_column",
-                                                          "out",
+    given = [f"--{name.replace('_', '-')}" for name in ["recipe", "seed", "sigma", "dtype", "backend", "device",
+                                                          "data_dir", "label_column", "out",
                                                           *(f.name for f in fields(TrainConfig))]
              if getattr(args, name, None) is not None]
     if given:
@@ -138,7 +139,8 @@ def _refuse_options_of_the_other_solver(args, solver: str) -> None:
         raise SoftmaxRegError(f"{ignored[0]}: applies to {expected}, not to --solver {solver}")
 
 
-SETTING_FLAGS = {f.name for f in fields(TrainConfig) if f.name != "converge"} | {"sigma", "seed", "dtype"}
+SETTING_FLAGS = {f.name for f in fields(TrainConfig) if f.name != "converge"} | {"sigma", "seed", "dtype", "backend",
+                                                                                 "device"}
 """Settings whose errors ("label_smoothing: expected ...") name the option typed (--label-smoothing)."""
 
 
@@ -164,7 +166,9 @@ def _new_run(args):
     seed = 0 if args.seed is None else args.seed
     sigma = 0.01 if args.sigma is None else args.sigma
     dtype = args.dtype or "float32"
+    backend, device = args.backend or "numpy", args.device or "cpu"
     with _errors_named_by_flag():
+        resolve(backend, device)                  # an absent library or device: one line, before any file
         train_config = TrainConfig(**{**RECIPES[recipe], **options})
         data = open_data(args.data_dir, label_column=args.label_column)
         n_train, *image_shape = data.train_images.shape
@@ -178,7 +182,8 @@ def _new_run(args):
         "softmaxreg_version": __version__,
         "command": "train",
         "settings": {**asdict(train_config), "recipe": recipe, "sigma": sigma, "seed": seed,
-                     "dtype": dtype, "validation": "test split" if validation else "none (the data have no test split)",
+                     "dtype": dtype, "backend": backend, "device": device,
+                     "validation": "test split" if validation else "none (the data have no test split)",
                      "data_dir": None if data.source == "bundled" else str(Path(data.source).resolve()),
                      "label_column": args.label_column},
         "dataset": {"source": data.source, "sha256": _dataset_digest(data), "files": data.sha256,
@@ -204,16 +209,18 @@ def train_command(args) -> int:
         else:
             run = _new_run(args)
         if args.scheduler:                                 # connected before a new folder is claimed
-            _connect(claimed, args.scheduler, run[1])
+            _connect(claimed, args.scheduler, run[1], run[0]["settings"].get("backend", "numpy"))
         if not args.resume:
             folder = _claim_new_folder(claimed, args.out, args.overwrite)
         return _train(args, folder, *run)
 
 
-def _connect(stack: contextlib.ExitStack, address: str, train_config: TrainConfig) -> None:
+def _connect(stack: contextlib.ExitStack, address: str, train_config: TrainConfig, backend: str) -> None:
     """--scheduler: a Dask Client for the rest of the command (dask_engine.connect), or one line why not."""
     if not train_config.optimizer().full_batch:
         raise SoftmaxRegError(f"--scheduler: runs full-batch solvers (--solver lbfgs), not --solver {train_config.solver}")
+    if backend != "numpy":
+        raise SoftmaxRegError(f"--scheduler: the workers compute with NumPy, not --backend {backend}")
     try:
         from .dask_engine import connect
     except ImportError as e:
@@ -259,15 +266,23 @@ def _train(args, folder: Path, config, train_config, data, model, state) -> int:
     checkpoint.saved = state.epoch if state else 0
     console = None if args.quiet else ConsoleLog(every=args.log_every or 1)
     callbacks = [checkpoint] + ([console] if console else [])
+    rows = _training_rows(args, data)
+    backend = config["settings"].get("backend", "numpy")                # settings of older runs: NumPy
+    if backend != "numpy":                        # the data on the run's library and device, the model following it
+        with _errors_named_by_flag():
+            xp, device = resolve(backend, config["settings"].get("device", "cpu"))
+        if backend == "jax":                      # float64 models and L-BFGS's float64 vectors (this process is ours)
+            import jax
+            jax.config.update("jax_enable_x64", True)
+        rows = tuple(to_device(a, xp, device) for a in rows)
+        validation = validation and tuple(to_device(a, xp, device) for a in validation)
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", ConvergenceWarning)
-                history = fit(model, *_training_rows(args, data), train_config,
-                              seed=config["settings"]["seed"],
-                              validation_data=validation, callbacks=callbacks,
-                              resume=state)
+                history = fit(model, *rows, train_config, seed=config["settings"]["seed"],
+                              validation_data=validation, callbacks=callbacks, resume=state)
             for warning in caught:
                 print(f"softmaxreg: warning: {warning.message}", file=sys.stderr)
             with all_or_nothing(remove=() if checkpoint.saved else [*replaced_run, folder / CHECKPOINT]):

@@ -14,10 +14,13 @@ With standardization (mean mu, std sigma of the scaled inputs s X, per feature) 
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import numpy as np
 
+from . import generic
+from .backends import backend_name, device_of, dtype_name, is_numpy, namespace, resolve, to_device, to_numpy
 from .datasets.blocks import iterate_rows
 from .errors import InvalidArgumentError
 from .functional import softmax, softmax_cross_entropy_
@@ -27,6 +30,7 @@ from .seeding import init_generator
 __all__ = ["SoftmaxRegression"]
 
 _CHUNK_ROWS = 2048   # rows converted to float at a time in predict/evaluate (6 MB as float32)
+_GENERIC_CHUNK_ROWS = 16384   # the same on the generic path: fewer, larger kernels for a GPU (51 MB at d = 784)
 
 class SoftmaxRegression:
     """Multinomial logistic regression Z = s X W + b, p = softmax(Z).
@@ -36,6 +40,13 @@ class SoftmaxRegression:
     `class_names`, `input_shape`, `input_scale` and `input_range` (the (low, high) raw values it
     was trained on, e.g. (0, 255) for pixels; None if unknown) travel with the model into its
     file, so a loaded model knows how to read raw inputs.
+
+    The parameters W, b (and mean, std) are NumPy arrays unless the model is moved to another
+    array library with `to(backend, device)`, or trained by `fit` on another library's arrays
+    (which moves it to them, scikit-learn's rule). The initial weights are always drawn by the
+    seeded NumPy generator, so a model has the same initial values on every library.
+    logits, predict_proba and predict answer in the library and on the device of X; evaluate
+    returns Python floats.
     """
 
     def __init__(self, num_inputs: int, num_outputs: int, sigma: float = 0.01, *,
@@ -78,6 +89,42 @@ class SoftmaxRegression:
                 f"[{', '.join(names)}], {self.dtype.name}, input_scale {scale}, "
                 f"{'standardized' if self.mean is not None else 'not standardized'})")
 
+    def to(self, backend: str = "numpy", device: str | None = None) -> "SoftmaxRegression":
+        """Move the parameters, in place, to `backend` ("numpy", "torch", "jax", "cupy",
+        "array_api_strict") on `device` ("cpu", "cuda", "cuda:N"; None: the library's default);
+        returns self (like torch's Module.to). Values and dtype are unchanged; an absent library
+        or device raises InvalidArgumentError. (JAX needs jax_enable_x64 for a float64 model.)"""
+        return self._move(*resolve(backend, device))
+
+    def _move(self, xp, device) -> "SoftmaxRegression":
+        """Rebind W, b, mean, std as arrays of namespace xp on `device`, all or none."""
+        names = ("W", "b", "mean", "std")
+        moved = [to_device(getattr(self, name), xp, device, dtype=self.dtype) for name in names]
+        if dtype_name(moved[0].dtype) != self.dtype.name:
+            raise InvalidArgumentError(f"dtype: {self.dtype.name} is not available on this backend "
+                                       "(jax: set jax.config.update('jax_enable_x64', True))")
+        for name, array in zip(names, moved):
+            setattr(self, name, array)
+        return self
+
+    @property
+    def backend(self) -> str:
+        """The library holding the parameters: "numpy", "torch", "jax", "cupy", "array_api_strict"."""
+        return backend_name(namespace(self.W))
+
+    @property
+    def device(self):
+        """The device holding the parameters ("cpu" for NumPy)."""
+        return device_of(self.W)
+
+    def _like(self, X) -> "SoftmaxRegression":
+        """This model with its arrays in X's library and on X's device: itself when they are
+        already there, else a shallow copy moved there (the parameters are small)."""
+        if is_numpy(X, self.W) or (not is_numpy(X) and not is_numpy(self.W) and namespace(X) is namespace(self.W)
+                                   and device_of(X) == device_of(self.W)):
+            return self
+        return copy.copy(self)._move(namespace(X), device_of(X))
+
     @property
     def num_inputs(self) -> int:
         return self.W.shape[0]
@@ -88,6 +135,8 @@ class SoftmaxRegression:
 
     def _flatten(self, X) -> np.ndarray:
         """(n, d) view of the inputs, checked against the model's input size."""
+        if not is_numpy(X):
+            return self._flatten_generic(X)
         X = np.asarray(X)
         if X.ndim == 0 or not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
             raise InvalidArgumentError(f"X: expected a numeric array of shape (n, {self.num_inputs}), got {X.dtype} {X.shape}")
@@ -100,15 +149,31 @@ class SoftmaxRegression:
             raise InvalidArgumentError("X: contains NaN or infinite values")
         return X
 
+    def _flatten_generic(self, X):
+        """`_flatten` for an array of another library: the same checks, in its namespace."""
+        xp = namespace(X)
+        if X.ndim == 0 or not xp.isdtype(X.dtype, ("integral", "real floating", "bool")):
+            raise InvalidArgumentError(f"X: expected a numeric array of shape (n, {self.num_inputs}), got {X.dtype} {tuple(X.shape)}")
+        if X.ndim == 1 or int(np.prod(X.shape[1:])) != self.num_inputs:
+            raise InvalidArgumentError(
+                f"X: expected shape (n, {self.num_inputs}) or (n, {', '.join(map(str, self.input_shape))}), got {tuple(X.shape)}")
+        X = xp.reshape(X, (X.shape[0], self.num_inputs))
+        if xp.isdtype(X.dtype, "real floating") and not bool(xp.all(xp.isfinite(X))):
+            raise InvalidArgumentError("X: contains NaN or infinite values")
+        return X
+
     def set_standardization(self, mean, std) -> None:
-        """Standardize features: the model sees (s X - mean) / std; zero std counts as 1."""
-        mean = np.asarray(mean, dtype=np.float64)
-        std = np.asarray(std, dtype=np.float64)
+        """Standardize features: the model sees (s X - mean) / std; zero std counts as 1.
+        mean and std (d,) of any library; they are kept in the parameters' library and device."""
+        mean = np.asarray(to_numpy(mean), dtype=np.float64)
+        std = np.asarray(to_numpy(std), dtype=np.float64)
         if mean.shape != (self.num_inputs,) or std.shape != (self.num_inputs,) \
                 or not (np.isfinite(mean).all() and np.isfinite(std).all()) or (std < 0).any():
             raise InvalidArgumentError(f"standardization: expected finite mean and std >= 0 of shape ({self.num_inputs},)")
         self.mean = mean.astype(self.dtype)
         self.std = np.where(std > 0, std, 1.0).astype(self.dtype)
+        if not is_numpy(self.W):
+            self._move(namespace(self.W), device_of(self.W))
 
     def _logits_into(self, x: np.ndarray, z: np.ndarray) -> np.ndarray:
         """z (n, k) <- s * (x @ W) + b (or its standardized form) for float rows x (n, d)."""
@@ -131,23 +196,47 @@ class SoftmaxRegression:
             np.copyto(x, X[start:start + x.shape[0]])
             yield slice(start, start + x.shape[0]), x
 
-    def logits(self, X) -> np.ndarray:
-        """Z = s X W + b, shape (n, k)."""
+    def _generic_chunks(self, X):
+        """Yield (start, x): X's rows as float in chunks, for the generic path."""
+        xp = namespace(X)
+        dtype = getattr(xp, self.dtype.name)
+        for start in range(0, X.shape[0], _GENERIC_CHUNK_ROWS):
+            yield start, xp.astype(X[start:min(start + _GENERIC_CHUNK_ROWS, X.shape[0]), ...], dtype)
+
+    def logits(self, X):
+        """Z = s X W + b, shape (n, k), in X's library and on its device."""
         X = self._flatten(X)
+        model = self._like(X)
+        if not is_numpy(X):
+            xp = namespace(X)
+            return xp.concat([generic.logits(xp, model, x) for _, x in model._generic_chunks(X)], axis=0)
+        if model is not self:
+            return model.logits(X)
         Z = np.empty((X.shape[0], self.num_outputs), dtype=self.dtype)
         for rows, x in self._float_chunks(X):
             self._logits_into(x, Z[rows])
         return Z
 
-    def predict_proba(self, X) -> np.ndarray:
+    def predict_proba(self, X):
         """Class probabilities softmax(Z), shape (n, k); rows sum to 1."""
-        return softmax(self.logits(X), axis=1)
+        z = self.logits(X)
+        if not is_numpy(z):
+            xp = namespace(z)
+            e = xp.exp(z - xp.max(z, axis=1, keepdims=True))
+            return e / xp.sum(e, axis=1, keepdims=True)
+        return softmax(z, axis=1)
 
-    def predict(self, X) -> np.ndarray:
+    def predict(self, X):
         """Index of the most probable class for each row, shape (n,)."""
-        return self.logits(X).argmax(axis=1)
+        z = self.logits(X)
+        return z.argmax(axis=1) if is_numpy(z) else namespace(z).argmax(z, axis=1)
 
-    def _check_labels(self, y, n: int) -> np.ndarray:
+    def _check_labels(self, y, n: int, like=None):
+        """Class indices (n,), checked; in the library and on the device of `like` (default NumPy)."""
+        if not is_numpy(y, like):
+            checked = self._check_labels(to_numpy(y), n)
+            return checked if is_numpy(like) else to_device(y if not is_numpy(y) else checked,
+                                                            namespace(like), device_of(like))
         y = np.asarray(y)
         if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer):
             raise InvalidArgumentError(f"y: expected {n} integer class indices, got {y.dtype} array of shape {y.shape}")
@@ -161,9 +250,19 @@ class SoftmaxRegression:
         A model whose logits have overflowed gives a NaN loss here rather than an error.
         """
         X = self._flatten(X)
-        y = self._check_labels(y, X.shape[0])
+        y = self._check_labels(y, X.shape[0], like=X)
         if X.shape[0] == 0:
             raise InvalidArgumentError("X: cannot evaluate on 0 examples")
+        model = self._like(X)
+        if not is_numpy(X):
+            xp, loss_sum, correct = namespace(X), 0.0, 0
+            sums = generic.compiled(generic.loss_and_correct_sums, xp)
+            for start, x in model._generic_chunks(X):
+                chunk_loss, chunk_correct = sums(xp, model, x, y[start:start + x.shape[0]], 0.0)
+                loss_sum, correct = loss_sum + chunk_loss, correct + chunk_correct
+            return float(loss_sum) / X.shape[0], int(correct) / X.shape[0]
+        if model is not self:
+            return model.evaluate(X, y)
         buffers = StepBuffers(min(_CHUNK_ROWS, X.shape[0]), self)
         loss_sum, correct = 0.0, 0
         for rows, x in self._float_chunks(X):
@@ -175,8 +274,12 @@ class SoftmaxRegression:
             correct += chunk_correct
         return loss_sum / X.shape[0], correct / X.shape[0]
 
-    def _check_targets(self, y, n: int) -> np.ndarray:
-        """Class indices (n,), or soft targets (n, k): finite, non-negative."""
+    def _check_targets(self, y, n: int, like=None):
+        """Class indices (n,), or soft targets (n, k): finite, non-negative; in the library and on
+        the device of `like` (default NumPy)."""
+        if not is_numpy(y, like):
+            checked = self._check_targets(to_numpy(y), n)
+            return checked if is_numpy(like) else to_device(checked, namespace(like), device_of(like))
         y = np.asarray(y)
         if y.ndim != 2:
             return self._check_labels(y, n)

@@ -15,6 +15,7 @@ import math
 
 import numpy as np
 
+from .backends import to_numpy
 from .errors import InvalidArgumentError, ModelFormatError
 from .fileio import MODEL_FORMAT, read_tensors, write_tensors
 from .model import SoftmaxRegression
@@ -51,10 +52,11 @@ def model_metadata(model: SoftmaxRegression) -> dict:
 
 
 def model_tensors(model: SoftmaxRegression) -> dict:
-    """The model's arrays by their names in the file: weight, bias (and mean, std when standardized)."""
-    tensors = {"weight": model.W, "bias": model.b}
+    """The model's arrays by their names in the file: weight, bias (and mean, std when standardized),
+    as NumPy arrays whatever library holds the model (so a file is the same from every library)."""
+    tensors = {"weight": to_numpy(model.W), "bias": to_numpy(model.b)}
     if model.mean is not None:
-        tensors |= {"mean": model.mean, "std": model.std}
+        tensors |= {"mean": to_numpy(model.mean), "std": to_numpy(model.std)}
     return tensors
 
 
@@ -101,7 +103,9 @@ def model_from_tensors(tensors: dict, meta: dict, path) -> SoftmaxRegression:
     return model
 
 
-def load_model(path) -> SoftmaxRegression:
+def load_model(path, backend: str = "numpy", device: str | None = None) -> SoftmaxRegression:
     """Load a model written by `save_model`: format, version, checksum, shapes, dtype and
-    metadata are all checked; nothing is unpickled or executed."""
-    return model_from_tensors(*read_model_file(path), path)
+    metadata are all checked; nothing is unpickled or executed. The parameters are NumPy's, or
+    moved to `backend` on `device` (SoftmaxRegression.to): a file saved from any library loads into any."""
+    model = model_from_tensors(*read_model_file(path), path)
+    return model if backend == "numpy" and device in (None, "cpu") else model.to(backend, device)

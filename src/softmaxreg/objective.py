@@ -34,13 +34,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .datasets.blocks import PageRelease
+from .datasets.blocks import PageRelease, is_dask
+from . import generic
+from .backends import device_of, is_numpy, namespace, to_numpy
 from .errors import InvalidArgumentError
 from .functional import smoothed_targets, soft_cross_entropy_rows, softmax_cross_entropy_
 from .gemm import matmul_t_rows
 from .model import SoftmaxRegression, StepBuffers
 
-__all__ = ["SoftmaxCrossEntropy", "FullBatch", "flat_params", "set_flat_params"]
+__all__ = ["SoftmaxCrossEntropy", "FullBatch", "GenericFullBatch", "full_batch", "flat_params", "set_flat_params"]
 
 FULL_BATCH_ROWS = 512
 """Rows per chunk of a full-batch evaluation: 1.6 MB of float32 at d = 784, so a chunk converted
@@ -97,6 +99,20 @@ class SoftmaxCrossEntropy:
             dW -= (model.mean / model.std)[:, None] * db
         return loss_sum, correct
 
+    def chunk_grad(self, x, y, w, divisor: float):
+        """The generic path's `chunk_into` (model and arrays of any array API library, see generic.py):
+        returns (sum_i w_i l_i, correct count) as 0-D arrays and new arrays dW (d, k), db (k,)."""
+        xp = namespace(x)
+        return generic.compiled(generic.loss_and_grad_sums, xp)(xp, self.model, x, y, w, float(divisor),
+                                                                 self.label_smoothing)
+
+    def penalized(self, dW) -> tuple[float, object]:
+        """((lambda / 2) |W|^2, dW + lambda W) for either path: in place for NumPy (`add_penalty`),
+        a new array for the generic path."""
+        if is_numpy(dW):
+            return self.add_penalty(dW), dW
+        return generic.penalty(namespace(dW), self.model.W, self.weight_decay, dW)
+
     def add_penalty(self, dW: np.ndarray | None = None) -> float:
         """(lambda / 2) |W|^2; with dW, also adds its gradient lambda W to dW in place."""
         if not self.weight_decay:
@@ -114,9 +130,16 @@ class SoftmaxCrossEntropy:
         """
         model = self.model
         X = model._flatten(X)
-        y = model._check_targets(y, X.shape[0])
+        y = model._check_targets(y, X.shape[0], like=X)
         if X.shape[0] == 0:
             raise InvalidArgumentError("X: cannot compute a loss on 0 examples")
+        if not is_numpy(X, model.W):                      # the generic path, in X's library
+            xp, like = namespace(X), model._like(X)
+            w = None if sample_weight is None else xp.asarray(sample_weight, dtype=like.W.dtype, device=device_of(X))
+            objective = SoftmaxCrossEntropy(like, weight_decay=self.weight_decay, label_smoothing=self.label_smoothing)
+            loss_sum, _, dW, db = objective.chunk_grad(xp.astype(X, like.W.dtype), y, w, X.shape[0])
+            penalty, dW = objective.penalized(dW)
+            return float(loss_sum) / X.shape[0] + penalty, dW, db
         w = None if sample_weight is None else np.asarray(sample_weight, dtype=model.dtype)
         dW, db = np.empty_like(model.W), np.empty_like(model.b)
         loss_sum, _ = self.chunk_into(X.astype(model.dtype), y, w, X.shape[0], dW, db,
@@ -124,15 +147,85 @@ class SoftmaxCrossEntropy:
         return loss_sum / X.shape[0] + self.add_penalty(dW), dW, db
 
 
-def flat_params(model: SoftmaxRegression) -> np.ndarray:
-    """The parameters as one float64 vector x = (W.ravel(), b), as full-batch solvers see them."""
+def flat_params(model: SoftmaxRegression):
+    """The parameters as one float64 vector x = (W.ravel(), b), as full-batch solvers see them
+    (in the parameters' library and on their device)."""
+    if not is_numpy(model.W):
+        xp = namespace(model.W)
+        return xp.astype(xp.concat([xp.reshape(model.W, (-1,)), model.b]), xp.float64)
     return np.concatenate([model.W.ravel(), model.b]).astype(np.float64)
 
 
-def set_flat_params(model: SoftmaxRegression, x: np.ndarray) -> None:
-    """Write a flat vector from `flat_params` back into W and b (in the model's dtype)."""
+def set_flat_params(model: SoftmaxRegression, x) -> None:
+    """Write a flat vector from `flat_params` back into W and b (in the model's dtype); the generic
+    path binds new arrays (immutable libraries)."""
+    if not is_numpy(model.W):
+        xp, size = namespace(model.W), model.num_inputs * model.num_outputs
+        model.W = xp.reshape(xp.astype(x[:size], model.W.dtype), tuple(model.W.shape))
+        model.b = xp.astype(x[size:], model.b.dtype)
+        return
     model.W[...] = x[:model.W.size].reshape(model.W.shape)
     model.b[...] = x[model.W.size:]
+
+
+def full_batch(objective: SoftmaxCrossEntropy, X, y, w=None):
+    """The full-batch objective over (X, y, w): FullBatch for NumPy arrays, dask_engine.DaskFullBatch
+    for Dask arrays (prepared by dask_engine.prepare), GenericFullBatch for other libraries."""
+    if is_dask(X):
+        from .dask_engine import DaskFullBatch
+        return DaskFullBatch(objective, X, y, w)
+    return FullBatch(objective, X, y, w) if is_numpy(X) else GenericFullBatch(objective, X, y, w)
+
+
+def _input_map(model) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(a, shift, r) (d,) with which the model sees x' = a x - m = a (x - shift) + r:
+    a = s / sigma, m = mu / sigma standardized (a = s, m = 0 else), shift = m / a (the raw mean) in
+    the model's dtype (a, r float64), r = a shift - m its rounding. Sums of the centred x - shift do not cancel in float32."""
+    d = model.num_inputs
+    std = None if model.mean is None else to_numpy_f64(model.std)
+    a = np.full(d, model.input_scale) if model.mean is None else model.input_scale / std
+    m = np.zeros(d) if model.mean is None else to_numpy_f64(model.mean) / std
+    shift = (m / a).astype(model.dtype)
+    return a, shift, a * shift - m
+
+
+def to_numpy_f64(a) -> np.ndarray:
+    return to_numpy(a).astype(np.float64)
+
+
+def _gram_preconditioner(xp, xx, x_sum, a, r, k: int, weight_decay: float):
+    """P(q, s, y) -> P q for L-BFGS: P = (c G + lambda I)^-1 acting on (W; b) stacked as (d + 1, k),
+    from the moments xx = sum w xc xc^T / N (d, d), x_sum = sum w xc / N (d,) of the centred inputs
+    and the input map (a, r) (`_input_map`), in namespace xp. None when xp has no linalg extension
+    (then L-BFGS runs unpreconditioned).
+
+    G = sum_i w_i a_i a_i^T / N is the Gram matrix of the inputs as the model sees them with a
+    constant 1 appended (a_i = (x'_i, 1)). The softmax loss's Hessian for class j is
+    sum_i w_i p_ij (1 - p_ij) a_i a_i^T / N + lambda I: about c G + lambda I, with c the typical
+    p (1 - p), which falls from 0.09 at the start towards 0 as predictions grow confident. So c
+    is measured along the newest step (s, y) by the secant rule, c = (s'y - lambda |s|^2) / s'Gs
+    (1 before the first step), and P follows it. Pixels are strongly correlated, so G is badly
+    conditioned; undoing it is what the two-loop recursion alone learns slowly. Costs one pass
+    over the rows (d^2 per row) and a (d + 1)^2 eigendecomposition, once."""
+    if not hasattr(xp, "linalg"):
+        return None
+    d = a.shape[0]
+    ax = a * x_sum
+    corner = a[:, None] * xx * a + ax[:, None] * r[None, :] + r[:, None] * ax[None, :] + r[:, None] * r[None, :]
+    edge = ax + r                                            # the mean of x'
+    one = xp.ones((1, 1), dtype=xx.dtype, **({} if xp is np else {"device": device_of(xx)}))
+    G = xp.concat([xp.concat([corner, edge[:, None]], axis=1), xp.concat([edge[None, :], one], axis=1)], axis=0)
+    values, vectors = xp.linalg.eigh(G)
+    values = xp.where(values > 0.0, values, 0.0)
+    lam = max(weight_decay, 1e-12 * float(values[-1]))
+
+    def apply(q, s, y):
+        c = 1.0
+        if s is not None:
+            Vs = vectors.T @ xp.reshape(s, (d + 1, k))
+            c = max((float(s @ y) - lam * float(s @ s)) / float(values @ xp.sum(xp.square(Vs), axis=1)), 1e-8)
+        return xp.reshape(vectors @ ((vectors.T @ xp.reshape(q, (d + 1, k))) / (c * values + lam)[:, None]), (-1,))
+    return apply
 
 
 class FullBatch:
@@ -197,16 +290,16 @@ class FullBatch:
         self.release(part.start, part.stop)
 
     def preconditioner(self):
-        """P(q, s, y) -> P q for L-BFGS (see `preconditioner_from_gram`), from one pass over the rows."""
+        """P(q, s, y) -> P q for L-BFGS (`_gram_preconditioner`), from one pass over the rows."""
         return preconditioner_from_gram(self.objective, self.gram_sums(), self.divisor)
 
     def gram_sums(self) -> np.ndarray:
         """[sum_i w_i xc_i xc_i^T (d, d) raveled, sum_i w_i xc_i (d,)] float64, the rows added in chunk
-        order, with xc = x - shift the rows centred on `gram_shift` (sums of the centred rows do not
+        order, with xc = x - shift the rows centred on `_input_map`'s shift (sums of the centred rows do not
         cancel in float32). Unnormalised, so parts of a data set add up."""
         model = self.objective.model
         d = model.num_inputs
-        shift = gram_shift(model)[0]
+        shift = _input_map(model)[1]
         xx, x_sum = np.zeros((d, d)), np.zeros(d)              # sums of w xc xc^T, w xc
         buffer = np.empty((self.rows, d), dtype=model.dtype)
         for start in self.starts:
@@ -245,45 +338,67 @@ def objective_value(objective: SoftmaxCrossEntropy, sums: np.ndarray, divisor: f
     return f, g, (data_loss, int(sums[1]) / n)
 
 
-def gram_shift(model: SoftmaxRegression):
-    """(shift, a, r): the model sees x' = a x - m (a = s / sigma, m = mu / sigma standardized; a = s,
-    m = 0 else) = a (x - shift) + r with shift = m / a (the raw mean) in the model's dtype and
-    r = a shift - m only its rounding."""
-    d = model.num_inputs
-    a = np.full(d, model.input_scale) if model.mean is None else model.input_scale / model.std.astype(np.float64)
-    m = np.zeros(d) if model.mean is None else model.mean.astype(np.float64) / model.std
-    shift = (m / a).astype(model.dtype)
-    return shift, a, a * shift - m
-
-
 def preconditioner_from_gram(objective: SoftmaxCrossEntropy, gram: np.ndarray, divisor: float):
-    """P(q, s, y) -> P q for L-BFGS: P = (c G + lambda I)^-1 acting on (W; b) stacked as (d + 1, k),
-    from `FullBatch.gram_sums` of all rows.
-
-    G = sum_i w_i a_i a_i^T / N is the Gram matrix of the inputs as the model sees them with a
-    constant 1 appended (a_i = (x'_i, 1)). The softmax loss's Hessian for class j is
-    sum_i w_i p_ij (1 - p_ij) a_i a_i^T / N + lambda I: about c G + lambda I, with c the typical
-    p (1 - p), which falls from 0.09 at the start towards 0 as predictions grow confident. So c
-    is measured along the newest step (s, y) by the secant rule, c = (s'y - lambda |s|^2) / s'Gs
-    (1 before the first step), and P follows it. Pixels are strongly correlated, so G is badly
-    conditioned; undoing it is what the two-loop recursion alone learns slowly. Costs one pass
-    over the rows (d^2 per row) and a (d + 1)^2 eigendecomposition, once."""
+    """P(q, s, y) -> P q for L-BFGS (`_gram_preconditioner`) from `FullBatch.gram_sums` of all rows."""
     model = objective.model
-    d, k = model.num_inputs, model.num_outputs
-    _, a, r = gram_shift(model)
-    xx, x_sum = gram[:d * d].reshape(d, d) / divisor, gram[d * d:] / divisor
-    G = np.empty((d + 1, d + 1))
-    G[:d, :d] = a[:, None] * xx * a + np.outer(a * x_sum, r) + np.outer(r, a * x_sum) + np.outer(r, r)
-    G[:d, d] = G[d, :d] = a * x_sum + r                    # the mean of x'
-    G[d, d] = 1.0
-    values, vectors = np.linalg.eigh(G)
-    values = np.maximum(values, 0.0)
-    lam = max(objective.weight_decay, 1e-12 * values[-1])
+    d = model.num_inputs
+    a, _, r = _input_map(model)
+    return _gram_preconditioner(np, gram[:d * d].reshape(d, d) / divisor, gram[d * d:] / divisor, a, r,
+                                model.num_outputs, objective.weight_decay)
 
-    def apply(q: np.ndarray, s: np.ndarray | None, y: np.ndarray | None) -> np.ndarray:
-        c = 1.0
-        if s is not None:
-            Vs = vectors.T @ s.reshape(d + 1, k)
-            c = max((float(s @ y) - lam * float(s @ s)) / float(values @ np.square(Vs).sum(axis=1)), 1e-8)
-        return (vectors @ ((vectors.T @ q.reshape(d + 1, k)) / (c * values + lam)[:, None])).ravel()
-    return apply
+
+GENERIC_ROWS = 16384
+"""Rows per chunk of the generic full batch: few, large kernels (a GPU wants them; 51 MB of float32 at d = 784)."""
+
+
+class GenericFullBatch:
+    """FullBatch's contract (fun(x) -> (F, dF, (mean training loss, accuracy)), `preconditioner`,
+    a context manager) for arrays of any array API library: x, dF and the sums are float64 arrays
+    on the data's device, the chunks run in order in one thread (the device runs them in parallel),
+    nothing is updated in place. F is a Python float: one synchronisation per evaluation."""
+
+    def __init__(self, objective: SoftmaxCrossEntropy, X, y, w=None, *, rows: int = GENERIC_ROWS):
+        self.objective, self.X, self.y, self.w = objective, X, y, w
+        self.xp, self.n, self.rows = namespace(X), X.shape[0], rows
+        self.divisor = float(self.xp.sum(self.xp.astype(w, self.xp.float64))) if w is not None else float(self.n)
+
+    def __enter__(self) -> "GenericFullBatch":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+    def _chunks(self):
+        """Yield (start, x, shift-free float rows in the model's dtype)."""
+        dtype = self.objective.model.W.dtype
+        for start in range(0, self.n, self.rows):
+            yield start, self.xp.astype(self.X[start:min(start + self.rows, self.n), ...], dtype)
+
+    def preconditioner(self):
+        """FullBatch.preconditioner's P, its Gram matrix summed on the device (None without xp.linalg)."""
+        xp, model = self.xp, self.objective.model
+        a, shift, r = (xp.asarray(v, device=device_of(self.X)) for v in _input_map(model))
+        xx, x_sum = 0.0, 0.0
+        for start, x in self._chunks():
+            xc = x - shift
+            wx = xc if self.w is None else xc * self.w[start:start + x.shape[0], None]
+            xx = xx + xp.astype(wx.T @ xc, xp.float64)
+            x_sum = x_sum + xp.sum(xp.astype(wx, xp.float64), axis=0)
+        return _gram_preconditioner(xp, xx / self.divisor, x_sum / self.divisor, a, r, model.num_outputs,
+                                    self.objective.weight_decay)
+
+    def __call__(self, x):
+        xp, objective = self.xp, self.objective
+        model = objective.model
+        set_flat_params(model, x)
+        loss, correct, gW, gb = 0.0, 0, 0.0, 0.0
+        for start, xc in self._chunks():
+            end = start + xc.shape[0]
+            chunk_loss, chunk_correct, dW, db = objective.chunk_grad(
+                xc, self.y[start:end, ...], None if self.w is None else self.w[start:end], self.divisor)
+            loss, correct = loss + xp.astype(chunk_loss, xp.float64), correct + chunk_correct
+            gW, gb = gW + xp.astype(dW, xp.float64), gb + xp.astype(db, xp.float64)
+        data_loss = float(loss) / self.divisor
+        penalty, gW = objective.penalized(gW)
+        g = xp.concat([xp.reshape(gW, (-1,)), gb])
+        return data_loss + penalty, g, (data_loss, int(correct) / self.n)

@@ -8,6 +8,11 @@ arrays and JSON values only) goes into checkpoints, so a resumed run continues b
   comes from the LRSchedule at every step: the schedule is the rate's only owner.
 - LBFGS: full-batch limited-memory BFGS (two-loop recursion, strong Wolfe line search) in float64.
 
+Both run on NumPy arrays and, unchanged in their math, on any array API library's (generic.py):
+SGD.updated returns new parameters instead of updating in place (JAX); L-BFGS keeps its vectors
+in the parameters' library and device, only dot products come back as Python floats. State dicts
+hold NumPy arrays whatever the library; load_state_dict moves them to the parameters'.
+
 The L2 penalty is part of the objective (objective.py), not of any optimizer.
 """
 
@@ -18,6 +23,7 @@ from typing import Callable, ClassVar
 
 import numpy as np
 
+from .backends import device_of, dtype_name, is_numpy, namespace, to_device, to_numpy
 from .errors import InvalidArgumentError
 
 __all__ = ["Optimizer", "SGD", "LBFGS", "OPTIMIZERS", "register", "LRSchedule", "SCHEDULES"]
@@ -70,7 +76,7 @@ def register(cls: type[Optimizer]) -> type[Optimizer]:
 def _state_array(state: dict, key: str, shape: tuple) -> np.ndarray:
     if key not in state:
         raise InvalidArgumentError(f"optimizer state: {key!r} is missing")
-    a = np.array(state[key])
+    a = np.array(to_numpy(state[key]))
     if a.shape != shape or not np.isfinite(a).all():
         raise InvalidArgumentError(f"optimizer state {key!r}: expected finite values of shape {shape}, got {a.shape}")
     return a
@@ -113,14 +119,31 @@ class SGD(Optimizer):
             g *= p.dtype.type(lr)
             p -= g
 
+    def updated(self, params, grads, lr: float) -> list:
+        """`step` for the generic path: the new parameters, nothing updated in place (the velocity
+        is rebound), the same formulas."""
+        if self.momentum and self.velocity is None:
+            self.velocity = [namespace(g).zeros_like(g) for g in grads]
+        steps = grads
+        if self.momentum:
+            self.velocity = [self.momentum * v + g for v, g in zip(self.velocity, grads)]
+            steps = [g + self.momentum * v for g, v in zip(grads, self.velocity)] if self.nesterov else self.velocity
+        return [p - lr * g for p, g in zip(params, steps)]
+
     def state_dict(self) -> dict:
-        return {f"velocity_{i}": v.copy() for i, v in enumerate(self.velocity or ())}
+        return {f"velocity_{i}": to_numpy(v).copy() for i, v in enumerate(self.velocity or ())}
 
     def load_state_dict(self, state: dict, params) -> None:
         if state:
-            self.velocity = [_state_array(state, f"velocity_{i}", p.shape).astype(p.dtype) for i, p in enumerate(params)]
+            self.velocity = [_like(_state_array(state, f"velocity_{i}", tuple(p.shape)), p, p.dtype)
+                             for i, p in enumerate(params)]
         else:
             self.velocity = None
+
+
+def _like(a: np.ndarray, p, dtype):
+    """NumPy array `a` as `dtype` in p's library and on its device."""
+    return a.astype(dtype) if is_numpy(p) else to_device(a, namespace(p), device_of(p), dtype=dtype)
 
 
 Function = Callable[[np.ndarray], tuple]
@@ -175,42 +198,57 @@ class LBFGS(Optimizer):
             raise InvalidArgumentError(f"{given[0]}: applies to SGD only, not to the L-BFGS solver")
         return cls()
 
-    def start(self, x0: np.ndarray, fun: Function) -> None:
-        """Evaluate the objective at the initial point x0 (flat)."""
-        self.x = np.array(x0, dtype=np.float64).ravel()
+    def start(self, x0, fun: Function) -> None:
+        """Evaluate the objective at the initial point x0 (flat; its library and device are kept)."""
+        if is_numpy(x0):
+            self.x = np.array(x0, dtype=np.float64).ravel()
+        else:
+            xp = namespace(x0)
+            self.x = xp.reshape(xp.astype(x0, xp.float64), (-1,))
+            if dtype_name(self.x.dtype) != "float64":
+                raise InvalidArgumentError("solver lbfgs: keeps float64 vectors, which this library lacks "
+                                           "(jax: set jax.config.update('jax_enable_x64', True))")
         self.f, self.g, self.extra = self._evaluate(fun, self.x)
-        self.S = np.zeros((self.memory, self.x.size))
-        self.Y = np.zeros((self.memory, self.x.size))
+        self.S = self._zeros()
+        self.Y = self._zeros()
+
+    def _zeros(self):
+        """(memory, p) float64 zeros in x's library and on its device."""
+        if is_numpy(self.x):
+            return np.zeros((self.memory, self.x.size))
+        xp = namespace(self.x)
+        return xp.zeros((self.memory, self.x.shape[0]), dtype=xp.float64, device=device_of(self.x))
 
     def grad_max(self) -> float:
         """max_i |g_i|: the stopping test (scipy's pgtol rule) compares it with tol."""
-        return float(np.max(np.abs(self.g)))
+        xp = namespace(self.g)
+        return float(xp.max(xp.abs(self.g)))
 
-    def _evaluate(self, fun: Function, x: np.ndarray):
+    def _evaluate(self, fun: Function, x):
         self.evaluations += 1
         f, g, extra = fun(x)
-        return float(f), np.asarray(g, dtype=np.float64), extra
+        return float(f), np.asarray(g, dtype=np.float64) if is_numpy(g) else g, extra
 
     def direction(self) -> np.ndarray:
         """d = -H g by the two-loop recursion, newest pair first, H_0 = (s'y / y'Py) P."""
         q = -self.g
         kept = min(self.pairs, self.memory)
         order = [(self.pairs - 1 - j) % self.memory for j in range(kept)]       # newest to oldest
-        rho = [1.0 / float(self.Y[i] @ self.S[i]) for i in order]
+        rho = [1.0 / float(self.Y[i, ...] @ self.S[i, ...]) for i in order]
         alpha = []
-        for r, i in zip(rho, order):
-            a = r * float(self.S[i] @ q)
-            q -= a * self.Y[i]
+        for r, i in zip(rho, order):              # no in-place updates: the generic path may hold JAX arrays
+            a = r * float(self.S[i, ...] @ q)
+            q = q - a * self.Y[i, ...]
             alpha.append(a)
-        newest = (self.S[order[0]], self.Y[order[0]]) if kept else (None, None)
+        newest = (self.S[order[0], ...], self.Y[order[0], ...]) if kept else (None, None)
         if self.preconditioner is not None:
             q = self.preconditioner(q, *newest)
         if kept:
             s, y = newest
             Py = y if self.preconditioner is None else self.preconditioner(y, s, y)
-            q *= float(s @ y) / float(y @ Py)
+            q = q * (float(s @ y) / float(y @ Py))
         for r, i, a in zip(reversed(rho), reversed(order), reversed(alpha)):
-            q += (a - r * float(self.Y[i] @ q)) * self.S[i]
+            q = q + (a - r * float(self.Y[i, ...] @ q)) * self.S[i, ...]
         return q
 
     def step(self, fun: Function) -> bool:
@@ -228,7 +266,7 @@ class LBFGS(Optimizer):
         s, y = alpha * d, g - self.g
         if float(s @ y) > 1e-10 * float(y @ y):
             row = self.pairs % self.memory
-            self.S[row], self.Y[row] = s, y
+            self.S, self.Y = _set_row(self.S, row, s), _set_row(self.Y, row, y)
             self.pairs += 1
         self.x = self.x + s
         self.f, self.g, self.extra = f, g, extra
@@ -279,19 +317,30 @@ class LBFGS(Optimizer):
         return (lo[0], lo[1], *lo_payload) if lo_payload is not None else None
 
     def state_dict(self) -> dict:
-        return {"x": self.x.copy(), "g": self.g.copy(), "S": self.S.copy(), "Y": self.Y.copy(), "f": self.f,
+        x, g, S, Y = (to_numpy(a).copy() for a in (self.x, self.g, self.S, self.Y))
+        return {"x": x, "g": g, "S": S, "Y": Y, "f": self.f,
                 "pairs": self.pairs, "evaluations": self.evaluations,
                 "extra": self.extra}
 
     def load_state_dict(self, state: dict, params) -> None:
-        p = sum(a.size for a in params)
+        p = sum(math.prod(a.shape) for a in params)
         self.x, self.g = _state_array(state, "x", (p,)), _state_array(state, "g", (p,))
         self.S, self.Y = _state_array(state, "S", (self.memory, p)), _state_array(state, "Y", (self.memory, p))
+        self.x, self.g, self.S, self.Y = (_like(a, params[0], np.float64) for a in (self.x, self.g, self.S, self.Y))
         try:
             self.f, self.extra = float(state["f"]), state["extra"]
             self.pairs, self.evaluations = int(state["pairs"]), int(state["evaluations"])
         except (KeyError, TypeError, ValueError) as e:
             raise InvalidArgumentError(f"optimizer state: {e!r}") from None
+
+
+def _set_row(A, row: int, v):
+    """A with row `row` set to v: in place for NumPy, a new array on the generic path (JAX)."""
+    if is_numpy(A):
+        A[row] = v
+        return A
+    import array_api_extra as xpx
+    return xpx.at(A)[row, ...].set(v)
 
 
 def _cubic_step(lo: tuple, hi: tuple) -> float:

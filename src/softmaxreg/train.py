@@ -15,8 +15,9 @@ from .datasets.batches import iterate_minibatches, num_batches
 from .datasets.blocks import is_dask, is_streamed, iterate_block_minibatches, iterate_rows
 from .errors import ConvergenceWarning, InvalidArgumentError, TrainingDivergedError
 from .hooks import Callback, EpochRecord, History, Run, TrainState
+from .backends import device_of, is_numpy, namespace, to_device, to_numpy
 from .model import SoftmaxRegression, StepBuffers
-from .objective import FullBatch, SoftmaxCrossEntropy, flat_params, set_flat_params
+from .objective import SoftmaxCrossEntropy, flat_params, full_batch, set_flat_params
 from .optim import Optimizer
 from .options import TrainConfig, example_weights
 from .seeding import shuffle_generator
@@ -32,13 +33,21 @@ like lr, the loss grows like lr instead. Largest minibatch loss of a 10-epoch Fa
 
 
 def feature_moments(model: SoftmaxRegression, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-feature mean and standard deviation of the scaled inputs s X, in float64 chunks."""
+    """Per-feature mean and standard deviation of the scaled inputs s X, in float64 chunks
+    (NumPy arrays, whatever library X is of)."""
     return moments_from_sums(moment_sums(model, X), X.shape[0])
 
 
 def moment_sums(model: SoftmaxRegression, X: np.ndarray) -> np.ndarray:
     """[sum_i s x_i, sum_i (s x_i)^2] (2, d) float64, over 4096-row chunks in order (parts add up;
     datasets.blocks.iterate_rows: a memory map or a Dask array is streamed)."""
+    if not is_numpy(X):                                   # another library's array: summed on its device
+        xp = namespace(X)
+        total = total_sq = 0.0
+        for start in range(0, X.shape[0], 4096):
+            chunk = xp.astype(X[start:min(start + 4096, X.shape[0]), ...], xp.float64) * model.input_scale
+            total, total_sq = total + xp.sum(chunk, axis=0), total_sq + xp.sum(xp.square(chunk), axis=0)
+        return np.stack([to_numpy(total), to_numpy(total_sq)])
     sums = np.zeros((2, model.num_inputs))
     for _, _, block in iterate_rows(X):
         chunk = block.astype(np.float64) * model.input_scale
@@ -76,26 +85,38 @@ def fit(model: SoftmaxRegression, X, y, config: TrainConfig | None = None, *, se
     With early_stopping, a seeded validation_fraction of (X, y) is held out; training stops after
     `patience` epochs without improving its loss by more than tol, and the best weights are
     restored (history.best_epoch). Raises TrainingDivergedError when a minibatch loss breaks the
-    DIVERGENCE_FACTOR rule. verbose=True prints the command line's log, a line per epoch
+    DIVERGENCE_FACTOR rule.
+    The model follows X (scikit-learn's rule): X of another array library (a torch tensor, a JAX or
+    CuPy array) moves the model's parameters to that library and X's device (`model.to`) and trains
+    there on the generic path (generic.py), y and validation data moved along; the permutations are
+    still drawn by the seeded NumPy generator on the host, so every library sees the NumPy run's
+    minibatches in the same order. verbose=True prints the command line's log, a line per epoch
     (callbacks.ConsoleLog); plot=True redraws the loss and accuracy curves after each epoch in a
     Jupyter notebook (callbacks.LiveCurves; nothing elsewhere).
     """
     cfg = replace(config or TrainConfig(), **options)
     optimizer = optimizer or cfg.optimizer()
-    on_engine = optimizer.full_batch and is_dask(X, y, sample_weight)
+    on_dask = is_dask(X, y, sample_weight)
+    if on_dask and not is_numpy(model.W):
+        model.to("numpy")                                 # Dask blocks are NumPy arrays
+    on_engine = on_dask and optimizer.full_batch
     if on_engine:                   # checks, class counts and moments in one pass over the chunks
         from .dask_engine import prepare
         X, y, weights = prepare(model, X, y, sample_weight, cfg)
     else:
         X = _dask_rows(model, X) if is_dask(X) else model._flatten(X)
-        y = model._check_targets(y, X.shape[0])
+        if not is_numpy(X, model.W):                      # the model follows X, to NumPy too
+            model._move(namespace(X), device_of(X))
+        y = model._check_targets(y, X.shape[0], like=X)
         if X.shape[0] == 0:
             raise InvalidArgumentError("X: cannot train on 0 examples")
-        weights = example_weights(y, model.num_outputs, sample_weight, cfg.class_weight, model.dtype)
+        weights = example_weights(to_numpy(y), model.num_outputs, sample_weight, cfg.class_weight, model.dtype)
+        if not is_numpy(X):
+            weights = to_device(weights, namespace(X), device_of(X))
     validation = None
     if validation_data is not None:
         X_val = model._flatten(validation_data[0])
-        validation = (X_val, model._check_labels(validation_data[1], X_val.shape[0]))
+        validation = (X_val, model._check_labels(validation_data[1], X_val.shape[0], like=X_val))
     if cfg.shuffle == "auto" and not optimizer.full_batch:
         cfg = replace(cfg, shuffle="blocks" if is_streamed(X) else "full")
     rng = shuffle_generator(seed)
@@ -103,8 +124,8 @@ def fit(model: SoftmaxRegression, X, y, config: TrainConfig | None = None, *, se
     if cfg.early_stopping:
         held = resume.holdout if resume is not None else _holdout_indices(X.shape[0], cfg.validation_fraction, rng)
         kept = np.setdiff1d(np.arange(X.shape[0]), held, assume_unique=True)
-        stoppers = [EarlyStopping(cfg.patience, cfg.tol, holdout=(X[held], y[held]))]
-        X, y, weights = X[kept], y[kept], None if weights is None else weights[kept]
+        stoppers = [EarlyStopping(cfg.patience, cfg.tol, holdout=(_rows(X, held), _rows(y, held)))]
+        X, y, weights = _rows(X, kept), _rows(y, kept), _rows(weights, kept)
     elif cfg.converge:
         stoppers = [EarlyStopping(cfg.patience, cfg.tol)]
     if cfg.standardize and model.mean is None and not on_engine:
@@ -118,7 +139,7 @@ def fit(model: SoftmaxRegression, X, y, config: TrainConfig | None = None, *, se
         for stopper in stoppers:
             stopper.load_state_dict(resume.early_stopping)
     objective = SoftmaxCrossEntropy(model, weight_decay=cfg.weight_decay, label_smoothing=cfg.label_smoothing)
-    driver = _full_batch if optimizer.full_batch else _minibatch
+    driver = _full_batch if optimizer.full_batch else _minibatch if is_numpy(X) else _minibatch_generic
     callbacks = [*stoppers, *callbacks, *([LiveCurves()] if plot else []), *([ConsoleLog()] if verbose else [])]
 
     def state() -> TrainState:
@@ -143,12 +164,12 @@ def _dask_rows(model: SoftmaxRegression, X):
     return X.reshape(X.shape[0], model.num_inputs) if X.ndim > 2 else X
 
 
-def _full_batch_function(objective, arrays):
-    """The full-batch objective over the rows: in this process, or over Dask chunks (dask_engine)."""
-    if is_dask(arrays[0]):
-        from .dask_engine import DaskFullBatch
-        return DaskFullBatch(objective, *arrays)
-    return FullBatch(objective, *arrays)
+def _rows(a, index: np.ndarray):
+    """a[index] for host indices, in a's library (None stays None)."""
+    if a is None or is_numpy(a):
+        return None if a is None else a[index]
+    xp = namespace(a)
+    return xp.take(a, xp.asarray(index, device=device_of(a)), axis=0)
 
 
 def _holdout_indices(n: int, fraction: float, rng: np.random.Generator) -> np.ndarray:
@@ -203,11 +224,7 @@ def _minibatch(objective, optimizer, arrays, cfg, rng, validation, history, call
             batch_loss, batch_correct = objective.chunk_into(x, batch[1], batch[2] if w is not None else None,
                                                              m, dW, db, scratch)
             if not batch_loss <= loss_limit * m:                         # also true for NaN
-                mean = batch_loss / m
-                raise TrainingDivergedError(
-                    f"training diverged at epoch {epoch}, step {step}: minibatch loss {mean:.4g} "
-                    f"{'is not finite' if not math.isfinite(mean) else f'exceeds {loss_limit:.4g}'}; "
-                    "try a smaller learning rate", epoch=epoch, step=step, loss=mean, history=history)
+                raise _diverged(batch_loss / m, loss_limit, epoch, step, history)
             objective.add_penalty(dW)
             optimizer.step((model.W, model.b), (dW, db), schedule((epoch - 1) * steps_per_epoch + step - 1))
             loss_sum += batch_loss
@@ -219,12 +236,61 @@ def _minibatch(objective, optimizer, arrays, cfg, rng, validation, history, call
         _end_epoch(run, record, callbacks)
 
 
+def _diverged(mean: float, loss_limit: float, epoch: int, step: int, history) -> TrainingDivergedError:
+    return TrainingDivergedError(
+        f"training diverged at epoch {epoch}, step {step}: minibatch loss {mean:.4g} "
+        f"{'is not finite' if not math.isfinite(mean) else f'exceeds {loss_limit:.4g}'}; "
+        "try a smaller learning rate", epoch=epoch, step=step, loss=mean, history=history)
+
+
+def _minibatch_generic(objective, optimizer, arrays, cfg, rng, validation, history, callbacks, state, resume) -> None:
+    """`_minibatch` on the generic path (arrays of any array API library, on their device): the
+    same epochs, batches and formulas. Each epoch's permutation is drawn on the host by the same
+    generator call as the NumPy run's (iterate_minibatches) and moved to the device; batches are
+    gathered with xp.take; the optimizer returns new parameters (`SGD.updated`), which are rebound.
+    One synchronisation a step: the minibatch loss, for the divergence check."""
+    model = objective.model
+    X, y, w = arrays
+    xp, device = namespace(X), device_of(X)
+    dtype = model.W.dtype
+    n, first = X.shape[0], len(history) + 1
+    steps_per_epoch = num_batches(n, cfg.batch_size)
+    schedule = cfg.lr_schedule(steps_per_epoch)
+    loss_limit = DIVERGENCE_FACTOR * math.log(model.num_outputs)
+    run = Run(model, optimizer, history, cfg.epochs, (cfg.epochs - first + 1) * steps_per_epoch, state)
+    _begin(run, callbacks)
+    for epoch in range(first, cfg.epochs + 1):
+        if run.stop:
+            break
+        start, loss_sum, correct = time.perf_counter(), 0.0, 0
+        order = xp.asarray(rng.permutation(n), device=device)
+        for step, begin in enumerate(range(0, n, cfg.batch_size), 1):
+            idx = order[begin:min(begin + cfg.batch_size, n)]   # the standard has no out-of-bounds slices
+            m = idx.shape[0]
+            x = xp.astype(xp.take(X, idx, axis=0), dtype)              # (B, d) the batch as float
+            batch_loss, batch_correct, dW, db = objective.chunk_grad(
+                x, xp.take(y, idx, axis=0), None if w is None else xp.take(w, idx, axis=0), m)
+            batch_loss = float(batch_loss)
+            if not batch_loss <= loss_limit * m:                         # also true for NaN
+                raise _diverged(batch_loss / m, loss_limit, epoch, step, history)
+            _, dW = objective.penalized(dW)
+            model.W, model.b = optimizer.updated((model.W, model.b), (dW, db),
+                                                 schedule((epoch - 1) * steps_per_epoch + step - 1))
+            loss_sum += batch_loss
+            correct = correct + batch_correct                             # summed on the device
+            for cb in callbacks:
+                cb.on_step_end()
+        record = EpochRecord(epoch, loss_sum / n, int(correct) / n, *_validate(model, validation),
+                             time.perf_counter() - start)
+        _end_epoch(run, record, callbacks)
+
+
 def _full_batch(objective, optimizer, arrays, cfg, rng, validation, history, callbacks, state, resume) -> None:
     """Iterations of a full-batch optimizer on F (objective.py, divisor: the sum of the weights)
     until max |dF| <= cfg.tol, cfg.max_iter iterations, or a callback's stop. One record per
     iteration: the training loss and accuracy at its point, and validation."""
     model = objective.model
-    with _full_batch_function(objective, arrays) as fun:
+    with full_batch(objective, *arrays) as fun:
         if optimizer.uses_preconditioner:
             optimizer.preconditioner = fun.preconditioner()
         if resume is None:                                # a given optimizer starts afresh from the model
@@ -249,7 +315,11 @@ def _full_batch(objective, optimizer, arrays, cfg, rng, validation, history, cal
         set_flat_params(model, optimizer.x)
     # F is flat along b + t (1, ..., 1) (softmax is shift-invariant, the bias unpenalised): keep the
     # centred representative, so equal problems give equal parameters whatever path led there
-    model.b -= model.b.mean(dtype=np.float64).astype(model.dtype)
+    if is_numpy(model.b):
+        model.b -= model.b.mean(dtype=np.float64).astype(model.dtype)
+    else:
+        xp = namespace(model.b)
+        model.b = model.b - xp.astype(xp.mean(xp.astype(model.b, xp.float64)), model.b.dtype)
     history.converged = optimizer.grad_max() <= cfg.tol
     if not history.converged and not run.stop:
         reason = reason or f"it reached max_iter={max_iter}"

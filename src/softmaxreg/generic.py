@@ -1,0 +1,123 @@
+"""The generic path: the model's logits, the objective's chunk and evaluation written against the
+array API standard, for arrays of any library (PyTorch, JAX, CuPy, array-api-strict) on any device.
+
+The same formulas as the NumPy fast path (model.py, objective.py; conventions and derivation there):
+
+    Z = s X W + b            (standardized: Z = X (W s / sigma) + (b - (mu / sigma) W))
+    log p = (Z - m) - log sum_j exp(Z_j - m),   m = max_j Z_j               (stable log-softmax)
+    l_i = -sum_j T'_ij log p_ij,   G = w_i (sum_j T'_ij p_i - T'_i) / N,   dW = s X^T G,  db = sum_i G_i
+
+Only `xp` functions and operators are used, and nothing is updated in place (JAX arrays are
+immutable): every function returns new arrays. `params` is anything with the model's attributes
+W, b, mean, std (arrays of the namespace, on one device) and input_scale; x holds float rows in
+the parameters' dtype. Scalars come back as 0-D arrays: the caller decides when to synchronise.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+__all__ = ["logits", "loss_and_grad_sums", "loss_and_correct_sums", "penalty", "compiled"]
+
+
+def logits(xp, params, x):
+    """Z (n, k) = s x W + b, or its standardized form, for float rows x (n, d)."""
+    W, b, s = params.W, params.b, params.input_scale
+    if params.mean is None:
+        z = x @ W                                                      # (n, k)
+        return (z * s if s != 1.0 else z) + b
+    a = s / params.std                                                 # (d,)
+    return x @ (W * a[:, None]) + (b - (params.mean / params.std) @ W)
+
+
+def _log_softmax(xp, z):
+    """(log p, p) for logits z (n, k): the row maximum subtracted before exponentiating."""
+    shifted = z - xp.max(z, axis=1, keepdims=True)
+    e = xp.exp(shifted)
+    sums = xp.sum(e, axis=1, keepdims=True)                            # (n, 1), each >= 1
+    return shifted - xp.log(sums), e / sums
+
+
+def _targets(xp, y, k: int, dtype, smoothing: float):
+    """(T' (n, k) soft targets in `dtype`, class indices (n,) compared with the argmax)."""
+    if y.ndim == 1:
+        labels = y
+        T = xp.astype(y[:, None] == xp.arange(k, dtype=y.dtype, device=y.device if hasattr(y, "device") else None),
+                      dtype)                                            # one-hot (n, k)
+    else:
+        labels = xp.argmax(y, axis=1)
+        T = xp.astype(y, dtype)
+    if smoothing:
+        T = (1 - smoothing) * T + smoothing * xp.sum(T, axis=1, keepdims=True) / k
+    return T, labels
+
+
+def _correct(xp, z, labels):
+    """Rows whose largest logit is the label's, a 0-D integer array (the default int: JAX has no
+    int64 without jax_enable_x64)."""
+    return xp.count_nonzero(xp.argmax(z, axis=1) == labels)
+
+
+def loss_and_correct_sums(xp, params, x, y, smoothing: float = 0.0):
+    """(sum_i l_i, number of rows whose argmax is the target) as 0-D arrays: the forward only."""
+    z = logits(xp, params, x)
+    logp, _ = _log_softmax(xp, z)
+    T, labels = _targets(xp, y, z.shape[1], z.dtype, smoothing)
+    return -xp.sum(xp.where(T != 0, T * logp, 0.0)), _correct(xp, z, labels)
+
+
+def loss_and_grad_sums(xp, params, x, y, w, divisor: float, smoothing: float = 0.0):
+    """One chunk's forward and backward: (sum_i w_i l_i, correct count, dW (d, k), db (k,)), the
+    gradient being that of sum_i w_i l_i / divisor. y: class indices (n,) or soft targets (n, k);
+    w: (n,) weights or None. No penalty (see `penalty`), no validation."""
+    z = logits(xp, params, x)                                          # (n, k)
+    logp, p = _log_softmax(xp, z)
+    T, labels = _targets(xp, y, z.shape[1], z.dtype, smoothing)
+    losses = -xp.sum(xp.where(T != 0, T * logp, 0.0), axis=1)        # (n,); 0 log 0 counts as 0
+    G = p * xp.sum(T, axis=1, keepdims=True) - T                       # (n, k) d l_i / d Z_i
+    if w is not None:
+        losses, G = losses * w, G * w[:, None]
+    G = G / divisor
+    db = xp.sum(G, axis=0)                                             # (k,)
+    if params.mean is None:
+        dW = x.T @ (G * params.input_scale) if params.input_scale != 1.0 else x.T @ G   # (d, k) s X^T G
+    else:
+        dW = (x.T @ G) * (params.input_scale / params.std)[:, None] - (params.mean / params.std)[:, None] * db
+    return xp.sum(losses), _correct(xp, z, labels), dW, db
+
+
+def penalty(xp, W, weight_decay: float, dW=None):
+    """((lambda / 2) |W|^2 as a float, dW + lambda W (a new array; None without dW))."""
+    if not weight_decay:
+        return 0.0, dW
+    value = 0.5 * weight_decay * float(xp.sum(W * W))
+    return value, None if dW is None else dW + weight_decay * W
+
+
+class _Params(NamedTuple):
+    W: object
+    b: object
+    mean: object
+    std: object
+    input_scale: float
+
+
+_STATIC = {"loss_and_grad_sums": (4, 8, 9), "loss_and_correct_sums": (4, 7)}
+"""Positions of the Python scalars (input_scale, divisor, smoothing) in a compiled kernel's arguments."""
+_COMPILED: dict = {}
+
+
+def compiled(fn, xp):
+    """`fn` (loss_and_grad_sums or loss_and_correct_sums) as called for namespace xp: compiled with
+    jax.jit for JAX, whose op-by-op dispatch costs ~10-50 us an operation (one trace per batch
+    shape and scalar values; the math is the same function); `fn` itself for every other library."""
+    if getattr(xp, "__name__", "") != "jax.numpy":
+        return fn
+    if fn not in _COMPILED:
+        import jax
+
+        def kernel(W, b, mean, std, input_scale, *args):
+            return fn(xp, _Params(W, b, mean, std, input_scale), *args)
+        jitted = jax.jit(kernel, static_argnums=_STATIC[fn.__name__])
+        _COMPILED[fn] = lambda xp, p, *args: jitted(p.W, p.b, p.mean, p.std, p.input_scale, *args)
+    return _COMPILED[fn]
