@@ -7,12 +7,15 @@ its own process, the libraries interleaved over --reps rounds; the median traini
 (data already converted, imports excluded) and the final validation accuracy.
 
 --large (GPU): 1,000,000 x 1,024 float32 inputs, 1,000 classes, batch 4,096, on torch CUDA, CuPy
-and JAX GPU: one SGD epoch of softmaxreg vs idiomatic PyTorch (nn.Linear + CrossEntropyLoss +
-optim.SGD, the same permutation), and 20 L-BFGS iterations vs scikit-learn's array-API
-LogisticRegression(solver="lbfgs", max_iter=20). Devices or libraries that are absent are
-skipped with a printed line; the script runs unchanged on a CUDA machine.
+and JAX GPU: one SGD epoch of softmaxreg (`fit` whole: its input checks included) vs idiomatic
+PyTorch (nn.Linear + CrossEntropyLoss + optim.SGD over the same permutation; nn.Linear's own
+initialisation), and L-BFGS vs scikit-learn's array-API LogisticRegression(solver="lbfgs", tol=1e-4) on the same
+objective (weight decay 1e-4, C = 1 / (weight decay n)): scikit-learn runs to its tol, ours until
+its F is as low (F evaluated by our float64 objective on the device for both).
+Devices or libraries that are absent are skipped with a printed line; the script runs unchanged on
+a CUDA machine. --large-device cpu --large-rows 20000 tries the same code on a CPU.
 
-    python benchmarks/backends.py [--reps 3] [--large] [--torch-threads N]
+    python benchmarks/backends.py [--reps 3] [--large [--large-device cuda] [--large-rows N]] [--torch-threads N]
 
 Run with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset.
 """
@@ -31,9 +34,13 @@ import time
 
 os.environ.setdefault("SCIPY_ARRAY_API", "1")      # scikit-learn's array-API dispatch needs it before scipy loads
 
+from softmaxreg.backends import namespace  # noqa: E402  (after SCIPY_ARRAY_API)
+from softmaxreg.hooks import Callback  # noqa: E402
+
 CPU_LIBRARIES = ("numpy", "torch", "jax", "array_api_strict")
 GPU_LIBRARIES = ("torch", "cupy", "jax")
 LARGE = dict(n=1_000_000, d=1024, k=1000, batch=4096)
+LARGE_WEIGHT_DECAY, LARGE_TOL = 1e-4, 1e-4
 
 
 def _sync(a) -> None:
@@ -88,20 +95,20 @@ def cpu_part(reps: int, torch_threads: int | None) -> None:
               f"{statistics.median(seconds) / base:.1f}x | {runs[0]['val_acc']:.4f} |")
 
 
-def _gpu(library: str):
-    """(xp, device) of `library`'s first CUDA device, or None with a printed line."""
+def _device(library: str, device_name: str):
+    """(xp, device) of `library` on `device_name` ("cuda": its first CUDA device), or None with a printed line."""
     import softmaxreg as sr
     from softmaxreg.backends import resolve
     if importlib.util.find_spec(library) is None:
-        print(f"skipped: {library} on GPU ({library} is not installed)")
+        print(f"skipped: {library} on {device_name} ({library} is not installed)")
         return None
     if library == "jax":
         import jax
         jax.config.update("jax_enable_x64", True)        # L-BFGS keeps float64 vectors (the data stays float32)
     try:
-        return resolve(library, "cuda")
+        return resolve(library, device_name)
     except sr.InvalidArgumentError as e:
-        print(f"skipped: {library} on GPU ({e})")
+        print(f"skipped: {library} on {device_name} ({e})")
         return None
 
 
@@ -123,19 +130,32 @@ def _timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def large_part() -> None:
+def large_part(device_name: str) -> None:
     print(f"\nlarge: {LARGE['n']:,} x {LARGE['d']:,} float32, {LARGE['k']:,} classes, batch {LARGE['batch']:,}")
-    print("| run | seconds |")
-    print("|---|---|")
+    print("| run | seconds | F (our float64 objective) |")
+    print("|---|---|---|")
     for library in GPU_LIBRARIES:
-        found = _gpu(library)
+        found = _device(library, device_name)
         if found is not None:
             _large_runs(library, *found)
 
 
+def _objective(W, b, X, y) -> float:
+    """F(W, b) = mean cross-entropy + (wd / 2) |W|^2 in float64 on X's device (GenericFullBatch)."""
+    import softmaxreg as sr
+    from softmaxreg.objective import flat_params, full_batch
+    xp = namespace(X)
+    model = sr.SoftmaxRegression(LARGE["d"], LARGE["k"], dtype="float64")
+    model.W, model.b = xp.astype(W, xp.float64), xp.astype(b, xp.float64)
+    objective = sr.SoftmaxCrossEntropy(model, weight_decay=LARGE_WEIGHT_DECAY)
+    with full_batch(objective, X, y) as fun:
+        return fun(flat_params(model))[0]
+
+
 def _large_runs(library: str, xp, device) -> None:
-    """One SGD epoch and 20 L-BFGS iterations of softmaxreg on the library's GPU (and PyTorch's
-    and scikit-learn's own on torch's); the data is freed on return."""
+    """One SGD epoch of softmaxreg on the library's device against idiomatic PyTorch's (on torch's),
+    and L-BFGS to scikit-learn's objective value: scikit-learn's array-API L-BFGS (on torch's device,
+    else on NumPy) runs first to its tol, then ours runs until its F is as low. The data is freed on return."""
     import softmaxreg as sr
     X, y = _large_data(xp, device)
 
@@ -143,25 +163,54 @@ def _large_runs(library: str, xp, device) -> None:
         model = sr.SoftmaxRegression(LARGE["d"], LARGE["k"], seed=0)
         sr.fit(model, X, y, epochs=1, batch_size=LARGE["batch"], lr=0.1)
         return model.W
+    print(f"| softmaxreg SGD, 1 epoch, {library} {device} | {_timed(sgd):.2f} | |")
+    if library == "torch":
+        print(f"| PyTorch nn.Linear + CrossEntropyLoss + optim.SGD, 1 epoch, {device} | {_torch_idiomatic(X, y):.2f} | |")
+        sk_row, target = _sklearn(X, y)
+        print(f"| scikit-learn LogisticRegression(lbfgs, tol={LARGE_TOL:g}), array API, {device} | {sk_row} |")
+        _LARGE_TARGET["F"] = target
+    target = _LARGE_TARGET.get("F")
+    if target is None:
+        print(f"skipped: softmaxreg L-BFGS on {library} (no scikit-learn objective value to reach)")
+        return
+    model = sr.SoftmaxRegression(LARGE["d"], LARGE["k"], seed=0)
+    stop = _StopAt(target)
 
     def lbfgs():
-        model = sr.SoftmaxRegression(LARGE["d"], LARGE["k"], seed=0)
-        sr.fit(model, X, y, solver="lbfgs", max_iter=20, weight_decay=1e-4)
+        sr.fit(model, X, y, solver="lbfgs", max_iter=500, tol=0.0, weight_decay=LARGE_WEIGHT_DECAY, callbacks=[stop])
         return model.W
-    print(f"| softmaxreg SGD, 1 epoch, {library} {device} | {_timed(sgd):.2f} |")
-    print(f"| softmaxreg L-BFGS, 20 iterations, {library} {device} | {_timed(lbfgs):.2f} |")
-    if library == "torch":
-        print(f"| PyTorch nn.Linear + CrossEntropyLoss + optim.SGD, 1 epoch, {device} | {_torch_idiomatic(X, y):.2f} |")
-        print(f"| scikit-learn LogisticRegression(lbfgs, max_iter=20), array API, {device} | {_sklearn(X, y)} |")
+    seconds = _timed(lbfgs)
+    print(f"| softmaxreg L-BFGS to F <= scikit-learn's, {library} {device} | {seconds:.2f} | "
+          f"{_objective(model.W, model.b, X, y):.8f} ({stop.iterations} iterations) |")
+
+
+_LARGE_TARGET: dict = {}
+
+
+class _StopAt(Callback):
+    """Stop the full-batch fit once F = training loss + (wd / 2) |W|^2 <= target."""
+
+    def __init__(self, target: float):
+        self.target, self.iterations = target, 0
+
+    def on_train_begin(self, run):
+        self.run = run
+
+    def on_epoch_end(self, record, history):
+        W = self.run.model.W
+        xp = namespace(W)
+        self.iterations = record.epoch
+        if record.train_loss + 0.5 * LARGE_WEIGHT_DECAY * float(xp.sum(W * W)) <= self.target:
+            self.run.stop = True
 
 
 def _torch_idiomatic(X, y) -> float:
-    import numpy as np
     import torch
+    from softmaxreg.seeding import shuffle_generator
     torch.manual_seed(0)
     net = torch.nn.Linear(LARGE["d"], LARGE["k"]).to(X.device)
     loss_fn, opt = torch.nn.CrossEntropyLoss(), torch.optim.SGD(net.parameters(), lr=0.1)
-    order = torch.as_tensor(np.random.default_rng(0).permutation(X.shape[0]), device=X.device)
+    order = torch.as_tensor(shuffle_generator(0).permutation(X.shape[0]), device=X.device)   # fit's first epoch
 
     def epoch():
         for start in range(0, X.shape[0], LARGE["batch"]):
@@ -173,23 +222,30 @@ def _torch_idiomatic(X, y) -> float:
     return _timed(epoch)
 
 
-def _sklearn(X, y) -> str:
+def _sklearn(X, y) -> tuple[str, float | None]:
+    """(table cells, F) of scikit-learn's array-API L-BFGS at C = 1 / (wd n): the same objective times C n."""
     if importlib.util.find_spec("sklearn") is None:
-        return "skipped (scikit-learn is not installed)"
+        return "skipped (scikit-learn is not installed) | ", None
     import sklearn
     from sklearn.linear_model import LogisticRegression
     try:
         with sklearn.config_context(array_api_dispatch=True):
-            clf = LogisticRegression(solver="lbfgs", max_iter=20, C=1.0)
-            return f"{_timed(lambda: clf.fit(X, y).coef_):.2f}"
+            clf = LogisticRegression(solver="lbfgs", max_iter=500, tol=LARGE_TOL,
+                                     C=1.0 / (LARGE_WEIGHT_DECAY * X.shape[0]))
+            seconds = _timed(lambda: clf.fit(X, y).coef_)
     except Exception as e:                   # scikit-learn without array-API LogisticRegression
-        return f"skipped ({type(e).__name__}: {str(e).splitlines()[0][:120]})"
+        return f"skipped ({type(e).__name__}: {str(e).splitlines()[0][:120]}) | ", None
+    xp = namespace(X)
+    f = _objective(xp.asarray(clf.coef_.T), xp.asarray(clf.intercept_), X, y)
+    return f"{seconds:.2f} | {f:.8f} ({int(clf.n_iter_[0])} iterations)", f
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--large", action="store_true", help="also the GPU problem (skipped where no GPU)")
+    parser.add_argument("--large-device", default="cuda", help="where --large runs (default cuda; cpu to try it)")
+    parser.add_argument("--large-rows", type=int, default=LARGE["n"], help="rows of the --large problem")
     parser.add_argument("--torch-threads", type=int, default=None,
                         help="torch.set_num_threads for the torch runs (default: torch's own choice); on a "
                              "loaded machine OpenMP's barriers can cost more than the small products")
@@ -208,7 +264,8 @@ def main() -> None:
           f"{platform.python_version()}; BLAS: {blas}; OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE')}")
     cpu_part(args.reps, args.torch_threads)
     if args.large:
-        large_part()
+        LARGE["n"] = args.large_rows
+        large_part(args.large_device)
 
 
 if __name__ == "__main__":

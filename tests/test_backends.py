@@ -254,3 +254,44 @@ def test_a_moved_model_follows_numpy_data_back():
     sr.fit(model, X, y, epochs=2)
     sr.fit(reference, X, y, epochs=2)
     assert model.backend == "numpy" and np.array_equal(model.W, reference.W)
+
+
+def test_block_shuffle_is_refused_on_another_library(xp_device):
+    xp, device = xp_device
+    X, y = _data()
+    model = sr.SoftmaxRegression(12, 4, seed=0)
+    with pytest.raises(sr.InvalidArgumentError, match="^shuffle: 'blocks' streams NumPy memory maps"):
+        sr.fit(model, to_device(X, xp, device), to_device(y, xp, device), epochs=1, shuffle="blocks")
+
+
+def test_sgd_steps_with_weight_decay_do_not_evaluate_the_penalty(monkeypatch):
+    """The penalty's value needs a device synchronisation; SGD's steps use only its gradient."""
+    from softmaxreg import generic
+
+    xp, device = _namespace("torch")
+
+    def no_value(*args, **kwargs):
+        raise AssertionError("the penalty's value was computed in an SGD step")
+
+    monkeypatch.setattr(generic, "penalty", no_value)
+    X, y = _data()
+    torch_model = sr.SoftmaxRegression(12, 4, seed=0, input_scale=1 / 255)
+    sr.fit(torch_model, to_device(X, xp, device), to_device(y, xp, device), epochs=2, weight_decay=0.01, momentum=0.9)
+    numpy_model = sr.SoftmaxRegression(12, 4, seed=0, input_scale=1 / 255)
+    sr.fit(numpy_model, X, y, epochs=2, weight_decay=0.01, momentum=0.9)
+    np.testing.assert_allclose(to_numpy(torch_model.W), numpy_model.W, atol=1e-6)
+
+
+def test_lbfgs_state_refuses_a_library_without_float64():
+    """A resumed L-BFGS on JAX without x64 would silently run in float32: refused, as at the start."""
+    code = ("import numpy as np, softmaxreg as sr; from softmaxreg.optim import LBFGS\n"
+            "import jax.numpy as jnp\n"
+            "state = {'x': np.zeros(6), 'g': np.zeros(6), 'S': np.zeros((10, 6)), 'Y': np.zeros((10, 6)), 'f': 1.0,"
+            " 'pairs': 0, 'evaluations': 1, 'extra': [1.0, 0.5]}\n"
+            "try:\n"
+            "    LBFGS().load_state_dict(state, (jnp.zeros((1, 3), dtype=jnp.float32), jnp.zeros(3)))\n"
+            "except sr.InvalidArgumentError as e:\n"
+            "    print(e)\n")
+    pytest.importorskip("jax", reason="jax is not installed")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "solver lbfgs: keeps float64 vectors" in done.stdout, done.stderr

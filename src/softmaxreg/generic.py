@@ -90,8 +90,12 @@ def penalty(xp, W, weight_decay: float, dW=None):
     """((lambda / 2) |W|^2 as a float, dW + lambda W (a new array; None without dW))."""
     if not weight_decay:
         return 0.0, dW
-    value = 0.5 * weight_decay * float(xp.sum(W * W))
-    return value, None if dW is None else dW + weight_decay * W
+    return 0.5 * weight_decay * float(xp.sum(W * W)), None if dW is None else penalty_grad(W, weight_decay, dW)
+
+
+def penalty_grad(W, weight_decay: float, dW):
+    """dW + lambda W (a new array), without the penalty's value: no synchronisation (SGD's steps)."""
+    return dW + weight_decay * W if weight_decay else dW
 
 
 class _Params(NamedTuple):

@@ -73,6 +73,15 @@ def register(cls: type[Optimizer]) -> type[Optimizer]:
     return cls
 
 
+def _float64(a):
+    """`a`, checked to be float64: L-BFGS's vectors are, whatever the library (JAX without x64 would
+    silently give float32)."""
+    if dtype_name(a.dtype) != "float64":
+        raise InvalidArgumentError("solver lbfgs: keeps float64 vectors, which this library lacks "
+                                   "(jax: set jax.config.update('jax_enable_x64', True))")
+    return a
+
+
 def _state_array(state: dict, key: str, shape: tuple) -> np.ndarray:
     if key not in state:
         raise InvalidArgumentError(f"optimizer state: {key!r} is missing")
@@ -204,10 +213,7 @@ class LBFGS(Optimizer):
             self.x = np.array(x0, dtype=np.float64).ravel()
         else:
             xp = namespace(x0)
-            self.x = xp.reshape(xp.astype(x0, xp.float64), (-1,))
-            if dtype_name(self.x.dtype) != "float64":
-                raise InvalidArgumentError("solver lbfgs: keeps float64 vectors, which this library lacks "
-                                           "(jax: set jax.config.update('jax_enable_x64', True))")
+            self.x = _float64(xp.reshape(xp.astype(x0, xp.float64), (-1,)))
         self.f, self.g, self.extra = self._evaluate(fun, self.x)
         self.S = self._zeros()
         self.Y = self._zeros()
@@ -326,7 +332,8 @@ class LBFGS(Optimizer):
         p = sum(math.prod(a.shape) for a in params)
         self.x, self.g = _state_array(state, "x", (p,)), _state_array(state, "g", (p,))
         self.S, self.Y = _state_array(state, "S", (self.memory, p)), _state_array(state, "Y", (self.memory, p))
-        self.x, self.g, self.S, self.Y = (_like(a, params[0], np.float64) for a in (self.x, self.g, self.S, self.Y))
+        self.x, self.g, self.S, self.Y = (_float64(_like(a, params[0], np.float64))
+                                          for a in (self.x, self.g, self.S, self.Y))
         try:
             self.f, self.extra = float(state["f"]), state["extra"]
             self.pairs, self.evaluations = int(state["pairs"]), int(state["evaluations"])

@@ -13,6 +13,7 @@ import numpy as np
 from .callbacks import ConsoleLog, EarlyStopping, LiveCurves
 from .datasets.batches import iterate_minibatches, num_batches
 from .datasets.blocks import is_dask, is_streamed, iterate_block_minibatches, iterate_rows
+from . import generic
 from .errors import ConvergenceWarning, InvalidArgumentError, TrainingDivergedError
 from .hooks import Callback, EpochRecord, History, Run, TrainState
 from .backends import device_of, is_numpy, namespace, to_device, to_numpy
@@ -119,6 +120,9 @@ def fit(model: SoftmaxRegression, X, y, config: TrainConfig | None = None, *, se
         validation = (X_val, model._check_labels(validation_data[1], X_val.shape[0], like=X_val))
     if cfg.shuffle == "auto" and not optimizer.full_batch:
         cfg = replace(cfg, shuffle="blocks" if is_streamed(X) else "full")
+    if cfg.shuffle == "blocks" and not is_numpy(X):
+        raise InvalidArgumentError("shuffle: 'blocks' streams NumPy memory maps and Dask arrays; arrays of "
+                                   f"{namespace(X).__name__} take the full shuffle (shuffle='full')")
     rng = shuffle_generator(seed)
     stoppers, held = [], None
     if cfg.early_stopping:
@@ -273,7 +277,7 @@ def _minibatch_generic(objective, optimizer, arrays, cfg, rng, validation, histo
             batch_loss = float(batch_loss)
             if not batch_loss <= loss_limit * m:                         # also true for NaN
                 raise _diverged(batch_loss / m, loss_limit, epoch, step, history)
-            _, dW = objective.penalized(dW)
+            dW = generic.penalty_grad(model.W, objective.weight_decay, dW)
             model.W, model.b = optimizer.updated((model.W, model.b), (dW, db),
                                                  schedule((epoch - 1) * steps_per_epoch + step - 1))
             loss_sum += batch_loss
