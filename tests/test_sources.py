@@ -278,6 +278,9 @@ def test_a_path_with_glob_characters_that_exists_is_itself(tmp_path):
     np.save(folder / "X_train.npy", X0)
     np.save(folder / "y_train.npy", Y0)
     assert open_data(folder).train_images.shape == X0.shape
+    pytest.importorskip("dask.dataframe", reason="Parquet goes through Dask")
+    _frame(X0, Y0).to_parquet(tmp_path / "p[1].parquet")
+    assert open_data(tmp_path / "p[1].parquet", label_column="label").train_labels.tolist() == Y0.tolist()
     (tmp_path / "d[1].npz").write_bytes(b"")
     with pytest.raises(Exception, match=r"d\[1\].npz: not a readable .npz"):
         open_data(tmp_path / "d[1].npz")

@@ -296,13 +296,13 @@ def _zarr(p: Path, labels: bool) -> ImageDataset:
 
 
 def _parquet(pattern: str, label_column, labels: bool) -> ImageDataset:
-    files = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+    files = sorted(glob.glob(pattern)) if glob.has_magic(pattern) and not os.path.exists(pattern) else [pattern]
     if not files or not all(os.path.exists(f) for f in files):
         raise DataFormatError(f"{pattern}: no such Parquet file" + (" (the glob matches nothing)" if not files else ""))
     _dask_array()
     import dask.dataframe as dd
     try:
-        frame = dd.read_parquet(files)
+        frame = dd.read_parquet([glob.escape(f) for f in files])      # fsspec globs a path again
     except Exception as e:                    # pyarrow's errors on a file that is not Parquet vary
         raise DataFormatError(f"{pattern}: not readable as Parquet: {_line(e)}") from None
     columns = [str(c) for c in frame.columns]
