@@ -55,20 +55,12 @@ def vm_hwm_mb() -> float:
         return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
 
 
-def read_rows(path: str, start: int, stop: int) -> np.ndarray:
-    """Rows [start, stop) of the .npy file at `path`, copied out of a memory map (runs on a worker)."""
-    return np.array(np.load(path, mmap_mode="r")[start:stop])
-
-
 def file_blocks(path: Path, rows: int):
-    """The .npy file as a Dask array of `rows`-row blocks, each a task that reads its rows from the file."""
-    import dask
-    import dask.array as da
+    """The .npy file as a Dask array of `rows`-row blocks, each a task that reads its rows from the file
+    (dask_engine.row_chunks of a memory map)."""
+    from softmaxreg.dask_engine import row_chunks
 
-    head = np.load(path, mmap_mode="r")
-    n, read = head.shape[0], dask.delayed(read_rows, pure=True)
-    return da.concatenate([da.from_delayed(read(str(path), s, min(s + rows, n)), (min(s + rows, n) - s, *head.shape[1:]),
-                                           head.dtype) for s in range(0, n, rows)])
+    return row_chunks(np.load(path, mmap_mode="r"), rows)
 
 
 def open_data(mode: str, images: Path, labels: Path, chunk_rows: int):

@@ -211,6 +211,19 @@ def test_unreachable_scheduler_is_one_line_exit_2_nothing_written(tmp_path, caps
     assert "--scheduler: runs full-batch solvers" in capsys.readouterr().err and not out.exists()
 
 
+@pytest.mark.parametrize("address, culprit", [
+    ("tcp://nohost", "--scheduler tcp://nohost: not a Dask scheduler address"),
+    ("foo://x:1", "--scheduler foo://x:1: expected tcp://HOST:PORT"),
+])
+def test_malformed_scheduler_address_is_one_line_exit_2(tmp_path, capsys, digits_dir, address, culprit):
+    out = tmp_path / "run"
+    assert main(["train", "--solver", "lbfgs", "--data-dir", str(digits_dir), "--scheduler", address,
+                 "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and culprit in err and "Traceback" not in err, err
+    assert not out.exists()
+
+
 def test_cli_local_cluster_run_and_its_resume_are_bit_identical(tmp_path, monkeypatch, digits_dir):
     from softmaxreg.checkpoint import Checkpoint
 

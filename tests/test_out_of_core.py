@@ -8,9 +8,10 @@ import pytest
 
 from softmaxreg import SoftmaxRegression, fit
 from softmaxreg.datasets.batches import num_batches
-from softmaxreg.datasets.blocks import PageRelease, is_streamed, iterate_block_minibatches, iterate_rows
+from softmaxreg.datasets.blocks import (PageRelease, check_rows, is_streamed, iterate_block_minibatches,
+                                       iterate_rows)
 from softmaxreg.datasets.idx import open_idx_memmap, write_idx
-from softmaxreg.errors import DataFormatError
+from softmaxreg.errors import DataFormatError, InvalidArgumentError
 
 
 def _data(n=1500, d=20, k=4, seed=0):
@@ -139,3 +140,56 @@ def test_sgd_streams_a_dask_array_in_its_chunks():
     model = _model()
     fit(model, lazy, y, epochs=2, batch_size=50, seed=2, standardize=True)         # auto: blocks
     np.testing.assert_array_equal(model.W, models[0].W)
+
+
+def test_early_stopping_refuses_streamed_x_and_says_to_pass_validation_data(tmp_path):
+    X, y = _data()
+    np.save(tmp_path / "X.npy", X)
+    mapped = np.load(tmp_path / "X.npy", mmap_mode="r")
+    with pytest.raises(InvalidArgumentError, match="early_stopping: not available for streamed X.*validation_data"):
+        fit(_model(), mapped, y, epochs=1, early_stopping=True)
+    fit(_model(), X, y, epochs=1, early_stopping=True)                         # in memory: as before
+
+
+def test_nan_in_streamed_x_under_sgd_names_the_chunk_not_divergence(tmp_path):
+    da = pytest.importorskip("dask.array", reason="needs dask")
+    X = np.random.default_rng(0).normal(size=(700, 20)).astype(np.float32)
+    y = np.arange(700) % 4
+    X[450, 3] = np.nan
+    with pytest.raises(InvalidArgumentError, match=r"X: chunk 4 \(rows 400..499\) contains NaN or infinite values"):
+        fit(SoftmaxRegression(20, 4, seed=3), da.from_array(X, chunks=(100, 20)), y, epochs=1)
+    np.save(tmp_path / "X.npy", X)                               # a memory map: the model's check, before training
+    with pytest.raises(InvalidArgumentError, match="X: contains NaN or infinite values"):
+        fit(SoftmaxRegression(20, 4, seed=3), np.load(tmp_path / "X.npy", mmap_mode="r"), y, epochs=1)
+
+
+def test_dask_rows_and_the_engine_share_one_shape_check():
+    pytest.importorskip("dask.array", reason="needs dask")
+    import dask.array as da
+    from softmaxreg import dask_engine
+
+    wrong = da.zeros((30, 7), chunks=(10, 7))
+    for run in (lambda: fit(_model(), wrong, np.zeros(30, int), epochs=1),
+                lambda: dask_engine.align(_model(), wrong, np.zeros(30, int))):
+        with pytest.raises(InvalidArgumentError, match=r"X: expected .* of shape \(n, 20\)"):
+            run()
+    with pytest.raises(InvalidArgumentError, match="of real numbers, got complex"):
+        check_rows(np.zeros((3, 20), complex), 20)
+
+
+def test_row_chunks_of_a_memory_map_reads_the_file_in_its_tasks(tmp_path):
+    pytest.importorskip("dask.array", reason="needs dask")
+    import pickle
+
+    import dask
+    from softmaxreg.dask_engine import row_chunks
+
+    X, y = _data(n=5000)
+    np.save(tmp_path / "X.npy", X)
+    write_idx(tmp_path / "X.idx", X.astype(">i2"))
+    for mapped in (np.load(tmp_path / "X.npy", mmap_mode="r"), open_idx_memmap(tmp_path / "X.idx")):
+        lazy = row_chunks(mapped, 1000)
+        assert lazy.chunks[0] == (1000,) * 5
+        assert len(pickle.dumps(dict(lazy.__dask_graph__()))) < 20_000        # the file's name, not its bytes
+        np.testing.assert_array_equal(dask.compute(lazy)[0], X)
+    assert len(pickle.dumps(dict(row_chunks(X, 1000).__dask_graph__()))) > X.nbytes    # in memory: the data

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from softmaxreg.cli import main
+from softmaxreg.datasets import blocks
 from softmaxreg.datasets.sources import open_data
 
 from .test_bad_inputs import snapshot
@@ -105,7 +106,7 @@ def test_uint8_rows_are_pixels_and_csv_labels_may_be_names(tmp_path, capsys):
     np.save(folder / "y_train.npy", np.arange(40) % 2)
     data = open_data(folder)
     assert data.test_images is None and data.class_names == ("0", "1")
-    assert isinstance(data.train_images, np.memmap)
+    assert not isinstance(data.train_images, np.memmap)         # below blocks.STREAM_BYTES: read into memory
     assert main(["train", "--data", str(folder), "--epochs", "1", "--quiet", "--out", str(tmp_path / "r")]) == 0
     config = json.loads((tmp_path / "r" / "config.json").read_text())
     assert config["preprocessing"]["input_scale"] == 1 / 255 and config["settings"]["validation"].startswith("none")
@@ -148,7 +149,7 @@ BAD = [
     ("csv no label column", ["train"], _text("d.csv", "a,b,label\n1,2,0\n3,4,1\n"), "pass --label-column"),
     ("csv ragged", ["train"], _text("d.csv", "a,b,label\n1,2,0\n3,4\n", "--label-column", "2"), "line 3: 2 cells"),
     ("evaluate features", ["evaluate"], lambda root: [_model(root), *make_npz(root)[:0], "--data",
-                                                      make_npz(root)[0]], f"has rows of {D}"),
+                                                      make_npz(root)[0]], f"rows (test split) have {D} values"),
     ("predict features", ["predict"], lambda root: [_model(root), "--data", make_npz(root)[0]],
      f"rows of {D} values (test split); the model takes {D + 1}"),
     ("predict nothing", ["predict"], lambda root: [_model(root)], "give INPUT files, --data PATH, or both"),
@@ -168,6 +169,38 @@ def _parquet_label(root):
     pytest.importorskip("dask.dataframe", reason="Parquet goes through Dask")
     _frame(X0, Y0).to_parquet(root / "d.parquet")
     return ["--data", str(root / "d.parquet"), "--label-column", "target"]
+
+
+def _parquet_garbage(root):
+    pytest.importorskip("dask.dataframe", reason="Parquet goes through Dask")
+    (root / "g.parquet").write_bytes(b"garbage")
+    return ["--data", str(root / "g.parquet"), "--label-column", "label"]
+
+
+BAD += [
+    ("huge npz label", ["train"], _npz(X_train=X0, y_train=np.where(Y0 > 0, 2**40, 0)),
+     "bad.npz (X_train, y_train): the largest label is 1099511627776"),
+    ("huge csv label", ["train"], _text("d.csv", "a,b,label\n1,2,0\n3,4,99999999999\n", "--label-column", "label"),
+     "d.csv: the largest label is 99999999999"),
+    ("empty npz", ["train"], _text("e.npz", ""), "e.npz: not a readable .npz archive"),
+    ("truncated npz", ["train"], lambda root: (np.savez(root / "t.npz", X_train=X0, y_train=Y0),
+                                               (root / "t.npz").write_bytes((root / "t.npz").read_bytes()[:300]),
+                                               ["--data", str(root / "t.npz")])[2], "t.npz: not a readable .npz"),
+    ("empty X_train.npy", ["train"], lambda root: ((root / "f").mkdir(), (root / "f" / "X_train.npy").write_bytes(b""),
+                                                   np.save(root / "f" / "y_train.npy", Y0), ["--data", str(root / "f")])[3],
+     "X_train.npy: not a plain numeric .npy array"),
+    ("npz class_names 0-d", ["train"], _npz(X_train=X0, y_train=Y0, class_names=np.array("ab")),
+     "bad.npz: class_names: expected a 1-D array of strings"),
+    ("npz one class name", ["train"], _npz(X_train=X0, y_train=Y0 * 0, class_names=np.array(["a"])),
+     "bad.npz (class_names): expected class names, at least 2, found 1"),
+    ("npz repeated class names", ["train"], _npz(X_train=X0, y_train=Y0, class_names=np.array(["a", "a", "b"])),
+     "bad.npz (class_names): class names repeat: 'a'"),
+    ("npz class names too few", ["train"], _npz(X_train=X0, y_train=Y0, class_names=np.array(["a", "b"])),
+     "labels must lie in [0, 1]"),
+    ("npz --label-column", ["train"], lambda root: [*_npz(X_train=X0, y_train=Y0)(root), "--label-column", "y"],
+     "bad.npz: --label-column y goes with CSV and Parquet data"),
+    ("parquet unreadable", ["train"], _parquet_garbage, "g.parquet: not readable as Parquet"),
+]
 
 
 BAD += [("zarr chunks", ["train"], _zarr_misaligned, "the row chunks of the features (40, 40, 10) and of the "
@@ -207,6 +240,7 @@ def test_zarr_without_dask_says_how_to_install_it(tmp_path, capsys, monkeypatch)
 def test_a_block_shuffled_run_from_a_memory_map_resumes_bit_identically(tmp_path, monkeypatch, capsys):
     from softmaxreg import load_model, train
 
+    monkeypatch.setattr(blocks, "STREAM_BYTES", 0)          # stream (memory-map) even this small file
     folder = tmp_path / "npy"
     folder.mkdir()
     X, y = _arrays(n=9000)                                   # three blocks of 4096 rows
@@ -220,11 +254,98 @@ def test_a_block_shuffled_run_from_a_memory_map_resumes_bit_identically(tmp_path
         end_epoch(run, record, callbacks)
         if record.epoch == 1:
             raise KeyboardInterrupt
-    monkeypatch.setattr(train, "_end_epoch", interrupt_after_the_first)
-    assert main([*args, "--out", str(tmp_path / "cut")]) == 130
-    monkeypatch.undo()
+    with monkeypatch.context() as patch:
+        patch.setattr(train, "_end_epoch", interrupt_after_the_first)
+        assert main([*args, "--out", str(tmp_path / "cut")]) == 130
     assert main(["train", "--resume", str(tmp_path / "cut"), "--quiet", "--no-plots"]) == 0
     whole, cut = (load_model(tmp_path / name / "model.safetensors") for name in ("whole", "cut"))
     assert whole.W.tobytes() == cut.W.tobytes()
     assert (tmp_path / "whole" / "metrics.csv").read_bytes() == (tmp_path / "cut" / "metrics.csv").read_bytes()
     assert json.loads((tmp_path / "cut" / "config.json").read_text())["settings"]["shuffle"] == "auto"
+
+
+def test_csv_labels_are_ascii_integers_or_names_and_a_bom_is_not_in_the_header(tmp_path):
+    (tmp_path / "odd.csv").write_text("a,b,label\n1,2,--1\n2,3,\u00b2\n4,5,1\n", encoding="utf-8")
+    odd = open_data(tmp_path / "odd.csv", label_column="label")          # int() refuses '--1' and '²': names
+    assert odd.class_names == ("--1", "1", "\u00b2") and odd.train_labels.tolist() == [0, 2, 1]
+    (tmp_path / "bom.csv").write_text("label,a\n0,1\n1,2\n", encoding="utf-8-sig")
+    assert open_data(tmp_path / "bom.csv", label_column="label").train_labels.tolist() == [0, 1]
+
+
+def test_a_path_with_glob_characters_that_exists_is_itself(tmp_path):
+    folder = tmp_path / "run[1]*?"
+    folder.mkdir()
+    np.save(folder / "X_train.npy", X0)
+    np.save(folder / "y_train.npy", Y0)
+    assert open_data(folder).train_images.shape == X0.shape
+    pytest.importorskip("dask.dataframe", reason="Parquet goes through Dask")
+    _frame(X0, Y0).to_parquet(tmp_path / "p[1].parquet")
+    assert open_data(tmp_path / "p[1].parquet", label_column="label").train_labels.tolist() == Y0.tolist()
+    (tmp_path / "d[1].npz").write_bytes(b"")
+    with pytest.raises(Exception, match=r"d\[1\].npz: not a readable .npz"):
+        open_data(tmp_path / "d[1].npz")
+
+
+def test_small_raw_idx_is_read_like_its_gz_copy_and_trains_to_the_same_bits(tmp_path, monkeypatch, capsys):
+    from softmaxreg import load_model
+    from softmaxreg.datasets import fashion_mnist
+    from softmaxreg.datasets.idx import read_idx, write_idx
+
+    for kind in ("gz", "raw"):
+        (tmp_path / kind).mkdir()
+        for name, n in (("train-images-idx3-ubyte", 3000), ("train-labels-idx1-ubyte", 3000),
+                        ("t10k-images-idx3-ubyte", 300), ("t10k-labels-idx1-ubyte", 300)):
+            write_idx(tmp_path / kind / (name + (".gz" if kind == "gz" else "")),
+                      read_idx(fashion_mnist.BUNDLED_DIR / f"{name}.gz")[:n])
+    raw = open_data(tmp_path / "raw")
+    assert not isinstance(raw.train_images, np.memmap)                 # below STREAM_BYTES: in memory
+    for kind in ("gz", "raw"):
+        assert main(["train", "--data", str(tmp_path / kind), "--epochs", "2", "--quiet", "--no-plots",
+                     "--out", str(tmp_path / f"run_{kind}")]) == 0
+    gz, raw = (load_model(tmp_path / f"run_{kind}" / "model.safetensors") for kind in ("gz", "raw"))
+    assert gz.W.tobytes() == raw.W.tobytes() and gz.b.tobytes() == raw.b.tobytes()
+    monkeypatch.setattr(blocks, "STREAM_BYTES", 0)                       # above it: memory-mapped
+    assert isinstance(open_data(tmp_path / "raw").train_images, np.memmap)
+    assert not isinstance(open_data(tmp_path / "gz").train_images, np.memmap)
+
+
+def test_an_old_run_folder_without_shuffle_resumes_with_the_full_shuffle(tmp_path, monkeypatch):
+    from softmaxreg import load_model, train
+
+    folder = tmp_path / "npy"
+    folder.mkdir()
+    X, y = _arrays(n=9000)
+    np.save(folder / "X_train.npy", X.astype(np.float32))
+    np.save(folder / "y_train.npy", y)
+    args = ["train", "--data", str(folder), "--epochs", "2", "--quiet", "--no-plots", "--shuffle", "full"]
+    assert main([*args, "--out", str(tmp_path / "whole")]) == 0
+    end_epoch = train._end_epoch
+
+    def interrupt_after_the_first(run, record, callbacks):
+        end_epoch(run, record, callbacks)
+        if record.epoch == 1:
+            raise KeyboardInterrupt
+    with monkeypatch.context() as patch:
+        patch.setattr(train, "_end_epoch", interrupt_after_the_first)
+        assert main([*args, "--out", str(tmp_path / "cut")]) == 130
+    config = json.loads((tmp_path / "cut" / "config.json").read_text())
+    del config["settings"]["shuffle"]                                    # as runs written before --shuffle
+    (tmp_path / "cut" / "config.json").write_text(json.dumps(config))
+    monkeypatch.setattr(blocks, "STREAM_BYTES", 0)                       # the data now streamed: auto -> blocks
+    assert main(["train", "--resume", str(tmp_path / "cut"), "--quiet", "--no-plots"]) == 0
+    whole, cut = (load_model(tmp_path / name / "model.safetensors") for name in ("whole", "cut"))
+    assert whole.W.tobytes() == cut.W.tobytes()
+
+
+def test_final_line_without_validation_and_top_k_of_a_two_class_model(tmp_path, capsys):
+    X, y = _arrays()
+    y = y % 2
+    np.savez(tmp_path / "two.npz", X_train=X, y_train=y)
+    assert main(["train", "--data", str(tmp_path / "two.npz"), "--epochs", "1", "--no-plots",
+                 "--out", str(tmp_path / "r")]) == 0
+    final = [line for line in capsys.readouterr().out.splitlines() if line.startswith("final:")]
+    assert final and "val_" not in final[0] and "nan" not in final[0], final
+    model = str(tmp_path / "r" / "model.safetensors")
+    assert main(["predict", model, "--data", str(tmp_path / "two.npz")]) == 0
+    assert main(["predict", model, "--data", str(tmp_path / "two.npz"), "--top-k", "3"]) == 2
+    assert "--top-k 3: the model has only 2 classes" in capsys.readouterr().err

@@ -181,7 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
                               "its rows; labels, if any, are not used)")
     predict.add_argument("--label-column", metavar="NAME|INDEX", default=None,
                          help="CSV / Parquet --data: the label column to leave out of the features")
-    predict.add_argument("--top-k", type=_number(int, 1, True), default=3, help="classes shown per input (default 3)")
+    predict.add_argument("--top-k", type=_number(int, 1, True), default=None,
+                         help="classes shown per input (default 3, or the model's classes if fewer)")
     predict.add_argument("--reject-below", type=_number(float, 0, True, maximum=1), default=None, metavar="P",
                          help="answer 'uncertain' when the top probability is below P (0..1)")
     predict.add_argument("--invert", choices=("auto", "yes", "no"), default="auto",
@@ -303,6 +304,8 @@ def _predict(args) -> int:
     if not args.inputs and args.data is None:
         raise SoftmaxRegError("predict: give INPUT files, --data PATH, or both")
     model = load_model(args.model)
+    if args.top_k is None:
+        args.top_k = min(3, model.num_outputs)
     if args.top_k > model.num_outputs:
         raise SoftmaxRegError(f"--top-k {args.top_k}: the model has only {model.num_outputs} classes")
     if args.input_range is not None and not args.input_range[0] < args.input_range[1]:

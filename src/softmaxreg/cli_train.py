@@ -95,8 +95,8 @@ def _resumed_run(args, folder: Path):
     try:
         config = json.loads((folder / "config.json").read_text())
         settings = config["settings"]
-        train_config = TrainConfig(**{f.name: settings[f.name] for f in fields(TrainConfig)
-                                      if f.name in settings or f.name not in LATER_SETTINGS})
+        train_config = TrainConfig(**{f.name: settings[f.name] if f.name in settings or f.name not in LATER_SETTINGS
+                                      else LATER_SETTINGS[f.name] for f in fields(TrainConfig)})
     except OSError as e:
         reason = "not found" if isinstance(e, FileNotFoundError) else e.strerror or str(e)
         raise SoftmaxRegError(f"--resume {folder}: no readable run config.json ({reason}): not a run folder?") from None
@@ -116,8 +116,9 @@ def _resumed_run(args, folder: Path):
     return config, train_config, data, model, state
 
 
-LATER_SETTINGS = {"shuffle"}
-"""TrainConfig fields added after runs were first written: a run folder without them resumes with the default."""
+LATER_SETTINGS = {"shuffle": "full"}
+"""TrainConfig fields added after runs were first written, with the value those runs used: a run folder
+without them resumes as it ran (shuffle: the full permutation, whatever "auto" would pick now)."""
 
 
 def _dataset_digest(data) -> str:
@@ -311,7 +312,8 @@ def _train(args, folder: Path, config, train_config, data, model, state) -> int:
         written += ["curves.png", *(["misclassified.png"] if _has_gallery(data) else [])]
     if len(history):
         last = history[-1]
-        say(f"final: train_loss {last.train_loss:.4f}  val_loss {last.val_loss:.4f}  val_acc {last.val_acc:.4f}")
+        scores = f"  val_loss {last.val_loss:.4f}  val_acc {last.val_acc:.4f}" if validation is not None else ""
+        say(f"final: train_loss {last.train_loss:.4f}{scores}")
     say(f"run folder: {folder}  ({', '.join(written)})")
     return 0
 

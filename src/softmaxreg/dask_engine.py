@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import copy
 import math
+import mmap
 import os
+import re
 import time
 import warnings
 from contextlib import ExitStack, contextmanager
@@ -38,7 +40,7 @@ from .errors import ClusterError, InvalidArgumentError
 from .gemm import block_rows, pin_block_rows
 from .objective import FullBatch, SoftmaxCrossEntropy, objective_value, preconditioner_from_gram, set_flat_params
 from .options import class_weight_vector
-from .datasets.blocks import is_dask
+from .datasets.blocks import check_rows, is_dask
 from .train import moment_sums, moments_from_sums
 
 __all__ = ["align", "prepare", "find_classes", "encode_labels", "DaskFullBatch", "row_chunks",
@@ -139,10 +141,7 @@ def align(model, X, y, sample_weight=None):
     X = X if is_dask(X) else da.from_array(np.asarray(X), chunks=(CHUNK_ROWS, *np.shape(X)[1:]))
     if any(math.isnan(c) for c in X.chunks[0]):
         raise InvalidArgumentError("X: a Dask array of unknown chunk sizes; call X.compute_chunk_sizes() first")
-    if X.ndim < 2 or math.prod(X.shape[1:]) != model.num_inputs:
-        raise InvalidArgumentError(f"X: expected shape (n, {model.num_inputs}), got {X.shape}")
-    if not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
-        raise InvalidArgumentError(f"X: expected a numeric array, got {X.dtype}")
+    check_rows(X, model.num_inputs)
     if X.shape[0] == 0:
         raise InvalidArgumentError("X: cannot train on 0 examples")
     X = X.rechunk({i: -1 for i in range(1, X.ndim)}).reshape(X.shape[0], model.num_inputs)
@@ -355,12 +354,35 @@ def _weight_sum(w: np.ndarray) -> np.ndarray:
 # -- clusters ------------------------------------------------------------------------------------
 
 def row_chunks(a: np.ndarray, rows: int | None = None):
-    """An in-memory array as a Dask array of `rows`-row blocks (default CHUNK_ROWS), each block its
-    own piece of data in the graph (so a cluster spreads them over its workers, and recomputes a
-    lost one)."""
+    """A NumPy array as a Dask array of `rows`-row blocks (default CHUNK_ROWS). In memory: each block
+    its own piece of data in the graph (so a cluster spreads them over its workers, and recomputes a
+    lost one). A memory map of a file (np.load(mmap_mode="r"), idx.open_idx_memmap): each block a task
+    that opens the file where it runs and copies its rows out (`_file_rows`), so the graph holds the
+    file's name, not its bytes (da.from_array of a memory map would pickle the whole file into it)."""
     rows = rows or CHUNK_ROWS
-    pieces = [da.from_array(a[start:start + rows], chunks=-1) for start in range(0, a.shape[0], rows)]
+    source = _mapped_file(a)
+    if source is not None:
+        read = dask.delayed(_file_rows, pure=True)
+        pieces = [da.from_delayed(read(*source, start, min(start + rows, a.shape[0])),
+                                  (min(start + rows, a.shape[0]) - start, *a.shape[1:]), a.dtype)
+                  for start in range(0, a.shape[0], rows)]
+    else:
+        pieces = [da.from_array(a[start:start + rows], chunks=-1) for start in range(0, a.shape[0], rows)]
     return da.concatenate(pieces, axis=0)
+
+
+def _mapped_file(a) -> tuple | None:
+    """(path, dtype, offset, shape) of `a` if it is a whole np.memmap of a file (not a view of one), else None."""
+    if (isinstance(a, np.memmap) and isinstance(a.base, mmap.mmap) and getattr(a, "filename", None)
+            and a.flags.c_contiguous and a.ndim >= 1):
+        return a.filename, a.dtype, a.offset, a.shape
+    return None
+
+
+def _file_rows(path: str, dtype, offset: int, shape: tuple, start: int, stop: int) -> np.ndarray:
+    """Rows [start, stop) of the array of `shape` at byte `offset` of the file `path`, copied out of a
+    memory map (runs on a worker)."""
+    return np.array(np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape)[start:stop])
 
 
 @contextmanager
@@ -380,6 +402,10 @@ def local_cluster(workers: int):
         os.environ.update(environ)
 
 
+_ADDRESS = re.compile(r"(tcp|tls|ws|wss|inproc)://[^\s/:]+(:[0-9]+)?|(tcp|tls|ws|wss)://\[[0-9A-Fa-f:.]+\](:[0-9]+)?")
+"""A scheduler address --scheduler accepts: SCHEME://HOST[:PORT] (an IPv6 host in brackets)."""
+
+
 @contextmanager
 def connect(address: str, option: str = "--scheduler"):
     """A distributed Client for `address`, made the default for the block: tcp://HOST:PORT (an existing
@@ -393,12 +419,16 @@ def connect(address: str, option: str = "--scheduler"):
             if not count.isdigit() or int(count) < 1:
                 raise InvalidArgumentError(f"{option} {address}: expected local:N with N >= 1 worker processes")
             target = stack.enter_context(local_cluster(int(count)))
-        elif "://" in address:
+        elif _ADDRESS.fullmatch(address):
             target = address
         else:
-            raise InvalidArgumentError(f"{option} {address}: expected tcp://HOST:PORT or local:N")
+            raise InvalidArgumentError(f"{option} {address}: expected tcp://HOST:PORT (or tls://, ws://, wss://, "
+                                       "inproc://) or local:N")
         try:
             client = stack.enter_context(Client(target, timeout=CONNECT_TIMEOUT, set_as_default=True))
+        except ValueError as e:                       # an address distributed cannot parse
+            raise ClusterError(f"{option} {address}: not a Dask scheduler address "
+                               f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
         except (OSError, TimeoutError) as e:
             raise ClusterError(f"{option} {address}: cannot reach a Dask scheduler there "
                                f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None

@@ -329,7 +329,7 @@ def load_model_and_data(model_path, data_dir, *, force: bool = False, label_colu
     shape = tuple(X.shape[1:])
     if tuple(model.input_shape) not in (shape, (int(np.prod(shape)),)):
         raise SoftmaxRegError(f"{model_path}: the model takes inputs of shape {tuple(model.input_shape)}, "
-                              f"the data's {split} has rows of {'x'.join(map(str, shape))}")
+                              f"the data's rows ({split}) have {'x'.join(map(str, shape))} values")
     if model.num_outputs != len(data.class_names):
         raise SoftmaxRegError(f"{model_path}: the model has {model.num_outputs} classes, "
                               f"the data {len(data.class_names)}")

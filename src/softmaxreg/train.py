@@ -12,8 +12,8 @@ import numpy as np
 
 from .callbacks import ConsoleLog, EarlyStopping, LiveCurves
 from .datasets.batches import iterate_minibatches, num_batches
-from .datasets.blocks import is_dask, is_streamed, iterate_block_minibatches, iterate_rows
 from . import generic
+from .datasets.blocks import check_rows, is_dask, is_streamed, iterate_block_minibatches, iterate_rows
 from .errors import ConvergenceWarning, InvalidArgumentError, TrainingDivergedError
 from .hooks import Callback, EpochRecord, History, Run, TrainState
 from .backends import device_of, is_numpy, namespace, to_device, to_numpy
@@ -83,7 +83,8 @@ def fit(model: SoftmaxRegression, X, y, config: TrainConfig | None = None, *, se
     --seed N`, bit for bit); the same seed and initial weights give bit-identical results.
     Callbacks see a `Run` from on_train_begin; `run.state()` after an epoch, passed back as `resume` (with the model's weights as they were
     then), continues the run bit-identically to one that was never interrupted.
-    With early_stopping, a seeded validation_fraction of (X, y) is held out; training stops after
+    With early_stopping, a seeded validation_fraction of (X, y) is held out (X in memory only: streamed X
+    is refused, pass validation_data); training stops after
     `patience` epochs without improving its loss by more than tol, and the best weights are
     restored (history.best_epoch). Raises TrainingDivergedError when a minibatch loss breaks the
     DIVERGENCE_FACTOR rule.
@@ -125,6 +126,9 @@ def fit(model: SoftmaxRegression, X, y, config: TrainConfig | None = None, *, se
                                    f"{namespace(X).__name__} take the full shuffle (shuffle='full')")
     rng = shuffle_generator(seed)
     stoppers, held = [], None
+    if cfg.early_stopping and is_streamed(X):            # X[kept] would copy nearly all of it into memory
+        raise InvalidArgumentError("early_stopping: not available for streamed X (a memory map or a Dask array); "
+                                   "pass validation_data (a held-out split) instead")
     if cfg.early_stopping:
         held = resume.holdout if resume is not None else _holdout_indices(X.shape[0], cfg.validation_fraction, rng)
         kept = np.setdiff1d(np.arange(X.shape[0]), held, assume_unique=True)
@@ -158,13 +162,9 @@ def fit(model: SoftmaxRegression, X, y, config: TrainConfig | None = None, *, se
 
 
 def _dask_rows(model: SoftmaxRegression, X):
-    """A Dask array of inputs as (n, d) rows, checked without computing it (NaN/inf surface in the
-    loss as divergence)."""
-    if X.ndim < 2 or int(np.prod(X.shape[1:])) != model.num_inputs or any(map(math.isnan, X.shape)):
-        raise InvalidArgumentError(f"X: expected a Dask array of shape (n, {model.num_inputs}) with known chunk "
-                                   f"sizes, got {X.shape}")
-    if not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
-        raise InvalidArgumentError(f"X: expected a numeric Dask array, got {X.dtype}")
+    """A Dask array of inputs as (n, d) rows, checked without computing it (NaN/inf are found as each
+    window of blocks is read: datasets.blocks.iterate_block_minibatches)."""
+    check_rows(X, model.num_inputs, "a Dask array")
     return X.reshape(X.shape[0], model.num_inputs) if X.ndim > 2 else X
 
 

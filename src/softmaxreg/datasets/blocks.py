@@ -14,14 +14,20 @@ Two things live here, so every pass over big data shares them:
 
 from __future__ import annotations
 
+import math
 import mmap
 
 import numpy as np
 
 from ..errors import InvalidArgumentError
 
-__all__ = ["PageRelease", "is_dask", "is_streamed", "row_blocks", "iterate_rows", "iterate_block_minibatches",
-           "SHUFFLE_BLOCK_ROWS", "SHUFFLE_WINDOW"]
+__all__ = ["PageRelease", "is_dask", "is_streamed", "check_rows", "row_blocks", "iterate_rows",
+           "iterate_block_minibatches", "STREAM_BYTES", "SHUFFLE_BLOCK_ROWS", "SHUFFLE_WINDOW"]
+
+STREAM_BYTES = 256 * 2**20
+"""The data sources' rule (datasets.sources, load_fashion_mnist): training images (.npy, raw IDX) larger
+than this are memory-mapped, streamed, block shuffle (shuffle="auto" under SGD); smaller ones are read
+into memory, so small data behave exactly as before (full shuffle, early stopping, the same bits)."""
 
 SHUFFLE_BLOCK_ROWS = 4096
 """Rows per block of the block shuffle (NumPy and memory-mapped data; a Dask array uses its chunks)."""
@@ -32,6 +38,16 @@ SHUFFLE_WINDOW = 8
 def is_dask(*arrays) -> bool:
     """True if any argument is a Dask array (without importing dask)."""
     return any(type(a).__module__.partition(".")[0] == "dask" and hasattr(a, "chunks") for a in arrays)
+
+
+def check_rows(X, num_inputs: int, what: str = "an array") -> None:
+    """Refuse X (n, ...) unless its rows flatten to `num_inputs` numbers of a real dtype with a known
+    row count (a Dask array's chunks known): InvalidArgumentError naming X. Computes nothing."""
+    if X.ndim < 2 or math.prod(X.shape[1:]) != num_inputs or any(map(math.isnan, X.shape)):
+        raise InvalidArgumentError(f"X: expected {what} of shape (n, {num_inputs}) with known chunk sizes, "
+                                   f"got {X.shape}")
+    if not (np.issubdtype(X.dtype, np.number) or X.dtype == bool) or np.issubdtype(X.dtype, np.complexfloating):
+        raise InvalidArgumentError(f"X: expected {what} of real numbers, got {X.dtype}")
 
 
 def _mapping(array) -> mmap.mmap | None:
@@ -95,9 +111,11 @@ def iterate_rows(array, block_rows: int = SHUFFLE_BLOCK_ROWS):
         release.release(start, stop)
 
 
-def _read_window(arrays, ranges, buffers, releases) -> int:
+def _read_window(arrays, ranges, buffers, releases, blocks=None) -> int:
     """Copy rows `ranges` of each array, one after another, into `buffers`; returns the row count.
-    Dask arrays are computed together, in one `dask.compute` on the current scheduler."""
+    Dask arrays are computed together, in one `dask.compute` on the current scheduler. The first
+    array's rows (X) are checked finite as they arrive (InvalidArgumentError naming block `blocks[j]`
+    of range j: a Dask array is not checked before training, a NaN would pass for divergence)."""
     computed = {}
     lazy = [(i, j) for i, a in enumerate(arrays) if is_dask(a) for j in range(len(ranges))]
     if lazy:
@@ -109,6 +127,9 @@ def _read_window(arrays, ranges, buffers, releases) -> int:
         for j, (start, stop) in enumerate(ranges):
             block = computed[i, j] if (i, j) in computed else array[start:stop]
             buf[at:at + stop - start] = block
+            if i == 0 and buf.dtype.kind in "fc" and not np.isfinite(buf[at:at + stop - start]).all():
+                c = j if blocks is None else blocks[j]
+                raise InvalidArgumentError(f"X: chunk {c} (rows {start}..{stop - 1}) contains NaN or infinite values")
             at += stop - start
             release.release(start, stop)
     return at
@@ -158,7 +179,8 @@ def iterate_block_minibatches(arrays, batch_size: int, rng: np.random.Generator,
     order = rng.permutation(len(blocks))
     filled = 0                                           # rows already in the batch being built
     for first in range(0, len(blocks), window):
-        m = _read_window(arrays, [blocks[b] for b in order[first:first + window]], windows, releases)
+        chosen = order[first:first + window]
+        m = _read_window(arrays, [blocks[b] for b in chosen], windows, releases, [int(b) for b in chosen])
         perm = rng.permutation(m)
         at = 0
         while at < m:

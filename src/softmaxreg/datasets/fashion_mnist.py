@@ -18,10 +18,11 @@ import numpy as np
 from ..cachedir import CACHE_ENV, cache_dir
 from ..errors import ChecksumError, DataFormatError
 from ..fileio import atomic_write_bytes
+from . import blocks
 from .idx import _is_gzip, open_idx_memmap, read_idx
 from .resize import resize_images
 
-__all__ = ["load_fashion_mnist", "read_class_names", "ImageDataset", "FASHION_MNIST_CLASSES", "DATA_DIR_ENV", "CACHE_ENV", "BUNDLED_DIR"]
+__all__ = ["load_fashion_mnist", "read_class_names", "check_class_names", "default_class_names", "ImageDataset", "FASHION_MNIST_CLASSES", "DATA_DIR_ENV", "CACHE_ENV", "BUNDLED_DIR"]
 
 DATA_DIR_ENV = "SOFTMAXREG_DATA_DIR"
 BUNDLED_DIR = Path(__file__).parent / "data"
@@ -106,23 +107,45 @@ def _find(folder: Path, name: str) -> Path:
 
 
 def read_class_names(names_file: Path) -> tuple[str, ...]:
-    """One class name per line (blank lines skipped): at least 2, none repeated."""
+    """One class name per line (blank lines skipped), checked by `check_class_names`."""
     names = tuple(line.strip() for line in names_file.read_text(encoding="utf-8").splitlines() if line.strip())
+    return check_class_names(names, names_file, "one class name per line")
+
+
+def check_class_names(names, where, form: str = "class names") -> tuple[str, ...]:
+    """`names` (a sequence of str) as a tuple, refused unless at least 2 and none repeated
+    (DataFormatError naming `where`); that they cover the labels is checked where the labels are."""
+    names = tuple(names)
     if len(names) < 2:
-        raise DataFormatError(f"{names_file}: expected one class name per line, at least 2, found {len(names)}")
+        raise DataFormatError(f"{where}: expected {form}, at least 2, found {len(names)}")
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
-        raise DataFormatError(f"{names_file}: class names repeat: {', '.join(map(repr, repeated))}")
+        raise DataFormatError(f"{where}: class names repeat: {', '.join(map(repr, repeated))}")
     return names
 
 
-def _class_names(folder: Path, sums: dict, labels: list[np.ndarray]) -> tuple[str, ...]:
+MAX_CLASSES = 65536
+"""The most classes a data source without class names may imply by its largest label (0..65535):
+a larger label is refused as a mistake rather than turned into that many classes."""
+
+
+def default_class_names(top: int, where) -> tuple[str, ...]:
+    """"0", "1", ..., str(top) (at least 2) for labels whose maximum is `top`; a maximum of
+    MAX_CLASSES or more is refused (DataFormatError naming `where`)."""
+    if top >= MAX_CLASSES:
+        raise DataFormatError(f"{where}: the largest label is {top}; without class names, labels are class "
+                              f"indices below {MAX_CLASSES} (is this the label column?)")
+    return tuple(str(i) for i in range(max(2, top + 1)))
+
+
+def _class_names(folder: Path, sums: dict, labels: list[np.ndarray], paths: list[Path]) -> tuple[str, ...]:
     if all(sums.get(name) == digest for name, digest in SHA256.items()):
         return FASHION_MNIST_CLASSES
     names_file = folder / CLASS_NAMES_FILE
     if names_file.is_file():
         return read_class_names(names_file)
-    return tuple(str(i) for i in range(max(2, max(int(y.max()) for y in labels) + 1)))
+    tops = [int(y.max()) for y in labels]
+    return default_class_names(max(tops), paths[int(np.argmax(tops))])
 
 
 def load_fashion_mnist(data_dir=None, *, resize=None) -> ImageDataset:
@@ -138,8 +161,9 @@ def load_fashion_mnist(data_dir=None, *, resize=None) -> ImageDataset:
         class with no training example, a training split of one class, repeated class names.
     resize: optional (height, width) or int; images are resized bilinearly (as the
         lesson's loader does with transforms.Resize) and stay uint8.
-    Raw (uncompressed) IDX files are memory-mapped, not read (see datasets.blocks), so a training split
-    larger than memory can be streamed; gzipped ones are inflated. The decompressed arrays are cached (see `_read_cached`; $SOFTMAXREG_CACHE_DIR=off disables).
+    Raw (uncompressed) IDX files whose training images are larger than blocks.STREAM_BYTES (256 MiB) are
+    memory-mapped, not read (see datasets.blocks), so a training split larger than memory can be streamed
+    (and SGD's shuffle="auto" is the block shuffle); smaller ones, and gzipped ones, are read into memory. The decompressed arrays are cached (see `_read_cached`; $SOFTMAXREG_CACHE_DIR=off disables).
     """
     if data_dir is None:
         data_dir = os.environ.get(DATA_DIR_ENV) or None
@@ -153,8 +177,11 @@ def load_fashion_mnist(data_dir=None, *, resize=None) -> ImageDataset:
             if sums[name] != digest:
                 raise ChecksumError(f"{folder / name}: SHA-256 {sums[name]} does not match the bundled "
                                     f"Fashion-MNIST's {digest}; reinstall softmaxreg")
-    # raw files are memory-mapped (read as they are used: out-of-core), gzipped ones inflated once, cached
-    arrays = {key: _read_cached(p, sums[p.name]) if _is_gzip(p) else open_idx_memmap(p) for key, p in paths.items()}
+    # raw files are memory-mapped (read as they are used: out-of-core) when the training images are larger
+    # than STREAM_BYTES; otherwise, and for gzipped ones, read once into memory (cached), as before
+    streamed = not _is_gzip(paths["train_images"]) and paths["train_images"].stat().st_size > blocks.STREAM_BYTES
+    arrays = {key: open_idx_memmap(p) if streamed and not _is_gzip(p) else _read_cached(p, sums[p.name])
+              for key, p in paths.items()}
     for split in ("train", "test"):
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         img_path, lbl_path = paths[f"{split}_images"], paths[f"{split}_labels"]
@@ -174,7 +201,7 @@ def load_fashion_mnist(data_dir=None, *, resize=None) -> ImageDataset:
         raise DataFormatError(f"{paths['train_images']} and {paths['test_images']}: image sizes differ "
                               f"({arrays['train_images'].shape[1:]} and {arrays['test_images'].shape[1:]})")
     labels = [arrays["train_labels"], arrays["test_labels"]]
-    class_names = _class_names(folder, sums, labels)
+    class_names = _class_names(folder, sums, labels, [paths["train_labels"], paths["test_labels"]])
     for key in ("train_labels", "test_labels"):
         y = arrays[key]
         if y.min() < 0 or y.max() >= len(class_names):

@@ -3,8 +3,8 @@
 Kinds, recognised in this order:
 
     (none)                     the bundled Fashion-MNIST ($SOFTMAXREG_DATA_DIR first)
-    FOLDER of IDX files        train-images-idx3-ubyte, ... (.gz or raw; raw files are memory-mapped)
-    FOLDER of .npy files       X_train.npy, y_train.npy [, X_test.npy, y_test.npy] (memory-mapped)
+    FOLDER of IDX files        train-images-idx3-ubyte, ... (.gz or raw; raw files memory-mapped if big, below)
+    FOLDER of .npy files       X_train.npy, y_train.npy [, X_test.npy, y_test.npy] (memory-mapped if big)
     FILE.npz                   arrays X_train, y_train [, X_test, y_test or X_val, y_val] [, class_names]
     FILE.csv                   a header line of column names, numbers in every cell but the labels';
                                --label-column NAME or INDEX; read into memory (small data)
@@ -12,12 +12,18 @@ Kinds, recognised in this order:
                                (X_train stays a Dask array; the labels and the test split are read)
     FILE.parquet, or a glob    --label-column; every other column is a feature; through Dask
 
+Training images (X_train.npy, raw train-images-idx3-ubyte) larger than blocks.STREAM_BYTES (256 MiB)
+are memory-mapped, streamed, block shuffle (SGD's shuffle="auto"; early stopping refused: pass a
+validation split); smaller ones are read into memory and train exactly as in-memory arrays do.
 Zarr and Parquet give Dask arrays chunked by rows (what `fit` streams); they need
 `pip install 'softmaxreg[dask]'`. Labels are integer class indices (CSV: or names, sorted);
-class names are the npz's `class_names` array, a folder's class_names.txt, else "0", "1", ...
+class names are the npz's `class_names` array, a folder's class_names.txt, else "0", "1", ... (a
+largest label of fashion_mnist.MAX_CLASSES or more is refused). --label-column goes with CSV and
+Parquet only.
 A source without a test split has `test_images` None: training runs without validation, and
 `evaluate` / `predict` use all its rows. `labels=False` (predict) accepts a source without labels.
-Every mistake is a DataFormatError naming the file and what was expected.
+Every mistake in the data (or --label-column) is a DataFormatError of one line naming the file and
+what was expected.
 """
 
 from __future__ import annotations
@@ -26,12 +32,16 @@ import csv
 import glob
 import hashlib
 import os
+import re
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DataFormatError
-from .fashion_mnist import CLASS_NAMES_FILE, ImageDataset, load_fashion_mnist, read_class_names
+from . import blocks
+from .fashion_mnist import (CLASS_NAMES_FILE, ImageDataset, check_class_names, default_class_names,
+                            load_fashion_mnist, read_class_names)
 
 __all__ = ["open_data", "evaluation_split", "SPLIT_NAMES", "DASK_HINT"]
 
@@ -45,26 +55,34 @@ def open_data(path=None, *, label_column=None, labels: bool = True) -> ImageData
     """The data set at `path` (kinds: the module docstring), checked: X numeric with rows, y integer
     class indices of the same count, the test split's rows shaped as the training split's."""
     if path is None:
-        return load_fashion_mnist(None)
+        return _no_columns(load_fashion_mnist, None, label_column)
     text, p = str(path), Path(path)
-    if p.suffix == ".parquet" or glob.has_magic(text):
+    if p.suffix == ".parquet" or (not p.exists() and glob.has_magic(text)):   # a path that exists is itself
         return _parquet(text, label_column, labels)
     if p.is_dir():
         if p.suffix == ".zarr" or (p / "zarr.json").is_file() or (p / ".zgroup").is_file():
-            return _zarr(p, labels)
+            return _no_columns(_zarr, p, label_column, labels)
         if (p / "X_train.npy").is_file():
-            return _npy_folder(p, labels)
-        return load_fashion_mnist(p)                 # a folder of IDX files, the default kind of folder
+            return _no_columns(_npy_folder, p, label_column, labels)
+        return _no_columns(load_fashion_mnist, p, label_column)   # a folder of IDX files, the default kind
     if not p.exists():
         raise DataFormatError(f"{p}: data {'file' if p.suffix else 'folder'} does not exist; expected {EXPECTED}")
     if p.suffix == ".npz":
-        return _npz(p, labels)
+        return _no_columns(_npz, p, label_column, labels)
     if p.suffix == ".csv":
         return _csv(p, label_column, labels)
     if p.suffix == ".npy":
         raise DataFormatError(f"{p}: a single .npy holds no labels; put X_train.npy and y_train.npy "
                               "(optionally X_test.npy, y_test.npy) in a folder and pass the folder")
     raise DataFormatError(f"{p}: unknown kind of data (suffix {p.suffix or 'none'!r}); expected {EXPECTED}")
+
+
+def _no_columns(read, p, label_column, *args) -> ImageDataset:
+    """read(p, *args), refusing --label-column: the kind of `p` has no columns to choose from."""
+    if label_column is not None:
+        raise DataFormatError(f"{p if p is not None else 'the bundled Fashion-MNIST'}: --label-column "
+                              f"{label_column} goes with CSV and Parquet data; this kind has no columns")
+    return read(p, *args)
 
 
 SPLIT_NAMES = {"test": "test split", "all": "all rows"}
@@ -103,8 +121,9 @@ def _dataset(source: Path | str, sums: dict, splits: dict, names, labels: bool) 
             raise DataFormatError(f"{test[2]}: rows of shape {tuple(test[0].shape[1:])}, the training split's "
                                   f"are {tuple(X.shape[1:])}")
     if names is None and labels:
-        top = max([int(y.max())] + ([int(test[1].max())] if test is not None else []))
-        names = tuple(str(i) for i in range(max(2, top + 1)))
+        tops = [(int(y.max()), where)] + ([(int(test[1].max()), test[2])] if test is not None else [])
+        top, at = max(tops)
+        names = default_class_names(top, at)
     elif names is None:
         names = ()
     for split in ((X, y, where), *([test] if test is not None else [])):
@@ -154,11 +173,22 @@ def _npz(p: Path, labels: bool) -> ImageDataset:
     try:
         with np.load(p, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
-    except (OSError, ValueError) as e:
-        raise DataFormatError(f"{p}: not a readable .npz archive of plain arrays: {e}") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:   # empty: EOFError; cut short: BadZipFile
+        raise DataFormatError(f"{p}: not a readable .npz archive of plain arrays: {_line(e)}") from None
     splits = _pairs(arrays.get, sorted(arrays), str(p), labels)
     names = arrays.get("class_names")
-    return _dataset(p, _digest(p), splits, None if names is None else tuple(map(str, names)), labels)
+    if names is not None:
+        if names.ndim != 1 or names.dtype.kind not in "US":
+            raise DataFormatError(f"{p}: class_names: expected a 1-D array of strings, found {names.dtype} "
+                                  f"of shape {names.shape}")
+        names = check_class_names(names.astype(str).tolist(), f"{p} (class_names)")
+    return _dataset(p, _digest(p), splits, names, labels)
+
+
+def _line(e: Exception) -> str:
+    """The message of `e` on one line: its last non-empty line (else the exception's type)."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    return lines[-1] if lines else type(e).__name__
 
 
 def _npy_folder(p: Path, labels: bool) -> ImageDataset:
@@ -166,10 +196,11 @@ def _npy_folder(p: Path, labels: bool) -> ImageDataset:
         f = p / f"{name}.npy"
         if not f.is_file():
             return None
-        try:
-            return np.load(f, mmap_mode="r", allow_pickle=False)
-        except ValueError as e:
-            raise DataFormatError(f"{f}: not a plain numeric .npy array: {e}") from None
+        try:                                   # big training images memory-mapped, the rest read
+            return np.load(f, mmap_mode="r" if streamed else None, allow_pickle=False)
+        except (ValueError, EOFError, OSError) as e:          # an empty file: EOFError
+            raise DataFormatError(f"{f}: not a plain numeric .npy array: {_line(e)}") from None
+    streamed = (p / "X_train.npy").stat().st_size > blocks.STREAM_BYTES
     splits = _pairs(get, sorted(f.stem for f in p.glob("*.npy")), str(p), labels)
     names_file = p / CLASS_NAMES_FILE
     names = read_class_names(names_file) if names_file.is_file() else None
@@ -184,7 +215,7 @@ def _column_index(columns: list[str], label_column, where: str) -> int:
                               f"(columns: {_few(columns)})")
     if str(label_column) in columns:
         return columns.index(str(label_column))
-    if str(label_column).lstrip("-").isdigit() and -len(columns) <= int(label_column) < len(columns):
+    if _INTEGER.fullmatch(str(label_column)) and -len(columns) <= int(label_column) < len(columns):
         return int(label_column) % len(columns)
     raise DataFormatError(f"{where}: no column {label_column!r} for --label-column; the columns are {_few(columns)}")
 
@@ -196,8 +227,8 @@ def _few(columns, shown: int = 8) -> str:
 
 def _csv(p: Path, label_column, labels: bool) -> ImageDataset:
     try:
-        with open(p, newline="", encoding="utf-8") as f:
-            rows = list(csv.reader(f))
+        with open(p, newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.reader(f))               # utf-8-sig: a byte order mark is not in the header
     except (OSError, UnicodeDecodeError) as e:
         raise DataFormatError(f"{p}: cannot read as UTF-8 CSV: {e}") from None
     if len(rows) < 2:
@@ -223,12 +254,16 @@ def _csv(p: Path, label_column, labels: bool) -> ImageDataset:
     y, names = None, None
     if label is not None:
         cells = [row[label].strip() for row in rows[1:]]
-        if all(c.lstrip("-").isdigit() for c in cells):
+        if all(_INTEGER.fullmatch(c) for c in cells):
             y = np.array([int(c) for c in cells])
         else:
             names, y = np.unique(cells, return_inverse=True)
             names = tuple(map(str, names))
     return _dataset(p, _digest(p), {"train": (X, y, str(p))}, names, labels)
+
+
+_INTEGER = re.compile(r"-?[0-9]+")
+"""A CSV label cell that is a class index (ASCII digits: str.isdigit also takes '²', which int() refuses)."""
 
 
 def _dask_array():
@@ -248,7 +283,7 @@ def _zarr(p: Path, labels: bool) -> ImageDataset:
     except ImportError:
         raise DataFormatError(f"{p}: reading Zarr needs zarr: {DASK_HINT}") from None
     except Exception as e:                    # zarr raises many kinds on a broken store
-        raise DataFormatError(f"{p}: not a readable Zarr group: {e}") from None
+        raise DataFormatError(f"{p}: not a readable Zarr group: {_line(e)}") from None
 
     def get(name):
         return da.from_zarr(str(p), component=name) if name in names else None
@@ -261,15 +296,15 @@ def _zarr(p: Path, labels: bool) -> ImageDataset:
 
 
 def _parquet(pattern: str, label_column, labels: bool) -> ImageDataset:
-    files = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+    files = sorted(glob.glob(pattern)) if glob.has_magic(pattern) and not os.path.exists(pattern) else [pattern]
     if not files or not all(os.path.exists(f) for f in files):
         raise DataFormatError(f"{pattern}: no such Parquet file" + (" (the glob matches nothing)" if not files else ""))
     _dask_array()
     import dask.dataframe as dd
     try:
-        frame = dd.read_parquet(files)
+        frame = dd.read_parquet([glob.escape(f) for f in files])      # fsspec globs a path again
     except Exception as e:                    # pyarrow's errors on a file that is not Parquet vary
-        raise DataFormatError(f"{pattern}: not readable as Parquet: {e}") from None
+        raise DataFormatError(f"{pattern}: not readable as Parquet: {_line(e)}") from None
     columns = [str(c) for c in frame.columns]
     label = _column_index(columns, label_column, pattern) if labels or label_column is not None else None
     features = [c for c in frame.columns if label is None or c != frame.columns[label]]
