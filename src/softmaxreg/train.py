@@ -147,7 +147,7 @@ def fit(model: SoftmaxRegression, X, y, config: TrainConfig | None = None, *, se
         for stopper in stoppers:
             stopper.load_state_dict(resume.early_stopping)
     objective = SoftmaxCrossEntropy(model, weight_decay=cfg.weight_decay, label_smoothing=cfg.label_smoothing)
-    driver = _full_batch if optimizer.full_batch else _minibatch if is_numpy(X) else _minibatch_generic
+    driver = _full_batch if optimizer.full_batch else _minibatch
     callbacks = [*stoppers, *callbacks, *([LiveCurves()] if plot else []), *([ConsoleLog()] if verbose else [])]
 
     def state() -> TrainState:
@@ -199,94 +199,103 @@ def _validate(model: SoftmaxRegression, validation) -> tuple[float, float]:
 
 
 def _minibatch(objective, optimizer, arrays, cfg, rng, validation, history, callbacks, state, resume) -> None:
-    """Epochs of minibatch steps: each batch's loss and gradient, the penalty, one optimizer step at
-    the schedule's rate. Ends after cfg.epochs, or when a callback sets run.stop."""
+    """Epochs of minibatch steps: each batch's loss and gradient, the divergence check, the penalty,
+    one optimizer step at the schedule's rate. Ends after cfg.epochs, or when a callback sets
+    run.stop. The batches and steps are NumPy's (`_NumpySteps`) or, on its device, any other
+    library's (`_GenericSteps`): the same epochs, batches and formulas."""
     model = objective.model
-    X, y, w = arrays
-    n, first = X.shape[0], len(history) + 1
+    n, first = arrays[0].shape[0], len(history) + 1
     steps_per_epoch = num_batches(n, cfg.batch_size)
     schedule = cfg.lr_schedule(steps_per_epoch)
-    batch_arrays = (X, y) if w is None else (X, y, w)
-    rows = min(cfg.batch_size, n)
-    gathered = tuple(np.empty((rows, *a.shape[1:]), dtype=a.dtype) for a in batch_arrays)   # raw batch
-    x_buf = np.empty((rows, model.num_inputs), dtype=model.dtype)      # (B, d) the batch as float
-    scratch = StepBuffers(rows, model)
-    dW, db = np.empty_like(model.W), np.empty_like(model.b)
     loss_limit = DIVERGENCE_FACTOR * math.log(model.num_outputs)
+    steps = (_NumpySteps if is_numpy(arrays[0]) else _GenericSteps)(objective, optimizer, arrays, cfg, rng)
     run = Run(model, optimizer, history, cfg.epochs, (cfg.epochs - first + 1) * steps_per_epoch, state)
     _begin(run, callbacks)
     for epoch in range(first, cfg.epochs + 1):
         if run.stop:
             break
         start, loss_sum, correct = time.perf_counter(), 0.0, 0
-        batches = (iterate_block_minibatches if cfg.shuffle == "blocks" else iterate_minibatches)(
-            batch_arrays, cfg.batch_size, rng, buffers=gathered)
-        for step, batch in enumerate(batches, 1):
-            m = batch[0].shape[0]
-            x = x_buf[:m]
-            np.copyto(x, batch[0])                                      # uint8 -> float, no scaling
-            batch_loss, batch_correct = objective.chunk_into(x, batch[1], batch[2] if w is not None else None,
-                                                             m, dW, db, scratch)
+        for step, batch in enumerate(steps.batches(), 1):
+            m, batch_loss, batch_correct = steps.gradient(batch)
             if not batch_loss <= loss_limit * m:                         # also true for NaN
-                raise _diverged(batch_loss / m, loss_limit, epoch, step, history)
-            objective.add_penalty(dW)
-            optimizer.step((model.W, model.b), (dW, db), schedule((epoch - 1) * steps_per_epoch + step - 1))
+                mean = batch_loss / m
+                raise TrainingDivergedError(
+                    f"training diverged at epoch {epoch}, step {step}: minibatch loss {mean:.4g} "
+                    f"{'is not finite' if not math.isfinite(mean) else f'exceeds {loss_limit:.4g}'}; "
+                    "try a smaller learning rate", epoch=epoch, step=step, loss=mean, history=history)
+            steps.step(schedule((epoch - 1) * steps_per_epoch + step - 1))
             loss_sum += batch_loss
-            correct += batch_correct
-            for cb in callbacks:
-                cb.on_step_end()
-        record = EpochRecord(epoch, loss_sum / n, correct / n, *_validate(model, validation),
-                             time.perf_counter() - start)
-        _end_epoch(run, record, callbacks)
-
-
-def _diverged(mean: float, loss_limit: float, epoch: int, step: int, history) -> TrainingDivergedError:
-    return TrainingDivergedError(
-        f"training diverged at epoch {epoch}, step {step}: minibatch loss {mean:.4g} "
-        f"{'is not finite' if not math.isfinite(mean) else f'exceeds {loss_limit:.4g}'}; "
-        "try a smaller learning rate", epoch=epoch, step=step, loss=mean, history=history)
-
-
-def _minibatch_generic(objective, optimizer, arrays, cfg, rng, validation, history, callbacks, state, resume) -> None:
-    """`_minibatch` on the generic path (arrays of any array API library, on their device): the
-    same epochs, batches and formulas. Each epoch's permutation is drawn on the host by the same
-    generator call as the NumPy run's (iterate_minibatches) and moved to the device; batches are
-    gathered with xp.take; the optimizer returns new parameters (`SGD.updated`), which are rebound.
-    One synchronisation a step: the minibatch loss, for the divergence check."""
-    model = objective.model
-    X, y, w = arrays
-    xp, device = namespace(X), device_of(X)
-    dtype = model.W.dtype
-    n, first = X.shape[0], len(history) + 1
-    steps_per_epoch = num_batches(n, cfg.batch_size)
-    schedule = cfg.lr_schedule(steps_per_epoch)
-    loss_limit = DIVERGENCE_FACTOR * math.log(model.num_outputs)
-    run = Run(model, optimizer, history, cfg.epochs, (cfg.epochs - first + 1) * steps_per_epoch, state)
-    _begin(run, callbacks)
-    for epoch in range(first, cfg.epochs + 1):
-        if run.stop:
-            break
-        start, loss_sum, correct = time.perf_counter(), 0.0, 0
-        order = xp.asarray(rng.permutation(n), device=device)
-        for step, begin in enumerate(range(0, n, cfg.batch_size), 1):
-            idx = order[begin:min(begin + cfg.batch_size, n)]   # the standard has no out-of-bounds slices
-            m = idx.shape[0]
-            x = xp.astype(xp.take(X, idx, axis=0), dtype)              # (B, d) the batch as float
-            batch_loss, batch_correct, dW, db = objective.chunk_grad(
-                x, xp.take(y, idx, axis=0), None if w is None else xp.take(w, idx, axis=0), m)
-            batch_loss = float(batch_loss)
-            if not batch_loss <= loss_limit * m:                         # also true for NaN
-                raise _diverged(batch_loss / m, loss_limit, epoch, step, history)
-            dW = generic.penalty_grad(model.W, objective.weight_decay, dW)
-            model.W, model.b = optimizer.updated((model.W, model.b), (dW, db),
-                                                 schedule((epoch - 1) * steps_per_epoch + step - 1))
-            loss_sum += batch_loss
-            correct = correct + batch_correct                             # summed on the device
+            correct = correct + batch_correct                 # a device scalar on the generic path
             for cb in callbacks:
                 cb.on_step_end()
         record = EpochRecord(epoch, loss_sum / n, int(correct) / n, *_validate(model, validation),
                              time.perf_counter() - start)
         _end_epoch(run, record, callbacks)
+
+
+class _NumpySteps:
+    """Minibatches of NumPy arrays (in memory, memory-mapped or Dask): each epoch's order from the
+    shuffle generator (a permutation, or the block shuffle), batches gathered raw and converted to
+    float in reused buffers, the gradient in reused buffers, the step in place."""
+
+    def __init__(self, objective, optimizer, arrays, cfg, rng):
+        self.objective, self.optimizer, self.cfg, self.rng = objective, optimizer, cfg, rng
+        model = objective.model
+        X, y, w = arrays
+        self.weighted = w is not None
+        self.arrays = (X, y) if w is None else (X, y, w)
+        rows = min(cfg.batch_size, X.shape[0])
+        self.gathered = tuple(np.empty((rows, *a.shape[1:]), dtype=a.dtype) for a in self.arrays)   # raw batch
+        self.x = np.empty((rows, model.num_inputs), dtype=model.dtype)     # (B, d) the batch as float
+        self.scratch = StepBuffers(rows, model)
+        self.dW, self.db = np.empty_like(model.W), np.empty_like(model.b)
+
+    def batches(self):
+        order = iterate_block_minibatches if self.cfg.shuffle == "blocks" else iterate_minibatches
+        return order(self.arrays, self.cfg.batch_size, self.rng, buffers=self.gathered)
+
+    def gradient(self, batch) -> tuple[int, float, int]:
+        m = batch[0].shape[0]
+        x = self.x[:m]
+        np.copyto(x, batch[0])                                          # uint8 -> float, no scaling
+        loss, correct = self.objective.chunk_into(x, batch[1], batch[2] if self.weighted else None, m,
+                                                  self.dW, self.db, self.scratch)
+        return m, loss, correct
+
+    def step(self, lr: float) -> None:
+        model = self.objective.model
+        self.objective.add_penalty(self.dW)
+        self.optimizer.step((model.W, model.b), (self.dW, self.db), lr)
+
+
+class _GenericSteps:
+    """`_NumpySteps` for arrays of any array API library, on their device: each epoch's permutation
+    is drawn on the host by the same generator call as the NumPy run's (iterate_minibatches) and
+    moved to the device; batches are gathered with xp.take; the optimizer returns new parameters
+    (`SGD.updated`), which are rebound. One synchronisation a step: the minibatch loss, for the
+    divergence check."""
+
+    def __init__(self, objective, optimizer, arrays, cfg, rng):
+        self.objective, self.optimizer, self.cfg, self.rng = objective, optimizer, cfg, rng
+        self.X, self.y, self.w = arrays
+        self.xp, self.device = namespace(self.X), device_of(self.X)
+
+    def batches(self):
+        n, size = self.X.shape[0], self.cfg.batch_size
+        order = self.xp.asarray(self.rng.permutation(n), device=self.device)
+        return (order[begin:min(begin + size, n)] for begin in range(0, n, size))   # no out-of-bounds slices
+
+    def gradient(self, idx) -> tuple[int, float, object]:
+        xp, model = self.xp, self.objective.model
+        x = xp.astype(xp.take(self.X, idx, axis=0), model.W.dtype)         # (B, d) the batch as float
+        loss, correct, self.dW, self.db = self.objective.chunk_grad(
+            x, xp.take(self.y, idx, axis=0), None if self.w is None else xp.take(self.w, idx, axis=0), idx.shape[0])
+        return idx.shape[0], float(loss), correct
+
+    def step(self, lr: float) -> None:
+        model = self.objective.model
+        dW = generic.penalty_grad(model.W, self.objective.weight_decay, self.dW)
+        model.W, model.b = self.optimizer.updated((model.W, model.b), (dW, self.db), lr)
 
 
 def _full_batch(objective, optimizer, arrays, cfg, rng, validation, history, callbacks, state, resume) -> None:
