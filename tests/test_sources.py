@@ -237,16 +237,16 @@ def test_zarr_without_dask_says_how_to_install_it(tmp_path, capsys, monkeypatch)
     assert not (tmp_path / "run").exists()
 
 
-def test_a_block_shuffled_run_from_a_memory_map_resumes_bit_identically(tmp_path, monkeypatch, capsys):
+def _whole_and_resumed(tmp_path, monkeypatch, options, before_resume=lambda cut: None):
+    """The models of a run and of the same run interrupted after epoch 1, then resumed."""
     from softmaxreg import load_model, train
 
-    monkeypatch.setattr(blocks, "STREAM_BYTES", 0)          # stream (memory-map) even this small file
     folder = tmp_path / "npy"
     folder.mkdir()
     X, y = _arrays(n=9000)                                   # three blocks of 4096 rows
     np.save(folder / "X_train.npy", X.astype(np.float32))
     np.save(folder / "y_train.npy", y)
-    args = ["train", "--data", str(folder), "--epochs", "3", "--quiet", "--no-plots", "--momentum", "0.9"]
+    args = ["train", "--data", str(folder), "--quiet", "--no-plots", *options]
     assert main([*args, "--out", str(tmp_path / "whole")]) == 0
     end_epoch = train._end_epoch
 
@@ -257,11 +257,28 @@ def test_a_block_shuffled_run_from_a_memory_map_resumes_bit_identically(tmp_path
     with monkeypatch.context() as patch:
         patch.setattr(train, "_end_epoch", interrupt_after_the_first)
         assert main([*args, "--out", str(tmp_path / "cut")]) == 130
+    before_resume(tmp_path / "cut")
     assert main(["train", "--resume", str(tmp_path / "cut"), "--quiet", "--no-plots"]) == 0
-    whole, cut = (load_model(tmp_path / name / "model.safetensors") for name in ("whole", "cut"))
+    return (load_model(tmp_path / name / "model.safetensors") for name in ("whole", "cut"))
+
+
+def test_a_block_shuffled_run_from_a_memory_map_resumes_bit_identically(tmp_path, monkeypatch):
+    monkeypatch.setattr(blocks, "STREAM_BYTES", 0)          # stream (memory-map) even this small file
+    whole, cut = _whole_and_resumed(tmp_path, monkeypatch, ["--epochs", "3", "--momentum", "0.9"])
     assert whole.W.tobytes() == cut.W.tobytes()
     assert (tmp_path / "whole" / "metrics.csv").read_bytes() == (tmp_path / "cut" / "metrics.csv").read_bytes()
     assert json.loads((tmp_path / "cut" / "config.json").read_text())["settings"]["shuffle"] == "auto"
+
+
+def test_an_old_run_folder_without_shuffle_resumes_with_the_full_shuffle(tmp_path, monkeypatch):
+    def as_before_shuffle(cut):
+        config = json.loads((cut / "config.json").read_text())
+        del config["settings"]["shuffle"]                                # as runs written before --shuffle
+        (cut / "config.json").write_text(json.dumps(config))
+        monkeypatch.setattr(blocks, "STREAM_BYTES", 0)                   # the data now streamed: auto -> blocks
+
+    whole, cut = _whole_and_resumed(tmp_path, monkeypatch, ["--epochs", "2", "--shuffle", "full"], as_before_shuffle)
+    assert whole.W.tobytes() == cut.W.tobytes()
 
 
 def test_csv_labels_are_ascii_integers_or_names_and_a_bom_is_not_in_the_header(tmp_path):
@@ -307,34 +324,6 @@ def test_small_raw_idx_is_read_like_its_gz_copy_and_trains_to_the_same_bits(tmp_
     monkeypatch.setattr(blocks, "STREAM_BYTES", 0)                       # above it: memory-mapped
     assert isinstance(open_data(tmp_path / "raw").train_images, np.memmap)
     assert not isinstance(open_data(tmp_path / "gz").train_images, np.memmap)
-
-
-def test_an_old_run_folder_without_shuffle_resumes_with_the_full_shuffle(tmp_path, monkeypatch):
-    from softmaxreg import load_model, train
-
-    folder = tmp_path / "npy"
-    folder.mkdir()
-    X, y = _arrays(n=9000)
-    np.save(folder / "X_train.npy", X.astype(np.float32))
-    np.save(folder / "y_train.npy", y)
-    args = ["train", "--data", str(folder), "--epochs", "2", "--quiet", "--no-plots", "--shuffle", "full"]
-    assert main([*args, "--out", str(tmp_path / "whole")]) == 0
-    end_epoch = train._end_epoch
-
-    def interrupt_after_the_first(run, record, callbacks):
-        end_epoch(run, record, callbacks)
-        if record.epoch == 1:
-            raise KeyboardInterrupt
-    with monkeypatch.context() as patch:
-        patch.setattr(train, "_end_epoch", interrupt_after_the_first)
-        assert main([*args, "--out", str(tmp_path / "cut")]) == 130
-    config = json.loads((tmp_path / "cut" / "config.json").read_text())
-    del config["settings"]["shuffle"]                                    # as runs written before --shuffle
-    (tmp_path / "cut" / "config.json").write_text(json.dumps(config))
-    monkeypatch.setattr(blocks, "STREAM_BYTES", 0)                       # the data now streamed: auto -> blocks
-    assert main(["train", "--resume", str(tmp_path / "cut"), "--quiet", "--no-plots"]) == 0
-    whole, cut = (load_model(tmp_path / name / "model.safetensors") for name in ("whole", "cut"))
-    assert whole.W.tobytes() == cut.W.tobytes()
 
 
 def test_final_line_without_validation_and_top_k_of_a_two_class_model(tmp_path, capsys):
