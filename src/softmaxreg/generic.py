@@ -69,20 +69,30 @@ def loss_and_correct_sums(xp, params, x, y, smoothing: float = 0.0):
 def loss_and_grad_sums(xp, params, x, y, w, divisor: float, smoothing: float = 0.0):
     """One chunk's forward and backward: (sum_i w_i l_i, correct count, dW (d, k), db (k,)), the
     gradient being that of sum_i w_i l_i / divisor. y: class indices (n,) or soft targets (n, k);
-    w: (n,) weights or None. No penalty (see `penalty`), no validation."""
+    w: (n,) weights or None. No penalty (see `penalty`), no validation. The (n, k) passes are few
+    (they dominate next to the two products on a GPU): for class indices l_i = log sum_j exp(Z_ij - m_i)
+    - (Z_iy - m_i) and G = P - Y without log p; the divisor and the input scale multiply the small
+    (d, k) and (k,) results, not G."""
     z = logits(xp, params, x)                                          # (n, k)
-    logp, p = _log_softmax(xp, z)
+    shifted = z - xp.max(z, axis=1, keepdims=True)
+    e = xp.exp(shifted)
+    sums = xp.sum(e, axis=1, keepdims=True)                            # (n, 1), each >= 1
+    p = e / sums
     T, labels = _targets(xp, y, z.shape[1], z.dtype, smoothing)
-    losses = -xp.sum(xp.where(T != 0, T * logp, 0.0), axis=1)        # (n,); 0 log 0 counts as 0
-    G = p * xp.sum(T, axis=1, keepdims=True) - T                       # (n, k) d l_i / d Z_i
+    if y.ndim == 1 and not smoothing:                                  # one-hot T: sum_j T_ij = 1
+        losses = xp.log(sums[:, 0]) - xp.sum(T * shifted, axis=1)
+        G = p - T
+    else:
+        logp = shifted - xp.log(sums)
+        losses = -xp.sum(xp.where(T != 0, T * logp, 0.0), axis=1)    # (n,); 0 log 0 counts as 0
+        G = p * xp.sum(T, axis=1, keepdims=True) - T                   # (n, k) d l_i / d Z_i
     if w is not None:
         losses, G = losses * w, G * w[:, None]
-    G = G / divisor
-    db = xp.sum(G, axis=0)                                             # (k,)
+    db = xp.sum(G, axis=0) / divisor                                   # (k,)
     if params.mean is None:
-        dW = x.T @ (G * params.input_scale) if params.input_scale != 1.0 else x.T @ G   # (d, k) s X^T G
+        dW = (x.T @ G) * (params.input_scale / divisor)                # (d, k) s X^T G / N
     else:
-        dW = (x.T @ G) * (params.input_scale / params.std)[:, None] - (params.mean / params.std)[:, None] * db
+        dW = (x.T @ G) * (params.input_scale / (divisor * params.std))[:, None] - (params.mean / params.std)[:, None] * db
     return xp.sum(losses), _correct(xp, z, labels), dW, db
 
 

@@ -287,7 +287,7 @@ class _GenericSteps:
 
     def gradient(self, idx) -> tuple[int, float, object]:
         xp, model = self.xp, self.objective.model
-        x = xp.astype(xp.take(self.X, idx, axis=0), model.W.dtype)         # (B, d) the batch as float
+        x = xp.astype(xp.take(self.X, idx, axis=0), model.W.dtype, copy=False)   # (B, d) the batch as float
         loss, correct, self.dW, self.db = self.objective.chunk_grad(
             x, xp.take(self.y, idx, axis=0), None if self.w is None else xp.take(self.w, idx, axis=0), idx.shape[0])
         return idx.shape[0], float(loss), correct
