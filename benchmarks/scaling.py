@@ -16,10 +16,10 @@ Modes:
 
 The Dask arrays are built from tasks that open the file where they run and copy their rows out
 (da.from_array of a memory map would pickle the whole mapped file into the graph the scheduler
-receives). L-BFGS goes through dask_engine.prepare, as fit does: the blocks are persisted (in the
-driver's memory with threads, in the workers' on the cluster) and the moments computed from them.
-"setup s" is what comes before the first evaluation: the cluster's start, opening (or reading) the
-data, the moments pass, and with Dask the persist. SGD on a Dask array runs in the driver, which
+receives). L-BFGS goes through dask_engine.prepare, as fit does: on the cluster the blocks are persisted in
+the workers' memory; on the threaded scheduler they stay lazy and each evaluation reads them from
+the file. "setup s" is what comes before the first evaluation: the cluster's start, opening (or
+reading) the data, the moments pass, and on the cluster the persist. SGD on a Dask array runs in the driver, which
 streams windows of 8 blocks (fit's block shuffle, dask.compute on the current scheduler): on the
 cluster the workers read the file and send the rows to the driver. Larger --chunk-rows cut the
 cluster's per-task overhead per evaluation but grow that window in the driver's memory.

@@ -319,8 +319,9 @@ def _train(args, folder: Path, config, train_config, data, model, state) -> int:
 
 
 def _training_rows(args, data):
-    """(X, y) of the training split: as read, or with --scheduler Dask arrays (in-memory data cut
-    into dask_engine.CHUNK_ROWS-row blocks that the driver sends to the cluster)."""
+    """(X, y) of the training split: as read, or with --scheduler Dask arrays (dask_engine.row_chunks:
+    CHUNK_ROWS-row blocks, in the graph for in-memory data, read from the file by the workers for a
+    memory map)."""
     if not args.scheduler:
         return data.train_images, data.train_labels
     from .dask_engine import row_chunks

@@ -18,7 +18,7 @@ tasks, ((v0 + v1) + (v2 + v3)) + v4 ...; only the root comes back. Floating-poin
 associative, but a fixed tree fixes the order of every addition: the result is the same bits
 whichever scheduler, worker or thread computed each block, and a block that is recomputed (a
 worker died) gives the same bits again. A different chunking gives a different order (results
-agree to rounding, ~1e-12 relative, not bit for bit).
+agree to rounding, under 1e-13 relative in float64, not bit for bit).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ __all__ = ["align", "prepare", "find_classes", "encode_labels", "DaskFullBatch",
            "local_cluster", "connect", "CHUNK_ROWS"]
 
 CHUNK_ROWS = 8192
-"""Rows per block when the command line turns in-memory data into a Dask array (6.4 MB of uint8
+"""Rows per block when the command line turns NumPy data (in memory or memory-mapped) into a Dask array (6.4 MB of uint8
 Fashion-MNIST rows; 8 blocks for its 60,000 training images). Fixed, not derived from the number of
 workers, so the result does not depend on the cluster's size."""
 
@@ -211,8 +211,6 @@ def prepare(model, X, y, sample_weight, cfg):
     and, with cfg.standardize, sets the model's standardization from the moments of s X
     (train.moment_sums per block, added in the fixed tree). w (model dtype) is the sample weight
     times the class weight, as options.example_weights."""
-    if cfg.early_stopping:
-        raise InvalidArgumentError("early_stopping: not available for Dask arrays (hold out a validation set instead)")
     X, y, w = _persist(*align(model, X, y, sample_weight))
     k, d = model.num_outputs, model.num_inputs
     moments = cfg.standardize and model.mean is None
@@ -407,7 +405,7 @@ _ADDRESS = re.compile(r"(tcp|tls|ws|wss|inproc)://[^\s/:]+(:[0-9]+)?|(tcp|tls|ws
 
 
 @contextmanager
-def connect(address: str, option: str = "--scheduler"):
+def connect(address: str):
     """A distributed Client for `address`, made the default for the block: tcp://HOST:PORT (an existing
     cluster, reached within CONNECT_TIMEOUT seconds, else ClusterError), or local:N (a LocalCluster of
     N single-threaded worker processes on 127.0.0.1, closed at the end)."""
@@ -417,20 +415,20 @@ def connect(address: str, option: str = "--scheduler"):
         if address.startswith("local:"):
             count = address.partition(":")[2]
             if not count.isdigit() or int(count) < 1:
-                raise InvalidArgumentError(f"{option} {address}: expected local:N with N >= 1 worker processes")
+                raise InvalidArgumentError(f"--scheduler {address}: expected local:N with N >= 1 worker processes")
             target = stack.enter_context(local_cluster(int(count)))
         elif _ADDRESS.fullmatch(address):
             target = address
         else:
-            raise InvalidArgumentError(f"{option} {address}: expected tcp://HOST:PORT (or tls://, ws://, wss://, "
+            raise InvalidArgumentError(f"--scheduler {address}: expected tcp://HOST:PORT (or tls://, ws://, wss://, "
                                        "inproc://) or local:N")
         try:
             client = stack.enter_context(Client(target, timeout=CONNECT_TIMEOUT, set_as_default=True))
         except ValueError as e:                       # an address distributed cannot parse
-            raise ClusterError(f"{option} {address}: not a Dask scheduler address "
+            raise ClusterError(f"--scheduler {address}: not a Dask scheduler address "
                                f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
         except (OSError, TimeoutError) as e:
-            raise ClusterError(f"{option} {address}: cannot reach a Dask scheduler there "
+            raise ClusterError(f"--scheduler {address}: cannot reach a Dask scheduler there "
                                f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
         with client.as_current():
             yield client

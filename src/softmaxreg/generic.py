@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-__all__ = ["logits", "loss_and_grad_sums", "loss_and_correct_sums", "penalty", "compiled"]
+__all__ = ["logits", "loss_and_grad_sums", "loss_and_correct_sums", "penalty", "penalty_grad", "compiled"]
 
 
 def logits(xp, params, x):

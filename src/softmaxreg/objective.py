@@ -182,15 +182,11 @@ def _input_map(model) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     a = s / sigma, m = mu / sigma standardized (a = s, m = 0 else), shift = m / a (the raw mean) in
     the model's dtype (a, r float64), r = a shift - m its rounding. Sums of the centred x - shift do not cancel in float32."""
     d = model.num_inputs
-    std = None if model.mean is None else to_numpy_f64(model.std)
+    std = None if model.mean is None else to_numpy(model.std).astype(np.float64)
     a = np.full(d, model.input_scale) if model.mean is None else model.input_scale / std
-    m = np.zeros(d) if model.mean is None else to_numpy_f64(model.mean) / std
+    m = np.zeros(d) if model.mean is None else to_numpy(model.mean).astype(np.float64) / std
     shift = (m / a).astype(model.dtype)
     return a, shift, a * shift - m
-
-
-def to_numpy_f64(a) -> np.ndarray:
-    return to_numpy(a).astype(np.float64)
 
 
 def _gram_preconditioner(xp, xx, x_sum, a, r, k: int, weight_decay: float):
@@ -347,19 +343,15 @@ def preconditioner_from_gram(objective: SoftmaxCrossEntropy, gram: np.ndarray, d
                                 model.num_outputs, objective.weight_decay)
 
 
-GENERIC_ROWS = 16384
-"""Rows per chunk of the generic full batch: few, large kernels (a GPU wants them; 51 MB of float32 at d = 784)."""
-
-
 class GenericFullBatch:
     """FullBatch's contract (fun(x) -> (F, dF, (mean training loss, accuracy)), `preconditioner`,
     a context manager) for arrays of any array API library: x, dF and the sums are float64 arrays
     on the data's device, the chunks run in order in one thread (the device runs them in parallel),
     nothing is updated in place. F is a Python float: one synchronisation per evaluation."""
 
-    def __init__(self, objective: SoftmaxCrossEntropy, X, y, w=None, *, rows: int = GENERIC_ROWS):
+    def __init__(self, objective: SoftmaxCrossEntropy, X, y, w=None):
         self.objective, self.X, self.y, self.w = objective, X, y, w
-        self.xp, self.n, self.rows = namespace(X), X.shape[0], rows
+        self.xp, self.n = namespace(X), X.shape[0]
         self.divisor = float(self.xp.sum(self.xp.astype(w, self.xp.float64))) if w is not None else float(self.n)
 
     def __enter__(self) -> "GenericFullBatch":
@@ -368,18 +360,12 @@ class GenericFullBatch:
     def __exit__(self, *exc) -> None:
         pass
 
-    def _chunks(self):
-        """Yield (start, x, shift-free float rows in the model's dtype)."""
-        dtype = self.objective.model.W.dtype
-        for start in range(0, self.n, self.rows):
-            yield start, self.xp.astype(self.X[start:min(start + self.rows, self.n), ...], dtype)
-
     def preconditioner(self):
         """FullBatch.preconditioner's P, its Gram matrix summed on the device (None without xp.linalg)."""
         xp, model = self.xp, self.objective.model
         a, shift, r = (xp.asarray(v, device=device_of(self.X)) for v in _input_map(model))
         xx, x_sum = 0.0, 0.0
-        for start, x in self._chunks():
+        for start, x in self.objective.model._generic_chunks(self.X):
             xc = x - shift
             wx = xc if self.w is None else xc * self.w[start:start + x.shape[0], None]
             xx = xx + xp.astype(wx.T @ xc, xp.float64)
@@ -392,7 +378,7 @@ class GenericFullBatch:
         model = objective.model
         set_flat_params(model, x)
         loss, correct, gW, gb = 0.0, 0, 0.0, 0.0
-        for start, xc in self._chunks():
+        for start, xc in self.objective.model._generic_chunks(self.X):
             end = start + xc.shape[0]
             chunk_loss, chunk_correct, dW, db = objective.chunk_grad(
                 xc, self.y[start:end, ...], None if self.w is None else self.w[start:end], self.divisor)

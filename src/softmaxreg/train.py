@@ -102,6 +102,9 @@ def fit(model: SoftmaxRegression, X, y, config: TrainConfig | None = None, *, se
     if on_dask and not is_numpy(model.W):
         model.to("numpy")                                 # Dask blocks are NumPy arrays
     on_engine = on_dask and optimizer.full_batch
+    if cfg.early_stopping and is_streamed(X):            # X[kept] would copy nearly all of it into memory
+        raise InvalidArgumentError("early_stopping: not available for streamed X (a memory map or a Dask array); "
+                                   "pass validation_data (a held-out split) instead")
     if on_engine:                   # checks, class counts and moments in one pass over the chunks
         from .dask_engine import prepare
         X, y, weights = prepare(model, X, y, sample_weight, cfg)
@@ -126,9 +129,6 @@ def fit(model: SoftmaxRegression, X, y, config: TrainConfig | None = None, *, se
                                    f"{namespace(X).__name__} take the full shuffle (shuffle='full')")
     rng = shuffle_generator(seed)
     stoppers, held = [], None
-    if cfg.early_stopping and is_streamed(X):            # X[kept] would copy nearly all of it into memory
-        raise InvalidArgumentError("early_stopping: not available for streamed X (a memory map or a Dask array); "
-                                   "pass validation_data (a held-out split) instead")
     if cfg.early_stopping:
         held = resume.holdout if resume is not None else _holdout_indices(X.shape[0], cfg.validation_fraction, rng)
         kept = np.setdiff1d(np.arange(X.shape[0]), held, assume_unique=True)

@@ -266,16 +266,16 @@ _INTEGER = re.compile(r"-?[0-9]+")
 """A CSV label cell that is a class index (ASCII digits: str.isdigit also takes '²', which int() refuses)."""
 
 
-def _dask_array():
+def _dask_array(where):
     try:
         import dask.array as da
     except ImportError:
-        raise DataFormatError(f"reading Zarr and Parquet needs Dask: {DASK_HINT}") from None
+        raise DataFormatError(f"{where}: reading Zarr and Parquet needs Dask: {DASK_HINT}") from None
     return da
 
 
 def _zarr(p: Path, labels: bool) -> ImageDataset:
-    da = _dask_array()
+    da = _dask_array(p)
     try:
         import zarr
         group = zarr.open_group(str(p), mode="r")
@@ -299,7 +299,7 @@ def _parquet(pattern: str, label_column, labels: bool) -> ImageDataset:
     files = sorted(glob.glob(pattern)) if glob.has_magic(pattern) and not os.path.exists(pattern) else [pattern]
     if not files or not all(os.path.exists(f) for f in files):
         raise DataFormatError(f"{pattern}: no such Parquet file" + (" (the glob matches nothing)" if not files else ""))
-    _dask_array()
+    _dask_array(pattern)
     import dask.dataframe as dd
     try:
         frame = dd.read_parquet([glob.escape(f) for f in files])      # fsspec globs a path again
