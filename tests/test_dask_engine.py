@@ -241,9 +241,18 @@ def test_cli_local_cluster_run_and_its_resume_are_bit_identical(tmp_path, monkey
     with monkeypatch.context() as patch:
         patch.setattr(Checkpoint, "on_step_end", interrupt_after_two, raising=False)
         assert main([*args, "--out", str(tmp_path / "run")]) == 130
+        assert main([*args, "--out", str(tmp_path / "here")]) == 130
+    monkeypatch.setattr(dask_engine, "CHUNK_ROWS", 8192)            # the blocks come from config.json
     assert main(["train", "--resume", str(tmp_path / "run"), "--scheduler", "local:2", "--quiet", "--no-plots"]) == 0
-    for name in ("model.safetensors", "metrics.csv"):
-        assert (tmp_path / "run" / name).read_bytes() == (tmp_path / "full" / name).read_bytes(), name
+    assert main(["train", "--resume", str(tmp_path / "here"), "--quiet", "--no-plots"]) == 0   # Dask's threads
+    in_process = [a for a in args if a not in ("--scheduler", "local:2")]
+    with monkeypatch.context() as patch:
+        patch.setattr(Checkpoint, "on_step_end", interrupt_after_two, raising=False)
+        assert main([*in_process, "--out", str(tmp_path / "in-process")]) == 130
+    assert main(["train", "--resume", str(tmp_path / "in-process"), "--scheduler", "local:2"]) == 2
+    for run in ("run", "here"):
+        for name in ("model.safetensors", "metrics.csv"):
+            assert (tmp_path / run / name).read_bytes() == (tmp_path / "full" / name).read_bytes(), (run, name)
     assert dict(os.environ) == environ                          # the workers' BLAS settings stay theirs
 
 

@@ -186,7 +186,7 @@ def _new_run(args):
                      "dtype": dtype, "backend": backend, "device": device,
                      "validation": "test split" if validation else "none (the data have no test split)",
                      "data_dir": None if data.source == "bundled" else str(Path(data.source).resolve()),
-                     "label_column": args.label_column},
+                     "label_column": args.label_column, "dask_block_rows": _block_rows(args.scheduler)},
         "dataset": {"source": data.source, "sha256": _dataset_digest(data), "files": data.sha256,
                     "train_size": n_train, "validation_size": len(data.test_images) if validation else 0,
                     "image_shape": image_shape, "class_names": list(data.class_names)},
@@ -209,6 +209,9 @@ def train_command(args) -> int:
             run = _resumed_run(args, claimed.enter_context(claim_folder(folder, "--resume")))
         else:
             run = _new_run(args)
+        if args.scheduler and args.resume and run[0]["settings"].get("dask_block_rows") is None \
+                and not is_dask(run[2].train_images):     # its sums would change order, and so its bits
+            raise SoftmaxRegError("--scheduler: this run was started in process; resume it without --scheduler")
         if args.scheduler:                                 # connected before a new folder is claimed
             _connect(claimed, args.scheduler, run[1], run[0]["settings"].get("backend", "numpy"))
         if not args.resume:
@@ -222,11 +225,16 @@ def _connect(stack: contextlib.ExitStack, address: str, train_config: TrainConfi
         raise SoftmaxRegError(f"--scheduler: runs full-batch solvers (--solver lbfgs), not --solver {train_config.solver}")
     if backend != "numpy":
         raise SoftmaxRegError(f"--scheduler: the workers compute with NumPy, not --backend {backend}")
+    stack.enter_context(_dask_engine("--scheduler").connect(address))
+
+
+def _dask_engine(flag: str):
+    """The dask_engine module, or one line naming `flag` and what to install."""
     try:
-        from .dask_engine import connect
+        from . import dask_engine
     except ImportError as e:
-        raise SoftmaxRegError(f"--scheduler: needs Dask ({e.name} is not installed): pip install 'softmaxreg[dask]'") from None
-    stack.enter_context(connect(address))
+        raise SoftmaxRegError(f"{flag}: needs Dask ({e.name} is not installed): pip install 'softmaxreg[dask]'") from None
+    return dask_engine
 
 
 def _train(args, folder: Path, config, train_config, data, model, state) -> int:
@@ -267,7 +275,7 @@ def _train(args, folder: Path, config, train_config, data, model, state) -> int:
     checkpoint.saved = state.epoch if state else 0
     console = None if args.quiet else ConsoleLog(every=args.log_every or 1)
     callbacks = [checkpoint] + ([console] if console else [])
-    rows = _training_rows(args, data)
+    rows = _training_rows(config["settings"].get("dask_block_rows"), data)
     backend = config["settings"].get("backend", "numpy")                # settings of older runs: NumPy
     if backend != "numpy":                        # the data on the run's library and device, the model following it
         with _errors_named_by_flag():
@@ -318,14 +326,21 @@ def _train(args, folder: Path, config, train_config, data, model, state) -> int:
     return 0
 
 
-def _training_rows(args, data):
-    """(X, y) of the training split: as read, or with --scheduler Dask arrays (dask_engine.row_chunks:
-    CHUNK_ROWS-row blocks, in the graph for in-memory data, read from the file by the workers for a
-    memory map)."""
-    if not args.scheduler:
+def _block_rows(scheduler: str | None) -> int | None:
+    """The rows per Dask block of a new run's NumPy data: dask_engine.CHUNK_ROWS with --scheduler
+    (recorded in config.json, so the run resumes with the same blocks), else None (in process)."""
+    return _dask_engine("--scheduler").CHUNK_ROWS if scheduler else None
+
+
+def _training_rows(block_rows: int | None, data):
+    """(X, y) of the training split: as read, or for a run started with --scheduler, Dask arrays of
+    `block_rows`-row blocks (dask_engine.row_chunks: in the graph for in-memory data, read from the
+    file by the workers for a memory map). The blocks fix the order of the sums, so a resumed run
+    gives the same bits on any cluster, or without --scheduler on Dask's threads here."""
+    if block_rows is None:
         return data.train_images, data.train_labels
-    from .dask_engine import row_chunks
-    return tuple(a if is_dask(a) else row_chunks(a) for a in (data.train_images, data.train_labels))
+    row_chunks = _dask_engine("--resume").row_chunks
+    return tuple(a if is_dask(a) else row_chunks(a, block_rows) for a in (data.train_images, data.train_labels))
 
 
 def _what_is_kept(folder: Path, unit: str, saved: int) -> str:
