@@ -12,7 +12,7 @@ Modes:
   memory        np.load of the .npy files: the uint8 rows in RAM; FullBatch, all cores
   mmap          np.load(mmap_mode="r"): pages read from the file, released behind each pass
   dask-threads  Dask arrays of --chunk-rows row blocks, threaded scheduler
-  dask-local2   the same arrays on dask_engine.local_cluster(2): 2 single-threaded worker processes
+  dask-local2   the same arrays on dask_cluster.local_cluster(2): 2 single-threaded worker processes
 
 The Dask arrays are built from tasks that open the file where they run and copy their rows out
 (da.from_array of a memory map would pickle the whole mapped file into the graph the scheduler
@@ -57,8 +57,8 @@ def vm_hwm_mb() -> float:
 
 def file_blocks(path: Path, rows: int):
     """The .npy file as a Dask array of `rows`-row blocks, each a task that reads its rows from the file
-    (dask_engine.row_chunks of a memory map)."""
-    from softmaxreg.dask_engine import row_chunks
+    (dask_cluster.row_chunks of a memory map)."""
+    from softmaxreg.dask_cluster import row_chunks
 
     return row_chunks(np.load(path, mmap_mode="r"), rows)
 
@@ -119,7 +119,7 @@ def child(mode: str, images: Path, labels: Path, args) -> None:
         start = time.perf_counter()
         client = None
         if mode == "dask-local2":
-            from softmaxreg.dask_engine import connect
+            from softmaxreg.dask_cluster import connect
             client = stack.enter_context(connect("local:2"))
         elif mode == "dask-threads":
             import dask
@@ -161,7 +161,7 @@ def main() -> int:
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "softmaxreg-out-of-core",
                         help="where the tiled files are built once (shared with out_of_core.py)")
-    parser.add_argument("--chunk-rows", type=int, default=8192, help="rows per Dask block (8192: dask_engine.CHUNK_ROWS)")
+    parser.add_argument("--chunk-rows", type=int, default=8192, help="rows per Dask block (8192: dask_cluster.CHUNK_ROWS)")
     parser.add_argument("--repeats", type=int, default=3, help="timed evaluations (the median is shown)")
     parser.add_argument("--C", type=float, default=0.01, help="wd = 1 / (C 60000), as spark_peer.py")
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="the model's dtype")

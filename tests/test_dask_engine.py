@@ -36,7 +36,7 @@ def test_scheduler_without_dask_says_what_to_install(tmp_path, digits_dir):
 
 distributed = pytest.importorskip("distributed", reason="the Dask engine needs pip install 'softmaxreg[dask]'")
 da = pytest.importorskip("dask.array", reason="the Dask engine needs pip install 'softmaxreg[dask]'")
-from softmaxreg import dask_engine  # noqa: E402  (after the skip)
+from softmaxreg import dask_cluster  # noqa: E402  (after the skip)
 
 N, D, K = 2000, 20, 4
 
@@ -51,7 +51,7 @@ def problem():
 
 @pytest.fixture(scope="module")
 def cluster():
-    with dask_engine.local_cluster(2) as cluster, distributed.Client(cluster, set_as_default=False, timeout=30) as client:
+    with dask_cluster.local_cluster(2) as cluster, distributed.Client(cluster, set_as_default=False, timeout=30) as client:
         client.wait_for_workers(2, timeout=30)
         yield cluster, client
 
@@ -153,10 +153,10 @@ def test_classifier_fits_dask_arrays_like_numpy_and_predicts_lazily(problem):
 
 
 def test_all_workers_gone_is_a_clear_error(problem, monkeypatch):
-    monkeypatch.setattr(dask_engine, "NO_WORKERS_TIMEOUT", 1.0)
+    monkeypatch.setattr(dask_cluster, "NO_WORKERS_TIMEOUT", 1.0)
     X, y = problem
 
-    with dask_engine.local_cluster(1) as cluster, distributed.Client(cluster, set_as_default=False, timeout=30) as client:
+    with dask_cluster.local_cluster(1) as cluster, distributed.Client(cluster, set_as_default=False, timeout=30) as client:
 
         class StopEveryWorker(sr.Callback):
             def on_epoch_end(self, record, history):
@@ -171,15 +171,15 @@ def test_cli_all_workers_gone_is_one_line_exit_2(tmp_path, capsys, monkeypatch, 
     holds that iteration's checkpoint, the line says so, and the run resumes from it."""
     from softmaxreg.checkpoint import Checkpoint
 
-    monkeypatch.setattr(dask_engine, "NO_WORKERS_TIMEOUT", 1.0)
+    monkeypatch.setattr(dask_cluster, "NO_WORKERS_TIMEOUT", 1.0)
     args = ["train", "--solver", "lbfgs", "--max-iter", "5", "--data-dir", str(digits_dir), "--quiet", "--no-plots"]
-    with dask_engine.local_cluster(0) as empty:
+    with dask_cluster.local_cluster(0) as empty:
         assert main([*args, "--scheduler", empty.scheduler_address, "--out", str(tmp_path / "none")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no worker left" in err and "the run folder is as it was" in err
     assert not (tmp_path / "none").exists()
 
-    with dask_engine.local_cluster(1) as cluster:
+    with dask_cluster.local_cluster(1) as cluster:
         def lose_the_workers(self):
             cluster.scale(0)
 
@@ -199,7 +199,7 @@ def free_port() -> int:
 
 
 def test_unreachable_scheduler_is_one_line_exit_2_nothing_written(tmp_path, capsys, monkeypatch, digits_dir):
-    monkeypatch.setattr(dask_engine, "CONNECT_TIMEOUT", 2.0)
+    monkeypatch.setattr(dask_cluster, "CONNECT_TIMEOUT", 2.0)
     address = f"tcp://127.0.0.1:{free_port()}"
     out = tmp_path / "run"
     assert main(["train", "--solver", "lbfgs", "--data-dir", str(digits_dir), "--scheduler", address,
@@ -229,7 +229,7 @@ def test_cli_local_cluster_run_and_its_resume_are_bit_identical(tmp_path, monkey
 
     environ = dict(os.environ)
 
-    monkeypatch.setattr(dask_engine, "CHUNK_ROWS", 400)            # 1,500 digits: 4 blocks, uneven
+    monkeypatch.setattr(dask_cluster, "CHUNK_ROWS", 400)            # 1,500 digits: 4 blocks, uneven
     args = ["train", "--solver", "lbfgs", "--standardize", "--weight-decay", "1e-3", "--max-iter", "4", "--tol", "0",
             "--data-dir", str(digits_dir), "--scheduler", "local:2", "--quiet", "--no-plots"]
     assert main([*args, "--out", str(tmp_path / "full")]) == 0
@@ -242,7 +242,7 @@ def test_cli_local_cluster_run_and_its_resume_are_bit_identical(tmp_path, monkey
         patch.setattr(Checkpoint, "on_step_end", interrupt_after_two, raising=False)
         assert main([*args, "--out", str(tmp_path / "run")]) == 130
         assert main([*args, "--out", str(tmp_path / "here")]) == 130
-    monkeypatch.setattr(dask_engine, "CHUNK_ROWS", 8192)            # the blocks come from config.json
+    monkeypatch.setattr(dask_cluster, "CHUNK_ROWS", 8192)            # the blocks come from config.json
     assert main(["train", "--resume", str(tmp_path / "run"), "--scheduler", "local:2", "--quiet", "--no-plots"]) == 0
     assert main(["train", "--resume", str(tmp_path / "here"), "--quiet", "--no-plots"]) == 0   # Dask's threads
     in_process = [a for a in args if a not in ("--scheduler", "local:2")]

@@ -182,7 +182,7 @@ def test_row_chunks_of_a_memory_map_reads_the_file_in_its_tasks(tmp_path):
     import pickle
 
     import dask
-    from softmaxreg.dask_engine import row_chunks
+    from softmaxreg.dask_cluster import row_chunks
 
     X, y = _data(n=5000)
     np.save(tmp_path / "X.npy", X)

@@ -220,21 +220,21 @@ def train_command(args) -> int:
 
 
 def _connect(stack: contextlib.ExitStack, address: str, train_config: TrainConfig, backend: str) -> None:
-    """--scheduler: a Dask Client for the rest of the command (dask_engine.connect), or one line why not."""
+    """--scheduler: a Dask Client for the rest of the command (dask_cluster.connect), or one line why not."""
     if not train_config.optimizer().full_batch:
         raise SoftmaxRegError(f"--scheduler: runs full-batch solvers (--solver lbfgs), not --solver {train_config.solver}")
     if backend != "numpy":
         raise SoftmaxRegError(f"--scheduler: the workers compute with NumPy, not --backend {backend}")
-    stack.enter_context(_dask_engine("--scheduler").connect(address))
+    stack.enter_context(_dask_cluster("--scheduler").connect(address))
 
 
-def _dask_engine(flag: str):
-    """The dask_engine module, or one line naming `flag` and what to install."""
+def _dask_cluster(flag: str):
+    """The dask_cluster module, or one line naming `flag` and what to install."""
     try:
-        from . import dask_engine
+        from . import dask_cluster
     except ImportError as e:
         raise SoftmaxRegError(f"{flag}: needs Dask ({e.name} is not installed): pip install 'softmaxreg[dask]'") from None
-    return dask_engine
+    return dask_cluster
 
 
 def _train(args, folder: Path, config, train_config, data, model, state) -> int:
@@ -327,19 +327,19 @@ def _train(args, folder: Path, config, train_config, data, model, state) -> int:
 
 
 def _block_rows(scheduler: str | None) -> int | None:
-    """The rows per Dask block of a new run's NumPy data: dask_engine.CHUNK_ROWS with --scheduler
+    """The rows per Dask block of a new run's NumPy data: dask_cluster.CHUNK_ROWS with --scheduler
     (recorded in config.json, so the run resumes with the same blocks), else None (in process)."""
-    return _dask_engine("--scheduler").CHUNK_ROWS if scheduler else None
+    return _dask_cluster("--scheduler").CHUNK_ROWS if scheduler else None
 
 
 def _training_rows(block_rows: int | None, data):
     """(X, y) of the training split: as read, or for a run started with --scheduler, Dask arrays of
-    `block_rows`-row blocks (dask_engine.row_chunks: in the graph for in-memory data, read from the
+    `block_rows`-row blocks (dask_cluster.row_chunks: in the graph for in-memory data, read from the
     file by the workers for a memory map). The blocks fix the order of the sums, so a resumed run
     gives the same bits on any cluster, or without --scheduler on Dask's threads here."""
     if block_rows is None:
         return data.train_images, data.train_labels
-    row_chunks = _dask_engine("--resume").row_chunks
+    row_chunks = _dask_cluster("--resume").row_chunks
     return tuple(a if is_dask(a) else row_chunks(a, block_rows) for a in (data.train_images, data.train_labels))
 
 

@@ -1,5 +1,6 @@
 """The Dask engine: the full-batch objective over Dask arrays chunked by rows, on whatever scheduler
-`dask.compute` uses (the active `distributed.Client`, else the threaded scheduler).
+`dask.compute` uses (the active `distributed.Client`, else the threaded scheduler; dask_cluster.py
+holds the clusters, the data sent to them and the lost-cluster rule).
 
 Imported only when the data is a Dask collection or `--scheduler` is given: `import softmaxreg`
 never imports dask (datasets.blocks.is_dask tells a Dask collection without importing it).
@@ -25,37 +26,21 @@ from __future__ import annotations
 
 import copy
 import math
-import mmap
-import os
-import re
-import time
 import warnings
-from contextlib import ExitStack, contextmanager
 
 import dask
 import dask.array as da
 import numpy as np
 
-from .errors import ClusterError, InvalidArgumentError
+from .dask_cluster import CHUNK_ROWS, compute, current_client
+from .errors import InvalidArgumentError
 from .gemm import block_rows, pin_block_rows
 from .objective import FullBatch, SoftmaxCrossEntropy, objective_value, preconditioner_from_gram, set_flat_params
 from .options import class_weight_vector
 from .datasets.blocks import check_rows, is_dask
 from .train import moment_sums, moments_from_sums
 
-__all__ = ["align", "prepare", "find_classes", "encode_labels", "DaskFullBatch", "row_chunks",
-           "local_cluster", "connect", "CHUNK_ROWS"]
-
-CHUNK_ROWS = 8192
-"""Rows per block when the command line turns NumPy data (in memory or memory-mapped) into a Dask array (6.4 MB of uint8
-Fashion-MNIST rows; 8 blocks for its 60,000 training images). Fixed, not derived from the number of
-workers, so the result does not depend on the cluster's size."""
-
-NO_WORKERS_TIMEOUT = 10.0
-"""Seconds a computation may wait with no worker in the cluster before the fit gives up."""
-
-CONNECT_TIMEOUT = 10.0
-"""Seconds to reach a scheduler given by --scheduler tcp://HOST:PORT."""
+__all__ = ["align", "prepare", "find_classes", "encode_labels", "DaskFullBatch"]
 
 
 # -- the fixed-order tree ----------------------------------------------------------------------
@@ -73,55 +58,7 @@ def _add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _tree_sum(block_values: list) -> np.ndarray:
     """Compute the fixed-tree sum of the delayed float64 vectors `block_values` (one per block)."""
-    return _compute(_tree(block_values, dask.delayed(_add, pure=True)))
-
-
-def _compute(value):
-    """dask.compute(value) on the current scheduler; with a distributed Client, a lost cluster (the
-    scheduler gone, or no worker for NO_WORKERS_TIMEOUT seconds) raises ClusterError."""
-    client = _current_client()
-    if client is None:
-        return dask.compute(value)[0]
-    from distributed import TimeoutError as DistributedTimeout
-
-    future = client.compute(value)
-    since = None
-    try:
-        while True:
-            try:
-                return future.result(timeout=1.0)
-            except (DistributedTimeout, TimeoutError):
-                if client.nthreads():
-                    since = None
-                elif since is None:
-                    since = time.monotonic()
-                elif time.monotonic() - since > NO_WORKERS_TIMEOUT:
-                    raise ClusterError(f"Dask cluster {client.scheduler.address}: no worker left for "
-                                       f"{NO_WORKERS_TIMEOUT:g} s; the fit stopped") from None
-    except (OSError, *_cancelled_errors()) as e:
-        raise ClusterError(f"Dask cluster {getattr(client.scheduler, 'address', '')}: lost during the fit "
-                           f"({type(e).__name__}: {e})".replace("\n", " ")) from None
-    finally:
-        future.release()
-
-
-def _cancelled_errors() -> tuple:
-    from concurrent.futures import CancelledError as FuturesCancelled
-    from asyncio import CancelledError as AsyncCancelled
-    return (FuturesCancelled, AsyncCancelled)
-
-
-def _current_client():
-    """The distributed Client dask.compute would use, or None (threaded scheduler)."""
-    import sys
-    if "distributed" not in sys.modules:
-        return None
-    from distributed import get_client
-    try:
-        client = get_client()
-    except ValueError:                   # no client
-        return None
-    return client if dask.config.get("scheduler", None) in (None, "dask.distributed", "distributed") else None
+    return compute(_tree(block_values, dask.delayed(_add, pure=True)))
 
 
 # -- the data ------------------------------------------------------------------------------------
@@ -217,7 +154,7 @@ def prepare(model, X, y, sample_weight, cfg):
     summary = dask.delayed(_block_summary, pure=True)
     tasks = [summary(xb, yb, wb, c, start, k, model.input_scale, moments)
              for c, ((xb, yb, wb), start) in enumerate(zip(_blocks(X, y, w), _starts(X)))]
-    problem, sums = _compute(_tree(tasks, dask.delayed(_add_summaries, pure=True)))
+    problem, sums = compute(_tree(tasks, dask.delayed(_add_summaries, pure=True)))
     if problem is not None:
         raise InvalidArgumentError(problem)
     if moments:
@@ -238,7 +175,7 @@ def _persist(*arrays) -> tuple:
     """On a distributed cluster, the arrays kept in the workers' memory for the fit (the source is
     read once). On the local schedulers they stay lazy: each evaluation reads its blocks from the
     source again (a memory map, a Zarr store, Parquet files), so memory does not grow with the data."""
-    if _current_client() is None:
+    if current_client() is None:
         return arrays
     with warnings.catch_warnings():
         # data made in memory (row_chunks) travels in the graph, once: the scheduler keeps it to
@@ -256,7 +193,7 @@ def find_classes(y) -> np.ndarray:
     fixed tree of unions)."""
     unique = dask.delayed(np.unique, pure=True)
     union = dask.delayed(lambda a, b: np.union1d(a, b), pure=True)
-    return _compute(_tree([unique(b) for b in y.to_delayed().ravel()], union))
+    return compute(_tree([unique(b) for b in y.to_delayed().ravel()], union))
 
 
 def encode_labels(y, classes: np.ndarray):
@@ -349,86 +286,3 @@ def _weight_sum(w: np.ndarray) -> np.ndarray:
     return np.array([np.sum(w, dtype=np.float64)])
 
 
-# -- clusters ------------------------------------------------------------------------------------
-
-def row_chunks(a: np.ndarray, rows: int | None = None):
-    """A NumPy array as a Dask array of `rows`-row blocks (default CHUNK_ROWS). In memory: each block
-    its own piece of data in the graph (so a cluster spreads them over its workers, and recomputes a
-    lost one). A memory map of a file (np.load(mmap_mode="r"), idx.open_idx_memmap): each block a task
-    that opens the file where it runs and copies its rows out (`_file_rows`), so the graph holds the
-    file's name, not its bytes (da.from_array of a memory map would pickle the whole file into it)."""
-    rows = rows or CHUNK_ROWS
-    source = _mapped_file(a)
-    if source is not None:
-        read = dask.delayed(_file_rows, pure=True)
-        pieces = [da.from_delayed(read(*source, start, min(start + rows, a.shape[0])),
-                                  (min(start + rows, a.shape[0]) - start, *a.shape[1:]), a.dtype)
-                  for start in range(0, a.shape[0], rows)]
-    else:
-        pieces = [da.from_array(a[start:start + rows], chunks=-1) for start in range(0, a.shape[0], rows)]
-    return da.concatenate(pieces, axis=0)
-
-
-def _mapped_file(a) -> tuple | None:
-    """(path, dtype, offset, shape) of `a` if it is a whole np.memmap of a file (not a view of one), else None."""
-    if (isinstance(a, np.memmap) and isinstance(a.base, mmap.mmap) and getattr(a, "filename", None)
-            and a.flags.c_contiguous and a.ndim >= 1):
-        return a.filename, a.dtype, a.offset, a.shape
-    return None
-
-
-def _file_rows(path: str, dtype, offset: int, shape: tuple, start: int, stop: int) -> np.ndarray:
-    """Rows [start, stop) of the array of `shape` at byte `offset` of the file `path`, copied out of a
-    memory map (runs on a worker)."""
-    return np.array(np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape)[start:stop])
-
-
-@contextmanager
-def local_cluster(workers: int):
-    """A distributed.LocalCluster of `workers` single-threaded worker processes on 127.0.0.1, no
-    dashboard, closed at the end. distributed sets the workers' environment (OMP_NUM_THREADS=1, ...)
-    in this process's os.environ; it is restored, so nothing after sees other BLAS settings."""
-    from distributed import LocalCluster
-
-    environ = dict(os.environ)
-    try:
-        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                          dashboard_address=None) as cluster:
-            yield cluster
-    finally:
-        os.environ.clear()
-        os.environ.update(environ)
-
-
-_ADDRESS = re.compile(r"(tcp|tls|ws|wss|inproc)://[^\s/:]+(:[0-9]+)?|(tcp|tls|ws|wss)://\[[0-9A-Fa-f:.]+\](:[0-9]+)?")
-"""A scheduler address --scheduler accepts: SCHEME://HOST[:PORT] (an IPv6 host in brackets)."""
-
-
-@contextmanager
-def connect(address: str):
-    """A distributed Client for `address`, made the default for the block: tcp://HOST:PORT (an existing
-    cluster, reached within CONNECT_TIMEOUT seconds, else ClusterError), or local:N (a LocalCluster of
-    N single-threaded worker processes on 127.0.0.1, closed at the end)."""
-    from distributed import Client
-
-    with ExitStack() as stack:
-        if address.startswith("local:"):
-            count = address.partition(":")[2]
-            if not count.isdigit() or int(count) < 1:
-                raise InvalidArgumentError(f"--scheduler {address}: expected local:N with N >= 1 worker processes")
-            target = stack.enter_context(local_cluster(int(count)))
-        elif _ADDRESS.fullmatch(address):
-            target = address
-        else:
-            raise InvalidArgumentError(f"--scheduler {address}: expected tcp://HOST:PORT (or tls://, ws://, wss://, "
-                                       "inproc://) or local:N")
-        try:
-            client = stack.enter_context(Client(target, timeout=CONNECT_TIMEOUT, set_as_default=True))
-        except ValueError as e:                       # an address distributed cannot parse
-            raise ClusterError(f"--scheduler {address}: not a Dask scheduler address "
-                               f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
-        except (OSError, TimeoutError) as e:
-            raise ClusterError(f"--scheduler {address}: cannot reach a Dask scheduler there "
-                               f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
-        with client.as_current():
-            yield client
