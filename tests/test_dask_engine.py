@@ -35,6 +35,7 @@ def test_scheduler_without_dask_says_what_to_install(tmp_path, digits_dir):
 
 
 distributed = pytest.importorskip("distributed", reason="the Dask engine needs pip install 'softmaxreg[dask]'")
+dask = pytest.importorskip("dask", reason="the Dask engine needs pip install 'softmaxreg[dask]'")
 da = pytest.importorskip("dask.array", reason="the Dask engine needs pip install 'softmaxreg[dask]'")
 from softmaxreg import dask_cluster  # noqa: E402  (after the skip)
 
@@ -244,6 +245,7 @@ def test_cli_local_cluster_run_and_its_resume_are_bit_identical(tmp_path, monkey
         assert main([*args, "--out", str(tmp_path / "here")]) == 130
     monkeypatch.setattr(dask_cluster, "CHUNK_ROWS", 8192)            # the blocks come from config.json
     assert main(["train", "--resume", str(tmp_path / "run"), "--scheduler", "local:2", "--quiet", "--no-plots"]) == 0
+    assert dask.config.get("scheduler", None) is None          # --scheduler's default ends with the command
     assert main(["train", "--resume", str(tmp_path / "here"), "--quiet", "--no-plots"]) == 0   # Dask's threads
     in_process = [a for a in args if a not in ("--scheduler", "local:2")]
     with monkeypatch.context() as patch:

@@ -153,12 +153,14 @@ def connect(address: str):
             raise InvalidArgumentError(f"--scheduler {address}: expected tcp://HOST:PORT (or tls://, ws://, wss://, "
                                        "inproc://) or local:N")
         try:
-            client = stack.enter_context(Client(target, timeout=CONNECT_TIMEOUT, set_as_default=True))
+            client = stack.enter_context(Client(target, timeout=CONNECT_TIMEOUT, set_as_default=False))
         except ValueError as e:                       # an address distributed cannot parse
             raise ClusterError(f"--scheduler {address}: not a Dask scheduler address "
                                f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
         except (OSError, TimeoutError) as e:
             raise ClusterError(f"--scheduler {address}: cannot reach a Dask scheduler there "
                                f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
-        with client.as_current():
+        # the default for this block only: dask.config.set restores the scheduler on any exit (a Client's
+        # own set_as_default can leave "dask.distributed" behind when it closes during an interrupt)
+        with dask.config.set(scheduler="dask.distributed"), client.as_current():
             yield client
