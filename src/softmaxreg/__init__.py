@@ -17,7 +17,7 @@ from .functional import cross_entropy, cross_entropy_grad, log_softmax, logsumex
 from .model import SoftmaxRegression
 from .hooks import Callback, EpochRecord, History
 from .objective import SoftmaxCrossEntropy
-from .optim import LBFGS, OPTIMIZERS, SGD
+from .solvers import LBFGS, OPTIMIZERS, SGD, NewtonCG
 from .options import TrainConfig
 from .model_file import load_model, save_model
 from .train import fit
@@ -27,7 +27,7 @@ __all__ = [
     # math
     "logsumexp", "softmax", "log_softmax", "cross_entropy", "cross_entropy_grad",
     # model and training
-    "SoftmaxRegression", "SoftmaxCrossEntropy", "SGD", "LBFGS", "OPTIMIZERS", "fit", "TrainConfig", "History",
+    "SoftmaxRegression", "SoftmaxCrossEntropy", "SGD", "LBFGS", "NewtonCG", "OPTIMIZERS", "fit", "TrainConfig", "History",
     "EpochRecord", "Callback",
     # data and files
     "load_fashion_mnist", "ImageDataset", "FASHION_MNIST_CLASSES", "read_idx", "write_idx", "resize_images",

@@ -14,7 +14,7 @@ import numpy as np
 
 from .errors import ModelFormatError
 from .hooks import Callback, EpochRecord, Run, TrainState
-from .optim import OPTIMIZERS
+from .solvers import OPTIMIZERS
 from .fileio import CHECKPOINT_FORMAT, read_tensors, write_tensors
 from .model_file import model_from_tensors, model_metadata, model_tensors
 

@@ -22,8 +22,8 @@ from .cli_judge import evaluate_command, format_table, predict_command
 from .cli_train import CHECKPOINT, RECIPES, RUN_FILES, train_command
 from .errors import SoftmaxRegError, TrainingDivergedError
 from .fileio import output_folder
-from .optim import OPTIMIZERS, SCHEDULES
-from .options import LBFGS_MAX_ITER, SHUFFLES
+from .solvers import OPTIMIZERS, SCHEDULES, solver_options
+from .options import SHUFFLES
 
 __all__ = ["main", "build_parser", "RUN_FILES", "CHECKPOINT"]
 
@@ -79,6 +79,11 @@ def _number(kind, minimum, inclusive: bool, maximum: float = math.inf):
     return parse
 
 
+def _per_solver(option: str) -> str:
+    """What `option` means for each solver that takes it, from the solvers' declarations."""
+    return "; ".join(f"{solver}: {meaning}" for solver, meaning in solver_options()[option].items())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="softmaxreg", description="Softmax regression from scratch, with Fashion-MNIST built in.")
     parser.add_argument("--version", action="version", version=f"softmaxreg {__version__}")
@@ -94,13 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="starting settings: lesson (the reference run, default) or best (see README); "
                             "options given explicitly override them")
     train.add_argument("--solver", choices=tuple(OPTIMIZERS), default=None,
-                       help="sgd: minibatch SGD epochs (default); lbfgs: full-batch L-BFGS to the exact optimum of "
-                            "the L2-penalised loss (--max-iter, --tol)")
-    train.add_argument("--max-iter", type=_number(int, 1, True),
-                       help=f"lbfgs: most iterations (default {LBFGS_MAX_ITER})")
-    train.add_argument("--tol", type=_number(float, 0, True),
-                       help="lbfgs: stop when max |gradient| <= X; sgd: least held-out loss improvement for "
-                            "--early-stopping (default 1e-4)")
+                       help="sgd: minibatch SGD epochs (default); lbfgs: full-batch L-BFGS, newton-cg: full-batch "
+                            "Newton-CG, both to the exact optimum of the L2-penalised loss (--max-iter, --tol)")
+    train.add_argument("--max-iter", type=_number(int, 1, True), help=_per_solver("max_iter"))
+    train.add_argument("--tol", type=_number(float, 0, True), help=_per_solver("tol") + " (default 1e-4)")
     train.add_argument("--epochs", type=_number(int, 1, True), help="passes over the training set (default 10)")
     train.add_argument("--batch-size", type=_number(int, 1, True), help="minibatch size (default 256)")
     train.add_argument("--lr", type=_number(float, 0, False), help="SGD learning rate (default 0.1)")

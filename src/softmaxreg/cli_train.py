@@ -30,7 +30,7 @@ from .errors import ClusterError, ConvergenceWarning, InvalidArgumentError, Outp
 from .fileio import all_or_nothing, atomic_write_bytes, claim_folder
 from .backends import resolve, to_device
 from .gemm import block_rows
-from .optim import OPTIMIZERS
+from .solvers import OPTIMIZERS, solver_options
 from .options import RECIPE_BEST, TrainConfig
 
 RECIPES = {
@@ -126,18 +126,21 @@ def _dataset_digest(data) -> str:
 
 
 def _refuse_options_of_the_other_solver(args, solver: str) -> None:
-    """Options the chosen solver would ignore are refused, never silently dropped."""
-    if solver == "sgd":
-        ignored = ["--max-iter"] if args.max_iter is not None else []
-        if args.tol is not None and not args.early_stopping:
-            ignored.append("--tol")
-        expected = "--solver lbfgs (with sgd, --tol goes with --early-stopping)"
-    else:
-        ignored = [f"--{name.replace('_', '-')}" for name in (*OPTIMIZERS[solver].REFUSED_OPTIONS, "recipe")
-                   if getattr(args, name, None) is not None]
-        expected = "--solver sgd"
+    """An option given on the command line that `solver` does not take (solvers declare theirs:
+    solvers.base) is refused with a line naming the solver, never silently dropped. SGD's --tol
+    needs --early-stopping or --converge, which use it."""
+    takes, table = OPTIMIZERS[solver].options, solver_options()
+    ignored = [name for name in table if name not in takes and getattr(args, name, None) is not None]
+    if args.recipe is not None and any(name in table and name not in takes for name in RECIPES[args.recipe]):
+        ignored.append("recipe")
     if ignored:
-        raise SoftmaxRegError(f"{ignored[0]}: applies to {expected}, not to --solver {solver}")
+        flag = f"--{ignored[0].replace('_', '-')}"
+        takers = [f"--solver {name}" for name in OPTIMIZERS if ignored[0] == "recipe" and name == "sgd"
+                  or ignored[0] in OPTIMIZERS[name].options]
+        raise SoftmaxRegError(f"{flag}: applies to {' or '.join(takers)}, not to --solver {solver}")
+    if solver == "sgd" and args.tol is not None and not (args.early_stopping or getattr(args, "converge", None)):
+        raise SoftmaxRegError("--tol: with --solver sgd, goes with --early-stopping (the held-out loss's least "
+                              "improvement); full-batch solvers stop on max |gradient| <= tol")
 
 
 SETTING_FLAGS = {f.name for f in fields(TrainConfig) if f.name != "converge"} | {"sigma", "seed", "dtype", "backend",

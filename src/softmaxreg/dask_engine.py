@@ -35,7 +35,8 @@ import numpy as np
 from .dask_cluster import CHUNK_ROWS, compute, current_client
 from .errors import InvalidArgumentError
 from .gemm import block_rows, pin_block_rows
-from .objective import FullBatch, SoftmaxCrossEntropy, objective_value, preconditioner_from_gram, set_flat_params
+from .objective import (FullBatch, SoftmaxCrossEntropy, hessian_value, objective_value, preconditioner_from_gram,
+                        set_flat_params)
 from .options import class_weight_vector
 from .datasets.blocks import check_rows, is_dask
 from .train import moment_sums, moments_from_sums
@@ -248,12 +249,12 @@ class DaskFullBatch:
     x travels into the graph as one small array. The divisor N is the sum of the weights (one pass
     over w when given). A context manager, like FullBatch (nothing to hold: the scheduler is dask's)."""
 
-    def __init__(self, objective: SoftmaxCrossEntropy, X, y, w=None):
+    def __init__(self, objective: SoftmaxCrossEntropy, X, y, w=None, *, divisor: float | None = None):
         self.objective, self.X, self.y, self.w = objective, X, y, w
         self.n = X.shape[0]
         self.blocks = _blocks(X, y, w)
-        if w is None:
-            self.divisor = float(self.n)
+        if divisor is not None or w is None:
+            self.divisor = float(self.n if divisor is None else divisor)
         else:
             self.divisor = float(_tree_sum([dask.delayed(_weight_sum, pure=True)(b[2]) for b in self.blocks])[0])
             if not self.divisor > 0:
@@ -280,6 +281,22 @@ class DaskFullBatch:
         sums = self._map(_block_sums, spec, dask.delayed(np.array(x, dtype=np.float64), pure=True), self.divisor,
                          block_rows())
         return objective_value(self.objective, sums, self.divisor, self.n)
+
+
+    def hessian_product(self, x: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """FullBatch.hessian_product over the blocks: each block's `hessian_sums` where it lives,
+        added in the fixed tree, then the penalty's lambda VW."""
+        spec = dask.delayed(self.objective, pure=True)
+        point = dask.delayed(np.array(x, dtype=np.float64), pure=True)
+        sums = self._map(_block_hessian, spec, point, dask.delayed(np.array(v, dtype=np.float64), pure=True),
+                         self.divisor, block_rows())
+        return hessian_value(self.objective, sums, v)
+
+
+def _block_hessian(objective, x, v, divisor, rows, X, y, w) -> np.ndarray:
+    """FullBatch.hessian_sums of one block at x along v (as `_block_sums`)."""
+    pin_block_rows(rows)
+    return FullBatch(_objective_at(objective, x), *_aligned(X, y, w), threads=1, divisor=divisor).hessian_sums(v)
 
 
 def _weight_sum(w: np.ndarray) -> np.ndarray:

@@ -32,7 +32,7 @@ from .metrics import risk_coverage, threshold_for_accuracy
 from .model import SoftmaxRegression, StepBuffers
 from .objective import SoftmaxCrossEntropy
 from .model_file import load_model
-from .optim import SGD
+from .solvers import SGD
 from .train import fit
 
 __all__ = ["ExperimentResult", "ExperimentInterrupted", "Experiment", "registry", "stability", "cross_entropy_timing",

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-__all__ = ["logits", "loss_and_grad_sums", "loss_and_correct_sums", "penalty", "penalty_grad", "compiled"]
+__all__ = ["logits", "loss_and_grad_sums", "hessian_product_sums", "loss_and_correct_sums", "penalty", "penalty_grad", "compiled"]
 
 
 def logits(xp, params, x):
@@ -88,12 +88,44 @@ def loss_and_grad_sums(xp, params, x, y, w, divisor: float, smoothing: float = 0
         G = p * xp.sum(T, axis=1, keepdims=True) - T                   # (n, k) d l_i / d Z_i
     if w is not None:
         losses, G = losses * w, G * w[:, None]
+    dW, db = _backward(xp, params, x, G, divisor)
+    return xp.sum(losses), _correct(xp, z, labels), dW, db
+
+
+def _backward(xp, params, x, G, divisor: float):
+    """(dW (d, k), db (k,)) of sum_i G_i . Z_i / divisor through Z = X' W + b: db = sum_i G_i / N,
+    dW = X'^T G / N = (s X^T G - mu sum_i G_i) / (sigma N) row-wise. The divisor and the input
+    scale multiply the small results, not G."""
     db = xp.sum(G, axis=0) / divisor                                   # (k,)
     if params.mean is None:
         dW = (x.T @ G) * (params.input_scale / divisor)                # (d, k) s X^T G / N
     else:
         dW = (x.T @ G) * (params.input_scale / (divisor * params.std))[:, None] - (params.mean / params.std)[:, None] * db
-    return xp.sum(losses), _correct(xp, z, labels), dW, db
+    return dW, db
+
+
+def hessian_product_sums(xp, params, VW, Vb, x, y, w, divisor: float):
+    """The Hessian of sum_i w_i l_i / divisor at params (W, b), applied to the direction (VW (d, k),
+    Vb (k,)): (HW (d, k), Hb (k,)), no penalty, no (d k) x (d k) matrix.
+
+    With p_i = softmax(Z_i) and t_i = sum_j T'_ij (1 for class indices; label smoothing keeps the
+    row sum, so it drops out), the Hessian of l_i in Z_i is t_i (diag(p_i) - p_i p_i^T). The
+    direction moves the logits by dZ = X' VW + Vb (the logits of (VW, Vb)), so
+
+        R_i = w_i t_i (p_i * dZ_i - p_i (p_i . dZ_i))            (n, k)
+        H V = (X'^T R / N, sum_i R_i / N)                         the gradient's backward, R for G
+    """
+    z = logits(xp, params, x)                                          # (n, k)
+    e = xp.exp(z - xp.max(z, axis=1, keepdims=True))
+    p = e / xp.sum(e, axis=1, keepdims=True)
+    dz = logits(xp, _Params(VW, Vb, params.mean, params.std, params.input_scale), x)   # (n, k)
+    pdz = p * dz
+    R = pdz - p * xp.sum(pdz, axis=1, keepdims=True)
+    if y.ndim == 2:
+        R = R * xp.sum(y, axis=1, keepdims=True)                       # t_i for soft targets
+    if w is not None:
+        R = R * w[:, None]
+    return _backward(xp, params, x, R, divisor)
 
 
 def penalty(xp, W, weight_decay: float, dW=None):
@@ -116,13 +148,13 @@ class _Params(NamedTuple):
     input_scale: float
 
 
-_STATIC = {"loss_and_grad_sums": (4, 8, 9), "loss_and_correct_sums": (4, 7)}
+_STATIC = {"loss_and_grad_sums": (4, 8, 9), "loss_and_correct_sums": (4, 7), "hessian_product_sums": (4, 10)}
 """Positions of the Python scalars (input_scale, divisor, smoothing) in a compiled kernel's arguments."""
 _COMPILED: dict = {}
 
 
 def compiled(fn, xp):
-    """`fn` (loss_and_grad_sums or loss_and_correct_sums) as called for namespace xp: compiled with
+    """`fn` (loss_and_grad_sums, loss_and_correct_sums or hessian_product_sums) as called for namespace xp: compiled with
     jax.jit for JAX, whose op-by-op dispatch costs ~10-50 us an operation (one trace per batch
     shape and scalar values; the math is the same function); `fn` itself for every other library."""
     if getattr(xp, "__name__", "") != "jax.numpy":

@@ -36,7 +36,7 @@ import numpy as np
 
 from .datasets.blocks import PageRelease, is_dask
 from . import generic
-from .backends import device_of, is_numpy, namespace, to_numpy
+from .backends import device_of, is_numpy, namespace, to_device, to_numpy
 from .errors import InvalidArgumentError
 from .functional import smoothed_targets, soft_cross_entropy_rows, softmax_cross_entropy_
 from .gemm import matmul_t_rows
@@ -147,6 +147,36 @@ class SoftmaxCrossEntropy:
         return loss_sum / X.shape[0] + self.add_penalty(dW), dW, db
 
 
+    def hessian_product(self, X, y, VW, Vb, *, sample_weight=None):
+        """(HW (d, k), Hb (k,)): the Hessian of `loss_and_grad`'s F at the model's parameters applied
+        to the direction (VW, Vb), in X's library (NumPy for Dask arrays). Never forms the
+        (d k + k)^2 matrix: one pass over the rows (generic.hessian_product_sums)."""
+        model = self.model
+        if is_dask(X):
+            from .dask_engine import align
+            X, y, w = align(model, X, y, sample_weight)
+            like, n = model, X.shape[0]
+        else:
+            X = model._flatten(X)
+            y = model._check_targets(y, X.shape[0], like=X)
+            like, n = model._like(X), X.shape[0]
+            w = None if sample_weight is None else np.asarray(to_numpy(sample_weight), dtype=model.dtype)
+            if not is_numpy(X):
+                w = None if w is None else to_device(w, namespace(X), device_of(X))
+                X = namespace(X).astype(X, like.W.dtype)
+        if n == 0:
+            raise InvalidArgumentError("X: cannot compute a Hessian on 0 examples")
+        objective = SoftmaxCrossEntropy(like, weight_decay=self.weight_decay, label_smoothing=self.label_smoothing)
+        x = flat_params(like)
+        xp = namespace(x)
+        v = xp.concat([xp.reshape(xp.asarray(VW), (-1,)), xp.reshape(xp.asarray(Vb), (-1,))])
+        v = xp.astype(v, xp.float64) if not is_numpy(v) else v.astype(np.float64)
+        with full_batch(objective, X, y, w, divisor=float(n)) as fun:
+            hv = fun.hessian_product(x, v)
+        size = model.num_inputs * model.num_outputs
+        return xp.reshape(hv[:size], tuple(model.W.shape)), hv[size:]
+
+
 def flat_params(model: SoftmaxRegression):
     """The parameters as one float64 vector x = (W.ravel(), b), as full-batch solvers see them
     (in the parameters' library and on their device)."""
@@ -168,13 +198,24 @@ def set_flat_params(model: SoftmaxRegression, x) -> None:
     model.b[...] = x[model.W.size:]
 
 
-def full_batch(objective: SoftmaxCrossEntropy, X, y, w=None):
+def split_flat(model: SoftmaxRegression, v):
+    """(VW (d, k), Vb (k,)) of a flat vector laid out as `flat_params`, in the model's dtype."""
+    size = model.num_inputs * model.num_outputs
+    if is_numpy(v):
+        return v[:size].reshape(model.W.shape).astype(model.dtype), v[size:].astype(model.dtype)
+    xp = namespace(v)
+    return xp.reshape(xp.astype(v[:size], model.W.dtype), tuple(model.W.shape)), xp.astype(v[size:], model.W.dtype)
+
+
+def full_batch(objective: SoftmaxCrossEntropy, X, y, w=None, *, divisor: float | None = None):
     """The full-batch objective over (X, y, w): FullBatch for NumPy arrays, dask_engine.DaskFullBatch
-    for Dask arrays (prepared by dask_engine.prepare), GenericFullBatch for other libraries."""
+    for Dask arrays (prepared by dask_engine.prepare), GenericFullBatch for other libraries. The
+    divisor N defaults to the sum of the weights (the number of rows unweighted)."""
     if is_dask(X):
         from .dask_engine import DaskFullBatch
-        return DaskFullBatch(objective, X, y, w)
-    return FullBatch(objective, X, y, w) if is_numpy(X) else GenericFullBatch(objective, X, y, w)
+        return DaskFullBatch(objective, X, y, w, divisor=divisor)
+    kind = FullBatch if is_numpy(X) else GenericFullBatch
+    return kind(objective, X, y, w, divisor=divisor)
 
 
 def _input_map(model) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -190,7 +231,7 @@ def _input_map(model) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _gram_preconditioner(xp, xx, x_sum, a, r, k: int, weight_decay: float):
-    """P(q, s, y) -> P q for L-BFGS: P = (c G + lambda I)^-1 acting on (W; b) stacked as (d + 1, k),
+    """GramPreconditioner P = (c G + lambda I)^-1 acting on (W; b) stacked as (d + 1, k),
     from the moments xx = sum w xc xc^T / N (d, d), x_sum = sum w xc / N (d,) of the centred inputs
     and the input map (a, r) (`_input_map`), in namespace xp. None when xp has no linalg extension
     (then L-BFGS runs unpreconditioned).
@@ -213,15 +254,31 @@ def _gram_preconditioner(xp, xx, x_sum, a, r, k: int, weight_decay: float):
     G = xp.concat([xp.concat([corner, edge[:, None]], axis=1), xp.concat([edge[None, :], one], axis=1)], axis=0)
     values, vectors = xp.linalg.eigh(G)
     values = xp.where(values > 0.0, values, 0.0)
-    lam = max(weight_decay, 1e-12 * float(values[-1]))
+    return GramPreconditioner(xp, values, vectors, max(weight_decay, 1e-12 * float(values[-1])), k)
 
-    def apply(q, s, y):
-        c = 1.0
-        if s is not None:
-            Vs = vectors.T @ xp.reshape(s, (d + 1, k))
-            c = max((float(s @ y) - lam * float(s @ s)) / float(values @ xp.sum(xp.square(Vs), axis=1)), 1e-8)
-        return xp.reshape(vectors @ ((vectors.T @ xp.reshape(q, (d + 1, k))) / (c * values + lam)[:, None]), (-1,))
-    return apply
+
+class GramPreconditioner:
+    """P = (c G + lambda I)^-1 on flat (W; b) vectors, from G's eigendecomposition (values, vectors):
+    `solve(q, c)` -> P q, `curvature(s, y)` -> c measured along a step s whose gradient change is
+    y (y = H s for a Hessian-vector product), and P(q, s, y) (L-BFGS: c from its newest pair, 1
+    before the first)."""
+
+    def __init__(self, xp, values, vectors, lam: float, k: int):
+        self.xp, self.values, self.vectors, self.lam, self.k = xp, values, vectors, lam, k
+
+    def curvature(self, s, y) -> float:
+        """c = (s'y - lambda |s|^2) / s'Gs, at least 1e-8: the secant rule."""
+        xp = self.xp
+        Vs = self.vectors.T @ xp.reshape(s, (self.values.shape[0], self.k))
+        return max((float(s @ y) - self.lam * float(s @ s)) / float(self.values @ xp.sum(xp.square(Vs), axis=1)), 1e-8)
+
+    def solve(self, q, c: float):
+        xp, V = self.xp, self.vectors
+        return xp.reshape(V @ ((V.T @ xp.reshape(q, (self.values.shape[0], self.k))) / (c * self.values + self.lam)[:, None]),
+                          (-1,))
+
+    def __call__(self, q, s=None, y=None):
+        return self.solve(q, 1.0 if s is None else self.curvature(s, y))
 
 
 class FullBatch:
@@ -265,10 +322,23 @@ class FullBatch:
             self.pool.shutdown(cancel_futures=kind is not None)      # Ctrl-C: skip the queued chunks
             self.pool = None
 
-    def _chunk(self, c: int, settings: dict | None = None) -> None:
-        if settings is not None:
+    def _each_chunk(self, task) -> None:
+        """task(c) for every chunk c, on the pool's threads when there is one (numpy's error state is
+        per thread: it is passed on)."""
+        if self.pool is None:
+            for c in range(len(self.starts)):
+                task(c)
+            return
+        settings = np.geterr()
+
+        def run(c: int) -> None:
             with np.errstate(**settings):
-                return self._chunk(c)
+                task(c)
+        list(self.pool.map(run, range(len(self.starts))))
+
+    def _float_rows(self, c: int):
+        """(rows, x, local): chunk c's rows as a slice, its inputs as floats (uint8 converted, no
+        scaling, in this thread's buffer) and this thread's scratch arrays."""
         model, local = self.objective.model, self.local
         if not hasattr(local, "buffers"):                                 # per thread, made once
             local.buffers = StepBuffers(self.rows, model)
@@ -276,14 +346,39 @@ class FullBatch:
             local.dW, local.db = np.empty_like(model.W), np.empty_like(model.b)
         part = slice(self.starts[c], min(self.starts[c] + self.rows, self.n))
         x = self.X[part]
-        if x.dtype != model.dtype:                                        # uint8 -> float, no scaling
+        if x.dtype != model.dtype:
             np.copyto(local.x[:x.shape[0]], x)
             x = local.x[:x.shape[0]]
+        return part, x, local
+
+    def _chunk(self, c: int) -> None:
+        part, x, local = self._float_rows(c)
         self.losses[c], self.correct[c] = self.objective.chunk_into(
             x, self.y[part], None if self.w is None else self.w[part], self.divisor, local.dW, local.db, local.buffers)
         self.parts[c, :local.dW.size] = local.dW.ravel()
         self.parts[c, local.dW.size:] = local.db
         self.release(part.start, part.stop)
+
+    def hessian_sums(self, v: np.ndarray) -> np.ndarray:
+        """The data term's Hessian at the model's parameters applied to the flat direction v (float64,
+        like x): [HW.ravel(), Hb] float64, no penalty, the chunks added in order
+        (generic.hessian_product_sums on each chunk)."""
+        VW, Vb = split_flat(self.objective.model, v)
+
+        def chunk(c: int) -> None:
+            part, x, _ = self._float_rows(c)
+            HW, Hb = generic.hessian_product_sums(np, self.objective.model, VW, Vb, x, self.y[part],
+                                                  None if self.w is None else self.w[part], self.divisor)
+            self.parts[c, :HW.size] = HW.ravel()
+            self.parts[c, HW.size:] = Hb
+            self.release(part.start, part.stop)
+        self._each_chunk(chunk)
+        return self.parts.sum(axis=0)
+
+    def hessian_product(self, x: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """H v: the Hessian of F at the flat point x applied to the flat direction v (float64)."""
+        set_flat_params(self.objective.model, x)
+        return hessian_value(self.objective, self.hessian_sums(v), v)
 
     def preconditioner(self):
         """P(q, s, y) -> P q for L-BFGS (`_gram_preconditioner`), from one pass over the rows."""
@@ -310,12 +405,7 @@ class FullBatch:
     def sums(self) -> np.ndarray:
         """[sum_i w_i l_i, correct rows, dW.ravel(), db] float64 at the model's parameters: the data
         term's sums (gradient divided by the divisor, no penalty), the chunks added in order."""
-        if self.pool is not None:                        # numpy's error state is per thread: pass it on
-            settings = np.geterr()
-            list(self.pool.map(lambda c: self._chunk(c, settings), range(len(self.starts))))
-        else:
-            for c in range(len(self.starts)):
-                self._chunk(c)
+        self._each_chunk(self._chunk)
         return np.concatenate([[float(self.losses.sum()), float(self.correct.sum())], self.parts.sum(axis=0)])
 
     def __call__(self, x: np.ndarray):
@@ -334,6 +424,16 @@ def objective_value(objective: SoftmaxCrossEntropy, sums: np.ndarray, divisor: f
     return f, g, (data_loss, int(sums[1]) / n)
 
 
+def hessian_value(objective: SoftmaxCrossEntropy, sums, v):
+    """H v from the data term's `hessian_sums` and the flat direction v: the penalty adds lambda VW
+    (the bias is not penalised). In v's library."""
+    if not objective.weight_decay:
+        return sums
+    size = objective.model.num_inputs * objective.model.num_outputs
+    xp = namespace(v)
+    return sums + objective.weight_decay * xp.concat([v[:size], xp.zeros_like(v[size:])])
+
+
 def preconditioner_from_gram(objective: SoftmaxCrossEntropy, gram: np.ndarray, divisor: float):
     """P(q, s, y) -> P q for L-BFGS (`_gram_preconditioner`) from `FullBatch.gram_sums` of all rows."""
     model = objective.model
@@ -349,10 +449,12 @@ class GenericFullBatch:
     on the data's device, the chunks run in order in one thread (the device runs them in parallel),
     nothing is updated in place. F is a Python float: one synchronisation per evaluation."""
 
-    def __init__(self, objective: SoftmaxCrossEntropy, X, y, w=None):
+    def __init__(self, objective: SoftmaxCrossEntropy, X, y, w=None, *, divisor: float | None = None):
         self.objective, self.X, self.y, self.w = objective, X, y, w
         self.xp, self.n = namespace(X), X.shape[0]
-        self.divisor = float(self.xp.sum(self.xp.astype(w, self.xp.float64))) if w is not None else float(self.n)
+        if divisor is None:
+            divisor = float(self.xp.sum(self.xp.astype(w, self.xp.float64))) if w is not None else float(self.n)
+        self.divisor = float(divisor)
 
     def __enter__(self) -> "GenericFullBatch":
         return self
@@ -388,3 +490,18 @@ class GenericFullBatch:
         penalty, gW = objective.penalized(gW)
         g = xp.concat([xp.reshape(gW, (-1,)), gb])
         return data_loss + penalty, g, (data_loss, int(correct) / self.n)
+
+    def hessian_product(self, x, v):
+        """FullBatch.hessian_product on the device: H v at the flat point x, one pass over the chunks."""
+        xp, objective = self.xp, self.objective
+        model = objective.model
+        set_flat_params(model, x)
+        VW, Vb = split_flat(model, v)
+        product = generic.compiled(generic.hessian_product_sums, xp)
+        HW, Hb = 0.0, 0.0
+        for start, xc in model._generic_chunks(self.X):
+            end = start + xc.shape[0]
+            dW, db = product(xp, model, VW, Vb, xc, self.y[start:end, ...],
+                             None if self.w is None else self.w[start:end], self.divisor)
+            HW, Hb = HW + xp.astype(dW, xp.float64), Hb + xp.astype(db, xp.float64)
+        return hessian_value(objective, xp.concat([xp.reshape(HW, (-1,)), Hb]), v)

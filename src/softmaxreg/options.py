@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import InvalidArgumentError
-from .optim import OPTIMIZERS, LRSchedule, Optimizer
+from .solvers import OPTIMIZERS, LRSchedule, Optimizer
 
 __all__ = ["TrainConfig", "RECIPE_BEST", "example_weights"]
 
@@ -24,7 +24,8 @@ def _positive_int(name: str, value) -> int:
 class TrainConfig:
     """Every training option, shared by `fit`, `softmaxreg train` and the scikit-learn estimator.
     The defaults are the lesson's reference run."""
-    solver: str = "sgd"                  # a name in optim.OPTIMIZERS: "sgd" (minibatch) or "lbfgs" (full batch)
+    solver: str = "sgd"                  # a name in solvers.OPTIMIZERS: "sgd" (minibatch), "lbfgs" or "newton-cg"
+                                         # (full batch); each declares the options below that it takes
     max_iter: int | None = None          # full-batch solvers: most iterations (None: LBFGS_MAX_ITER)
     epochs: int = 10
     batch_size: int = 256
@@ -43,7 +44,7 @@ class TrainConfig:
     validation_fraction: float = 0.1
     patience: int = 5                    # epochs without a held-out loss improvement > tol
     tol: float = 1e-4                    # SGD: least loss improvement for early stopping / converge;
-                                         # L-BFGS: stop when max |gradient| <= tol (scipy's pgtol rule)
+                                         # full batch: stop when max |gradient| <= tol (scipy's pgtol rule)
     converge: bool = False               # without early stopping: stop when the epoch's training
                                          # loss has not improved by > tol for `patience` epochs
     shuffle: str = "auto"                # SGD epoch order: "full" (a permutation of all rows, the lesson's),
@@ -69,8 +70,6 @@ class TrainConfig:
             raise InvalidArgumentError(f"solver: expected one of {', '.join(OPTIMIZERS)}, got {self.solver!r}")
         if self.max_iter is not None:
             self.max_iter = _positive_int("max_iter", self.max_iter)
-            if not OPTIMIZERS[self.solver].full_batch:
-                raise InvalidArgumentError(f"max_iter: applies to full-batch solvers; {self.solver} runs epochs")
         self.epochs = _positive_int("epochs", self.epochs)
         self.batch_size = _positive_int("batch_size", self.batch_size)
         self.step_epochs = _positive_int("step_epochs", self.step_epochs)

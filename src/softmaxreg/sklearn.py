@@ -24,7 +24,7 @@ from .errors import InvalidArgumentError, ModelFormatError
 from .datasets.batches import num_batches
 from .functional import log_softmax, softmax
 from .model import SoftmaxRegression
-from .optim import SGD
+from .solvers import OPTIMIZERS, SGD
 from .options import TrainConfig, example_weights
 from .datasets.blocks import is_dask
 from .train import feature_moments, fit
@@ -40,17 +40,19 @@ class ConvergenceWarning(SoftmaxregConvergenceWarning, SklearnConvergenceWarning
 
 
 class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
-    """Multinomial logistic regression trained by minibatch SGD or full-batch L-BFGS, written from scratch.
+    """Multinomial logistic regression trained by minibatch SGD, or full-batch L-BFGS or Newton-CG, written from scratch.
 
     Parameters
     ----------
-    solver : "sgd" (minibatch SGD, the default) or "lbfgs" (full-batch L-BFGS to the exact optimum
-        of mean_w(loss) + (alpha / 2) |W|^2, the weighted mean over sum(sample weights);
-        scikit-learn's LogisticRegression(C) is alpha = 1 / (C * sum of the sample weights), n_samples unweighted).
+    solver : "sgd" (minibatch SGD, the default), "lbfgs" or "newton-cg" (full-batch L-BFGS or
+        Newton-CG to the exact optimum of mean_w(loss) + (alpha / 2) |W|^2, the weighted mean over
+        sum(sample weights); scikit-learn's LogisticRegression(C) is alpha = 1 / (C * sum of the
+        sample weights), n_samples unweighted). Like scikit-learn's, the estimator keeps every
+        parameter; the solver reads those it declares (softmaxreg.solvers) and ignores the rest.
     alpha : L2 penalty (alpha / 2) |W|^2; the intercept is not penalised.
-    max_iter : SGD epochs, or L-BFGS iterations.
+    max_iter : SGD epochs, or full-batch iterations.
     tol : SGD: least training (or held-out) loss improvement over n_iter_no_change epochs;
-        L-BFGS: stop when max |gradient| <= tol.
+        full batch: stop when max |gradient| <= tol.
     lr : SGD learning rate, or "auto": 2 / mean_i |x_i|^2 over the (standardized) training rows,
         a step safely below the inverse curvature of the loss for any scale of features.
     batch_size, momentum, nesterov, schedule ("constant", "step", "cosine"), warmup_epochs,
@@ -125,17 +127,22 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
             if unknown:
                 raise InvalidArgumentError(f"class_weight: labels {unknown} are not among the classes")
             class_weight = {index[c]: w for c, w in class_weight.items()}
-        if self.solver == "lbfgs":
-            return TrainConfig(solver="lbfgs", max_iter=epochs, tol=self.tol, weight_decay=self.alpha,
-                               label_smoothing=self.label_smoothing, class_weight=class_weight)
-        if self.solver != "sgd":
-            raise InvalidArgumentError(f"solver: expected 'sgd' or 'lbfgs', got {self.solver!r}")
-        return TrainConfig(epochs=epochs, batch_size=self.batch_size, lr=lr, momentum=self.momentum,
-                           nesterov=self.nesterov, weight_decay=self.alpha, schedule=self.schedule,
-                           warmup_epochs=self.warmup_epochs, label_smoothing=self.label_smoothing,
-                           class_weight=class_weight, early_stopping=self.early_stopping,
-                           validation_fraction=self.validation_fraction, patience=self.n_iter_no_change,
-                           tol=self.tol, converge=not self.early_stopping)
+        solver = self._solver()
+        # every parameter the estimator has, as TrainConfig fields; the solver takes those it declares
+        settings = dict(batch_size=self.batch_size, lr=lr, momentum=self.momentum, nesterov=self.nesterov,
+                        schedule=self.schedule, warmup_epochs=self.warmup_epochs, early_stopping=self.early_stopping,
+                        validation_fraction=self.validation_fraction, patience=self.n_iter_no_change, tol=self.tol,
+                        converge=not self.early_stopping)
+        settings["max_iter" if "max_iter" in solver.options else "epochs"] = epochs
+        return TrainConfig(solver=solver.name, weight_decay=self.alpha, label_smoothing=self.label_smoothing,
+                           class_weight=class_weight,
+                           **{name: value for name, value in settings.items() if name in solver.options})
+
+    def _solver(self):
+        """The solver class named by `solver` (softmaxreg.solvers.OPTIMIZERS)."""
+        if self.solver not in OPTIMIZERS:
+            raise InvalidArgumentError(f"solver: expected one of {', '.join(map(repr, OPTIMIZERS))}, got {self.solver!r}")
+        return OPTIMIZERS[self.solver]
 
     def _new_model(self, n_features: int, rng) -> SoftmaxRegression:
         if len(self.classes_) < 2:
@@ -170,7 +177,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
             if self.standardize and not is_dask(X):        # on Dask, fit's pass over the chunks sets it
                 self.model_.set_standardization(*feature_moments(self.model_, X))
             self.n_iter_, self.loss_curve_ = 0, []
-        if self.solver == "lbfgs":                                  # each fit starts afresh from model_'s weights
+        if self._solver().full_batch:                               # each fit starts afresh from model_'s weights
             config, optimizer = self._config(epochs, 1.0), None
             config.standardize = is_dask(X) and self.standardize and self.model_.mean is None
         else:
@@ -195,7 +202,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         for w in caught:                                 # fit's warnings; L-BFGS's as the estimator's class
             converging = issubclass(w.category, SoftmaxregConvergenceWarning)
             warnings.warn(ConvergenceWarning(str(w.message)) if converging else w.message, stacklevel=3)
-        if not streaming and self.solver == "sgd" and len(history) == epochs and not history.stopped_early:
+        if not streaming and not self._solver().full_batch and len(history) == epochs and not history.stopped_early:
             rule = "held-out" if self.early_stopping else "training"
             warnings.warn(ConvergenceWarning(
                 f"SGD stopped at max_iter={epochs} epochs while the {rule} loss was still improving by more than "
@@ -231,8 +238,9 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
     def _fit_dask(self, X, y, sample_weight, classes):
         from . import dask_engine
 
-        if self.solver != "lbfgs":
-            raise InvalidArgumentError(f"solver: Dask arrays need solver='lbfgs', not {self.solver!r}")
+        if not self._solver().full_batch:
+            raise InvalidArgumentError(f"solver: Dask arrays need a full-batch solver ('lbfgs' or 'newton-cg'), "
+                                       f"not {self.solver!r}")
         if X.ndim != 2:
             raise InvalidArgumentError(f"X: expected a 2-d Dask array (n, d), got shape {X.shape}")
         y = y if is_dask(y) else dask_engine.da.from_array(np.asarray(y))
@@ -247,7 +255,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         return self._train(X, dask_engine.encode_labels(y, self.classes_), sample_weight, self.max_iter,
                            streaming=False, encoded=True)
 
-    @available_if(lambda self: self.solver == "sgd")
+    @available_if(lambda self: self.solver in OPTIMIZERS and not OPTIMIZERS[self.solver].full_batch)
     def partial_fit(self, X, y, classes=None, sample_weight=None):
         """One epoch over (X, y), continuing from the current state; `classes` is required on the first call.
 

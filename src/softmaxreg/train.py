@@ -19,7 +19,7 @@ from .hooks import Callback, EpochRecord, History, Run, TrainState
 from .backends import device_of, is_numpy, namespace, to_device, to_numpy
 from .model import SoftmaxRegression, StepBuffers
 from .objective import SoftmaxCrossEntropy, flat_params, full_batch, set_flat_params
-from .optim import Optimizer
+from .solvers import Optimizer
 from .options import TrainConfig, example_weights
 from .seeding import shuffle_generator
 

@@ -1,0 +1,125 @@
+"""Full-batch L-BFGS in float64 on any array library: the two-loop recursion, a preconditioner
+from the data, and the strong Wolfe line search (line_search.py).
+
+Its vectors stay in the parameters' library and device; only dot products come back as Python
+floats. State dicts hold NumPy arrays whatever the library.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..backends import device_of, is_numpy, namespace, to_numpy
+from ..errors import InvalidArgumentError
+from .base import Function, FullBatchSolver, like, register, require_float64, state_array, state_scalars
+
+__all__ = ["LBFGS"]
+
+
+@register
+class LBFGS(FullBatchSolver):
+    """Full-batch L-BFGS (Nocedal and Wright, Numerical Optimization, 2nd ed., algorithms 7.4, 3.5, 3.6).
+
+    The point x, the gradient g and the last `memory` pairs s = x_{t+1} - x_t, y = g_{t+1} - g_t
+    are float64, whatever the model's dtype. Each iteration:
+
+        d = -H g     two-loop recursion over the stored pairs, H_0 = (s'y / y'P y) P of the newest pair
+        x <- x + alpha d   alpha from a line search meeting the strong Wolfe conditions
+                           f(x + alpha d) <= f + c1 alpha g'd   and   |g(x + alpha d)'d| <= c2 |g'd|
+
+    P is `preconditioner(q, s, y)`, a symmetric positive definite map q -> P q that may adapt to
+    the newest pair (s, y) (None before the first), set by the caller as an approximate inverse
+    Hessian; the identity when None. The full-batch driver sets the objective's
+    (FullBatch.preconditioner), which cuts the iterations on correlated pixels several-fold. It is
+    derived from the data and the stored pairs, not state: a resumed run sets it again.
+    A pair is kept only if s'y > 0 (always true under the Wolfe conditions, kept as a guard against
+    rounding), so H stays positive definite. The first step is scaled to length 1 of d.
+    `step` returns False, leaving x as it was, when the line search finds no acceptable point (the
+    objective is flat to rounding along d): further iterations cannot make progress.
+    """
+    name, uses_preconditioner = "lbfgs", True
+
+    def __init__(self, *, memory: int = 10, **line_search):
+        if isinstance(memory, bool) or not isinstance(memory, (int, np.integer)) or memory < 1:
+            raise InvalidArgumentError(f"memory: expected an integer >= 1, got {memory!r}")
+        super().__init__(**line_search)
+        self.memory = int(memory)
+        self.S = self.Y = None
+        self.pairs = 0                 # pairs stored so far; the newest is row (pairs - 1) % memory
+
+    def start(self, x0, fun: Function) -> None:
+        super().start(x0, fun)
+        self.S = self._zeros()
+        self.Y = self._zeros()
+
+    def _zeros(self):
+        """(memory, p) float64 zeros in x's library and on its device."""
+        if is_numpy(self.x):
+            return np.zeros((self.memory, self.x.size))
+        xp = namespace(self.x)
+        return xp.zeros((self.memory, self.x.shape[0]), dtype=xp.float64, device=device_of(self.x))
+
+    def direction(self) -> np.ndarray:
+        """d = -H g by the two-loop recursion, newest pair first, H_0 = (s'y / y'Py) P."""
+        q = -self.g
+        kept = min(self.pairs, self.memory)
+        order = [(self.pairs - 1 - j) % self.memory for j in range(kept)]       # newest to oldest
+        rho = [1.0 / float(self.Y[i, ...] @ self.S[i, ...]) for i in order]
+        alpha = []
+        for r, i in zip(rho, order):              # no in-place updates: the generic path may hold JAX arrays
+            a = r * float(self.S[i, ...] @ q)
+            q = q - a * self.Y[i, ...]
+            alpha.append(a)
+        newest = (self.S[order[0], ...], self.Y[order[0], ...]) if kept else (None, None)
+        if self.preconditioner is not None:
+            q = self.preconditioner(q, *newest)
+        if kept:
+            s, y = newest
+            Py = y if self.preconditioner is None else self.preconditioner(y, s, y)
+            q = q * (float(s @ y) / float(y @ Py))
+        for r, i, a in zip(reversed(rho), reversed(order), reversed(alpha)):
+            q = q + (a - r * float(self.Y[i, ...] @ q)) * self.S[i, ...]
+        return q
+
+    def step(self, fun: Function) -> bool:
+        """One iteration; False if the line search found no acceptable point (x unchanged)."""
+        d = self.direction()
+        slope = float(self.g @ d)
+        if not slope < 0:                       # not a descent direction (rounding): restart from -g
+            self.pairs, d = 0, -self.g
+            slope = float(self.g @ d)
+        alpha0 = 1.0 if self.pairs else min(1.0, 1.0 / math.sqrt(-slope))
+        found = self.line_search(fun, d, slope, alpha0)
+        if found is None:
+            return False
+        alpha, f, g, extra = found
+        s, y = alpha * d, g - self.g
+        if float(s @ y) > 1e-10 * float(y @ y):
+            row = self.pairs % self.memory
+            self.S, self.Y = _set_row(self.S, row, s), _set_row(self.Y, row, y)
+            self.pairs += 1
+        self.x = self.x + s
+        self.f, self.g, self.extra = f, g, extra
+        return True
+
+    def state_dict(self) -> dict:
+        point = self.point_state()
+        return {"x": point.pop("x"), "g": point.pop("g"), "S": to_numpy(self.S).copy(), "Y": to_numpy(self.Y).copy(),
+                "f": point.pop("f"), "pairs": self.pairs, **point}
+
+    def load_state_dict(self, state: dict, params) -> None:
+        p = self.load_point_state(state, params)
+        self.S, self.Y = (require_float64(like(state_array(state, key, (self.memory, p)), params[0], np.float64),
+                                          self.name) for key in ("S", "Y"))
+        (self.pairs,) = state_scalars(state, pairs=int)
+
+
+def _set_row(A, row: int, v):
+    """A with row `row` set to v: in place for NumPy, a new array on the generic path (JAX)."""
+    if is_numpy(A):
+        A[row] = v
+        return A
+    import array_api_extra as xpx
+    return xpx.at(A)[row, ...].set(v)
