@@ -34,7 +34,7 @@ import time
 
 os.environ.setdefault("SCIPY_ARRAY_API", "1")      # scikit-learn's array-API dispatch needs it before scipy loads
 
-from softmaxreg.backends import namespace  # noqa: E402  (after SCIPY_ARRAY_API)
+from softmaxreg.engines.array_api import namespace  # noqa: E402  (after SCIPY_ARRAY_API)
 from softmaxreg.hooks import Callback  # noqa: E402
 
 CPU_LIBRARIES = ("numpy", "torch", "jax", "array_api_strict")
@@ -45,14 +45,14 @@ LARGE_WEIGHT_DECAY, LARGE_TOL = 1e-4, 1e-4
 
 def _sync(a) -> None:
     """Wait for the device (asynchronous libraries): a value read back is the one sure way."""
-    from softmaxreg.backends import to_numpy
+    from softmaxreg.engines.array_api import to_numpy
     to_numpy(a[:1, ...] if getattr(a, "ndim", 0) else a)
 
 
 def reference_worker(library: str, torch_threads: int | None) -> dict:
     """One reference run on `library` (CPU); JSON-able seconds and accuracy."""
     import softmaxreg as sr
-    from softmaxreg.backends import resolve, to_device
+    from softmaxreg.engines.array_api import resolve, to_device
     if library == "torch" and torch_threads:
         import torch
         torch.set_num_threads(torch_threads)
@@ -98,7 +98,7 @@ def cpu_part(reps: int, torch_threads: int | None) -> None:
 def _device(library: str, device_name: str):
     """(xp, device) of `library` on `device_name` ("cuda": its first CUDA device), or None with a printed line."""
     import softmaxreg as sr
-    from softmaxreg.backends import resolve
+    from softmaxreg.engines.array_api import resolve
     if importlib.util.find_spec(library) is None:
         print(f"skipped: {library} on {device_name} ({library} is not installed)")
         return None
@@ -115,7 +115,7 @@ def _device(library: str, device_name: str):
 def _large_data(xp, device):
     """The large problem on the device, from seeded host draws (the same values on every library)."""
     import numpy as np
-    from softmaxreg.backends import to_device
+    from softmaxreg.engines.array_api import to_device
     n, d, k = LARGE["n"], LARGE["d"], LARGE["k"]
     rng = np.random.default_rng(0)
     X = to_device(rng.standard_normal((n, d), dtype=np.float32), xp, device)
@@ -143,7 +143,8 @@ def large_part(device_name: str) -> None:
 def _objective(W, b, X, y) -> float:
     """F(W, b) = mean cross-entropy + (wd / 2) |W|^2 in float64 on X's device (GenericFullBatch)."""
     import softmaxreg as sr
-    from softmaxreg.objective import flat_params, full_batch
+    from softmaxreg.full_batch import full_batch
+    from softmaxreg.objective import flat_params
     xp = namespace(X)
     model = sr.SoftmaxRegression(LARGE["d"], LARGE["k"], dtype="float64")
     model.W, model.b = xp.astype(W, xp.float64), xp.astype(b, xp.float64)

@@ -209,7 +209,7 @@ def main():
                              "[(i['internal_api'], i.get('architecture'), i['num_threads'], i.get('version')) "
                              "for i in threadpoolctl.threadpool_info()]))"], capture_output=True, text=True,
                             env=env).stdout.strip() if importlib.util.find_spec("threadpoolctl") else "unknown"
-    blocking = json.loads(subprocess.run([sys.executable, "-c", "import json; from softmaxreg.gemm import "
+    blocking = json.loads(subprocess.run([sys.executable, "-c", "import json; from softmaxreg.engines.gemm import "
                                           "blocking_info; print(json.dumps(blocking_info()))"],
                                          capture_output=True, text=True, env=env, check=True).stdout)
     rows = blocking["rows"]

@@ -22,7 +22,8 @@ import warnings
 import numpy as np
 
 import softmaxreg as sr
-from softmaxreg.objective import FullBatch, SoftmaxCrossEntropy, flat_params
+from softmaxreg.full_batch import FullBatch
+from softmaxreg.objective import SoftmaxCrossEntropy, flat_params
 
 TARGET = 1e-6
 

@@ -22,7 +22,7 @@ import numpy as np
 
 import softmaxreg as sr
 from softmaxreg.options import RECIPE_BEST, TrainConfig
-from softmaxreg.train import feature_moments
+from softmaxreg.moments import feature_moments
 
 
 def split():

@@ -16,7 +16,7 @@ Modes:
 
 The Dask arrays are built from tasks that open the file where they run and copy their rows out
 (da.from_array of a memory map would pickle the whole mapped file into the graph the scheduler
-receives). L-BFGS goes through dask_engine.prepare, as fit does: on the cluster the blocks are persisted in
+receives). L-BFGS goes through full_batch.prepare_dask, as fit does: on the cluster the blocks are persisted in
 the workers' memory; on the threaded scheduler they stay lazy and each evaluation reads them from
 the file. "setup s" is what comes before the first evaluation: the cluster's start, opening (or
 reading) the data, the moments pass, and on the cluster the persist. SGD on a Dask array runs in the driver, which
@@ -58,7 +58,7 @@ def vm_hwm_mb() -> float:
 def file_blocks(path: Path, rows: int):
     """The .npy file as a Dask array of `rows`-row blocks, each a task that reads its rows from the file
     (dask_cluster.row_chunks of a memory map)."""
-    from softmaxreg.dask_cluster import row_chunks
+    from softmaxreg.engines.dask_cluster import row_chunks
 
     return row_chunks(np.load(path, mmap_mode="r"), rows)
 
@@ -74,15 +74,16 @@ def open_data(mode: str, images: Path, labels: Path, chunk_rows: int):
 def evaluation(X, y, args) -> tuple[float, float]:
     """(seconds to set up, median seconds of one full-batch evaluation at the initial point)."""
     from softmaxreg import SoftmaxCrossEntropy, SoftmaxRegression, TrainConfig
-    from softmaxreg.datasets.blocks import is_dask
-    from softmaxreg.objective import FullBatch, flat_params
-    from softmaxreg.train import feature_moments
+    from softmaxreg.engines import is_dask
+    from softmaxreg.full_batch import FullBatch
+    from softmaxreg.objective import flat_params
+    from softmaxreg.moments import feature_moments
 
     model = SoftmaxRegression(784, 10, seed=0, dtype=args.dtype, input_scale=1 / 255)
     wd = 1 / (args.C * 60000)
     start = time.perf_counter()
     if is_dask(X):
-        from softmaxreg.dask_engine import DaskFullBatch, prepare
+        from softmaxreg.full_batch import DaskFullBatch, prepare_dask as prepare
         X, y, w = prepare(model, X, y, None, TrainConfig(solver="lbfgs", standardize=True, weight_decay=wd))
         fun = DaskFullBatch(SoftmaxCrossEntropy(model, weight_decay=wd), X, y, w)
     else:
@@ -113,13 +114,13 @@ def child(mode: str, images: Path, labels: Path, args) -> None:
     from contextlib import ExitStack
 
     from lbfgs_vs_logreg import machine
-    from softmaxreg.datasets.blocks import is_streamed
+    from softmaxreg.engines import is_streamed
 
     with ExitStack() as stack:
         start = time.perf_counter()
         client = None
         if mode == "dask-local2":
-            from softmaxreg.dask_cluster import connect
+            from softmaxreg.engines.dask_cluster import connect
             client = stack.enter_context(connect("local:2"))
         elif mode == "dask-threads":
             import dask

@@ -53,7 +53,7 @@ import numpy as np  # noqa: E402
 
 import softmaxreg as sr  # noqa: E402
 from lbfgs_vs_logreg import ExactObjective, machine  # noqa: E402
-from softmaxreg.train import feature_moments  # noqa: E402
+from softmaxreg.moments import feature_moments  # noqa: E402
 
 IMPORTED = time.perf_counter()
 

@@ -1,6 +1,6 @@
 """Where the reference run's time goes, for every candidate row blocking of the products.
 
-1. The blocking this machine got (softmaxreg.gemm: measured once and cached, or overridden by
+1. The blocking this machine got (softmaxreg.engines.gemm: measured once and cached, or overridden by
    SOFTMAXREG_GEMM_ROWS), and what the measurement that chooses it costs and says when it runs
    afresh: --reps processes with the cache off.
 2. Each piece of an SGD step timed in the loop, in the loop's own order, one column per
@@ -27,7 +27,7 @@ import softmaxreg as sr
 from softmaxreg import gemm
 from softmaxreg.functional import softmax_cross_entropy_
 from softmaxreg.model import StepBuffers
-from softmaxreg.optim import SGD
+from softmaxreg.solvers import SGD
 
 PIECES = ["gather 256 shuffled uint8 rows and labels", "cast uint8 -> float32",
           "forward product (256x784) @ (784x10)", "scale, bias, transpose to (10, 256)",
@@ -37,7 +37,7 @@ PIECES = ["gather 256 shuffled uint8 rows and labels", "cast uint8 -> float32",
 WHOLE_RUN = """
 import json, time
 import softmaxreg as sr
-from softmaxreg.gemm import blocking_info
+from softmaxreg.engines.gemm import blocking_info
 data = sr.load_fashion_mnist()
 model = sr.SoftmaxRegression(784, 10, 0.01, seed=0, input_scale=1 / 255)
 start = time.perf_counter()
@@ -46,7 +46,7 @@ sr.fit(model, data.train_images, data.train_labels, epochs=10, batch_size=256, l
 print(json.dumps({"s": time.perf_counter() - start, "rows": blocking_info()["rows"]}))
 """
 
-FRESH_CHOICE = "import json; from softmaxreg.gemm import blocking_info; print(json.dumps(blocking_info()))"
+FRESH_CHOICE = "import json; from softmaxreg.engines.gemm import blocking_info; print(json.dumps(blocking_info()))"
 
 
 def label(rows):

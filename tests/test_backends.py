@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import softmaxreg as sr
-from softmaxreg.backends import resolve, to_device, to_numpy
+from softmaxreg.engines.array_api import resolve, to_device, to_numpy
 from softmaxreg.cli import main
 
 
@@ -75,7 +75,7 @@ def test_objective_and_gradient_match_numpy_in_float64(xp_device, options):
 
 
 def _name_device(xp, device):
-    from softmaxreg.backends import backend_name
+    from softmaxreg.engines.array_api import backend_name
     return backend_name(xp), "cpu"
 
 
@@ -284,7 +284,7 @@ def test_sgd_steps_with_weight_decay_do_not_evaluate_the_penalty(monkeypatch):
 
 def test_lbfgs_state_refuses_a_library_without_float64():
     """A resumed L-BFGS on JAX without x64 would silently run in float32: refused, as at the start."""
-    code = ("import numpy as np, softmaxreg as sr; from softmaxreg.optim import LBFGS\n"
+    code = ("import numpy as np, softmaxreg as sr; from softmaxreg.solvers import LBFGS\n"
             "import jax.numpy as jnp\n"
             "state = {'x': np.zeros(6), 'g': np.zeros(6), 'S': np.zeros((10, 6)), 'Y': np.zeros((10, 6)), 'f': 1.0,"
             " 'pairs': 0, 'evaluations': 1, 'extra': [1.0, 0.5]}\n"

@@ -6,7 +6,7 @@ import math
 
 from softmaxreg.callbacks import ConsoleLog, format_record
 from softmaxreg.hooks import EpochRecord, History, Run
-from softmaxreg.optim import SGD
+from softmaxreg.solvers import SGD
 
 
 def record(epoch, val=0.5):

@@ -1,4 +1,4 @@
-"""The Dask engine (softmaxreg.dask_engine): Dask arrays in, the in-memory L-BFGS's model out, the
+"""The Dask engine (softmaxreg.engines.dask): Dask arrays in, the in-memory L-BFGS's model out, the
 same bits on any scheduler or worker, on a LocalCluster of 2 worker processes on 127.0.0.1."""
 
 import os
@@ -37,7 +37,7 @@ def test_scheduler_without_dask_says_what_to_install(tmp_path, digits_dir):
 distributed = pytest.importorskip("distributed", reason="the Dask engine needs pip install 'softmaxreg[dask]'")
 dask = pytest.importorskip("dask", reason="the Dask engine needs pip install 'softmaxreg[dask]'")
 da = pytest.importorskip("dask.array", reason="the Dask engine needs pip install 'softmaxreg[dask]'")
-from softmaxreg import dask_cluster  # noqa: E402  (after the skip)
+from softmaxreg.engines import dask_cluster  # noqa: E402  (after the skip)
 
 N, D, K = 2000, 20, 4
 

@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from softmaxreg import InvalidArgumentError, gemm
+from softmaxreg import InvalidArgumentError
+from softmaxreg.engines import gemm
 
 
 @pytest.fixture

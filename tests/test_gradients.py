@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from softmaxreg import SoftmaxRegression, cross_entropy, cross_entropy_grad
-from softmaxreg.gemm import CANDIDATES
+from softmaxreg.engines.gemm import CANDIDATES
 from softmaxreg.objective import SoftmaxCrossEntropy
 
 SHAPES = [(1, 2), (3, 5), (7, 3), (16, 10), (5, 40)]

@@ -11,7 +11,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from softmaxreg import LBFGS, Callback, ConvergenceWarning, SoftmaxRegression, fit
-from softmaxreg.objective import FullBatch, SoftmaxCrossEntropy
+from softmaxreg.full_batch import FullBatch
+from softmaxreg.objective import SoftmaxCrossEntropy
 
 
 @pytest.fixture(scope="module")

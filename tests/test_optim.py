@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from softmaxreg import SGD, Callback, InvalidArgumentError, SoftmaxRegression, fit
-from softmaxreg.optim import LRSchedule
+from softmaxreg.solvers import LRSchedule
 from softmaxreg.options import TrainConfig
 from softmaxreg.objective import SoftmaxCrossEntropy
 

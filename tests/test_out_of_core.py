@@ -8,8 +8,9 @@ import pytest
 
 from softmaxreg import SoftmaxRegression, fit
 from softmaxreg.datasets.batches import num_batches
-from softmaxreg.datasets.blocks import (PageRelease, check_rows, is_streamed, iterate_block_minibatches,
-                                       iterate_rows)
+from softmaxreg.datasets.blocks import iterate_block_minibatches
+from softmaxreg.engines.rows import PageRelease, check_rows, iterate_rows
+from softmaxreg.engines import is_streamed
 from softmaxreg.datasets.idx import open_idx_memmap, write_idx
 from softmaxreg.errors import DataFormatError, InvalidArgumentError
 
@@ -166,7 +167,7 @@ def test_nan_in_streamed_x_under_sgd_names_the_chunk_not_divergence(tmp_path):
 def test_dask_rows_and_the_engine_share_one_shape_check():
     pytest.importorskip("dask.array", reason="needs dask")
     import dask.array as da
-    from softmaxreg import dask_engine
+    from softmaxreg.engines import dask as dask_engine
 
     wrong = da.zeros((30, 7), chunks=(10, 7))
     for run in (lambda: fit(_model(), wrong, np.zeros(30, int), epochs=1),
@@ -182,7 +183,7 @@ def test_row_chunks_of_a_memory_map_reads_the_file_in_its_tasks(tmp_path):
     import pickle
 
     import dask
-    from softmaxreg.dask_cluster import row_chunks
+    from softmaxreg.engines.dask_cluster import row_chunks
 
     X, y = _data(n=5000)
     np.save(tmp_path / "X.npy", X)

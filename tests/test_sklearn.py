@@ -34,7 +34,7 @@ from sklearn.pipeline import Pipeline                                # noqa: E40
 from sklearn.preprocessing import StandardScaler                     # noqa: E402
 
 from softmaxreg import InvalidArgumentError, fit                     # noqa: E402
-from softmaxreg.optim import LRSchedule                              # noqa: E402
+from softmaxreg.solvers import LRSchedule                              # noqa: E402
 from softmaxreg.options import TrainConfig                           # noqa: E402
 
 

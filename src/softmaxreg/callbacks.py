@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 
-from .backends import device_of, is_numpy, namespace, to_device, to_numpy
+from .engines.array_api import device_of, is_numpy, namespace, to_device, to_numpy
 from .fileio import atomic_write_bytes
 from .functional import soft_cross_entropy_rows
 from .hooks import Callback, EpochRecord, History, Run

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from ._version import __version__
-from .backends import BACKENDS
+from .engines.array_api import BACKENDS
 from .cli_judge import evaluate_command, format_table, predict_command
 from .cli_train import CHECKPOINT, RECIPES, RUN_FILES, train_command
 from .errors import SoftmaxRegError, TrainingDivergedError

@@ -25,11 +25,11 @@ from pathlib import Path
 import numpy as np
 
 from ._version import __version__
-from .datasets.blocks import is_dask
+from .engines import is_dask
 from .errors import ClusterError, ConvergenceWarning, InvalidArgumentError, OutputError, SoftmaxRegError, TrainingDivergedError
 from .fileio import all_or_nothing, atomic_write_bytes, claim_folder
-from .backends import resolve, to_device
-from .gemm import block_rows
+from .engines.array_api import resolve, to_device
+from .engines.gemm import block_rows
 from .solvers import OPTIMIZERS, solver_options
 from .options import RECIPE_BEST, TrainConfig
 
@@ -225,7 +225,7 @@ def train_command(args) -> int:
 def _connect(stack: contextlib.ExitStack, address: str, train_config: TrainConfig, backend: str) -> None:
     """--scheduler: a Dask Client for the rest of the command (dask_cluster.connect), or one line why not."""
     if not train_config.optimizer().full_batch:
-        raise SoftmaxRegError(f"--scheduler: runs full-batch solvers (--solver lbfgs), not --solver {train_config.solver}")
+        raise SoftmaxRegError(f"--scheduler: runs full-batch solvers (--solver lbfgs or newton-cg), not --solver {train_config.solver}")
     if backend != "numpy":
         raise SoftmaxRegError(f"--scheduler: the workers compute with NumPy, not --backend {backend}")
     stack.enter_context(_dask_cluster("--scheduler").connect(address))
@@ -234,7 +234,7 @@ def _connect(stack: contextlib.ExitStack, address: str, train_config: TrainConfi
 def _dask_cluster(flag: str):
     """The dask_cluster module, or one line naming `flag` and what to install."""
     try:
-        from . import dask_cluster
+        from .engines import dask_cluster
     except ImportError as e:
         raise SoftmaxRegError(f"{flag}: needs Dask ({e.name} is not installed): pip install 'softmaxreg[dask]'") from None
     return dask_cluster

@@ -20,11 +20,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import generic
-from .backends import backend_name, device_of, dtype_name, is_numpy, namespace, resolve, to_device, to_numpy
-from .datasets.blocks import iterate_rows
+from .engines.array_api import backend_name, device_of, dtype_name, is_numpy, namespace, resolve, to_device, to_numpy
+from .engines.rows import iterate_rows
 from .errors import InvalidArgumentError
 from .functional import softmax, softmax_cross_entropy_
-from .gemm import matmul_rows
+from .engines.gemm import matmul_rows
 from .seeding import init_generator
 
 __all__ = ["SoftmaxRegression"]
@@ -186,6 +186,15 @@ class SoftmaxRegression:
             matmul_rows(x, self.W * (self.dtype.type(self.input_scale) / self.std)[:, None], z)
             z += self.b - (self.mean / self.std) @ self.W
         return z
+
+    def center_bias(self) -> None:
+        """b <- b - mean(b) (mean in float64): the softmax is shift-invariant, so the centred bias
+        gives the same predictions and equal problems equal parameters whatever path led there."""
+        if is_numpy(self.b):
+            self.b -= self.b.mean(dtype=np.float64).astype(self.dtype)
+        else:
+            xp = namespace(self.b)
+            self.b = self.b - xp.astype(xp.mean(xp.astype(self.b, xp.float64)), self.b.dtype)
 
     def _float_chunks(self, X: np.ndarray):
         """Yield (rows, x): x is X[rows] as float, in one reused buffer of up to _CHUNK_ROWS rows,

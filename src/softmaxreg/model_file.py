@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from .backends import to_numpy
+from .engines.array_api import to_numpy
 from .errors import InvalidArgumentError, ModelFormatError
 from .fileio import MODEL_FORMAT, read_tensors, write_tensors
 from .model import SoftmaxRegression

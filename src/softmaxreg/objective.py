@@ -28,26 +28,17 @@ Backward (the lesson's derivation, by the chain rule through Z):
 from __future__ import annotations
 
 import math
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .datasets.blocks import PageRelease, is_dask
 from . import generic
-from .backends import device_of, is_numpy, namespace, to_device, to_numpy
+from .engines.array_api import device_of, is_numpy, namespace, to_device, to_numpy
+from .engines.gemm import matmul_t_rows
 from .errors import InvalidArgumentError
 from .functional import smoothed_targets, soft_cross_entropy_rows, softmax_cross_entropy_
-from .gemm import matmul_t_rows
 from .model import SoftmaxRegression, StepBuffers
 
-__all__ = ["SoftmaxCrossEntropy", "FullBatch", "GenericFullBatch", "full_batch", "flat_params", "set_flat_params"]
-
-FULL_BATCH_ROWS = 512
-"""Rows per chunk of a full-batch evaluation: 1.6 MB of float32 at d = 784, so a chunk converted
-from uint8 is still in cache for its second product X^T G."""
-
+__all__ = ["SoftmaxCrossEntropy", "flat_params", "set_flat_params", "split_flat", "objective_value", "hessian_value"]
 
 class SoftmaxCrossEntropy:
     """The softmax cross-entropy objective of `model`, with an L2 penalty and label smoothing.
@@ -149,32 +140,18 @@ class SoftmaxCrossEntropy:
 
     def hessian_product(self, X, y, VW, Vb, *, sample_weight=None):
         """(HW (d, k), Hb (k,)): the Hessian of `loss_and_grad`'s F at the model's parameters applied
-        to the direction (VW, Vb), in X's library (NumPy for Dask arrays). Never forms the
-        (d k + k)^2 matrix: one pass over the rows (generic.hessian_product_sums)."""
+        to the direction (VW, Vb), in X's library, without forming the (d k + k)^2 matrix
+        (generic.hessian_product_sums; full_batch.py sums it over chunks of any data set)."""
         model = self.model
-        if is_dask(X):
-            from .dask_engine import align
-            X, y, w = align(model, X, y, sample_weight)
-            like, n = model, X.shape[0]
-        else:
-            X = model._flatten(X)
-            y = model._check_targets(y, X.shape[0], like=X)
-            like, n = model._like(X), X.shape[0]
-            w = None if sample_weight is None else np.asarray(to_numpy(sample_weight), dtype=model.dtype)
-            if not is_numpy(X):
-                w = None if w is None else to_device(w, namespace(X), device_of(X))
-                X = namespace(X).astype(X, like.W.dtype)
-        if n == 0:
+        X = model._flatten(X)
+        y = model._check_targets(y, X.shape[0], like=X)
+        if X.shape[0] == 0:
             raise InvalidArgumentError("X: cannot compute a Hessian on 0 examples")
-        objective = SoftmaxCrossEntropy(like, weight_decay=self.weight_decay, label_smoothing=self.label_smoothing)
-        x = flat_params(like)
-        xp = namespace(x)
-        v = xp.concat([xp.reshape(xp.asarray(VW), (-1,)), xp.reshape(xp.asarray(Vb), (-1,))])
-        v = xp.astype(v, xp.float64) if not is_numpy(v) else v.astype(np.float64)
-        with full_batch(objective, X, y, w, divisor=float(n)) as fun:
-            hv = fun.hessian_product(x, v)
-        size = model.num_inputs * model.num_outputs
-        return xp.reshape(hv[:size], tuple(model.W.shape)), hv[size:]
+        like, xp, device = model._like(X), namespace(X), device_of(X)
+        w, VW, Vb = (None if a is None else to_device(np.asarray(to_numpy(a)), xp, device, dtype=model.dtype)
+                     for a in (sample_weight, VW, Vb))
+        HW, Hb = generic.hessian_product_sums(xp, like, VW, Vb, xp.astype(X, like.W.dtype), y, w, float(X.shape[0]))
+        return (HW + self.weight_decay * VW if self.weight_decay else HW), Hb
 
 
 def flat_params(model: SoftmaxRegression):
@@ -207,212 +184,6 @@ def split_flat(model: SoftmaxRegression, v):
     return xp.reshape(xp.astype(v[:size], model.W.dtype), tuple(model.W.shape)), xp.astype(v[size:], model.W.dtype)
 
 
-def full_batch(objective: SoftmaxCrossEntropy, X, y, w=None, *, divisor: float | None = None):
-    """The full-batch objective over (X, y, w): FullBatch for NumPy arrays, dask_engine.DaskFullBatch
-    for Dask arrays (prepared by dask_engine.prepare), GenericFullBatch for other libraries. The
-    divisor N defaults to the sum of the weights (the number of rows unweighted)."""
-    if is_dask(X):
-        from .dask_engine import DaskFullBatch
-        return DaskFullBatch(objective, X, y, w, divisor=divisor)
-    kind = FullBatch if is_numpy(X) else GenericFullBatch
-    return kind(objective, X, y, w, divisor=divisor)
-
-
-def _input_map(model) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(a, shift, r) (d,) with which the model sees x' = a x - m = a (x - shift) + r:
-    a = s / sigma, m = mu / sigma standardized (a = s, m = 0 else), shift = m / a (the raw mean) in
-    the model's dtype (a, r float64), r = a shift - m its rounding. Sums of the centred x - shift do not cancel in float32."""
-    d = model.num_inputs
-    std = None if model.mean is None else to_numpy(model.std).astype(np.float64)
-    a = np.full(d, model.input_scale) if model.mean is None else model.input_scale / std
-    m = np.zeros(d) if model.mean is None else to_numpy(model.mean).astype(np.float64) / std
-    shift = (m / a).astype(model.dtype)
-    return a, shift, a * shift - m
-
-
-def _gram_preconditioner(xp, xx, x_sum, a, r, k: int, weight_decay: float):
-    """GramPreconditioner P = (c G + lambda I)^-1 acting on (W; b) stacked as (d + 1, k),
-    from the moments xx = sum w xc xc^T / N (d, d), x_sum = sum w xc / N (d,) of the centred inputs
-    and the input map (a, r) (`_input_map`), in namespace xp. None when xp has no linalg extension
-    (then L-BFGS runs unpreconditioned).
-
-    G = sum_i w_i a_i a_i^T / N is the Gram matrix of the inputs as the model sees them with a
-    constant 1 appended (a_i = (x'_i, 1)). The softmax loss's Hessian for class j is
-    sum_i w_i p_ij (1 - p_ij) a_i a_i^T / N + lambda I: about c G + lambda I, with c the typical
-    p (1 - p), which falls from 0.09 at the start towards 0 as predictions grow confident. So c
-    is measured along the newest step (s, y) by the secant rule, c = (s'y - lambda |s|^2) / s'Gs
-    (1 before the first step), and P follows it. Pixels are strongly correlated, so G is badly
-    conditioned; undoing it is what the two-loop recursion alone learns slowly. Costs one pass
-    over the rows (d^2 per row) and a (d + 1)^2 eigendecomposition, once."""
-    if not hasattr(xp, "linalg"):
-        return None
-    d = a.shape[0]
-    ax = a * x_sum
-    corner = a[:, None] * xx * a + ax[:, None] * r[None, :] + r[:, None] * ax[None, :] + r[:, None] * r[None, :]
-    edge = ax + r                                            # the mean of x'
-    one = xp.ones((1, 1), dtype=xx.dtype, **({} if xp is np else {"device": device_of(xx)}))
-    G = xp.concat([xp.concat([corner, edge[:, None]], axis=1), xp.concat([edge[None, :], one], axis=1)], axis=0)
-    values, vectors = xp.linalg.eigh(G)
-    values = xp.where(values > 0.0, values, 0.0)
-    return GramPreconditioner(xp, values, vectors, max(weight_decay, 1e-12 * float(values[-1])), k)
-
-
-class GramPreconditioner:
-    """P = (c G + lambda I)^-1 on flat (W; b) vectors, from G's eigendecomposition (values, vectors):
-    `solve(q, c)` -> P q, `curvature(s, y)` -> c measured along a step s whose gradient change is
-    y (y = H s for a Hessian-vector product), and P(q, s, y) (L-BFGS: c from its newest pair, 1
-    before the first)."""
-
-    def __init__(self, xp, values, vectors, lam: float, k: int):
-        self.xp, self.values, self.vectors, self.lam, self.k = xp, values, vectors, lam, k
-
-    def curvature(self, s, y) -> float:
-        """c = (s'y - lambda |s|^2) / s'Gs, at least 1e-8: the secant rule."""
-        xp = self.xp
-        Vs = self.vectors.T @ xp.reshape(s, (self.values.shape[0], self.k))
-        return max((float(s @ y) - self.lam * float(s @ s)) / float(self.values @ xp.sum(xp.square(Vs), axis=1)), 1e-8)
-
-    def solve(self, q, c: float):
-        xp, V = self.xp, self.vectors
-        return xp.reshape(V @ ((V.T @ xp.reshape(q, (self.values.shape[0], self.k))) / (c * self.values + self.lam)[:, None]),
-                          (-1,))
-
-    def __call__(self, q, s=None, y=None):
-        return self.solve(q, 1.0 if s is None else self.curvature(s, y))
-
-
-class FullBatch:
-    """fun(x) -> (F, dF, (mean training loss, accuracy)) over all rows of (X, y, w) at the flat
-    float64 point x = (W, b), with the divisor N = sum of the weights (the number of rows unweighted).
-
-    The rows are cut into chunks of `rows`; the chunks run on `threads` threads (the GIL is released
-    in the products and casts), each chunk into its own float64 row of partial sums, and the rows
-    are added in chunk order. So the same x gives the same bits whichever thread ran which chunk,
-    and whatever the number of threads. Over a read-only memory map each chunk hands its pages back
-    once done (datasets.blocks.PageRelease), so a pass holds a few chunks, not the file, resident.
-    Used as a context manager, which holds the thread pool
-    (without one, the chunks run in the calling thread).
-    """
-
-    def __init__(self, objective: SoftmaxCrossEntropy, X: np.ndarray, y: np.ndarray, w: np.ndarray | None = None,
-                 *, rows: int = FULL_BATCH_ROWS, threads: int | None = None, divisor: float | None = None):
-        self.objective, self.X, self.y, self.w = objective, X, y, w
-        model = objective.model
-        self.n = X.shape[0]
-        if divisor is None:             # a part of a bigger data set (dask_engine) is given the whole's
-            divisor = float(w.sum(dtype=np.float64)) if w is not None else float(self.n)
-        self.divisor = float(divisor)
-        self.starts = range(0, self.n, rows)
-        self.rows = min(rows, self.n)
-        chunks = len(self.starts)
-        self.parts = np.empty((chunks, model.W.size + model.b.size))     # (chunks, d k + k) float64 sums
-        self.losses, self.correct = np.empty(chunks), np.empty(chunks, dtype=np.int64)
-        self.threads = max(1, min(threads or len(os.sched_getaffinity(0)), chunks))
-        self.local = threading.local()
-        self.release = PageRelease(X).release
-        self.pool: ThreadPoolExecutor | None = None
-
-    def __enter__(self) -> "FullBatch":
-        if self.threads > 1:
-            self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix="softmaxreg-chunks")
-        return self
-
-    def __exit__(self, kind, *exc) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(cancel_futures=kind is not None)      # Ctrl-C: skip the queued chunks
-            self.pool = None
-
-    def _each_chunk(self, task) -> None:
-        """task(c) for every chunk c, on the pool's threads when there is one (numpy's error state is
-        per thread: it is passed on)."""
-        if self.pool is None:
-            for c in range(len(self.starts)):
-                task(c)
-            return
-        settings = np.geterr()
-
-        def run(c: int) -> None:
-            with np.errstate(**settings):
-                task(c)
-        list(self.pool.map(run, range(len(self.starts))))
-
-    def _float_rows(self, c: int):
-        """(rows, x, local): chunk c's rows as a slice, its inputs as floats (uint8 converted, no
-        scaling, in this thread's buffer) and this thread's scratch arrays."""
-        model, local = self.objective.model, self.local
-        if not hasattr(local, "buffers"):                                 # per thread, made once
-            local.buffers = StepBuffers(self.rows, model)
-            local.x = np.empty((self.rows, model.num_inputs), dtype=model.dtype)
-            local.dW, local.db = np.empty_like(model.W), np.empty_like(model.b)
-        part = slice(self.starts[c], min(self.starts[c] + self.rows, self.n))
-        x = self.X[part]
-        if x.dtype != model.dtype:
-            np.copyto(local.x[:x.shape[0]], x)
-            x = local.x[:x.shape[0]]
-        return part, x, local
-
-    def _chunk(self, c: int) -> None:
-        part, x, local = self._float_rows(c)
-        self.losses[c], self.correct[c] = self.objective.chunk_into(
-            x, self.y[part], None if self.w is None else self.w[part], self.divisor, local.dW, local.db, local.buffers)
-        self.parts[c, :local.dW.size] = local.dW.ravel()
-        self.parts[c, local.dW.size:] = local.db
-        self.release(part.start, part.stop)
-
-    def hessian_sums(self, v: np.ndarray) -> np.ndarray:
-        """The data term's Hessian at the model's parameters applied to the flat direction v (float64,
-        like x): [HW.ravel(), Hb] float64, no penalty, the chunks added in order
-        (generic.hessian_product_sums on each chunk)."""
-        VW, Vb = split_flat(self.objective.model, v)
-
-        def chunk(c: int) -> None:
-            part, x, _ = self._float_rows(c)
-            HW, Hb = generic.hessian_product_sums(np, self.objective.model, VW, Vb, x, self.y[part],
-                                                  None if self.w is None else self.w[part], self.divisor)
-            self.parts[c, :HW.size] = HW.ravel()
-            self.parts[c, HW.size:] = Hb
-            self.release(part.start, part.stop)
-        self._each_chunk(chunk)
-        return self.parts.sum(axis=0)
-
-    def hessian_product(self, x: np.ndarray, v: np.ndarray) -> np.ndarray:
-        """H v: the Hessian of F at the flat point x applied to the flat direction v (float64)."""
-        set_flat_params(self.objective.model, x)
-        return hessian_value(self.objective, self.hessian_sums(v), v)
-
-    def preconditioner(self):
-        """P(q, s, y) -> P q for L-BFGS (`_gram_preconditioner`), from one pass over the rows."""
-        return preconditioner_from_gram(self.objective, self.gram_sums(), self.divisor)
-
-    def gram_sums(self) -> np.ndarray:
-        """[sum_i w_i xc_i xc_i^T (d, d) raveled, sum_i w_i xc_i (d,)] float64, the rows added in chunk
-        order, with xc = x - shift the rows centred on `_input_map`'s shift (sums of the centred rows do not
-        cancel in float32). Unnormalised, so parts of a data set add up."""
-        model = self.objective.model
-        d = model.num_inputs
-        shift = _input_map(model)[1]
-        xx, x_sum = np.zeros((d, d)), np.zeros(d)              # sums of w xc xc^T, w xc
-        buffer = np.empty((self.rows, d), dtype=model.dtype)
-        for start in self.starts:
-            x = self.X[start:start + self.rows]
-            xc = np.subtract(x, shift, out=buffer[:x.shape[0]])
-            wx = xc if self.w is None else xc * self.w[start:start + x.shape[0], None]
-            xx += wx.T @ xc
-            x_sum += wx.sum(axis=0, dtype=np.float64)
-            self.release(start, start + x.shape[0])
-        return np.concatenate([xx.ravel(), x_sum])
-
-    def sums(self) -> np.ndarray:
-        """[sum_i w_i l_i, correct rows, dW.ravel(), db] float64 at the model's parameters: the data
-        term's sums (gradient divided by the divisor, no penalty), the chunks added in order."""
-        self._each_chunk(self._chunk)
-        return np.concatenate([[float(self.losses.sum()), float(self.correct.sum())], self.parts.sum(axis=0)])
-
-    def __call__(self, x: np.ndarray):
-        set_flat_params(self.objective.model, x)
-        return objective_value(self.objective, self.sums(), self.divisor, self.n)
-
-
 def objective_value(objective: SoftmaxCrossEntropy, sums: np.ndarray, divisor: float, n: int):
     """(F, dF, (mean training loss, accuracy)) from `FullBatch.sums` of all n rows, at the model's
     parameters: F = sums[0] / N + (lambda / 2) |W|^2 and dF = sums[2:] + lambda W (in place)."""
@@ -432,76 +203,3 @@ def hessian_value(objective: SoftmaxCrossEntropy, sums, v):
     size = objective.model.num_inputs * objective.model.num_outputs
     xp = namespace(v)
     return sums + objective.weight_decay * xp.concat([v[:size], xp.zeros_like(v[size:])])
-
-
-def preconditioner_from_gram(objective: SoftmaxCrossEntropy, gram: np.ndarray, divisor: float):
-    """P(q, s, y) -> P q for L-BFGS (`_gram_preconditioner`) from `FullBatch.gram_sums` of all rows."""
-    model = objective.model
-    d = model.num_inputs
-    a, _, r = _input_map(model)
-    return _gram_preconditioner(np, gram[:d * d].reshape(d, d) / divisor, gram[d * d:] / divisor, a, r,
-                                model.num_outputs, objective.weight_decay)
-
-
-class GenericFullBatch:
-    """FullBatch's contract (fun(x) -> (F, dF, (mean training loss, accuracy)), `preconditioner`,
-    a context manager) for arrays of any array API library: x, dF and the sums are float64 arrays
-    on the data's device, the chunks run in order in one thread (the device runs them in parallel),
-    nothing is updated in place. F is a Python float: one synchronisation per evaluation."""
-
-    def __init__(self, objective: SoftmaxCrossEntropy, X, y, w=None, *, divisor: float | None = None):
-        self.objective, self.X, self.y, self.w = objective, X, y, w
-        self.xp, self.n = namespace(X), X.shape[0]
-        if divisor is None:
-            divisor = float(self.xp.sum(self.xp.astype(w, self.xp.float64))) if w is not None else float(self.n)
-        self.divisor = float(divisor)
-
-    def __enter__(self) -> "GenericFullBatch":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        pass
-
-    def preconditioner(self):
-        """FullBatch.preconditioner's P, its Gram matrix summed on the device (None without xp.linalg)."""
-        xp, model = self.xp, self.objective.model
-        a, shift, r = (xp.asarray(v, device=device_of(self.X)) for v in _input_map(model))
-        xx, x_sum = 0.0, 0.0
-        for start, x in self.objective.model._generic_chunks(self.X):
-            xc = x - shift
-            wx = xc if self.w is None else xc * self.w[start:start + x.shape[0], None]
-            xx = xx + xp.astype(wx.T @ xc, xp.float64)
-            x_sum = x_sum + xp.sum(xp.astype(wx, xp.float64), axis=0)
-        return _gram_preconditioner(xp, xx / self.divisor, x_sum / self.divisor, a, r, model.num_outputs,
-                                    self.objective.weight_decay)
-
-    def __call__(self, x):
-        xp, objective = self.xp, self.objective
-        model = objective.model
-        set_flat_params(model, x)
-        loss, correct, gW, gb = 0.0, 0, 0.0, 0.0
-        for start, xc in self.objective.model._generic_chunks(self.X):
-            end = start + xc.shape[0]
-            chunk_loss, chunk_correct, dW, db = objective.chunk_grad(
-                xc, self.y[start:end, ...], None if self.w is None else self.w[start:end], self.divisor)
-            loss, correct = loss + xp.astype(chunk_loss, xp.float64), correct + chunk_correct
-            gW, gb = gW + xp.astype(dW, xp.float64), gb + xp.astype(db, xp.float64)
-        data_loss = float(loss) / self.divisor
-        penalty, gW = objective.penalized(gW)
-        g = xp.concat([xp.reshape(gW, (-1,)), gb])
-        return data_loss + penalty, g, (data_loss, int(correct) / self.n)
-
-    def hessian_product(self, x, v):
-        """FullBatch.hessian_product on the device: H v at the flat point x, one pass over the chunks."""
-        xp, objective = self.xp, self.objective
-        model = objective.model
-        set_flat_params(model, x)
-        VW, Vb = split_flat(model, v)
-        product = generic.compiled(generic.hessian_product_sums, xp)
-        HW, Hb = 0.0, 0.0
-        for start, xc in model._generic_chunks(self.X):
-            end = start + xc.shape[0]
-            dW, db = product(xp, model, VW, Vb, xc, self.y[start:end, ...],
-                             None if self.w is None else self.w[start:end], self.divisor)
-            HW, Hb = HW + xp.astype(dW, xp.float64), Hb + xp.astype(db, xp.float64)
-        return hessian_value(objective, xp.concat([xp.reshape(HW, (-1,)), Hb]), v)

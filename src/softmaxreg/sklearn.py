@@ -26,8 +26,9 @@ from .functional import log_softmax, softmax
 from .model import SoftmaxRegression
 from .solvers import OPTIMIZERS, SGD
 from .options import TrainConfig, example_weights
-from .datasets.blocks import is_dask
-from .train import feature_moments, fit
+from .engines import is_dask
+from .moments import feature_moments
+from .train import fit
 
 __all__ = ["SoftmaxRegressionClassifier", "ConvergenceWarning"]
 
@@ -236,7 +237,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         return self._train(X.astype(self.dtype, copy=False), y, sample_weight, self.max_iter, streaming=False)
 
     def _fit_dask(self, X, y, sample_weight, classes):
-        from . import dask_engine
+        from .engines import dask as dask_engine
 
         if not self._solver().full_batch:
             raise InvalidArgumentError(f"solver: Dask arrays need a full-batch solver ('lbfgs' or 'newton-cg'), "

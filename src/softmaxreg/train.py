@@ -10,20 +10,24 @@ from dataclasses import replace
 
 import numpy as np
 
+from . import generic
 from .callbacks import ConsoleLog, EarlyStopping, LiveCurves
 from .datasets.batches import iterate_minibatches, num_batches
-from . import generic
-from .datasets.blocks import check_rows, is_dask, is_streamed, iterate_block_minibatches, iterate_rows
+from .datasets.blocks import iterate_block_minibatches
+from .engines.rows import check_rows
+from .engines import engine_for
+from .engines.array_api import to_numpy
 from .errors import ConvergenceWarning, InvalidArgumentError, TrainingDivergedError
+from .full_batch import full_batch, prepare_dask
 from .hooks import Callback, EpochRecord, History, Run, TrainState
-from .backends import device_of, is_numpy, namespace, to_device, to_numpy
 from .model import SoftmaxRegression, StepBuffers
-from .objective import SoftmaxCrossEntropy, flat_params, full_batch, set_flat_params
-from .solvers import Optimizer
+from .moments import feature_moments
+from .objective import SoftmaxCrossEntropy, flat_params, set_flat_params
 from .options import TrainConfig, example_weights
 from .seeding import shuffle_generator
+from .solvers import Optimizer
 
-__all__ = ["fit", "feature_moments", "History", "EpochRecord", "Callback", "TrainState"]
+__all__ = ["fit", "History", "EpochRecord", "Callback", "TrainState"]
 
 DIVERGENCE_FACTOR = 1000.0
 """A minibatch whose mean loss is NaN, inf, or above DIVERGENCE_FACTOR * log(k) (1000 times the
@@ -31,36 +35,6 @@ loss of the uniform prediction that training starts near) stops training as dive
 The stable softmax keeps the loss finite even for absurd learning rates: with logits growing
 like lr, the loss grows like lr instead. Largest minibatch loss of a 10-epoch Fashion-MNIST run
 (limit 2303): lr 0.1 -> 2.3, lr 1 -> 17, lr 10 -> 226, lr 30 -> 694, lr 1e6 -> 2.4e7."""
-
-
-def feature_moments(model: SoftmaxRegression, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-feature mean and standard deviation of the scaled inputs s X, in float64 chunks
-    (NumPy arrays, whatever library X is of)."""
-    return moments_from_sums(moment_sums(model, X), X.shape[0])
-
-
-def moment_sums(model: SoftmaxRegression, X: np.ndarray) -> np.ndarray:
-    """[sum_i s x_i, sum_i (s x_i)^2] (2, d) float64, over 4096-row chunks in order (parts add up;
-    datasets.blocks.iterate_rows: a memory map or a Dask array is streamed)."""
-    if not is_numpy(X):                                   # another library's array: summed on its device
-        xp = namespace(X)
-        total = total_sq = 0.0
-        for start in range(0, X.shape[0], 4096):
-            chunk = xp.astype(X[start:min(start + 4096, X.shape[0]), ...], xp.float64) * model.input_scale
-            total, total_sq = total + xp.sum(chunk, axis=0), total_sq + xp.sum(xp.square(chunk), axis=0)
-        return np.stack([to_numpy(total), to_numpy(total_sq)])
-    sums = np.zeros((2, model.num_inputs))
-    for _, _, block in iterate_rows(X):
-        chunk = block.astype(np.float64) * model.input_scale
-        sums[0] += chunk.sum(axis=0)
-        sums[1] += np.square(chunk).sum(axis=0)
-    return sums
-
-
-def moments_from_sums(sums: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """(mean, std) per feature from `moment_sums` of n rows: std = sqrt(max(E[x^2] - mean^2, 0))."""
-    mean = sums[0] / n
-    return mean, np.sqrt(np.maximum(sums[1] / n - mean ** 2, 0.0))
 
 
 def fit(model: SoftmaxRegression, X, y, config: TrainConfig | None = None, *, seed: int | np.random.Generator = 0,
@@ -98,42 +72,41 @@ def fit(model: SoftmaxRegression, X, y, config: TrainConfig | None = None, *, se
     """
     cfg = replace(config or TrainConfig(), **options)
     optimizer = optimizer or cfg.optimizer()
-    on_dask = is_dask(X, y, sample_weight)
-    if on_dask and not is_numpy(model.W):
+    data = engine_for(X, y, sample_weight)
+    if data.name == "dask" and engine_for(model.W).name != "numpy":
         model.to("numpy")                                 # Dask blocks are NumPy arrays
-    on_engine = on_dask and optimizer.full_batch
-    if cfg.early_stopping and is_streamed(X):            # X[kept] would copy nearly all of it into memory
+    on_engine = data.name == "dask" and optimizer.full_batch
+    if cfg.early_stopping and data.streamed:             # X[kept] would copy nearly all of it into memory
         raise InvalidArgumentError("early_stopping: not available for streamed X (a memory map or a Dask array); "
                                    "pass validation_data (a held-out split) instead")
     if on_engine:                   # checks, class counts and moments in one pass over the chunks
-        from .dask_engine import prepare
-        X, y, weights = prepare(model, X, y, sample_weight, cfg)
+        X, y, weights = prepare_dask(model, X, y, sample_weight, cfg)
     else:
-        X = _dask_rows(model, X) if is_dask(X) else model._flatten(X)
-        if not is_numpy(X, model.W):                      # the model follows X, to NumPy too
-            model._move(namespace(X), device_of(X))
+        X = _dask_rows(model, X) if data.name == "dask" else model._flatten(X)
+        data = engine_for(X)
+        if engine_for(X, model.W).name == "array_api":  # the model follows X, to NumPy too
+            model._move(*((data.xp, data.device) if data.name == "array_api" else (np, "cpu")))
         y = model._check_targets(y, X.shape[0], like=X)
         if X.shape[0] == 0:
             raise InvalidArgumentError("X: cannot train on 0 examples")
-        weights = example_weights(to_numpy(y), model.num_outputs, sample_weight, cfg.class_weight, model.dtype)
-        if not is_numpy(X):
-            weights = to_device(weights, namespace(X), device_of(X))
+        weights = data.asarray(example_weights(to_numpy(y), model.num_outputs, sample_weight, cfg.class_weight,
+                                               model.dtype))
     validation = None
     if validation_data is not None:
         X_val = model._flatten(validation_data[0])
         validation = (X_val, model._check_labels(validation_data[1], X_val.shape[0], like=X_val))
     if cfg.shuffle == "auto" and not optimizer.full_batch:
-        cfg = replace(cfg, shuffle="blocks" if is_streamed(X) else "full")
-    if cfg.shuffle == "blocks" and not is_numpy(X):
+        cfg = replace(cfg, shuffle="blocks" if data.streamed else "full")
+    if cfg.shuffle == "blocks" and data.name == "array_api":
         raise InvalidArgumentError("shuffle: 'blocks' streams NumPy memory maps and Dask arrays; arrays of "
-                                   f"{namespace(X).__name__} take the full shuffle (shuffle='full')")
+                                   f"{data.xp.__name__} take the full shuffle (shuffle='full')")
     rng = shuffle_generator(seed)
     stoppers, held = [], None
     if cfg.early_stopping:
         held = resume.holdout if resume is not None else _holdout_indices(X.shape[0], cfg.validation_fraction, rng)
         kept = np.setdiff1d(np.arange(X.shape[0]), held, assume_unique=True)
-        stoppers = [EarlyStopping(cfg.patience, cfg.tol, holdout=(_rows(X, held), _rows(y, held)))]
-        X, y, weights = _rows(X, kept), _rows(y, kept), _rows(weights, kept)
+        stoppers = [EarlyStopping(cfg.patience, cfg.tol, holdout=(data.take(X, held), data.take(y, held)))]
+        X, y, weights = data.take(X, kept), data.take(y, kept), data.take(weights, kept)
     elif cfg.converge:
         stoppers = [EarlyStopping(cfg.patience, cfg.tol)]
     if cfg.standardize and model.mean is None and not on_engine:
@@ -168,14 +141,6 @@ def _dask_rows(model: SoftmaxRegression, X):
     return X.reshape(X.shape[0], model.num_inputs) if X.ndim > 2 else X
 
 
-def _rows(a, index: np.ndarray):
-    """a[index] for host indices, in a's library (None stays None)."""
-    if a is None or is_numpy(a):
-        return None if a is None else a[index]
-    xp = namespace(a)
-    return xp.take(a, xp.asarray(index, device=device_of(a)), axis=0)
-
-
 def _holdout_indices(n: int, fraction: float, rng: np.random.Generator) -> np.ndarray:
     cut = max(1, round(fraction * n))
     if cut >= n:
@@ -208,7 +173,8 @@ def _minibatch(objective, optimizer, arrays, cfg, rng, validation, history, call
     steps_per_epoch = num_batches(n, cfg.batch_size)
     schedule = cfg.lr_schedule(steps_per_epoch)
     loss_limit = DIVERGENCE_FACTOR * math.log(model.num_outputs)
-    steps = (_NumpySteps if is_numpy(arrays[0]) else _GenericSteps)(objective, optimizer, arrays, cfg, rng)
+    engine = engine_for(arrays[0])
+    steps = (_GenericSteps if engine.name == "array_api" else _NumpySteps)(objective, optimizer, arrays, cfg, rng)
     run = Run(model, optimizer, history, cfg.epochs, (cfg.epochs - first + 1) * steps_per_epoch, state)
     _begin(run, callbacks)
     for epoch in range(first, cfg.epochs + 1):
@@ -278,7 +244,8 @@ class _GenericSteps:
     def __init__(self, objective, optimizer, arrays, cfg, rng):
         self.objective, self.optimizer, self.cfg, self.rng = objective, optimizer, cfg, rng
         self.X, self.y, self.w = arrays
-        self.xp, self.device = namespace(self.X), device_of(self.X)
+        engine = engine_for(self.X)
+        self.xp, self.device = engine.xp, engine.device
 
     def batches(self):
         n, size = self.X.shape[0], self.cfg.batch_size
@@ -328,11 +295,7 @@ def _full_batch(objective, optimizer, arrays, cfg, rng, validation, history, cal
         set_flat_params(model, optimizer.x)
     # F is flat along b + t (1, ..., 1) (softmax is shift-invariant, the bias unpenalised): keep the
     # centred representative, so equal problems give equal parameters whatever path led there
-    if is_numpy(model.b):
-        model.b -= model.b.mean(dtype=np.float64).astype(model.dtype)
-    else:
-        xp = namespace(model.b)
-        model.b = model.b - xp.astype(xp.mean(xp.astype(model.b, xp.float64)), model.b.dtype)
+    model.center_bias()
     history.converged = optimizer.grad_max() <= cfg.tol
     if not history.converged and not run.stop:
         reason = reason or f"it reached max_iter={max_iter}"

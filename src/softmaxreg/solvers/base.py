@@ -18,7 +18,7 @@ from typing import Callable, ClassVar
 
 import numpy as np
 
-from ..backends import device_of, dtype_name, is_numpy, namespace, to_device, to_numpy
+from ..engines.array_api import device_of, dtype_name, is_numpy, namespace, to_device, to_numpy
 from ..errors import InvalidArgumentError
 from .line_search import strong_wolfe
 

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from ..backends import device_of, is_numpy, namespace, to_numpy
+from ..engines.array_api import device_of, is_numpy, namespace, to_numpy
 from ..errors import InvalidArgumentError
 from .base import Function, FullBatchSolver, like, register, require_float64, state_array, state_scalars
 

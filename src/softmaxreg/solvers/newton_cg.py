@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 
-from ..backends import namespace
+from ..engines.array_api import namespace
 from ..errors import InvalidArgumentError
 from .base import Function, FullBatchSolver, register, state_scalars
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backends import namespace, to_numpy
+from ..engines.array_api import namespace, to_numpy
 from .base import Optimizer, finite, like, register, state_array
 
 __all__ = ["SGD"]

@@ -18,7 +18,7 @@ import importlib.util
 
 import numpy as np
 
-from .errors import InvalidArgumentError
+from ..errors import InvalidArgumentError
 
 __all__ = ["BACKENDS", "resolve", "namespace", "is_numpy", "to_numpy", "to_device", "device_of", "backend_name",
            "dtype_name"]

@@ -46,8 +46,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .cachedir import cache_dir
-from .errors import InvalidArgumentError
+from ..cachedir import cache_dir
+from ..errors import InvalidArgumentError
 
 __all__ = ["ROWS_ENV", "CANDIDATES", "matmul_rows", "matmul_t_rows", "block_rows", "pin_block_rows", "blocking_info",
            "machine_key"]

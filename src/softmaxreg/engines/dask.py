@@ -1,9 +1,10 @@
-"""The Dask engine: the full-batch objective over Dask arrays chunked by rows, on whatever scheduler
-`dask.compute` uses (the active `distributed.Client`, else the threaded scheduler; dask_cluster.py
-holds the clusters, the data sent to them and the lost-cluster rule).
+"""The Dask engine: sums over the row blocks of Dask arrays, on whatever scheduler `dask.compute`
+uses (the active `distributed.Client`, else the threaded scheduler; dask_cluster.py holds the
+clusters, the data sent to them and the lost-cluster rule). full_batch.DaskFullBatch runs the
+objective's chunk sums through `BlockSums`.
 
 Imported only when the data is a Dask collection or `--scheduler` is given: `import softmaxreg`
-never imports dask (datasets.blocks.is_dask tells a Dask collection without importing it).
+never imports dask (engines.is_dask tells a Dask collection without importing it).
 
 Conventions
 -----------
@@ -13,7 +14,7 @@ w : (n,) per-example weights or None, the same
 block c : rows [start_c, start_c + n_c) of X, y, w, computed where the block lives
 
 Every evaluation maps one task over the blocks, each returning a float64 vector of sums computed by
-the same code as an in-memory fit (objective.FullBatch on the block, 512-row chunks, one thread,
+the same code as an in-memory fit (full_batch.FullBatch on the block, 512-row chunks, one thread,
 the divisor of the whole data set), and adds adjacent vectors pairwise in a fixed binary tree of
 tasks, ((v0 + v1) + (v2 + v3)) + v4 ...; only the root comes back. Floating-point addition is not
 associative, but a fixed tree fixes the order of every addition: the result is the same bits
@@ -24,7 +25,7 @@ agree to rounding, under 1e-13 relative in float64, not bit for bit).
 
 from __future__ import annotations
 
-import copy
+import contextlib
 import math
 import warnings
 
@@ -32,16 +33,12 @@ import dask
 import dask.array as da
 import numpy as np
 
+from ..errors import InvalidArgumentError
+from . import Engine, is_dask
 from .dask_cluster import CHUNK_ROWS, compute, current_client
-from .errors import InvalidArgumentError
-from .gemm import block_rows, pin_block_rows
-from .objective import (FullBatch, SoftmaxCrossEntropy, hessian_value, objective_value, preconditioner_from_gram,
-                        set_flat_params)
-from .options import class_weight_vector
-from .datasets.blocks import check_rows, is_dask
-from .train import moment_sums, moments_from_sums
+from .rows import check_rows
 
-__all__ = ["align", "prepare", "find_classes", "encode_labels", "DaskFullBatch"]
+__all__ = ["align", "summarize", "persist", "weights_by_class", "find_classes", "encode_labels", "BlockSums"]
 
 
 # -- the fixed-order tree ----------------------------------------------------------------------
@@ -114,15 +111,8 @@ def _block_summary(X, y, w, c: int, start: int, k: int, scale: float, moments: b
     counts = np.bincount(y, minlength=k) if y.ndim == 1 else np.zeros(k)
     parts = [counts.astype(np.float64), [0.0 if w is None else float(np.sum(w, dtype=np.float64))]]
     if moments:
-        parts.append(moment_sums(_Scale(scale, X.shape[1]), X).ravel())
+        parts.append(Engine("numpy", np, "cpu").moment_sums(X, scale).ravel())
     return None, np.concatenate(parts)
-
-
-class _Scale:
-    """What train.moment_sums reads of a model: its input scale and size."""
-
-    def __init__(self, input_scale: float, num_inputs: int):
-        self.input_scale, self.num_inputs = input_scale, num_inputs
 
 
 def _add_summaries(a: tuple, b: tuple) -> tuple:
@@ -142,37 +132,25 @@ def _starts(X) -> list[int]:
     return np.concatenate([[0], np.cumsum(X.chunks[0])[:-1]]).astype(int).tolist()
 
 
-def prepare(model, X, y, sample_weight, cfg):
-    """(X, y, w) aligned Dask arrays ready for DaskFullBatch, persisted on a cluster (`_persist`);
-    then one pass over the blocks checks them (an error
-    names the first bad chunk: index and rows), counts the classes (for class_weight="balanced")
-    and, with cfg.standardize, sets the model's standardization from the moments of s X
-    (train.moment_sums per block, added in the fixed tree). w (model dtype) is the sample weight
-    times the class weight, as options.example_weights."""
-    X, y, w = _persist(*align(model, X, y, sample_weight))
-    k, d = model.num_outputs, model.num_inputs
-    moments = cfg.standardize and model.mean is None
+def summarize(X, y, w, k: int, scale: float, moments: bool) -> np.ndarray:
+    """One pass over aligned blocks (`align`): checks them (InvalidArgumentError naming the first bad
+    chunk: index and rows) and returns [class counts (k), sum of the weights, moment sums of s X
+    (2 d) if `moments`] float64, the blocks' parts added in the fixed tree."""
     summary = dask.delayed(_block_summary, pure=True)
-    tasks = [summary(xb, yb, wb, c, start, k, model.input_scale, moments)
+    tasks = [summary(xb, yb, wb, c, start, k, scale, moments)
              for c, ((xb, yb, wb), start) in enumerate(zip(_blocks(X, y, w), _starts(X)))]
     problem, sums = compute(_tree(tasks, dask.delayed(_add_summaries, pure=True)))
     if problem is not None:
         raise InvalidArgumentError(problem)
-    if moments:
-        model.set_standardization(*moments_from_sums(sums[k + 1:].reshape(2, d), X.shape[0]))
-    if cfg.class_weight is not None:
-        if y.ndim != 1:
-            raise InvalidArgumentError("class_weight: needs class-index targets, not soft targets")
-        per_class = class_weight_vector(cfg.class_weight, k, sums[:k])
-        w = _persist(da.map_blocks(_example_weights, y, w, per_class, model.dtype, dtype=model.dtype))[0]
-    elif w is not None:
-        if not sums[k] > 0:
-            raise InvalidArgumentError("sample_weight: every weight is zero, nothing to learn from")
-        w = _persist(w.astype(model.dtype))[0]
-    return X, y, w
+    return sums
 
 
-def _persist(*arrays) -> tuple:
+def weights_by_class(y, w, per_class: np.ndarray, dtype):
+    """The lazy per-example weights w * per_class[y] (w None: per_class[y]) in `dtype`, persisted."""
+    return persist(da.map_blocks(_example_weights, y, w, per_class, dtype, dtype=dtype))[0]
+
+
+def persist(*arrays) -> tuple:
     """On a distributed cluster, the arrays kept in the workers' memory for the fit (the source is
     read once). On the local schedulers they stay lazy: each evaluation reads its blocks from the
     source again (a memory map, a Zarr store, Parquet files), so memory does not grow with the data."""
@@ -214,16 +192,7 @@ def _encode_block(y: np.ndarray, classes: np.ndarray, block_info=None) -> np.nda
     return indices
 
 
-# -- the objective ----------------------------------------------------------------------------
-
-def _objective_at(objective: SoftmaxCrossEntropy, x: np.ndarray) -> SoftmaxCrossEntropy:
-    """A private copy of `objective` with its model's parameters set to the flat point x (tasks on one
-    worker may share their inputs, so they never write into them)."""
-    model = copy.copy(objective.model)
-    model.W, model.b = np.empty_like(model.W), np.empty_like(model.b)
-    set_flat_params(model, x)
-    return SoftmaxCrossEntropy(model, weight_decay=objective.weight_decay, label_smoothing=objective.label_smoothing)
-
+# -- sums over the blocks ---------------------------------------------------------------------
 
 def _aligned(*arrays) -> list:
     """The arrays, each copied if its start is not aligned to its item size. A block deserialized on
@@ -231,75 +200,42 @@ def _aligned(*arrays) -> list:
     return [None if a is None else np.require(a, requirements=["A", "C"]) for a in arrays]
 
 
-def _block_sums(objective, x, divisor, rows, X, y, w) -> np.ndarray:
-    """FullBatch.sums of one block at x, with the whole data set's divisor and the driver's product
-    row blocking `rows` (gemm.py: it changes the bits)."""
-    pin_block_rows(rows)
-    return FullBatch(_objective_at(objective, x), *_aligned(X, y, w), threads=1, divisor=divisor).sums()
+class BlockSums:
+    """Sums of a function over the row blocks of aligned Dask arrays (X, y, w): `map_sum(function,
+    *args)` computes function(*args, X_c, y_c, w_c) (a float64 vector) on every block c where it
+    lives, the blocks aligned in memory first, and adds the vectors in the fixed tree (module
+    docstring); each argument travels into the graph once. `weight_sum()` is sum w (float64)."""
 
-
-def _block_gram(objective, divisor, X, y, w) -> np.ndarray:
-    return FullBatch(objective, *_aligned(X, y, w), threads=1, divisor=divisor).gram_sums()
-
-
-class DaskFullBatch:
-    """objective.FullBatch over Dask arrays: fun(x) -> (F, dF, (mean training loss, accuracy)) at the
-    flat float64 point x, and `preconditioner()`, with the same contract. Each call computes
-    FullBatch.sums on every block where it lives and adds them in the fixed tree (module docstring);
-    x travels into the graph as one small array. The divisor N is the sum of the weights (one pass
-    over w when given). A context manager, like FullBatch (nothing to hold: the scheduler is dask's)."""
-
-    def __init__(self, objective: SoftmaxCrossEntropy, X, y, w=None, *, divisor: float | None = None):
-        self.objective, self.X, self.y, self.w = objective, X, y, w
+    def __init__(self, X, y, w=None):
         self.n = X.shape[0]
         self.blocks = _blocks(X, y, w)
-        if divisor is not None or w is None:
-            self.divisor = float(self.n if divisor is None else divisor)
-        else:
-            self.divisor = float(_tree_sum([dask.delayed(_weight_sum, pure=True)(b[2]) for b in self.blocks])[0])
-            if not self.divisor > 0:
-                raise InvalidArgumentError("sample_weight: every weight is zero, nothing to learn from")
+        self.weighted = w is not None
 
-    def __enter__(self) -> "DaskFullBatch":
-        return self
+    def map_sum(self, function, *args) -> np.ndarray:
+        task = dask.delayed(_on_aligned, pure=True)
+        spec = [dask.delayed(a, pure=True) for a in args]
+        with _blas_as_on_workers():
+            return _tree_sum([task(function, *spec, *block) for block in self.blocks])
 
-    def __exit__(self, *exc) -> None:
-        return None
-
-    def _map(self, function, *args) -> np.ndarray:
-        task = dask.delayed(function, pure=True)
-        return _tree_sum([task(*args, *block) for block in self.blocks])
-
-    def preconditioner(self):
-        """FullBatch.preconditioner's P from the Gram sums of every block, added in the fixed tree."""
-        spec = dask.delayed(self.objective, pure=True)
-        return preconditioner_from_gram(self.objective, self._map(_block_gram, spec, self.divisor), self.divisor)
-
-    def __call__(self, x: np.ndarray):
-        set_flat_params(self.objective.model, x)
-        spec = dask.delayed(self.objective, pure=True)
-        sums = self._map(_block_sums, spec, dask.delayed(np.array(x, dtype=np.float64), pure=True), self.divisor,
-                         block_rows())
-        return objective_value(self.objective, sums, self.divisor, self.n)
+    def weight_sum(self) -> float:
+        return float(_tree_sum([dask.delayed(_weight_sum, pure=True)(b[2]) for b in self.blocks])[0])
 
 
-    def hessian_product(self, x: np.ndarray, v: np.ndarray) -> np.ndarray:
-        """FullBatch.hessian_product over the blocks: each block's `hessian_sums` where it lives,
-        added in the fixed tree, then the penalty's lambda VW."""
-        spec = dask.delayed(self.objective, pure=True)
-        point = dask.delayed(np.array(x, dtype=np.float64), pure=True)
-        sums = self._map(_block_hessian, spec, point, dask.delayed(np.array(v, dtype=np.float64), pure=True),
-                         self.divisor, block_rows())
-        return hessian_value(self.objective, sums, v)
+def _blas_as_on_workers():
+    """Without a distributed cluster the blocks run on Dask's threads in this process: there BLAS
+    gets one thread, as on distributed's workers (OMP_NUM_THREADS=1). A product's bits may depend on
+    BLAS's thread count (OpenBLAS's Haswell kernels), and a block must give the same bits wherever
+    it runs, so that a run resumed on Dask's threads continues a cluster's bit for bit."""
+    if current_client() is not None:
+        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits
+    return threadpool_limits(limits=1, user_api="blas")
 
 
-def _block_hessian(objective, x, v, divisor, rows, X, y, w) -> np.ndarray:
-    """FullBatch.hessian_sums of one block at x along v (as `_block_sums`)."""
-    pin_block_rows(rows)
-    return FullBatch(_objective_at(objective, x), *_aligned(X, y, w), threads=1, divisor=divisor).hessian_sums(v)
+def _on_aligned(function, *args):
+    """function(*args) with the block's three arrays (the last) aligned (`_aligned`)."""
+    return function(*args[:-3], *_aligned(*args[-3:]))
 
 
 def _weight_sum(w: np.ndarray) -> np.ndarray:
     return np.array([np.sum(w, dtype=np.float64)])
-
-

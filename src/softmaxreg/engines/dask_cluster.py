@@ -1,7 +1,7 @@
 """Where the Dask engine runs: clusters (`connect`: tcp://HOST:PORT or local:N; `local_cluster`), the
 NumPy data sent to them (`row_chunks`), and `compute`, which runs a task graph on the scheduler
 `dask.compute` would use and turns a lost cluster into one ClusterError. The engine's math is in
-dask_engine.py. Imported only for Dask data or `--scheduler`: `import softmaxreg` never imports dask.
+engines/dask.py. Imported only for Dask data or `--scheduler`: `import softmaxreg` never imports dask.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import dask
 import dask.array as da
 import numpy as np
 
-from .errors import ClusterError, InvalidArgumentError
+from ..errors import ClusterError, InvalidArgumentError
 
 __all__ = ["connect", "local_cluster", "row_chunks", "compute", "current_client", "CHUNK_ROWS"]
 

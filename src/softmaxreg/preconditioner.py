@@ -1,0 +1,81 @@
+"""The full-batch solvers' preconditioner: P = (c G + lambda I)^-1 from the Gram matrix G of the
+inputs as the model sees them (with a constant 1 for the bias), for any array library."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .engines.array_api import device_of, to_numpy
+
+__all__ = ["GramPreconditioner", "gram_preconditioner", "input_map"]
+
+
+def input_map(model) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(a, shift, r) (d,) with which the model sees x' = a x - m = a (x - shift) + r:
+    a = s / sigma, m = mu / sigma standardized (a = s, m = 0 else), shift = m / a (the raw mean) in
+    the model's dtype (a, r float64), r = a shift - m its rounding. Sums of the centred x - shift do not cancel in float32."""
+    d = model.num_inputs
+    std = None if model.mean is None else to_numpy(model.std).astype(np.float64)
+    a = np.full(d, model.input_scale) if model.mean is None else model.input_scale / std
+    m = np.zeros(d) if model.mean is None else to_numpy(model.mean).astype(np.float64) / std
+    shift = (m / a).astype(model.dtype)
+    return a, shift, a * shift - m
+
+
+def gram_preconditioner(xp, xx, x_sum, a, r, k: int, weight_decay: float):
+    """GramPreconditioner P = (c G + lambda I)^-1 acting on (W; b) stacked as (d + 1, k),
+    from the moments xx = sum w xc xc^T / N (d, d), x_sum = sum w xc / N (d,) of the centred inputs
+    and the input map (a, r) (`input_map`), in namespace xp. None when xp has no linalg extension
+    (then L-BFGS runs unpreconditioned).
+
+    G = sum_i w_i a_i a_i^T / N is the Gram matrix of the inputs as the model sees them with a
+    constant 1 appended (a_i = (x'_i, 1)). The softmax loss's Hessian for class j is
+    sum_i w_i p_ij (1 - p_ij) a_i a_i^T / N + lambda I: about c G + lambda I, with c the typical
+    p (1 - p), which falls from 0.09 at the start towards 0 as predictions grow confident. So c
+    is measured along the newest step (s, y) by the secant rule, c = (s'y - lambda |s|^2) / s'Gs
+    (1 before the first step), and P follows it. Pixels are strongly correlated, so G is badly
+    conditioned; undoing it is what the two-loop recursion alone learns slowly. Costs one pass
+    over the rows (d^2 per row) and a (d + 1)^2 eigendecomposition, once."""
+    if not hasattr(xp, "linalg"):
+        return None
+    ax = a * x_sum
+    corner = a[:, None] * xx * a + ax[:, None] * r[None, :] + r[:, None] * ax[None, :] + r[:, None] * r[None, :]
+    edge = ax + r                                            # the mean of x'
+    one = xp.ones((1, 1), dtype=xx.dtype, **({} if xp is np else {"device": device_of(xx)}))
+    G = xp.concat([xp.concat([corner, edge[:, None]], axis=1), xp.concat([edge[None, :], one], axis=1)], axis=0)
+    values, vectors = xp.linalg.eigh(G)
+    values = xp.where(values > 0.0, values, 0.0)
+    return GramPreconditioner(xp, values, vectors, max(weight_decay, 1e-12 * float(values[-1])), k)
+
+
+class GramPreconditioner:
+    """P = (c G + lambda I)^-1 on flat (W; b) vectors, from G's eigendecomposition (values, vectors):
+    `solve(q, c)` -> P q, `curvature(s, y)` -> c measured along a step s whose gradient change is
+    y (y = H s for a Hessian-vector product), and P(q, s, y) (L-BFGS: c from its newest pair, 1
+    before the first)."""
+
+    def __init__(self, xp, values, vectors, lam: float, k: int):
+        self.xp, self.values, self.vectors, self.lam, self.k = xp, values, vectors, lam, k
+
+    def curvature(self, s, y) -> float:
+        """c = (s'y - lambda |s|^2) / s'Gs, at least 1e-8: the secant rule."""
+        xp = self.xp
+        Vs = self.vectors.T @ xp.reshape(s, (self.values.shape[0], self.k))
+        return max((float(s @ y) - self.lam * float(s @ s)) / float(self.values @ xp.sum(xp.square(Vs), axis=1)), 1e-8)
+
+    def solve(self, q, c: float):
+        xp, V = self.xp, self.vectors
+        return xp.reshape(V @ ((V.T @ xp.reshape(q, (self.values.shape[0], self.k))) / (c * self.values + self.lam)[:, None]),
+                          (-1,))
+
+    def __call__(self, q, s=None, y=None):
+        return self.solve(q, 1.0 if s is None else self.curvature(s, y))
+
+
+def preconditioner_from_gram(objective, gram: np.ndarray, divisor: float):
+    """P(q, s, y) -> P q for L-BFGS (`gram_preconditioner`) from `FullBatch.gram_sums` of all rows."""
+    model = objective.model
+    d = model.num_inputs
+    a, _, r = input_map(model)
+    return gram_preconditioner(np, gram[:d * d].reshape(d, d) / divisor, gram[d * d:] / divisor, a, r,
+                                model.num_outputs, objective.weight_decay)
