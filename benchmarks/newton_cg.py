@@ -45,22 +45,11 @@ import softmaxreg as sr
 from softmaxreg.full_batch import FullBatch
 from softmaxreg.objective import SoftmaxCrossEntropy, flat_params
 
+from lbfgs_vs_logreg import machine       # the header: CPU, NumPy, BLAS kernel and threads (a sibling script)
+
 TARGET = 1e-6
 SOLVERS = ("ours-newton-cg", "ours-lbfgs", "sklearn-newton-cg", "sklearn-lbfgs")
 PROBLEMS = ("standardized", "raw")
-
-
-def machine() -> str:
-    """The CPU, NumPy, and the BLAS kernel and threads that ran (threadpoolctl), as lbfgs_vs_logreg.py."""
-    import platform
-
-    from threadpoolctl import threadpool_info
-
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               platform.processor())
-    blas = [f"{i['internal_api']} {i.get('version')} {i.get('architecture')} kernel, {i['num_threads']} threads"
-            for i in threadpool_info() if i["user_api"] == "blas"]
-    return f"{cpu}; numpy {np.__version__}; {'; '.join(blas)}"
 
 
 class Problem:
