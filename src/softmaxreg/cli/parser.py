@@ -1,10 +1,8 @@
-"""The `softmaxreg` command line. main(argv) -> exit code: 0 ok, 2 bad input, 3 training diverged,
-130 interrupted.
+"""The `softmaxreg` argument parser: every command's options, their checks and help. Each command
+is a function of its own module (train, judge, experiment, report); cli.main runs it.
 
-Every user mistake ends in one line on stderr ("softmaxreg: error: ...") and exit code 2,
-never a traceback. Options are never abbreviated (--epoch is not --epochs); an unknown one is
-answered with the closest known one. Output whose reader has gone (`| head`) is dropped quietly
-and the command carries on: `train` still finishes its run folder.
+An error is one line ("softmaxreg train: error: ..."); options are never abbreviated (--epoch is not
+--epochs), and an unknown one is answered with the closest known one.
 """
 
 from __future__ import annotations
@@ -12,20 +10,19 @@ from __future__ import annotations
 import argparse
 import difflib
 import math
-import os
-import sys
-from pathlib import Path
 
-from ._version import __version__
-from .engines.array_api import BACKENDS
-from .cli_judge import evaluate_command, format_table, predict_command
-from .cli_train import CHECKPOINT, RECIPES, RUN_FILES, train_command
-from .errors import SoftmaxRegError, TrainingDivergedError
-from .fileio import output_folder
-from .solvers import OPTIMIZERS, SCHEDULES, solver_options
-from .options import SHUFFLES
+from .._version import __version__
+from ..engines.array_api import BACKENDS
+from ..solvers import OPTIMIZERS, SCHEDULES, solver_options
+from ..options import SHUFFLES
+from .experiment import experiment_command
+from .judge import evaluate_command, predict_command
+from .report import report_command
+from .run_folder import RUN_FILES
+from .train import train_command
+from .train_setup import RECIPES
 
-__all__ = ["main", "build_parser", "RUN_FILES", "CHECKPOINT"]
+__all__ = ["build_parser"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -194,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--json", action="store_true", help="print the predictions as JSON")
     predict.set_defaults(func=predict_command)
 
-    from .experiments import registry
+    from ..experiments import registry
     experiments = registry()
     experiment = commands.add_parser(
         "experiment", help="run one of the lesson's exercises",
@@ -211,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     experiment.add_argument("--quick", action="store_true", help="small grids, for a fast check")
     experiment.add_argument("--force", action="store_true",
                             help="reject: judge --model even if its classes or input range differ from the data's")
-    experiment.set_defaults(func=_experiment)
+    experiment.set_defaults(func=experiment_command)
 
     report = commands.add_parser(
         "report", help="write one self-contained report.html of a run",
@@ -220,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "and calibration. One file with nothing to fetch: open it in any browser, or send it.")
     report.add_argument("run", metavar="RUN_DIR", help="a run folder written by softmaxreg train")
     report.add_argument("--out", metavar="DIR", default=None, help="where to write report.html (default: RUN_DIR)")
-    report.set_defaults(func=_report)
+    report.set_defaults(func=report_command)
     parser.commands = {"train": train, "evaluate": evaluate, "predict": predict, "experiment": experiment,
                        "report": report}
     return parser
@@ -238,107 +235,3 @@ def _data_options(parser: argparse.ArgumentParser, help: str) -> None:
     parser.add_argument("--data", "--data-dir", dest="data_dir", metavar="PATH", default=None, help=help)
     parser.add_argument("--label-column", metavar="NAME|INDEX", default=None,
                         help="CSV / Parquet: the column holding the class labels (a name, or a 0-based index)")
-
-
-def _experiment(args) -> int:
-    from .experiments import ExperimentInterrupted, registry
-    from .fileio import atomic_write_bytes
-    from .plots import plot_experiment
-
-    name = args.name
-    experiment = registry()[name]
-    with output_folder(Path(args.out)) as out:           # a new --out is left only if written to
-        def write(result) -> str:
-            atomic_write_bytes(out / f"{name}.csv", result.to_csv().encode())
-            plot_experiment(experiment.draw, result, out / f"{name}.png")
-            return f"{out / f'{name}.csv'}, {out / f'{name}.png'}"
-        try:
-            result = experiment.run(args)
-        except ExperimentInterrupted as stop:            # Ctrl-C in a sweep: keep the runs that finished
-            kept = f"kept them in {write(stop.result)}" if stop.result.rows else "nothing written"
-            print(f"softmaxreg: interrupted after {stop.done} of {stop.total} runs; {kept}", file=sys.stderr)
-            return 130
-        rows = result.rows
-        if result.curve and len(rows) > 25:
-            step = len(rows) / 20
-            rows = [rows[int(i * step)] for i in range(20)] + [rows[-1]]
-        print(format_table(result.columns, rows))
-        if rows is not result.rows:
-            print(f"({len(rows)} of {len(result.rows)} rows shown; all in the CSV)")
-        for line in result.summary:
-            print(line)
-        written = write(result)
-    print(f"wrote {written}")
-    return 0
-
-
-def _report(args) -> int:
-    from .report import write_report
-
-    print(f"wrote {write_report(args.run, args.out)}")
-    return 0
-
-
-class _DropWhenClosed:
-    """A text stream that stops writing, quietly, once its reader has gone (`softmaxreg ... | head`):
-    the first BrokenPipeError points the file descriptor at /dev/null (so the interpreter's last
-    flush succeeds too) and later writes are dropped. Anything else goes to the stream."""
-
-    def __init__(self, stream):
-        self.stream, self.closed_pipe = stream, False
-
-    def write(self, text: str) -> int:
-        if not self.closed_pipe:
-            try:
-                self.stream.write(text)
-            except BrokenPipeError:
-                self._reader_gone()
-        return len(text)
-
-    def flush(self) -> None:
-        if not self.closed_pipe:
-            try:
-                self.stream.flush()
-            except BrokenPipeError:
-                self._reader_gone()
-
-    def _reader_gone(self) -> None:
-        self.closed_pipe = True
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, self.stream.fileno())
-            os.close(devnull)
-        except (OSError, ValueError, AttributeError):      # not a real file (e.g. captured in tests)
-            pass
-
-    def __getattr__(self, name):
-        return getattr(self.stream, name)
-
-
-def main(argv=None) -> int:
-    parser = build_parser()
-    streams = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = _DropWhenClosed(sys.stdout), _DropWhenClosed(sys.stderr)
-    try:
-        return _run(parser, argv)
-    finally:
-        sys.stdout.flush()                # what is still buffered meets a closed pipe here, not at exit
-        sys.stdout, sys.stderr = streams
-
-
-def _run(parser, argv) -> int:
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as e:             # --help, --version, or a usage error (already printed)
-        return e.code if isinstance(e.code, int) else 2
-    try:
-        return args.func(args)
-    except TrainingDivergedError as e:
-        print(f"softmaxreg: error: {e}", file=sys.stderr)
-        return 3
-    except SoftmaxRegError as e:
-        print(f"softmaxreg: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("softmaxreg: interrupted", file=sys.stderr)
-        return 130

@@ -1,5 +1,5 @@
 """`softmaxreg evaluate` and `softmaxreg predict`: judge a trained model on a data set's test split,
-and classify images, arrays, IDX files or the rows of a --data source (cli.py builds the parser)."""
+and classify images, arrays, IDX files or the rows of a --data source (cli/parser.py builds the parser)."""
 
 from __future__ import annotations
 
@@ -8,23 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import SoftmaxRegError
-from .fileio import all_or_nothing, output_folder
+from ..errors import SoftmaxRegError
+from ..fileio import all_or_nothing, output_folder
+from .table import format_table
 
-__all__ = ["evaluate_command", "predict_command", "format_table"]
-
-
-def format_table(columns, rows) -> str:
-    """Rows (dicts) as right-aligned text columns, floats to 4 significant places."""
-    def cell(v):
-        if isinstance(v, (float, np.floating)):
-            return f"{v:.4g}" if abs(v) >= 1e4 or (v != 0 and abs(v) < 1e-3) else f"{v:.4f}"
-        return str(v)
-    cells = [[cell(r[c]) for c in columns] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.rjust(w) for c, w in zip(columns, widths))]
-    lines += ["  ".join(v.rjust(w) for v, w in zip(row, widths)) for row in cells]
-    return "\n".join(lines)
+__all__ = ["evaluate_command", "predict_command"]
 
 
 def evaluate_command(args) -> int:
@@ -32,13 +20,13 @@ def evaluate_command(args) -> int:
     import hashlib
     import time
 
-    from .experiments import load_model_and_data, logits_with_progress
-    from .fileio import atomic_write_bytes
-    from .metrics import evaluation_summary
-    from .plots import plot_confusion, plot_reliability
-    from .report import EVALUATION_FILE
+    from ..experiments import load_model_and_data, logits_with_progress
+    from ..fileio import atomic_write_bytes
+    from ..metrics import evaluation_summary
+    from ..plots import plot_confusion, plot_reliability
+    from ..report import EVALUATION_FILE
 
-    from .datasets.sources import SPLIT_NAMES, evaluation_split
+    from ..datasets.sources import SPLIT_NAMES, evaluation_split
 
     model, data = load_model_and_data(args.model, args.data_dir, force=args.force, label_column=args.label_column)
     X, y, split = evaluation_split(data)
@@ -75,8 +63,8 @@ def evaluate_command(args) -> int:
 
 def predict_command(args) -> int:
     """`softmaxreg predict MODEL INPUT... [--data PATH]`: the most probable classes of each input."""
-    from .datasets.inputs import in_model_range, read_inputs, without_signal
-    from .model_file import load_model
+    from ..datasets.inputs import in_model_range, read_inputs, without_signal
+    from ..model_file import load_model
 
     if not args.inputs and args.data is None:
         raise SoftmaxRegError("predict: give INPUT files, --data PATH, or both")
@@ -122,7 +110,7 @@ def predict_command(args) -> int:
 def _data_rows(args, model, in_model_range) -> tuple[str, np.ndarray]:
     """("PATH", X) of `predict --data PATH`: the rows it judges (its test split, else all), in memory,
     checked to fit the model and its input range."""
-    from .datasets.sources import SPLIT_NAMES, evaluation_split, open_data
+    from ..datasets.sources import SPLIT_NAMES, evaluation_split, open_data
 
     data = open_data(args.data, label_column=args.label_column, labels=False)
     X, _, split = evaluation_split(data)
