@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 
-from .engines.array_api import device_of, is_numpy, namespace, to_device, to_numpy
+from .engines.array_api import to_numpy
 from .fileio import atomic_write_bytes
 from .functional import soft_cross_entropy_rows
 from .hooks import Callback, EpochRecord, History, Run
@@ -185,11 +185,8 @@ class EarlyStopping(Callback):
 
     def on_train_end(self, history: History) -> None:
         model = self.run.model
-        if self.best_W is not None and is_numpy(model.W):
-            model.W[...], model.b[...] = self.best_W, self.best_b
-        elif self.best_W is not None:                    # the generic path: new arrays on the model's device
-            xp, device = namespace(model.W), device_of(model.W)
-            model.W, model.b = to_device(self.best_W, xp, device), to_device(self.best_b, xp, device)
+        if self.best_W is not None:                      # copies, in the parameters' library and on their device
+            model.W, model.b = (model.engine.asarray(a.copy(), dtype=model.dtype) for a in (self.best_W, self.best_b))
 
     def state_dict(self) -> dict:
         state = {"best_loss": self.best_loss, "bad_epochs": self.bad_epochs, "best_epoch": self.best_epoch}

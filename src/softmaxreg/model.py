@@ -20,7 +20,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import generic
-from .engines.array_api import backend_name, device_of, dtype_name, is_numpy, namespace, resolve, to_device, to_numpy
+from .engines import engine_for
+from .engines.array_api import backend_name, dtype_name, resolve, to_device, to_numpy
 from .engines.rows import iterate_rows
 from .errors import InvalidArgumentError
 from .functional import softmax, softmax_cross_entropy_
@@ -110,20 +111,25 @@ class SoftmaxRegression:
     @property
     def backend(self) -> str:
         """The library holding the parameters: "numpy", "torch", "jax", "cupy", "array_api_strict"."""
-        return backend_name(namespace(self.W))
+        return backend_name(self.engine.xp)
 
     @property
     def device(self):
         """The device holding the parameters ("cpu" for NumPy)."""
-        return device_of(self.W)
+        return self.engine.device
+
+    @property
+    def engine(self):
+        """The engine of the parameters (engines.engine_for): their library and device."""
+        return engine_for(self.W)
 
     def _like(self, X) -> "SoftmaxRegression":
         """This model with its arrays in X's library and on X's device: itself when they are
         already there, else a shallow copy moved there (the parameters are small)."""
-        if is_numpy(X, self.W) or (not is_numpy(X) and not is_numpy(self.W) and namespace(X) is namespace(self.W)
-                                   and device_of(X) == device_of(self.W)):
+        data = engine_for(X)
+        if data == self.engine:
             return self
-        return copy.copy(self)._move(namespace(X), device_of(X))
+        return copy.copy(self)._move(data.xp, data.device)
 
     @property
     def num_inputs(self) -> int:
@@ -135,7 +141,7 @@ class SoftmaxRegression:
 
     def _flatten(self, X) -> np.ndarray:
         """(n, d) view of the inputs, checked against the model's input size."""
-        if not is_numpy(X):
+        if engine_for(X).name == "array_api":
             return self._flatten_generic(X)
         X = np.asarray(X)
         if X.ndim == 0 or not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
@@ -151,7 +157,7 @@ class SoftmaxRegression:
 
     def _flatten_generic(self, X):
         """`_flatten` for an array of another library: the same checks, in its namespace."""
-        xp = namespace(X)
+        xp = engine_for(X).xp
         if X.ndim == 0 or not xp.isdtype(X.dtype, ("integral", "real floating", "bool")):
             raise InvalidArgumentError(f"X: expected a numeric array of shape (n, {self.num_inputs}), got {X.dtype} {tuple(X.shape)}")
         if X.ndim == 1 or int(np.prod(X.shape[1:])) != self.num_inputs:
@@ -172,8 +178,7 @@ class SoftmaxRegression:
             raise InvalidArgumentError(f"standardization: expected finite mean and std >= 0 of shape ({self.num_inputs},)")
         self.mean = mean.astype(self.dtype)
         self.std = np.where(std > 0, std, 1.0).astype(self.dtype)
-        if not is_numpy(self.W):
-            self._move(namespace(self.W), device_of(self.W))
+        self._move(self.engine.xp, self.engine.device)
 
     def _logits_into(self, x: np.ndarray, z: np.ndarray) -> np.ndarray:
         """z (n, k) <- s * (x @ W) + b (or its standardized form) for float rows x (n, d)."""
@@ -190,11 +195,8 @@ class SoftmaxRegression:
     def center_bias(self) -> None:
         """b <- b - mean(b) (mean in float64): the softmax is shift-invariant, so the centred bias
         gives the same predictions and equal problems equal parameters whatever path led there."""
-        if is_numpy(self.b):
-            self.b -= self.b.mean(dtype=np.float64).astype(self.dtype)
-        else:
-            xp = namespace(self.b)
-            self.b = self.b - xp.astype(xp.mean(xp.astype(self.b, xp.float64)), self.b.dtype)
+        xp = self.engine.xp
+        self.b = self.b - xp.astype(xp.mean(xp.astype(self.b, xp.float64)), self.b.dtype)
 
     def _float_chunks(self, X: np.ndarray):
         """Yield (rows, x): x is X[rows] as float, in one reused buffer of up to _CHUNK_ROWS rows,
@@ -207,7 +209,7 @@ class SoftmaxRegression:
 
     def _generic_chunks(self, X):
         """Yield (start, x): X's rows as float in chunks, for the generic path."""
-        xp = namespace(X)
+        xp = engine_for(X).xp
         dtype = getattr(xp, self.dtype.name)
         for start in range(0, X.shape[0], _GENERIC_CHUNK_ROWS):
             yield start, xp.astype(X[start:min(start + _GENERIC_CHUNK_ROWS, X.shape[0]), ...], dtype)
@@ -215,9 +217,9 @@ class SoftmaxRegression:
     def logits(self, X):
         """Z = s X W + b, shape (n, k), in X's library and on its device."""
         X = self._flatten(X)
-        model = self._like(X)
-        if not is_numpy(X):
-            xp = namespace(X)
+        model, data = self._like(X), engine_for(X)
+        if data.name == "array_api":
+            xp = data.xp
             return xp.concat([generic.logits(xp, model, x) for _, x in model._generic_chunks(X)], axis=0)
         if model is not self:
             return model.logits(X)
@@ -229,23 +231,24 @@ class SoftmaxRegression:
     def predict_proba(self, X):
         """Class probabilities softmax(Z), shape (n, k); rows sum to 1."""
         z = self.logits(X)
-        if not is_numpy(z):
-            xp = namespace(z)
-            e = xp.exp(z - xp.max(z, axis=1, keepdims=True))
-            return e / xp.sum(e, axis=1, keepdims=True)
-        return softmax(z, axis=1)
+        logits = engine_for(z)
+        if logits.name == "numpy":
+            return softmax(z, axis=1)                    # checked: a NaN or +inf row is an error
+        xp = logits.xp
+        e = xp.exp(z - xp.max(z, axis=1, keepdims=True))
+        return e / xp.sum(e, axis=1, keepdims=True)
 
     def predict(self, X):
         """Index of the most probable class for each row, shape (n,)."""
         z = self.logits(X)
-        return z.argmax(axis=1) if is_numpy(z) else namespace(z).argmax(z, axis=1)
+        return engine_for(z).xp.argmax(z, axis=1)
 
     def _check_labels(self, y, n: int, like=None):
         """Class indices (n,), checked; in the library and on the device of `like` (default NumPy)."""
-        if not is_numpy(y, like):
+        if engine_for(y, like).name == "array_api":
             checked = self._check_labels(to_numpy(y), n)
-            return checked if is_numpy(like) else to_device(y if not is_numpy(y) else checked,
-                                                            namespace(like), device_of(like))
+            target = engine_for(like)
+            return target.asarray(y if engine_for(y) == target else checked)
         y = np.asarray(y)
         if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer):
             raise InvalidArgumentError(f"y: expected {n} integer class indices, got {y.dtype} array of shape {y.shape}")
@@ -262,9 +265,9 @@ class SoftmaxRegression:
         y = self._check_labels(y, X.shape[0], like=X)
         if X.shape[0] == 0:
             raise InvalidArgumentError("X: cannot evaluate on 0 examples")
-        model = self._like(X)
-        if not is_numpy(X):
-            xp, loss_sum, correct = namespace(X), 0.0, 0
+        model, data = self._like(X), engine_for(X)
+        if data.name == "array_api":
+            xp, loss_sum, correct = data.xp, 0.0, 0
             sums = generic.compiled(generic.loss_and_correct_sums, xp)
             for start, x in model._generic_chunks(X):
                 chunk_loss, chunk_correct = sums(xp, model, x, y[start:start + x.shape[0]], 0.0)
@@ -286,9 +289,8 @@ class SoftmaxRegression:
     def _check_targets(self, y, n: int, like=None):
         """Class indices (n,), or soft targets (n, k): finite, non-negative; in the library and on
         the device of `like` (default NumPy)."""
-        if not is_numpy(y, like):
-            checked = self._check_targets(to_numpy(y), n)
-            return checked if is_numpy(like) else to_device(checked, namespace(like), device_of(like))
+        if engine_for(y, like).name == "array_api":
+            return engine_for(like).asarray(self._check_targets(to_numpy(y), n))
         y = np.asarray(y)
         if y.ndim != 2:
             return self._check_labels(y, n)

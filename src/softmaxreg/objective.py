@@ -32,7 +32,8 @@ import math
 import numpy as np
 
 from . import generic
-from .engines.array_api import device_of, is_numpy, namespace, to_device, to_numpy
+from .engines import engine_for
+from .engines.array_api import to_numpy
 from .engines.gemm import matmul_t_rows
 from .errors import InvalidArgumentError
 from .functional import smoothed_targets, soft_cross_entropy_rows, softmax_cross_entropy_
@@ -93,16 +94,17 @@ class SoftmaxCrossEntropy:
     def chunk_grad(self, x, y, w, divisor: float):
         """The generic path's `chunk_into` (model and arrays of any array API library, see generic.py):
         returns (sum_i w_i l_i, correct count) as 0-D arrays and new arrays dW (d, k), db (k,)."""
-        xp = namespace(x)
+        xp = engine_for(x).xp
         return generic.compiled(generic.loss_and_grad_sums, xp)(xp, self.model, x, y, w, float(divisor),
                                                                  self.label_smoothing)
 
     def penalized(self, dW) -> tuple[float, object]:
         """((lambda / 2) |W|^2, dW + lambda W) for either path: in place for NumPy (`add_penalty`),
         a new array for the generic path."""
-        if is_numpy(dW):
+        engine = engine_for(dW)
+        if engine.in_process:
             return self.add_penalty(dW), dW
-        return generic.penalty(namespace(dW), self.model.W, self.weight_decay, dW)
+        return generic.penalty(engine.xp, self.model.W, self.weight_decay, dW)
 
     def add_penalty(self, dW: np.ndarray | None = None) -> float:
         """(lambda / 2) |W|^2; with dW, also adds its gradient lambda W to dW in place."""
@@ -124,9 +126,10 @@ class SoftmaxCrossEntropy:
         y = model._check_targets(y, X.shape[0], like=X)
         if X.shape[0] == 0:
             raise InvalidArgumentError("X: cannot compute a loss on 0 examples")
-        if not is_numpy(X, model.W):                      # the generic path, in X's library
-            xp, like = namespace(X), model._like(X)
-            w = None if sample_weight is None else xp.asarray(sample_weight, dtype=like.W.dtype, device=device_of(X))
+        data = engine_for(X, model.W)
+        if data.name == "array_api":                      # the generic path, in X's library
+            xp, like = data.xp, model._like(X)
+            w = None if sample_weight is None else engine_for(X).asarray(sample_weight, dtype=like.W.dtype)
             objective = SoftmaxCrossEntropy(like, weight_decay=self.weight_decay, label_smoothing=self.label_smoothing)
             loss_sum, _, dW, db = objective.chunk_grad(xp.astype(X, like.W.dtype), y, w, X.shape[0])
             penalty, dW = objective.penalized(dW)
@@ -147,8 +150,9 @@ class SoftmaxCrossEntropy:
         y = model._check_targets(y, X.shape[0], like=X)
         if X.shape[0] == 0:
             raise InvalidArgumentError("X: cannot compute a Hessian on 0 examples")
-        like, xp, device = model._like(X), namespace(X), device_of(X)
-        w, VW, Vb = (None if a is None else to_device(np.asarray(to_numpy(a)), xp, device, dtype=model.dtype)
+        like, data = model._like(X), engine_for(X)
+        xp = data.xp
+        w, VW, Vb = (None if a is None else data.asarray(np.asarray(to_numpy(a)), dtype=model.dtype)
                      for a in (sample_weight, VW, Vb))
         HW, Hb = generic.hessian_product_sums(xp, like, VW, Vb, xp.astype(X, like.W.dtype), y, w, float(X.shape[0]))
         return (HW + self.weight_decay * VW if self.weight_decay else HW), Hb
@@ -157,30 +161,20 @@ class SoftmaxCrossEntropy:
 def flat_params(model: SoftmaxRegression):
     """The parameters as one float64 vector x = (W.ravel(), b), as full-batch solvers see them
     (in the parameters' library and on their device)."""
-    if not is_numpy(model.W):
-        xp = namespace(model.W)
-        return xp.astype(xp.concat([xp.reshape(model.W, (-1,)), model.b]), xp.float64)
-    return np.concatenate([model.W.ravel(), model.b]).astype(np.float64)
+    xp = model.engine.xp
+    return xp.astype(xp.concat([xp.reshape(model.W, (-1,)), model.b]), xp.float64)
 
 
 def set_flat_params(model: SoftmaxRegression, x) -> None:
-    """Write a flat vector from `flat_params` back into W and b (in the model's dtype); the generic
-    path binds new arrays (immutable libraries)."""
-    if not is_numpy(model.W):
-        xp, size = namespace(model.W), model.num_inputs * model.num_outputs
-        model.W = xp.reshape(xp.astype(x[:size], model.W.dtype), tuple(model.W.shape))
-        model.b = xp.astype(x[size:], model.b.dtype)
-        return
-    model.W[...] = x[:model.W.size].reshape(model.W.shape)
-    model.b[...] = x[model.W.size:]
+    """Bind W and b to new arrays (in the model's dtype, library and device) holding a flat vector
+    laid out as `flat_params` (new arrays: some libraries' are immutable)."""
+    model.W, model.b = split_flat(model, x)
 
 
 def split_flat(model: SoftmaxRegression, v):
     """(VW (d, k), Vb (k,)) of a flat vector laid out as `flat_params`, in the model's dtype."""
     size = model.num_inputs * model.num_outputs
-    if is_numpy(v):
-        return v[:size].reshape(model.W.shape).astype(model.dtype), v[size:].astype(model.dtype)
-    xp = namespace(v)
+    xp = engine_for(v).xp
     return xp.reshape(xp.astype(v[:size], model.W.dtype), tuple(model.W.shape)), xp.astype(v[size:], model.W.dtype)
 
 
@@ -201,5 +195,5 @@ def hessian_value(objective: SoftmaxCrossEntropy, sums, v):
     if not objective.weight_decay:
         return sums
     size = objective.model.num_inputs * objective.model.num_outputs
-    xp = namespace(v)
+    xp = engine_for(v).xp
     return sums + objective.weight_decay * xp.concat([v[:size], xp.zeros_like(v[size:])])

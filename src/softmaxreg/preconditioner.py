@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .engines.array_api import device_of, to_numpy
+from .engines import engine_for
+from .engines.array_api import to_numpy
 
 __all__ = ["GramPreconditioner", "gram_preconditioner", "input_map"]
 
@@ -41,7 +42,7 @@ def gram_preconditioner(xp, xx, x_sum, a, r, k: int, weight_decay: float):
     ax = a * x_sum
     corner = a[:, None] * xx * a + ax[:, None] * r[None, :] + r[:, None] * ax[None, :] + r[:, None] * r[None, :]
     edge = ax + r                                            # the mean of x'
-    one = xp.ones((1, 1), dtype=xx.dtype, **({} if xp is np else {"device": device_of(xx)}))
+    one = xp.ones((1, 1), dtype=xx.dtype, device=engine_for(xx).device)
     G = xp.concat([xp.concat([corner, edge[:, None]], axis=1), xp.concat([edge[None, :], one], axis=1)], axis=0)
     values, vectors = xp.linalg.eigh(G)
     values = xp.where(values > 0.0, values, 0.0)

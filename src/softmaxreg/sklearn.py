@@ -26,7 +26,7 @@ from .functional import log_softmax, softmax
 from .model import SoftmaxRegression
 from .solvers import OPTIMIZERS, SGD
 from .options import TrainConfig, example_weights
-from .engines import is_dask
+from .engines import engine_for
 from .moments import feature_moments
 from .train import fit
 
@@ -175,12 +175,12 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         continuing = hasattr(self, "model_") and (streaming or self.warm_start)
         if not continuing:
             self.model_ = self._new_model(X.shape[1], rng)
-            if self.standardize and not is_dask(X):        # on Dask, fit's pass over the chunks sets it
+            if self.standardize and engine_for(X).name != "dask":        # on Dask, fit's pass over the chunks sets it
                 self.model_.set_standardization(*feature_moments(self.model_, X))
             self.n_iter_, self.loss_curve_ = 0, []
         if self._solver().full_batch:                               # each fit starts afresh from model_'s weights
             config, optimizer = self._config(epochs, 1.0), None
-            config.standardize = is_dask(X) and self.standardize and self.model_.mean is None
+            config.standardize = engine_for(X).name == "dask" and self.standardize and self.model_.mean is None
         else:
             if not continuing or not hasattr(self, "_optimizer"):    # a loaded model gets a fresh optimizer
                 self.lr_ = self._learning_rate(self.model_, X, y, sample_weight)
@@ -228,7 +228,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         an error. X, y (and sample_weight) may be Dask arrays chunked by rows (solver="lbfgs"): the
         fit runs on the chunks where they live (softmaxreg.dask_engine), the classes found in one
         pass unless given, and the result is the same as for the same data in memory."""
-        if is_dask(X, y, sample_weight):
+        if engine_for(X, y, sample_weight).name == "dask":
             return self._fit_dask(X, y, sample_weight, classes)
         X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
         check_classification_targets(y)
@@ -244,7 +244,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
                                        f"not {self.solver!r}")
         if X.ndim != 2:
             raise InvalidArgumentError(f"X: expected a 2-d Dask array (n, d), got shape {X.shape}")
-        y = y if is_dask(y) else dask_engine.da.from_array(np.asarray(y))
+        y = y if engine_for(y).name == "dask" else dask_engine.da.from_array(np.asarray(y))
         if y.ndim != 1:
             raise InvalidArgumentError(f"y: expected labels of shape (n,), got {y.shape}")
         if not (self.warm_start and hasattr(self, "model_")):
@@ -297,24 +297,24 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
 
     def decision_function(self, X):
         """Logits (n, k); for two classes the logit difference (n,), as scikit-learn expects."""
-        if is_dask(X):
+        if engine_for(X).name == "dask":
             check_is_fitted(self)
             return self._by_blocks(self.decision_function, X, None if len(self.classes_) == 2 else "classes")
         z = self._logits(X)
         return z[:, 1] - z[:, 0] if len(self.classes_) == 2 else z
 
     def predict_proba(self, X):
-        if is_dask(X):
+        if engine_for(X).name == "dask":
             return self._by_blocks(self.predict_proba, X, "classes")
         return softmax(self._logits(X), axis=1)
 
     def predict_log_proba(self, X):
-        if is_dask(X):
+        if engine_for(X).name == "dask":
             return self._by_blocks(self.predict_log_proba, X, "classes")
         return log_softmax(self._logits(X), axis=1)
 
     def predict(self, X):
-        if is_dask(X):
+        if engine_for(X).name == "dask":
             check_is_fitted(self)
             return self._by_blocks(self.predict, X, None, self.classes_.dtype)
         z = self._logits(X)                              # first: an unfitted estimator says so

@@ -19,7 +19,7 @@ import warnings
 from pathlib import Path
 
 from ..engines.array_api import resolve, to_device
-from ..engines import is_dask
+from ..engines import engine_for
 from ..errors import ClusterError, ConvergenceWarning, OutputError, SoftmaxRegError, TrainingDivergedError
 from ..fileio import all_or_nothing, atomic_write_bytes, claim_folder
 from ..options import TrainConfig
@@ -39,7 +39,7 @@ def train_command(args) -> int:
         else:
             run = new_run(args)
         if args.scheduler and args.resume and run[0]["settings"].get("dask_block_rows") is None \
-                and not is_dask(run[2].train_images):     # its sums would change order, and so its bits
+                and engine_for(run[2].train_images).name != "dask":     # its sums would change order, and so its bits
             raise SoftmaxRegError("--scheduler: this run was started in process; resume it without --scheduler")
         if args.scheduler:                                 # connected before a new folder is claimed
             _connect(claimed, args.scheduler, run[1], run[0]["settings"].get("backend", "numpy"))
@@ -163,7 +163,7 @@ def _training_rows(block_rows: int | None, data):
     if block_rows is None:
         return data.train_images, data.train_labels
     row_chunks = import_dask_cluster("--resume").row_chunks
-    return tuple(a if is_dask(a) else row_chunks(a, block_rows) for a in (data.train_images, data.train_labels))
+    return tuple(a if engine_for(a).name == "dask" else row_chunks(a, block_rows) for a in (data.train_images, data.train_labels))
 
 
 def _has_gallery(data) -> bool:

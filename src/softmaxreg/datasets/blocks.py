@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..engines import is_dask
+from ..engines import engine_for
 from ..engines.rows import BLOCK_ROWS, PageRelease, row_blocks
 from ..errors import InvalidArgumentError
 
@@ -33,7 +33,7 @@ def _read_window(arrays, ranges, buffers, releases, blocks=None) -> int:
     array's rows (X) are checked finite as they arrive (InvalidArgumentError naming block `blocks[j]`
     of range j: a Dask array is not checked before training, a NaN would pass for divergence)."""
     computed = {}
-    lazy = [(i, j) for i, a in enumerate(arrays) if is_dask(a) for j in range(len(ranges))]
+    lazy = [(i, j) for i, a in enumerate(arrays) if engine_for(a).name == "dask" for j in range(len(ranges))]
     if lazy:
         import dask
         values = dask.compute(*(arrays[i][slice(*ranges[j])] for i, j in lazy))
@@ -82,7 +82,7 @@ def iterate_block_minibatches(arrays, batch_size: int, rng: np.random.Generator,
         raise InvalidArgumentError(f"block shuffle: expected batch_size, block_rows, window >= 1, "
                                    f"got {batch_size}, {block_rows}, {window}")
     blocks = row_blocks(arrays[0], block_rows)
-    if any(is_dask(a) and row_blocks(a) != blocks for a in arrays[1:]):
+    if any(engine_for(a).name == "dask" and row_blocks(a) != blocks for a in arrays[1:]):
         raise InvalidArgumentError("block shuffle: the Dask arrays' row chunks differ "
                                    f"({[getattr(a, 'chunks', (None,))[0] for a in arrays]})")
     sizes = sorted((stop - start for start, stop in blocks), reverse=True)

@@ -57,6 +57,12 @@ class Engine:
     def __repr__(self) -> str:
         return f"Engine({self.name!r}, {getattr(self.xp, '__name__', self.xp)}, {self.device!r})"
 
+    def __eq__(self, other) -> bool:
+        """Same kind, same library and same device: arrays of the two need no move to meet."""
+        return isinstance(other, Engine) and (self.name, self.xp, self.device) == (other.name, other.xp, other.device)
+
+    __hash__ = None
+
     @property
     def in_process(self) -> bool:
         """True for NumPy arrays of this process (in memory or memory-mapped): the fast path."""
@@ -65,6 +71,20 @@ class Engine:
     def asarray(self, a, dtype=None):
         """`a` (any library's array, or None) as an array of this engine's library on its device."""
         return to_device(a, np if self.name == "dask" else self.xp, self.device, dtype=dtype)
+
+    def zeros(self, shape: tuple, dtype=None):
+        """Zeros (float64 by default) of this engine's library on its device."""
+        xp = np if self.name == "dask" else self.xp
+        return xp.zeros(shape, dtype=xp.float64 if dtype is None else dtype, device=self.device)
+
+    def set_row(self, A, row: int, v):
+        """A with row `row` set to v: in place for NumPy, a new array for the other libraries (JAX's
+        arrays are immutable; array-api-extra's `at`)."""
+        if self.name != "array_api":
+            A[row] = v
+            return A
+        import array_api_extra as xpx
+        return xpx.at(A)[row, ...].set(v)
 
     def take(self, a, index: np.ndarray):
         """a[index] for host row indices, in a's library (None stays None)."""

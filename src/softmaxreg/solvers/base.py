@@ -18,7 +18,8 @@ from typing import Callable, ClassVar
 
 import numpy as np
 
-from ..engines.array_api import device_of, dtype_name, is_numpy, namespace, to_device, to_numpy
+from ..engines import engine_for
+from ..engines.array_api import dtype_name, to_numpy
 from ..errors import InvalidArgumentError
 from .line_search import strong_wolfe
 
@@ -106,9 +107,7 @@ def finite(name: str, value, low: float, *, inclusive: bool = True, high: float 
 def float64_vector(x0, solver: str):
     """x0 as a flat float64 vector in its library and on its device; InvalidArgumentError for a
     library without float64 (JAX without x64 would silently give float32)."""
-    if is_numpy(x0):
-        return np.array(x0, dtype=np.float64).ravel()
-    xp = namespace(x0)
+    xp = engine_for(x0).xp
     return require_float64(xp.reshape(xp.astype(x0, xp.float64), (-1,)), solver)
 
 
@@ -132,7 +131,7 @@ def state_array(state: dict, key: str, shape: tuple) -> np.ndarray:
 
 def like(a: np.ndarray, p, dtype):
     """NumPy array `a` as `dtype` in p's library and on its device."""
-    return a.astype(dtype) if is_numpy(p) else to_device(a, namespace(p), device_of(p), dtype=dtype)
+    return engine_for(p).asarray(a, dtype=dtype)
 
 
 def state_scalars(state: dict, **kinds) -> list:
@@ -170,13 +169,13 @@ class FullBatchSolver(Optimizer):
 
     def grad_max(self) -> float:
         """max_i |g_i|: the stopping test (scipy's pgtol rule) compares it with tol."""
-        xp = namespace(self.g)
+        xp = engine_for(self.g).xp
         return float(xp.max(xp.abs(self.g)))
 
     def _evaluate(self, fun: Function, x):
         self.evaluations += 1
         f, g, extra = fun(x)
-        return float(f), np.asarray(g, dtype=np.float64) if is_numpy(g) else g, extra
+        return float(f), g, extra
 
     def line_search(self, fun: Function, d, slope: float, alpha: float):
         """(alpha, f, g, extra) of a strong Wolfe point along the descent direction d (slope = g'd),

@@ -11,7 +11,8 @@ import math
 
 import numpy as np
 
-from ..engines.array_api import device_of, is_numpy, namespace, to_numpy
+from ..engines import engine_for
+from ..engines.array_api import to_numpy
 from ..errors import InvalidArgumentError
 from .base import Function, FullBatchSolver, like, register, require_float64, state_array, state_scalars
 
@@ -56,10 +57,7 @@ class LBFGS(FullBatchSolver):
 
     def _zeros(self):
         """(memory, p) float64 zeros in x's library and on its device."""
-        if is_numpy(self.x):
-            return np.zeros((self.memory, self.x.size))
-        xp = namespace(self.x)
-        return xp.zeros((self.memory, self.x.shape[0]), dtype=xp.float64, device=device_of(self.x))
+        return engine_for(self.x).zeros((self.memory, self.x.shape[0]))
 
     def direction(self) -> np.ndarray:
         """d = -H g by the two-loop recursion, newest pair first, H_0 = (s'y / y'Py) P."""
@@ -98,7 +96,8 @@ class LBFGS(FullBatchSolver):
         s, y = alpha * d, g - self.g
         if float(s @ y) > 1e-10 * float(y @ y):
             row = self.pairs % self.memory
-            self.S, self.Y = _set_row(self.S, row, s), _set_row(self.Y, row, y)
+            engine = engine_for(self.S)
+            self.S, self.Y = engine.set_row(self.S, row, s), engine.set_row(self.Y, row, y)
             self.pairs += 1
         self.x = self.x + s
         self.f, self.g, self.extra = f, g, extra
@@ -114,12 +113,3 @@ class LBFGS(FullBatchSolver):
         self.S, self.Y = (require_float64(like(state_array(state, key, (self.memory, p)), params[0], np.float64),
                                           self.name) for key in ("S", "Y"))
         (self.pairs,) = state_scalars(state, pairs=int)
-
-
-def _set_row(A, row: int, v):
-    """A with row `row` set to v: in place for NumPy, a new array on the generic path (JAX)."""
-    if is_numpy(A):
-        A[row] = v
-        return A
-    import array_api_extra as xpx
-    return xpx.at(A)[row, ...].set(v)

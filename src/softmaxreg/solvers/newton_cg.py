@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 
-from ..engines.array_api import namespace
+from ..engines import engine_for
 from ..errors import InvalidArgumentError
 from .base import Function, FullBatchSolver, register, state_scalars
 
@@ -60,7 +60,7 @@ class NewtonCG(FullBatchSolver):
 
     def newton_direction(self, fun: Function):
         """p with H p ~ -g by (preconditioned) conjugate gradients, to the forcing term's accuracy."""
-        xp = namespace(self.g)
+        xp = engine_for(self.g).xp
         g_norm = math.sqrt(float(self.g @ self.g))
         target = min(0.5, math.sqrt(g_norm)) * g_norm
         p, r = xp.zeros_like(self.g), -self.g                 # r = -g - H p, the residual

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..engines.array_api import namespace, to_numpy
+from ..engines import engine_for
+from ..engines.array_api import to_numpy
 from .base import Optimizer, finite, like, register, state_array
 
 __all__ = ["SGD"]
@@ -67,7 +68,7 @@ class SGD(Optimizer):
         """`step` for the generic path: the new parameters, nothing updated in place (the velocity
         is rebound), the same formulas."""
         if self.momentum and self.velocity is None:
-            self.velocity = [namespace(g).zeros_like(g) for g in grads]
+            self.velocity = [engine_for(g).xp.zeros_like(g) for g in grads]
         steps = grads
         if self.momentum:
             self.velocity = [self.momentum * v + g for v, g in zip(self.velocity, grads)]
