@@ -190,17 +190,17 @@ def class_scaling(classes=(10, 100, 1000, 10000, 100000), num_inputs: int = 784,
     for k in classes:
         model = SoftmaxRegression(num_inputs, k, seed=rng, input_scale=1 / 255)
         y = rng.integers(0, k, size=batch)
-        dW, db, buffers, sgd = np.empty_like(model.W), np.empty_like(model.b), StepBuffers(batch, model), SGD()
+        buffers, sgd = StepBuffers(batch, model), SGD()
         objective = SoftmaxCrossEntropy(model)
 
         def step():
-            objective.chunk_into(x, y, None, batch, dW, db, buffers)
+            _, _, dW, db = objective.chunk(x, y, None, batch, buffers)
             sgd.step((model.W, model.b), (dW, db), 0.1)
         step()
         times = [timeit.timeit(step, number=1) for _ in range(steps)]
         rows.append({"classes": k, "step_ms": float(np.median(times)) * 1e3,
                      "model_bytes": model.W.nbytes + model.b.nbytes,
-                     "step_bytes": dW.nbytes + db.nbytes + buffers.z.nbytes + buffers.zt.nbytes})
+                     "step_bytes": buffers.grad_W.nbytes + buffers.grad_b.nbytes + buffers.z.nbytes + buffers.zt.nbytes})
     ks = np.array([r["classes"] for r in rows], dtype=float)
     t = np.array([r["step_ms"] for r in rows])
     upper = ks >= 1000 if (ks >= 1000).sum() >= 2 else slice(None)

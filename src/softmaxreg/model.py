@@ -309,3 +309,4 @@ class StepBuffers:
         self.zt = np.empty((model.num_outputs, rows), dtype=model.dtype)    # (k, B) class-major
         self.cols = np.arange(rows)
         self.dW = np.empty_like(model.W)                                      # (d, k) block product
+        self.grad_W, self.grad_b = np.empty_like(model.W), np.empty_like(model.b)   # the chunk's gradient

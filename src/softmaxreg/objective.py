@@ -12,7 +12,7 @@ Every solver minimises the same function of (W, b) over a data set split into ch
     F(W, b) = (1 / N) sum_c sum_{i in c} w_i l_i  +  (lambda / 2) |W|^2        (the bias is not penalised)
     l_i     = -sum_j T'_ij log softmax(Z_i)_j,     T'_i = (1 - eps) T_i + eps sum_j T_ij / k  (label smoothing eps)
 
-`chunk_into` returns the chunk's sums and writes its share of the gradient; callers add chunks in a
+`chunk` returns the chunk's sums and its share of the gradient; callers add chunks in a
 fixed order and choose the divisor N: the minibatch size B for SGD (the lesson's mean), the sum of
 the weights for the full batch (so a weight of 2 equals a repeated row, and with lambda = 1 / (C N)
 F is scikit-learn's `LogisticRegression` objective divided by C N). The divisor is folded into the
@@ -36,7 +36,7 @@ from .engines import engine_for
 from .engines.array_api import to_numpy
 from .engines.gemm import matmul_t_rows
 from .errors import InvalidArgumentError
-from .functional import smoothed_targets, soft_cross_entropy_rows, softmax_cross_entropy_
+from .functional import softmax_cross_entropy_
 from .model import SoftmaxRegression, StepBuffers
 
 __all__ = ["SoftmaxCrossEntropy", "flat_params", "set_flat_params", "split_flat", "objective_value", "hessian_value"]
@@ -58,49 +58,45 @@ class SoftmaxCrossEntropy:
         self.weight_decay = weight_decay
         self.label_smoothing = label_smoothing
 
-    def chunk_into(self, x: np.ndarray, y: np.ndarray, w: np.ndarray | None, divisor: float,
-                   dW: np.ndarray, db: np.ndarray, buffers: StepBuffers) -> tuple[float, int]:
-        """One chunk's forward and backward: returns (sum_i w_i l_i, number of rows whose argmax is
-        the target's), and writes dW (d, k), db (k,) <- the gradient of sum_i w_i l_i / divisor.
-        No penalty here (see `add_penalty`); no validation (callers check inputs once)."""
-        model, n = self.model, x.shape[0]
-        dtype = model.dtype.type
-        zt = buffers.zt[:, :n]
-        if y.ndim == 1 and w is None and not self.label_smoothing:
-            # fast path: class-major fused kernel, zt <- (P - Y)^T in place
-            np.copyto(zt, model._logits_into(x, buffers.z[:n]).T)                 # Z^T (k, n)
-            loss_sum, correct = softmax_cross_entropy_(zt, y, buffers.cols[:n])
-        else:
-            z = model._logits_into(x, buffers.z[:n])                               # (n, k)
-            losses, g = soft_cross_entropy_rows(z, smoothed_targets(y, model.num_outputs, model.dtype,
-                                                                    self.label_smoothing))
-            correct = int(np.count_nonzero(z.argmax(axis=1) == (y if y.ndim == 1 else y.argmax(axis=1))))
-            if w is not None:
-                losses, g = losses * w, g * w[:, None]
-            loss_sum = float(losses.sum())
-            np.copyto(zt, g.T)
-        np.sum(zt, axis=1, out=db)
-        db *= dtype(1.0 / divisor)                                 # sum_i G_i
-        if model.mean is None:
-            zt *= dtype(model.input_scale / divisor)               # zt <- s G^T
-            matmul_t_rows(x, zt.T, dW, buffers.dW)                # (d, k)  s X^T G
-        else:
-            zt *= dtype(1.0 / divisor)                             # zt <- G^T
-            matmul_t_rows(x, zt.T, dW, buffers.dW)                # X^T G
-            dW *= (dtype(model.input_scale) / model.std)[:, None]
-            dW -= (model.mean / model.std)[:, None] * db
-        return loss_sum, correct
+    def chunk(self, x, y, w, divisor: float, scratch: StepBuffers | None = None):
+        """One chunk's forward and backward, the one function every solver's step and every full
+        batch calls: (sum_i w_i l_i, number of rows whose argmax is the target's, dW (d, k), db (k,)),
+        dW and db the gradient of sum_i w_i l_i / divisor. No penalty here (`penalized`,
+        `add_penalty`); no validation (callers check inputs once).
 
-    def chunk_grad(self, x, y, w, divisor: float):
-        """The generic path's `chunk_into` (model and arrays of any array API library, see generic.py):
-        returns (sum_i w_i l_i, correct count) as 0-D arrays and new arrays dW (d, k), db (k,)."""
+        The formulas are generic.loss_and_grad_sums on x's namespace (NumPy's too). A NumPy caller
+        that reuses `scratch` buffers gets, for the training hot path (class indices, no weights, no
+        smoothing), the NumPy engine's fused kernel instead: the same math class-major and in place
+        (functional.softmax_cross_entropy_), the products blocked (engines/gemm.py); dW and db are
+        then scratch's arrays, valid until its next use."""
+        if scratch is not None and y.ndim == 1 and w is None and not self.label_smoothing:
+            return self._fused_labels(x, y, divisor, scratch)
         xp = engine_for(x).xp
         return generic.compiled(generic.loss_and_grad_sums, xp)(xp, self.model, x, y, w, float(divisor),
                                                                  self.label_smoothing)
 
+    def _fused_labels(self, x: np.ndarray, y: np.ndarray, divisor: float, scratch: StepBuffers):
+        """`chunk` for class indices on NumPy: zt <- (P - Y)^T in place, then the blocked X^T G."""
+        model, n = self.model, x.shape[0]
+        dtype = model.dtype.type
+        zt, dW, db = scratch.zt[:, :n], scratch.grad_W, scratch.grad_b
+        np.copyto(zt, model._logits_into(x, scratch.z[:n]).T)                     # Z^T (k, n)
+        loss_sum, correct = softmax_cross_entropy_(zt, y, scratch.cols[:n])
+        np.sum(zt, axis=1, out=db)
+        db *= dtype(1.0 / divisor)                                 # sum_i G_i
+        if model.mean is None:
+            zt *= dtype(model.input_scale / divisor)               # zt <- s G^T
+            matmul_t_rows(x, zt.T, dW, scratch.dW)                 # (d, k)  s X^T G
+        else:
+            zt *= dtype(1.0 / divisor)                             # zt <- G^T
+            matmul_t_rows(x, zt.T, dW, scratch.dW)                 # X^T G
+            dW *= (dtype(model.input_scale) / model.std)[:, None]
+            dW -= (model.mean / model.std)[:, None] * db
+        return loss_sum, correct, dW, db
+
     def penalized(self, dW) -> tuple[float, object]:
-        """((lambda / 2) |W|^2, dW + lambda W) for either path: in place for NumPy (`add_penalty`),
-        a new array for the generic path."""
+        """((lambda / 2) |W|^2, dW + lambda W): in place for NumPy (`add_penalty`), a new array for
+        the other libraries (generic.penalty)."""
         engine = engine_for(dW)
         if engine.in_process:
             return self.add_penalty(dW), dW
@@ -126,25 +122,19 @@ class SoftmaxCrossEntropy:
         y = model._check_targets(y, X.shape[0], like=X)
         if X.shape[0] == 0:
             raise InvalidArgumentError("X: cannot compute a loss on 0 examples")
-        data = engine_for(X, model.W)
-        if data.name == "array_api":                      # the generic path, in X's library
-            xp, like = data.xp, model._like(X)
-            w = None if sample_weight is None else engine_for(X).asarray(sample_weight, dtype=like.W.dtype)
-            objective = SoftmaxCrossEntropy(like, weight_decay=self.weight_decay, label_smoothing=self.label_smoothing)
-            loss_sum, _, dW, db = objective.chunk_grad(xp.astype(X, like.W.dtype), y, w, X.shape[0])
-            penalty, dW = objective.penalized(dW)
-            return float(loss_sum) / X.shape[0] + penalty, dW, db
-        w = None if sample_weight is None else np.asarray(sample_weight, dtype=model.dtype)
-        dW, db = np.empty_like(model.W), np.empty_like(model.b)
-        loss_sum, _ = self.chunk_into(X.astype(model.dtype), y, w, X.shape[0], dW, db,
-                                      StepBuffers(X.shape[0], model))
-        return loss_sum / X.shape[0] + self.add_penalty(dW), dW, db
+        like, data = model._like(X), engine_for(X)
+        w = None if sample_weight is None else data.asarray(np.asarray(to_numpy(sample_weight)), dtype=model.dtype)
+        objective = SoftmaxCrossEntropy(like, weight_decay=self.weight_decay, label_smoothing=self.label_smoothing)
+        scratch = StepBuffers(X.shape[0], like) if data.in_process else None
+        loss_sum, _, dW, db = objective.chunk(data.xp.astype(X, like.W.dtype), y, w, X.shape[0], scratch)
+        penalty, dW = objective.penalized(dW)
+        return float(loss_sum) / X.shape[0] + penalty, dW, db
 
 
     def hessian_product(self, X, y, VW, Vb, *, sample_weight=None):
         """(HW (d, k), Hb (k,)): the Hessian of `loss_and_grad`'s F at the model's parameters applied
         to the direction (VW, Vb), in X's library, without forming the (d k + k)^2 matrix
-        (generic.hessian_product_sums; full_batch.py sums it over chunks of any data set)."""
+        (generic.hessian_product_sums; full_batch/ sums it over chunks of any data set)."""
         model = self.model
         X = model._flatten(X)
         y = model._check_targets(y, X.shape[0], like=X)

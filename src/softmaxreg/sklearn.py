@@ -226,7 +226,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
     def fit(self, X, y, sample_weight=None, classes=None):
         """Fit on (X, y); returns self. `classes` (optional) fixes the labels; a label outside them is
         an error. X, y (and sample_weight) may be Dask arrays chunked by rows (solver="lbfgs"): the
-        fit runs on the chunks where they live (softmaxreg.dask_engine), the classes found in one
+        fit runs on the chunks where they live (softmaxreg.engines.dask), the classes found in one
         pass unless given, and the result is the same as for the same data in memory."""
         if engine_for(X, y, sample_weight).name == "dask":
             return self._fit_dask(X, y, sample_weight, classes)

@@ -214,7 +214,7 @@ class _NumpySteps:
         self.gathered = tuple(np.empty((rows, *a.shape[1:]), dtype=a.dtype) for a in self.arrays)   # raw batch
         self.x = np.empty((rows, model.num_inputs), dtype=model.dtype)     # (B, d) the batch as float
         self.scratch = StepBuffers(rows, model)
-        self.dW, self.db = np.empty_like(model.W), np.empty_like(model.b)
+        self.dW = self.db = None
 
     def batches(self):
         order = iterate_block_minibatches if self.cfg.shuffle == "blocks" else iterate_minibatches
@@ -224,9 +224,9 @@ class _NumpySteps:
         m = batch[0].shape[0]
         x = self.x[:m]
         np.copyto(x, batch[0])                                          # uint8 -> float, no scaling
-        loss, correct = self.objective.chunk_into(x, batch[1], batch[2] if self.weighted else None, m,
-                                                  self.dW, self.db, self.scratch)
-        return m, loss, correct
+        loss, correct, self.dW, self.db = self.objective.chunk(x, batch[1], batch[2] if self.weighted else None, m,
+                                                               self.scratch)
+        return m, float(loss), correct
 
     def step(self, lr: float) -> None:
         model = self.objective.model
@@ -255,7 +255,7 @@ class _GenericSteps:
     def gradient(self, idx) -> tuple[int, float, object]:
         xp, model = self.xp, self.objective.model
         x = xp.astype(xp.take(self.X, idx, axis=0), model.W.dtype, copy=False)   # (B, d) the batch as float
-        loss, correct, self.dW, self.db = self.objective.chunk_grad(
+        loss, correct, self.dW, self.db = self.objective.chunk(
             x, xp.take(self.y, idx, axis=0), None if self.w is None else xp.take(self.w, idx, axis=0), idx.shape[0])
         return idx.shape[0], float(loss), correct
 

@@ -160,7 +160,7 @@ def _block_rows(scheduler: str | None) -> int | None:
 def import_dask_cluster(flag: str):
     """The dask_cluster module, or one line naming `flag` and what to install."""
     try:
-        from .. import dask_cluster
+        from ..engines import dask_cluster
     except ImportError as e:
         raise SoftmaxRegError(f"{flag}: needs Dask ({e.name} is not installed): pip install 'softmaxreg[dask]'") from None
     return dask_cluster

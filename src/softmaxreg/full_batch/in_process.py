@@ -1,0 +1,153 @@
+"""F over all rows of NumPy arrays in this process (in memory or memory-mapped), chunk by chunk on
+all cores, added in chunk order."""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from .. import generic
+from ..engines.rows import PageRelease
+from ..model import StepBuffers
+from ..objective import SoftmaxCrossEntropy, hessian_value, objective_value, set_flat_params, split_flat
+from ..preconditioner import input_map, preconditioner_from_gram
+
+__all__ = ["FULL_BATCH_ROWS", "FullBatch"]
+
+FULL_BATCH_ROWS = 512
+"""Rows per chunk of a full-batch evaluation: 1.6 MB of float32 at d = 784, so a chunk converted
+from uint8 is still in cache for its second product X^T G."""
+
+
+class FullBatch:
+    """fun(x) -> (F, dF, (mean training loss, accuracy)) over all rows of (X, y, w) at the flat
+    float64 point x = (W, b), with the divisor N = sum of the weights (the number of rows unweighted).
+
+    The rows are cut into chunks of `rows`; the chunks run on `threads` threads (the GIL is released
+    in the products and casts), each chunk into its own float64 row of partial sums, and the rows
+    are added in chunk order. So the same x gives the same bits whichever thread ran which chunk,
+    and whatever the number of threads. Over a read-only memory map each chunk hands its pages back
+    once done (datasets.blocks.PageRelease), so a pass holds a few chunks, not the file, resident.
+    Used as a context manager, which holds the thread pool
+    (without one, the chunks run in the calling thread).
+    """
+
+    def __init__(self, objective: SoftmaxCrossEntropy, X: np.ndarray, y: np.ndarray, w: np.ndarray | None = None,
+                 *, rows: int = FULL_BATCH_ROWS, threads: int | None = None, divisor: float | None = None):
+        self.objective, self.X, self.y, self.w = objective, X, y, w
+        model = objective.model
+        self.n = X.shape[0]
+        if divisor is None:             # a part of a bigger data set (full_batch.on_dask) is given the whole's
+            divisor = float(w.sum(dtype=np.float64)) if w is not None else float(self.n)
+        self.divisor = float(divisor)
+        self.starts = range(0, self.n, rows)
+        self.rows = min(rows, self.n)
+        chunks = len(self.starts)
+        self.parts = np.empty((chunks, model.W.size + model.b.size))     # (chunks, d k + k) float64 sums
+        self.losses, self.correct = np.empty(chunks), np.empty(chunks, dtype=np.int64)
+        self.threads = max(1, min(threads or len(os.sched_getaffinity(0)), chunks))
+        self.local = threading.local()
+        self.release = PageRelease(X).release
+        self.pool: ThreadPoolExecutor | None = None
+
+    def __enter__(self) -> "FullBatch":
+        if self.threads > 1:
+            self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix="softmaxreg-chunks")
+        return self
+
+    def __exit__(self, kind, *exc) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=kind is not None)      # Ctrl-C: skip the queued chunks
+            self.pool = None
+
+    def _each_chunk(self, task) -> None:
+        """task(c) for every chunk c, on the pool's threads when there is one (numpy's error state is
+        per thread: it is passed on)."""
+        if self.pool is None:
+            for c in range(len(self.starts)):
+                task(c)
+            return
+        settings = np.geterr()
+
+        def run(c: int) -> None:
+            with np.errstate(**settings):
+                task(c)
+        list(self.pool.map(run, range(len(self.starts))))
+
+    def _float_rows(self, c: int):
+        """(rows, x, local): chunk c's rows as a slice, its inputs as floats (uint8 converted, no
+        scaling, in this thread's buffer) and this thread's scratch arrays."""
+        model, local = self.objective.model, self.local
+        if not hasattr(local, "buffers"):                                 # per thread, made once
+            local.buffers = StepBuffers(self.rows, model)
+            local.x = np.empty((self.rows, model.num_inputs), dtype=model.dtype)
+        part = slice(self.starts[c], min(self.starts[c] + self.rows, self.n))
+        x = self.X[part]
+        if x.dtype != model.dtype:
+            np.copyto(local.x[:x.shape[0]], x)
+            x = local.x[:x.shape[0]]
+        return part, x, local
+
+    def _chunk(self, c: int) -> None:
+        part, x, local = self._float_rows(c)
+        self.losses[c], self.correct[c], dW, db = self.objective.chunk(
+            x, self.y[part], None if self.w is None else self.w[part], self.divisor, local.buffers)
+        self.parts[c, :dW.size] = dW.ravel()
+        self.parts[c, dW.size:] = db
+        self.release(part.start, part.stop)
+
+    def hessian_sums(self, v: np.ndarray) -> np.ndarray:
+        """The data term's Hessian at the model's parameters applied to the flat direction v (float64,
+        like x): [HW.ravel(), Hb] float64, no penalty, the chunks added in order
+        (generic.hessian_product_sums on each chunk)."""
+        VW, Vb = split_flat(self.objective.model, v)
+
+        def chunk(c: int) -> None:
+            part, x, _ = self._float_rows(c)
+            HW, Hb = generic.hessian_product_sums(np, self.objective.model, VW, Vb, x, self.y[part],
+                                                  None if self.w is None else self.w[part], self.divisor)
+            self.parts[c, :HW.size] = HW.ravel()
+            self.parts[c, HW.size:] = Hb
+            self.release(part.start, part.stop)
+        self._each_chunk(chunk)
+        return self.parts.sum(axis=0)
+
+    def hessian_product(self, x: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """H v: the Hessian of F at the flat point x applied to the flat direction v (float64)."""
+        set_flat_params(self.objective.model, x)
+        return hessian_value(self.objective, self.hessian_sums(v), v)
+
+    def preconditioner(self):
+        """P(q, s, y) -> P q for L-BFGS (`gram_preconditioner`), from one pass over the rows."""
+        return preconditioner_from_gram(self.objective, self.gram_sums(), self.divisor)
+
+    def gram_sums(self) -> np.ndarray:
+        """[sum_i w_i xc_i xc_i^T (d, d) raveled, sum_i w_i xc_i (d,)] float64, the rows added in chunk
+        order, with xc = x - shift the rows centred on `input_map`'s shift (sums of the centred rows do not
+        cancel in float32). Unnormalised, so parts of a data set add up."""
+        model = self.objective.model
+        d = model.num_inputs
+        shift = input_map(model)[1]
+        xx, x_sum = np.zeros((d, d)), np.zeros(d)              # sums of w xc xc^T, w xc
+        buffer = np.empty((self.rows, d), dtype=model.dtype)
+        for start in self.starts:
+            x = self.X[start:start + self.rows]
+            xc = np.subtract(x, shift, out=buffer[:x.shape[0]])
+            wx = xc if self.w is None else xc * self.w[start:start + x.shape[0], None]
+            xx += wx.T @ xc
+            x_sum += wx.sum(axis=0, dtype=np.float64)
+            self.release(start, start + x.shape[0])
+        return np.concatenate([xx.ravel(), x_sum])
+
+    def sums(self) -> np.ndarray:
+        """[sum_i w_i l_i, correct rows, dW.ravel(), db] float64 at the model's parameters: the data
+        term's sums (gradient divided by the divisor, no penalty), the chunks added in order."""
+        self._each_chunk(self._chunk)
+        return np.concatenate([[float(self.losses.sum()), float(self.correct.sum())], self.parts.sum(axis=0)])
+
+    def __call__(self, x: np.ndarray):
+        set_flat_params(self.objective.model, x)
+        return objective_value(self.objective, self.sums(), self.divisor, self.n)

@@ -1,0 +1,109 @@
+"""F over Dask arrays: FullBatch on every block where it lives, the blocks' sums added in a fixed
+tree (engines/dask.py), so the bits never depend on which worker computed what."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+
+from ..engines.gemm import block_rows, pin_block_rows
+from ..errors import InvalidArgumentError
+from ..moments import moments_from_sums
+from ..objective import SoftmaxCrossEntropy, hessian_value, objective_value, set_flat_params
+from ..options import class_weight_vector
+from ..preconditioner import preconditioner_from_gram
+from .in_process import FullBatch
+
+__all__ = ["DaskFullBatch", "prepare_dask"]
+
+
+def prepare_dask(model, X, y, sample_weight, cfg):
+    """(X, y, w) aligned Dask arrays ready for DaskFullBatch (engines.dask: persisted on a cluster),
+    after one pass over the blocks that checks them, counts the classes (class_weight="balanced")
+    and, with cfg.standardize, sets the model's standardization from the moments of s X. w (model
+    dtype) is the sample weight times the class weight, as options.example_weights."""
+    from ..engines import dask as engine
+
+    X, y, w = engine.persist(*engine.align(model, X, y, sample_weight))
+    k, d = model.num_outputs, model.num_inputs
+    moments = cfg.standardize and model.mean is None
+    sums = engine.summarize(X, y, w, k, model.input_scale, moments)
+    if moments:
+        model.set_standardization(*moments_from_sums(sums[k + 1:].reshape(2, d), X.shape[0]))
+    if cfg.class_weight is not None:
+        if y.ndim != 1:
+            raise InvalidArgumentError("class_weight: needs class-index targets, not soft targets")
+        w = engine.weights_by_class(y, w, class_weight_vector(cfg.class_weight, k, sums[:k]), model.dtype)
+    elif w is not None:
+        if not sums[k] > 0:
+            raise InvalidArgumentError("sample_weight: every weight is zero, nothing to learn from")
+        w = engine.persist(w.astype(model.dtype))[0]
+    return X, y, w
+
+
+def _objective_at(objective: SoftmaxCrossEntropy, x: np.ndarray) -> SoftmaxCrossEntropy:
+    """A private copy of `objective` with its model's parameters set to the flat point x (tasks on one
+    worker may share their inputs, so they never write into them)."""
+    model = copy.copy(objective.model)
+    model.W, model.b = np.empty_like(model.W), np.empty_like(model.b)
+    set_flat_params(model, x)
+    return SoftmaxCrossEntropy(model, weight_decay=objective.weight_decay, label_smoothing=objective.label_smoothing)
+
+
+def _block_sums(objective, x, divisor, rows, X, y, w) -> np.ndarray:
+    """FullBatch.sums of one block at x, with the whole data set's divisor and the driver's product
+    row blocking `rows` (engines/gemm.py: it changes the bits)."""
+    pin_block_rows(rows)
+    return FullBatch(_objective_at(objective, x), X, y, w, threads=1, divisor=divisor).sums()
+
+
+def _block_hessian(objective, x, v, divisor, rows, X, y, w) -> np.ndarray:
+    """FullBatch.hessian_sums of one block at x along v (as `_block_sums`)."""
+    pin_block_rows(rows)
+    return FullBatch(_objective_at(objective, x), X, y, w, threads=1, divisor=divisor).hessian_sums(v)
+
+
+def _block_gram(objective, divisor, X, y, w) -> np.ndarray:
+    return FullBatch(objective, X, y, w, threads=1, divisor=divisor).gram_sums()
+
+
+class DaskFullBatch:
+    """FullBatch over Dask arrays: fun(x) -> (F, dF, (mean training loss, accuracy)) at the flat
+    float64 point x, `hessian_product` and `preconditioner()`, with the same contract. Each call
+    computes FullBatch's sums on every block where it lives and adds them in the fixed tree
+    (engines.dask.BlockSums); x travels into the graph as one small array. The divisor N is the sum
+    of the weights (one pass over w when given). A context manager, like FullBatch (nothing to
+    hold: the scheduler is dask's)."""
+
+    def __init__(self, objective: SoftmaxCrossEntropy, X, y, w=None, *, divisor: float | None = None):
+        from ..engines.dask import BlockSums
+
+        self.objective, self.n = objective, X.shape[0]
+        self.blocks = BlockSums(X, y, w)
+        self.divisor = float(divisor if divisor is not None else self.blocks.weight_sum() if w is not None else self.n)
+        if not self.divisor > 0:
+            raise InvalidArgumentError("sample_weight: every weight is zero, nothing to learn from")
+
+    def __enter__(self) -> "DaskFullBatch":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def preconditioner(self):
+        """FullBatch.preconditioner's P from the Gram sums of every block, added in the fixed tree."""
+        gram = self.blocks.map_sum(_block_gram, self.objective, self.divisor)
+        return preconditioner_from_gram(self.objective, gram, self.divisor)
+
+    def __call__(self, x: np.ndarray):
+        set_flat_params(self.objective.model, x)
+        sums = self.blocks.map_sum(_block_sums, self.objective, np.array(x, dtype=np.float64), self.divisor,
+                                   block_rows())
+        return objective_value(self.objective, sums, self.divisor, self.n)
+
+    def hessian_product(self, x: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """FullBatch.hessian_product over the blocks, added in the fixed tree, plus lambda VW."""
+        sums = self.blocks.map_sum(_block_hessian, self.objective, np.array(x, dtype=np.float64),
+                                   np.array(v, dtype=np.float64), self.divisor, block_rows())
+        return hessian_value(self.objective, sums, v)
