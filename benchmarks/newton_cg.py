@@ -15,7 +15,7 @@ gives the seconds until F <= F* (1 + 1e-6), median of --repeat runs:
 
     ours          one fit, F recorded after every iteration by a callback outside the clock, stopped
                   there; passes over the data = objective+gradient evaluations + Hessian-vector
-                  products (each one pass), from the optimizer's counters
+                  products + curvature passes (each one pass), from the optimizer's counters
     scikit-learn  the smallest max_iter whose fit reaches the target (bisection below the tight
                   fit's iterations, each trial fitted from scratch; F decreases with max_iter), then that fit
                   timed; n_iter_ is its iterations. Its passes are not counted: LogisticRegression
@@ -90,7 +90,8 @@ def ours(problem, solver, tol, f_target=None, trace_f=True):
         def on_epoch_end(self, record, history):
             paused = time.perf_counter()
             f = problem.F(model.W, model.b) if trace_f else None
-            passes = optimizer.evaluations + getattr(optimizer, "hessian_products", 0)
+            passes = (optimizer.evaluations + getattr(optimizer, "hessian_products", 0)
+                      + getattr(optimizer, "curvatures", 0))
             self.points.append((paused - start - self.excluded, f, passes))
             if f_target is not None and f is not None and f <= f_target:
                 self.run.stop = True

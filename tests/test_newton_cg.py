@@ -328,3 +328,35 @@ def test_a_resumed_fit_has_the_bits_of_an_uninterrupted_one(digits, solver, stop
     assert len(full_history) == last                          # still iterating at the end: a real test
     assert resumed.W.tobytes() == full.W.tobytes() and resumed.b.tobytes() == full.b.tobytes()
     assert history.to_csv() == full_history.to_csv()
+
+
+# ---------------------------------------------------------------------------------------------
+# 6. The preconditioner of the CG: the logits' curvature A and (A (x) G + lambda I)^-1
+
+def test_class_curvature_is_the_mean_softmax_hessian_in_the_logits():
+    from softmaxreg.full_batch import FullBatch
+    from softmaxreg.objective import flat_params
+
+    model, X, y, w, options = _problem("sample_weight")
+    p = to_numpy(model.predict_proba(X))
+    expected = sum(wi * (np.diag(pi) - np.outer(pi, pi)) for wi, pi in zip(w, p)) / w.sum()
+    with FullBatch(SoftmaxCrossEntropy(model, **options), X, y, w, rows=7) as fun:
+        got = fun.class_curvature(flat_params(model))
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-15)
+
+
+def test_the_kronecker_preconditioner_inverts_a_kron_g_plus_lambda():
+    from softmaxreg.preconditioner import gram_preconditioner
+
+    rng = np.random.default_rng(5)
+    d, k, lam = 6, 4, 0.3
+    B = rng.normal(size=(50, d))
+    xx, x_sum = B.T @ B / 50, B.mean(axis=0)
+    P = gram_preconditioner(np, xx, x_sum, np.ones(d), np.zeros(d), k, lam)
+    a = np.concatenate([B, np.ones((50, 1))], axis=1)
+    G = a.T @ a / 50                                             # the Gram matrix with the bias's constant 1
+    M = rng.normal(size=(k, k))
+    A = M @ M.T / k
+    q = rng.normal(size=(d + 1) * k)
+    H = np.kron(G, A) + lam * np.eye((d + 1) * k)                # (W; b) flat row-major: feature-major, class-minor
+    np.testing.assert_allclose(P.for_classes(A)(H @ q), q, rtol=1e-9, atol=1e-9)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-__all__ = ["logits", "loss_and_grad_sums", "hessian_product_sums", "loss_and_correct_sums", "penalty", "penalty_grad", "compiled"]
+__all__ = ["logits", "probabilities", "loss_and_grad_sums", "hessian_product_sums", "loss_and_correct_sums", "penalty", "penalty_grad", "compiled"]
 
 
 def logits(xp, params, x):
@@ -104,9 +104,30 @@ def _backward(xp, params, x, G, divisor: float):
     return dW, db
 
 
-def hessian_product_sums(xp, params, VW, Vb, x, y, w, divisor: float):
+def probabilities(xp, params, x):
+    """P = softmax(Z) (n, k) for float rows x (n, d): the row maximum subtracted first."""
+    z = logits(xp, params, x)                                          # (n, k)
+    e = xp.exp(z - xp.max(z, axis=1, keepdims=True))
+    return e / xp.sum(e, axis=1, keepdims=True)
+
+
+def class_curvature_sums(xp, params, x, y, w, p=None):
+    """sum_i w_i t_i (diag(p_i) - p_i p_i^T) (k, k): the Hessian of the loss in the logits, summed over
+    the rows (t_i = sum_j T'_ij, 1 for class indices). The full Hessian is its Kronecker-like mix
+    with the inputs' Gram matrix; preconditioner.GramPreconditioner uses it. p: `probabilities`."""
+    if p is None:
+        p = probabilities(xp, params, x)
+    c = xp.ones((p.shape[0],), dtype=p.dtype) if w is None else w
+    if y.ndim == 2:
+        c = c * xp.sum(y, axis=1)
+    pc = p * c[:, None]
+    return xp.linalg.matrix_transpose(pc) @ (-p) + xp.eye(p.shape[1], dtype=p.dtype) * xp.sum(pc, axis=0)
+
+
+def hessian_product_sums(xp, params, VW, Vb, x, y, w, divisor: float, p=None):
     """The Hessian of sum_i w_i l_i / divisor at params (W, b), applied to the direction (VW (d, k),
-    Vb (k,)): (HW (d, k), Hb (k,)), no penalty, no (d k) x (d k) matrix.
+    Vb (k,)): (HW (d, k), Hb (k,)), no penalty, no (d k) x (d k) matrix. p: `probabilities` at
+    params, if the caller has them.
 
     With p_i = softmax(Z_i) and t_i = sum_j T'_ij (1 for class indices; label smoothing keeps the
     row sum, so it drops out), the Hessian of l_i in Z_i is t_i (diag(p_i) - p_i p_i^T). The
@@ -115,9 +136,8 @@ def hessian_product_sums(xp, params, VW, Vb, x, y, w, divisor: float):
         R_i = w_i t_i (p_i * dZ_i - p_i (p_i . dZ_i))            (n, k)
         H V = (X'^T R / N, sum_i R_i / N)                         the gradient's backward, R for G
     """
-    z = logits(xp, params, x)                                          # (n, k)
-    e = xp.exp(z - xp.max(z, axis=1, keepdims=True))
-    p = e / xp.sum(e, axis=1, keepdims=True)
+    if p is None:                                                      # callers may keep P across products
+        p = probabilities(xp, params, x)                               # at one point (Newton-CG's CG steps)
     dz = logits(xp, _Params(VW, Vb, params.mean, params.std, params.input_scale), x)   # (n, k)
     pdz = p * dz
     R = pdz - p * xp.sum(pdz, axis=1, keepdims=True)
@@ -148,13 +168,13 @@ class _Params(NamedTuple):
     input_scale: float
 
 
-_STATIC = {"loss_and_grad_sums": (4, 8, 9), "loss_and_correct_sums": (4, 7), "hessian_product_sums": (4, 10)}
+_STATIC = {"loss_and_grad_sums": (4, 8, 9), "loss_and_correct_sums": (4, 7), "hessian_product_sums": (4, 10), "probabilities": (4,)}
 """Positions of the Python scalars (input_scale, divisor, smoothing) in a compiled kernel's arguments."""
 _COMPILED: dict = {}
 
 
 def compiled(fn, xp):
-    """`fn` (loss_and_grad_sums, loss_and_correct_sums or hessian_product_sums) as called for namespace xp: compiled with
+    """`fn` (loss_and_grad_sums, loss_and_correct_sums, probabilities or hessian_product_sums) as called for namespace xp: compiled with
     jax.jit for JAX, whose op-by-op dispatch costs ~10-50 us an operation (one trace per batch
     shape and scalar values; the math is the same function); `fn` itself for every other library."""
     if getattr(xp, "__name__", "") != "jax.numpy":

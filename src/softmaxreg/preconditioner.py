@@ -69,6 +69,25 @@ class GramPreconditioner:
         return xp.reshape(V @ ((V.T @ xp.reshape(q, (self.values.shape[0], self.k))) / (c * self.values + self.lam)[:, None]),
                           (-1,))
 
+    def for_classes(self, A: np.ndarray):
+        """q -> (A (x) G + lambda I)^-1 q on flat (W; b) vectors, for the logits' curvature A (k, k)
+        (`class_curvature`): the softmax Hessian is sum_i (diag(p_i) - p_i p_i^T) (x) a_i a_i^T / N +
+        lambda I, and A (x) G replaces each row's p_i by their mean, so each class keeps its own
+        curvature (a confidently predicted class has little) and the classes' coupling. With
+        A = U diag(alpha) U^T and G = V diag(s) V^T the inverse is diagonal in V (x) U: applied as
+        V ((V^T Q U) / (s alpha^T + lambda)) U^T on Q, q laid out as (d + 1, k)."""
+        xp, V = self.xp, self.vectors
+        alpha, U = np.linalg.eigh(np.asarray(A, dtype=np.float64))
+        alpha = np.maximum(alpha, 1e-6 * max(float(alpha[-1]), 1e-300))
+        device = engine_for(V).device
+        U, alpha = (xp.asarray(a, dtype=V.dtype, device=device) for a in (U, alpha))
+        scale = self.values[:, None] * alpha[None, :] + self.lam              # (d + 1, k)
+
+        def apply(q):
+            Q = V.T @ xp.reshape(q, (self.values.shape[0], self.k)) @ U
+            return xp.reshape(V @ (Q / scale) @ U.T, (-1,))
+        return apply
+
     def __call__(self, q, s=None, y=None):
         return self.solve(q, 1.0 if s is None else self.curvature(s, y))
 

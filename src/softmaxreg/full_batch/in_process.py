@@ -52,6 +52,7 @@ class FullBatch:
         self.local = threading.local()
         self.release = PageRelease(X).release
         self.pool: ThreadPoolExecutor | None = None
+        self.probabilities_at = self.probabilities = None      # hessian_product's P per chunk, and where
 
     def __enter__(self) -> "FullBatch":
         if self.threads > 1:
@@ -99,26 +100,60 @@ class FullBatch:
         self.parts[c, dW.size:] = db
         self.release(part.start, part.stop)
 
-    def hessian_sums(self, v: np.ndarray) -> np.ndarray:
+    def hessian_sums(self, v: np.ndarray, probabilities: list | None = None) -> np.ndarray:
         """The data term's Hessian at the model's parameters applied to the flat direction v (float64,
         like x): [HW.ravel(), Hb] float64, no penalty, the chunks added in order
-        (generic.hessian_product_sums on each chunk)."""
-        VW, Vb = split_flat(self.objective.model, v)
+        (generic.hessian_product_sums on each chunk). `probabilities`, one entry per chunk, keeps
+        each chunk's P = softmax(Z) for the next product at the same parameters (None: computed)."""
+        model = self.objective.model
+        VW, Vb = split_flat(model, v)
 
         def chunk(c: int) -> None:
             part, x, _ = self._float_rows(c)
-            HW, Hb = generic.hessian_product_sums(np, self.objective.model, VW, Vb, x, self.y[part],
-                                                  None if self.w is None else self.w[part], self.divisor)
+            p = None if probabilities is None else probabilities[c]
+            if p is None:
+                p = generic.probabilities(np, model, x)
+                if probabilities is not None:
+                    probabilities[c] = p
+            HW, Hb = generic.hessian_product_sums(np, model, VW, Vb, x, self.y[part],
+                                                  None if self.w is None else self.w[part], self.divisor, p)
             self.parts[c, :HW.size] = HW.ravel()
             self.parts[c, HW.size:] = Hb
             self.release(part.start, part.stop)
         self._each_chunk(chunk)
         return self.parts.sum(axis=0)
 
+    def _probabilities_at(self, x: np.ndarray) -> list:
+        """The per-chunk cache of P = softmax(Z) at the flat point x (emptied when x changes)."""
+        if self.probabilities_at is None or not np.array_equal(self.probabilities_at, x):
+            self.probabilities_at, self.probabilities = np.array(x), [None] * len(self.starts)
+        return self.probabilities
+
+    def class_curvature(self, x: np.ndarray) -> np.ndarray:
+        """A = sum_i w_i t_i (diag(p_i) - p_i p_i^T) / N (k, k) float64 at the flat point x
+        (generic.class_curvature_sums per chunk, added in order; P kept for `hessian_product`)."""
+        model = self.objective.model
+        set_flat_params(model, x)
+        cache, k = self._probabilities_at(x), model.num_outputs
+
+        def chunk(c: int) -> None:
+            part, rows, _ = self._float_rows(c)
+            if cache[c] is None:
+                cache[c] = generic.probabilities(np, model, rows)
+            A = generic.class_curvature_sums(np, model, rows, self.y[part],
+                                             None if self.w is None else self.w[part], cache[c])
+            self.parts[c, :k * k] = A.ravel()
+            self.release(part.start, part.stop)
+        self._each_chunk(chunk)
+        return self.parts[:, :k * k].sum(axis=0).reshape(k, k) / self.divisor
+
     def hessian_product(self, x: np.ndarray, v: np.ndarray) -> np.ndarray:
-        """H v: the Hessian of F at the flat point x applied to the flat direction v (float64)."""
+        """H v: the Hessian of F at the flat point x applied to the flat direction v (float64). The
+        chunks' probabilities at x are kept (n k numbers) while x stays the same: Newton-CG's CG
+        steps at one point then cost two products a chunk instead of three."""
+        cache = self._probabilities_at(x)
         set_flat_params(self.objective.model, x)
-        return hessian_value(self.objective, self.hessian_sums(v), v)
+        return hessian_value(self.objective, self.hessian_sums(v, cache), v)
 
     def preconditioner(self):
         """P(q, s, y) -> P q for L-BFGS (`gram_preconditioner`), from one pass over the rows."""

@@ -64,6 +64,12 @@ def _block_hessian(objective, x, v, divisor, rows, X, y, w) -> np.ndarray:
     return FullBatch(_objective_at(objective, x), X, y, w, threads=1, divisor=divisor).hessian_sums(v)
 
 
+def _block_curvature(objective, x, divisor, rows, X, y, w) -> np.ndarray:
+    """FullBatch.class_curvature of one block at x, raveled (its share of the whole's, by the divisor)."""
+    pin_block_rows(rows)
+    return FullBatch(_objective_at(objective, x), X, y, w, threads=1, divisor=divisor).class_curvature(x).ravel()
+
+
 def _block_gram(objective, divisor, X, y, w) -> np.ndarray:
     return FullBatch(objective, X, y, w, threads=1, divisor=divisor).gram_sums()
 
@@ -107,3 +113,9 @@ class DaskFullBatch:
         sums = self.blocks.map_sum(_block_hessian, self.objective, np.array(x, dtype=np.float64),
                                    np.array(v, dtype=np.float64), self.divisor, block_rows())
         return hessian_value(self.objective, sums, v)
+
+    def class_curvature(self, x: np.ndarray) -> np.ndarray:
+        """FullBatch.class_curvature over the blocks, added in the fixed tree."""
+        k = self.objective.model.num_outputs
+        return self.blocks.map_sum(_block_curvature, self.objective, np.array(x, dtype=np.float64), self.divisor,
+                                   block_rows()).reshape(k, k)

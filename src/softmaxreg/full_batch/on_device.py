@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .. import generic
 from ..engines import engine_for
-from ..engines.array_api import device_of
+from ..engines.array_api import device_of, to_numpy
 from ..objective import SoftmaxCrossEntropy, hessian_value, set_flat_params, split_flat
 from ..preconditioner import gram_preconditioner, input_map
 
@@ -73,3 +73,14 @@ class GenericFullBatch:
                              None if self.w is None else self.w[start:end], self.divisor)
             HW, Hb = HW + xp.astype(dW, xp.float64), Hb + xp.astype(db, xp.float64)
         return hessian_value(objective, xp.concat([xp.reshape(HW, (-1,)), Hb]), v)
+
+    def class_curvature(self, x):
+        """FullBatch.class_curvature on the device: A (k, k) float64 on the host."""
+        xp, model = self.xp, self.objective.model
+        set_flat_params(model, x)
+        total = 0.0
+        for start, xc in model._generic_chunks(self.X):
+            end = start + xc.shape[0]
+            total = total + xp.astype(generic.class_curvature_sums(
+                xp, model, xc, self.y[start:end, ...], None if self.w is None else self.w[start:end]), xp.float64)
+        return to_numpy(total) / self.divisor

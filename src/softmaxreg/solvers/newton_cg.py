@@ -9,11 +9,13 @@ Hessian-vector products (`fun.hessian_product(x, v)`, one pass over the data eac
     term: superlinear convergence near the optimum), on negative curvature, or after max_cg steps
     x <- x + alpha p     alpha from the strong Wolfe line search, trying alpha = 1 first
 
-The CG is preconditioned by the data's P = (c G + lambda I)^-1 when the caller sets one
-(objective.GramPreconditioner: G the inputs' Gram matrix, c the loss's typical curvature): the
-softmax Hessian is close to c G + lambda I, so a badly conditioned G (correlated or unscaled
-pixels) costs few CG steps. c is measured along the first CG direction of every iteration (its
-Hessian product is needed anyway) and used by the next; the first is measured at `start`.
+The CG is preconditioned, when the caller sets the data's preconditioner
+(preconditioner.GramPreconditioner, G the Gram matrix of the inputs as the model sees them), by
+(A (x) G + lambda I)^-1, A = mean_i (diag(p_i) - p_i p_i^T) (k, k) the loss's curvature in the
+logits at the current point (`fun.class_curvature(x)`, one pass, which also keeps P for the
+iteration's Hessian products). The softmax Hessian is sum_i (diag(p_i) - p_i p_i^T) (x) a_i a_i^T / N
++ lambda I: replacing each row's p_i by the mean keeps every class's own curvature and their
+coupling, so correlated or unscaled pixels (a badly conditioned G) cost few CG steps.
 """
 
 from __future__ import annotations
@@ -31,8 +33,8 @@ __all__ = ["NewtonCG"]
 class NewtonCG(FullBatchSolver):
     """Truncated Newton: CG on exact Hessian-vector products, the shared strong Wolfe line search.
 
-    `hessian_products` counts the products (passes over the data besides the `evaluations` of F
-    and its gradient). `step` returns False, x unchanged, when the line search finds no point that
+    `hessian_products` counts the products and `curvatures` the passes that measured A (passes over
+    the data besides the `evaluations` of F and its gradient). `step` returns False, x unchanged, when the line search finds no point that
     lowers F (flat to rounding).
     """
     name, uses_preconditioner = "newton-cg", True
@@ -43,45 +45,36 @@ class NewtonCG(FullBatchSolver):
         super().__init__(**line_search)
         self.max_cg = max_cg
         self.hessian_products = 0
-        self.curvature = 1.0                # c of the preconditioner, measured along the last CG direction
-
-    def start(self, x0, fun: Function) -> None:
-        super().start(x0, fun)
-        if self.preconditioner is not None:
-            d = self.preconditioner.solve(-self.g, 1.0)
-            self.curvature = self.preconditioner.curvature(d, self._hessian(fun, d))
+        self.curvatures = 0                 # passes that measured the logits' curvature A (one an iteration)
 
     def _hessian(self, fun: Function, v):
         self.hessian_products += 1
         return fun.hessian_product(self.x, v)
-
-    def _precondition(self, r):
-        return r if self.preconditioner is None else self.preconditioner.solve(r, self.curvature)
 
     def newton_direction(self, fun: Function):
         """p with H p ~ -g by (preconditioned) conjugate gradients, to the forcing term's accuracy."""
         xp = engine_for(self.g).xp
         g_norm = math.sqrt(float(self.g @ self.g))
         target = min(0.5, math.sqrt(g_norm)) * g_norm
+        precondition = lambda r: r                           # noqa: E731
+        if self.preconditioner is not None:
+            self.curvatures += 1
+            precondition = self.preconditioner.for_classes(fun.class_curvature(self.x))
         p, r = xp.zeros_like(self.g), -self.g                 # r = -g - H p, the residual
-        z = self._precondition(r)
+        z = precondition(r)
         d, rz = z, float(r @ z)
-        next_c = self.curvature
         for i in range(self.max_cg):
             Hd = self._hessian(fun, d)
             curvature = float(d @ Hd)
             if not curvature > 0:                             # negative or no curvature along d
                 return d if i == 0 else p
-            if i == 0 and self.preconditioner is not None:   # for the next iteration's CG
-                next_c = self.preconditioner.curvature(d, Hd)
             alpha = rz / curvature
             p, r = p + alpha * d, r - alpha * Hd
             if math.sqrt(float(r @ r)) <= target:
                 break
-            z = self._precondition(r)
+            z = precondition(r)
             rz, rz_old = float(r @ z), rz
             d = z + (rz / rz_old) * d
-        self.curvature = next_c
         return p
 
     def step(self, fun: Function) -> bool:
@@ -99,8 +92,8 @@ class NewtonCG(FullBatchSolver):
         return True
 
     def state_dict(self) -> dict:
-        return {**self.point_state(), "hessian_products": self.hessian_products, "curvature": self.curvature}
+        return {**self.point_state(), "hessian_products": self.hessian_products, "curvatures": self.curvatures}
 
     def load_state_dict(self, state: dict, params) -> None:
         self.load_point_state(state, params)
-        self.hessian_products, self.curvature = state_scalars(state, hessian_products=int, curvature=float)
+        self.hessian_products, self.curvatures = state_scalars(state, hessian_products=int, curvatures=int)
