@@ -111,40 +111,37 @@ class SoftmaxCrossEntropy:
             dW += W.dtype.type(self.weight_decay) * W
         return 0.5 * self.weight_decay * float(np.vdot(W, W))
 
+    def _inputs(self, X, y, what: str, *arrays):
+        """The checked rows X (n, d) as floats, targets y, the model in X's library (`like`), X's
+        engine and `arrays` (None or per-row weights, directions) in the model's dtype there."""
+        model = self.model
+        X = model._flatten(X)
+        y = model._check_targets(y, X.shape[0], like=X)
+        if X.shape[0] == 0:
+            raise InvalidArgumentError(f"X: cannot compute {what} on 0 examples")
+        like, data = model._like(X), engine_for(X)
+        converted = [None if a is None else data.asarray(np.asarray(to_numpy(a)), dtype=model.dtype) for a in arrays]
+        return data.xp.astype(X, like.W.dtype), y, like, data, converted
+
     def loss_and_grad(self, X, y, *, sample_weight=None) -> tuple[float, np.ndarray, np.ndarray]:
         """F on (X, y), divided by the number of rows, and its gradient (dW (d, k), db (k,)).
 
         X (n, d) or (n, *input_shape); y class indices (n,) or soft targets (n, k);
         sample_weight (n,) weights each example's loss: F = (1/n) sum_i w_i l_i + (lambda/2) |W|^2.
         """
-        model = self.model
-        X = model._flatten(X)
-        y = model._check_targets(y, X.shape[0], like=X)
-        if X.shape[0] == 0:
-            raise InvalidArgumentError("X: cannot compute a loss on 0 examples")
-        like, data = model._like(X), engine_for(X)
-        w = None if sample_weight is None else data.asarray(np.asarray(to_numpy(sample_weight)), dtype=model.dtype)
+        X, y, like, data, (w,) = self._inputs(X, y, "a loss", sample_weight)
         objective = SoftmaxCrossEntropy(like, weight_decay=self.weight_decay, label_smoothing=self.label_smoothing)
         scratch = StepBuffers(X.shape[0], like) if data.in_process else None
-        loss_sum, _, dW, db = objective.chunk(data.xp.astype(X, like.W.dtype), y, w, X.shape[0], scratch)
+        loss_sum, _, dW, db = objective.chunk(X, y, w, X.shape[0], scratch)
         penalty, dW = objective.penalized(dW)
         return float(loss_sum) / X.shape[0] + penalty, dW, db
-
 
     def hessian_product(self, X, y, VW, Vb, *, sample_weight=None):
         """(HW (d, k), Hb (k,)): the Hessian of `loss_and_grad`'s F at the model's parameters applied
         to the direction (VW, Vb), in X's library, without forming the (d k + k)^2 matrix
         (generic.hessian_product_sums; full_batch/ sums it over chunks of any data set)."""
-        model = self.model
-        X = model._flatten(X)
-        y = model._check_targets(y, X.shape[0], like=X)
-        if X.shape[0] == 0:
-            raise InvalidArgumentError("X: cannot compute a Hessian on 0 examples")
-        like, data = model._like(X), engine_for(X)
-        xp = data.xp
-        w, VW, Vb = (None if a is None else data.asarray(np.asarray(to_numpy(a)), dtype=model.dtype)
-                     for a in (sample_weight, VW, Vb))
-        HW, Hb = generic.hessian_product_sums(xp, like, VW, Vb, xp.astype(X, like.W.dtype), y, w, float(X.shape[0]))
+        X, y, like, data, (w, VW, Vb) = self._inputs(X, y, "a Hessian", sample_weight, VW, Vb)
+        HW, Hb = generic.hessian_product_sums(data.xp, like, VW, Vb, X, y, w, float(X.shape[0]))
         return (HW + self.weight_decay * VW if self.weight_decay else HW), Hb
 
 
