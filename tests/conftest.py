@@ -59,3 +59,25 @@ def reference_model(reference_runs):
     root, results = reference_runs
     assert results[0].returncode == 0, results[0].stderr
     return root / "a" / "model.safetensors"
+
+
+@pytest.fixture(scope="module")
+def problem():
+    """2,000 rows x 20 correlated, shifted features, 4 classes read off the first 4 with noise: the
+    data the Dask and array-library tests fit both ways and compare."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(2000, 20)) * np.linspace(0.5, 3, 20) + 1.0
+    y = (X[:, :4] + rng.normal(size=(2000, 4))).argmax(axis=1)
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """(LocalCluster, Client): 2 single-threaded worker processes on 127.0.0.1, no dashboard, closed
+    after the module's tests; every wait bounded."""
+    distributed = pytest.importorskip("distributed", reason="the Dask engine needs pip install 'softmaxreg[dask]'")
+    from softmaxreg.engines import dask_cluster
+
+    with dask_cluster.local_cluster(2) as local, distributed.Client(local, set_as_default=False, timeout=30) as client:
+        client.wait_for_workers(2, timeout=30)
+        yield local, client

@@ -39,22 +39,9 @@ dask = pytest.importorskip("dask", reason="the Dask engine needs pip install 'so
 da = pytest.importorskip("dask.array", reason="the Dask engine needs pip install 'softmaxreg[dask]'")
 from softmaxreg.engines import dask_cluster  # noqa: E402  (after the skip)
 
-N, D, K = 2000, 20, 4
+N, D, K = 2000, 20, 4                                        # conftest.problem's shape
 
 
-@pytest.fixture(scope="module")
-def problem():
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(N, D)) * np.linspace(0.5, 3, D) + 1.0
-    y = (X[:, :K] + rng.normal(size=(N, K))).argmax(axis=1)
-    return X, y
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    with dask_cluster.local_cluster(2) as cluster, distributed.Client(cluster, set_as_default=False, timeout=30) as client:
-        client.wait_for_workers(2, timeout=30)
-        yield cluster, client
 
 
 def fit_lbfgs(X, y, callbacks=(), **options):

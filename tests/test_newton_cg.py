@@ -227,27 +227,9 @@ def test_sklearn_estimator_checks(estimator, check):
 # ---------------------------------------------------------------------------------------------
 # 4. On Dask (a LocalCluster on 127.0.0.1) and on torch tensors: the NumPy fit's weights
 
-ND, DD, KD = 2000, 20, 4
+ND, DD, KD = 2000, 20, 4                                     # conftest.problem's shape
 
 
-@pytest.fixture(scope="module")
-def problem():
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(ND, DD)) * np.linspace(0.5, 3, DD) + 1.0
-    y = (X[:, :KD] + rng.normal(size=(ND, KD))).argmax(axis=1)
-    return X, y
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    """2 single-threaded worker processes on 127.0.0.1, no dashboard, closed after the module's tests
-    (the pattern of test_dask_engine.py; every wait bounded)."""
-    distributed = pytest.importorskip("distributed", reason="the Dask engine needs pip install 'softmaxreg[dask]'")
-    from softmaxreg.engines import dask_cluster
-
-    with dask_cluster.local_cluster(2) as cluster, distributed.Client(cluster, set_as_default=False, timeout=30) as client:
-        client.wait_for_workers(2, timeout=30)
-        yield client
 
 
 def _fit(solver, X, y, **options):
@@ -276,7 +258,7 @@ def test_on_a_dask_cluster_it_gives_the_numpy_fits_weights(problem, cluster, sol
     X, y = problem
     w = np.linspace(0.5, 2.0, ND)
     reference = _fit(solver, X, y, sample_weight=w)
-    with cluster.as_current():
+    with cluster[1].as_current():
         got = _fit(solver, da.from_array(X, chunks=(300, DD)), da.from_array(y, chunks=450),
                    sample_weight=da.from_array(w, chunks=600))                   # uneven, unaligned chunks
     _assert_same_weights(got, reference)

@@ -53,7 +53,8 @@ class GramPreconditioner:
     """P = (c G + lambda I)^-1 on flat (W; b) vectors, from G's eigendecomposition (values, vectors):
     `solve(q, c)` -> P q, `curvature(s, y)` -> c measured along a step s whose gradient change is
     y (y = H s for a Hessian-vector product), and P(q, s, y) (L-BFGS: c from its newest pair, 1
-    before the first)."""
+    before the first); `for_classes(A)` -> (A (x) G + lambda I)^-1 for the logits' curvature A
+    (Newton-CG)."""
 
     def __init__(self, xp, values, vectors, lam: float, k: int):
         self.xp, self.values, self.vectors, self.lam, self.k = xp, values, vectors, lam, k
