@@ -36,6 +36,7 @@ import numpy as np
 from ..errors import InvalidArgumentError
 from . import Engine, is_dask
 from .dask_cluster import CHUNK_ROWS, compute, current_client
+from .gemm import one_blas_thread
 from .rows import check_rows
 
 __all__ = ["align", "summarize", "persist", "weights_by_class", "find_classes", "encode_labels", "BlockSums"]
@@ -226,10 +227,7 @@ def _blas_as_on_workers():
     gets one thread, as on distributed's workers (OMP_NUM_THREADS=1). A product's bits may depend on
     BLAS's thread count (OpenBLAS's Haswell kernels), and a block must give the same bits wherever
     it runs, so that a run resumed on Dask's threads continues a cluster's bit for bit."""
-    if current_client() is not None:
-        return contextlib.nullcontext()
-    from threadpoolctl import threadpool_limits
-    return threadpool_limits(limits=1, user_api="blas")
+    return contextlib.nullcontext() if current_client() is not None else one_blas_thread()
 
 
 def _on_aligned(function, *args):

@@ -50,7 +50,7 @@ from ..cachedir import cache_dir
 from ..errors import InvalidArgumentError
 
 __all__ = ["ROWS_ENV", "CANDIDATES", "matmul_rows", "matmul_t_rows", "block_rows", "pin_block_rows", "blocking_info",
-           "machine_key"]
+           "machine_key", "one_blas_thread"]
 
 ROWS_ENV = "SOFTMAXREG_GEMM_ROWS"
 # Block sizes tried, in rows; 0 is one product per batch, the plain math and the incumbent: a
@@ -67,6 +67,23 @@ _BLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "G
 
 _lock = threading.Lock()
 _decision: dict | None = None    # this process's choice, made once (see blocking_info)
+_controller = None               # threadpoolctl's view of the BLAS libraries loaded, made once
+
+
+def one_blas_thread():
+    """A context in which BLAS computes each product on the calling thread alone.
+
+    For passes that run their chunks on threads of their own (full_batch.FullBatch, Dask's blocks):
+    a BLAS that also splits every chunk's narrow product (n x d times d x k) over all cores only
+    makes the threads contend (10,000 Fashion-MNIST rows, OpenBLAS Haswell, 2 cores: a Hessian
+    product took 62 ms against 41 ms), and the bits of a product may depend on BLAS's thread count
+    (OpenBLAS's Haswell kernels), so with one thread a chunk has the same bits on every machine and
+    scheduler. The limit is process-wide, like BLAS's own setting; it is restored on exit."""
+    global _controller
+    if _controller is None:
+        from threadpoolctl import ThreadpoolController
+        _controller = ThreadpoolController()
+    return _controller.limit(limits=1, user_api="blas")
 
 
 def matmul_rows(x: np.ndarray, B: np.ndarray, out: np.ndarray, *, rows: int | None = None) -> np.ndarray:

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from .. import generic
+from ..engines.gemm import one_blas_thread
 from ..engines.rows import PageRelease
 from ..model import StepBuffers
 from ..objective import SoftmaxCrossEntropy, hessian_value, objective_value, set_flat_params, split_flat
@@ -66,17 +67,19 @@ class FullBatch:
 
     def _each_chunk(self, task) -> None:
         """task(c) for every chunk c, on the pool's threads when there is one (numpy's error state is
-        per thread: it is passed on)."""
-        if self.pool is None:
-            for c in range(len(self.starts)):
-                task(c)
-            return
-        settings = np.geterr()
+        per thread: it is passed on), BLAS on one thread (gemm.one_blas_thread: the chunks are the
+        parallelism, and a chunk's bits do not depend on BLAS's thread count)."""
+        with one_blas_thread():
+            if self.pool is None:
+                for c in range(len(self.starts)):
+                    task(c)
+                return
+            settings = np.geterr()
 
-        def run(c: int) -> None:
-            with np.errstate(**settings):
-                task(c)
-        list(self.pool.map(run, range(len(self.starts))))
+            def run(c: int) -> None:
+                with np.errstate(**settings):
+                    task(c)
+            list(self.pool.map(run, range(len(self.starts))))
 
     def _float_rows(self, c: int):
         """(rows, x, local): chunk c's rows as a slice, its inputs as floats (uint8 converted, no
