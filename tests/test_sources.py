@@ -80,8 +80,10 @@ def make_parquet(root):
 KINDS = {"npz": make_npz, "npy-folder": make_npy_folder, "csv": make_csv, "zarr": make_zarr, "parquet": make_parquet}
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_every_data_kind_trains_evaluates_and_predicts(kind, tmp_path, capsys):
+@pytest.mark.parametrize("kind, streamed", [(kind, False) for kind in KINDS] + [("zarr", True), ("parquet", True)])
+def test_every_data_kind_trains_evaluates_and_predicts(kind, streamed, tmp_path, capsys, monkeypatch):
+    if streamed:                                              # Zarr and Parquet through Dask, as large data
+        monkeypatch.setattr(blocks, "STREAM_BYTES", 0)
     data = KINDS[kind](tmp_path)
     run = tmp_path / "run"
     assert main(["train", "--data", *data, "--epochs", "3", "--batch-size", "16", "--standardize", "--quiet",

@@ -169,7 +169,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         from .engines import dask as dask_engine
         from .engines.dask_cluster import compute
 
-        if sample_weight is not None and tuple(sample_weight.shape) != tuple(y.shape):
+        if sample_weight is not None and np.shape(sample_weight) != tuple(y.shape):
             raise InvalidArgumentError(f"sample_weight: expected {y.shape[0]} weights like y, got shape "
                                        f"{sample_weight.shape}")
         da = dask_engine.da
