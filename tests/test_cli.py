@@ -42,6 +42,7 @@ def test_reference_run_reaches_the_lessons_accuracy_and_writes_the_run_folder(re
     config = json.loads((folder / "config.json").read_text())
     defaults = {"epochs": 10, "batch_size": 256, "lr": 0.1, "sigma": 0.01, "seed": 0}
     assert {k: config["settings"][k] for k in defaults} == defaults
+    assert model.mean is None and config["settings"]["standardize"] is False      # images: never by default
     assert config["softmaxreg_version"] and len(config["dataset"]["sha256"]) == 64
     assert config["dataset"]["files"]["train-images-idx3-ubyte.gz"].startswith("b0564c3e")
 

@@ -140,6 +140,21 @@ def test_classifier_fits_dask_arrays_like_numpy_and_predicts_lazily(problem):
     assert np.allclose(on_dask.predict_proba(Xd).compute(), on_dask.predict_proba(X))
 
 
+def test_classifier_default_penalty_on_dask_counts_the_weights_as_in_memory(problem):
+    """alpha="auto" is 1 / (sum of sample weight x class weight): the same sum from Dask arrays."""
+    from softmaxreg.sklearn import SoftmaxRegressionClassifier
+
+    X, y = problem
+    w = np.random.default_rng(1).uniform(0.5, 2.0, len(y))
+    for class_weight in (None, "balanced", {0: 3.0}):
+        clf = SoftmaxRegressionClassifier(class_weight=class_weight, tol=1e-8, standardize=True, random_state=0)
+        in_memory = clf.fit(X, y, sample_weight=w).coef_
+        on_dask = clf.fit(da.from_array(X, chunks=(400, D)), da.from_array(y, chunks=400),
+                          sample_weight=da.from_array(w, chunks=300)).coef_
+        # (alpha=0 moves these weights by 1e-2 of their size)
+        np.testing.assert_allclose(on_dask, in_memory, atol=1e-8 * np.abs(in_memory).max())
+
+
 def test_all_workers_gone_is_a_clear_error(problem, monkeypatch):
     monkeypatch.setattr(dask_cluster, "NO_WORKERS_TIMEOUT", 1.0)
     X, y = problem
@@ -253,3 +268,39 @@ def test_scheduler_with_another_backend_is_refused(tmp_path, capsys, digits_dir)
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--scheduler: the workers compute with NumPy, not --backend torch" in err
     assert not out.exists()
+
+
+@pytest.fixture
+def port_8787_taken():
+    """Something listening on 127.0.0.1:8787, Dask's dashboard port (this socket, unless another
+    process already holds the port)."""
+    with socket.socket() as taken:
+        try:
+            taken.bind(("127.0.0.1", 8787))
+            taken.listen()
+        except OSError:
+            pass                                       # taken already: just as good
+        yield
+
+
+def test_quiet_cluster_run_prints_nothing_and_starts_no_dashboard(tmp_path, port_8787_taken):
+    from .conftest import run_cli
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 5))
+    np.savez(tmp_path / "d.npz", X_train=X, y_train=X[:, :3].argmax(axis=1))
+    args = ["train", "--data", str(tmp_path / "d.npz"), "--solver", "lbfgs", "--weight-decay", "1e-2",
+            "--scheduler", "local:2", "--no-plots"]
+    quiet = run_cli(*args, "--quiet", "--out", str(tmp_path / "quiet"))
+    assert quiet.returncode == 0 and (quiet.stdout, quiet.stderr) == ("", "")     # no "Port 8787 is already in use"
+    told = run_cli(*args, "--out", str(tmp_path / "told"))
+    assert told.returncode == 0 and "dashboard" not in told.stdout and "8787" not in told.stderr, told.stderr
+    shown = run_cli(*args, "--dashboard", "--out", str(tmp_path / "shown"))
+    assert shown.returncode == 0 and shown.stdout.startswith("dashboard: http://127.0.0.1:"), shown.stdout
+
+
+def test_dashboard_goes_with_a_local_cluster_only(tmp_path, capsys, digits_dir):
+    out = tmp_path / "run"
+    assert main(["train", "--solver", "lbfgs", "--data-dir", str(digits_dir), "--dashboard", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--dashboard: goes with --scheduler local:N" in err and not out.exists()

@@ -2,7 +2,9 @@
 nothing touched)."""
 
 import json
+import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -78,8 +80,10 @@ def make_parquet(root):
 KINDS = {"npz": make_npz, "npy-folder": make_npy_folder, "csv": make_csv, "zarr": make_zarr, "parquet": make_parquet}
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_every_data_kind_trains_evaluates_and_predicts(kind, tmp_path, capsys):
+@pytest.mark.parametrize("kind, streamed", [(kind, False) for kind in KINDS] + [("zarr", True), ("parquet", True)])
+def test_every_data_kind_trains_evaluates_and_predicts(kind, streamed, tmp_path, capsys, monkeypatch):
+    if streamed:                                              # Zarr and Parquet through Dask, as large data
+        monkeypatch.setattr(blocks, "STREAM_BYTES", 0)
     data = KINDS[kind](tmp_path)
     run = tmp_path / "run"
     assert main(["train", "--data", *data, "--epochs", "3", "--batch-size", "16", "--standardize", "--quiet",
@@ -203,9 +207,7 @@ BAD += [
 ]
 
 
-BAD += [("zarr chunks", ["train"], _zarr_misaligned, "the row chunks of the features (40, 40, 10) and of the "
-                                                     "labels (30, 30, 30) differ"),
-        ("parquet label column", ["train"], _parquet_label, "no column 'target' for --label-column; the columns are "
+BAD += [("parquet label column", ["train"], _parquet_label, "no column 'target' for --label-column; the columns are "
                                                             "'x0', 'x1', 'x2', 'x3', 'x4', 'label'")]
 
 
@@ -225,16 +227,27 @@ def test_bad_data_is_one_line_exit_2_and_touches_nothing(case, tmp_path, capsys)
     assert snapshot(tmp_path) == before
 
 
-def test_zarr_without_dask_says_how_to_install_it(tmp_path, capsys, monkeypatch):
-    store = tmp_path / "data.zarr"
-    store.mkdir()
-    (store / "zarr.json").write_text("{}")
-    monkeypatch.setitem(sys.modules, "dask", None)
-    monkeypatch.setitem(sys.modules, "dask.array", None)
-    assert main(["train", "--data", str(store), "--out", str(tmp_path / "run")]) == 2
+def test_streamed_zarr_arrays_must_share_their_row_chunks(tmp_path, monkeypatch, capsys):
+    data = _zarr_misaligned(tmp_path)
+    assert open_data(data[1]).train_images.shape == X0.shape        # read into memory, chunks do not matter
+    monkeypatch.setattr(blocks, "STREAM_BYTES", 0)                  # streamed through Dask, they do
+    assert main(["train", *data, "--out", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "pip install 'softmaxreg[dask]'" in err
+    assert err.count("\n") == 1 and "the row chunks of the features (40, 40, 10) and of the labels (30, 30, 30) differ" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_zarr_without_zarr_or_dask_says_how_to_install_it(tmp_path, capsys, monkeypatch):
+    data = make_zarr(tmp_path)
+    for missing, streamed, says in ((["zarr"], False, "needs zarr"), (["dask", "dask.array"], True, "needs Dask")):
+        with monkeypatch.context() as patch:
+            patch.setattr(blocks, "STREAM_BYTES", 0 if streamed else blocks.STREAM_BYTES)
+            for name in missing:
+                patch.setitem(sys.modules, name, None)
+            assert main(["train", "--data", *data, "--out", str(tmp_path / "run")]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and says in err and "pip install 'softmaxreg[dask]'" in err
+        assert not (tmp_path / "run").exists()
 
 
 def _whole_and_resumed(tmp_path, monkeypatch, options, before_resume=lambda cut: None):
@@ -338,3 +351,73 @@ def test_final_line_without_validation_and_top_k_of_a_two_class_model(tmp_path, 
     assert main(["predict", model, "--data", str(tmp_path / "two.npz")]) == 0
     assert main(["predict", model, "--data", str(tmp_path / "two.npz"), "--top-k", "3"]) == 2
     assert "--top-k 3: the model has only 2 classes" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["parquet", "zarr"])
+def test_small_parquet_and_zarr_are_read_into_memory_without_dask(kind, tmp_path, monkeypatch):
+    """Data of at most blocks.STREAM_BYTES (uncompressed) become NumPy arrays read here, and opening and
+    training on them never imports Dask; larger data are Dask arrays, streamed."""
+    data = KINDS[kind](tmp_path)
+    small = open_data(data[0], label_column=data[2] if len(data) > 2 else None)
+    assert type(small.train_images) is np.ndarray and type(small.train_labels) is np.ndarray
+    code = ("import sys; from softmaxreg.cli import main;"
+            f"assert main(['train', '--data', *{data!r}, '--quiet', '--no-plots', '--out', {str(tmp_path / 'run')!r}]) == 0;"
+            "assert not [n for n in sys.modules if n.split('.')[0] in ('dask', 'distributed')], 'dask imported'")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    monkeypatch.setattr(blocks, "STREAM_BYTES", 0)
+    big = open_data(data[0], label_column=data[2] if len(data) > 2 else None)
+    assert type(big.train_images).__module__.startswith("dask")
+    np.testing.assert_array_equal(big.train_images.compute(), small.train_images)
+    np.testing.assert_array_equal(big.train_labels, small.train_labels)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_feature_tables_are_standardized_by_default_and_no_standardize_opts_out(kind, tmp_path, capsys):
+    from softmaxreg import load_model
+
+    data = KINDS[kind](tmp_path)
+    assert open_data(data[0], label_column=data[2] if len(data) > 2 else None).features
+    for flags, standardized in (([], True), (["--no-standardize"], False), (["--standardize"], True)):
+        run = tmp_path / f"run{flags}"
+        assert main(["train", "--data", *data, "--epochs", "1", "--quiet", "--no-plots", "--out", str(run),
+                     *flags]) == 0, capsys.readouterr().err
+        model = load_model(run / "model.safetensors")
+        assert (model.mean is not None) == standardized
+        assert json.loads((run / "config.json").read_text())["settings"]["standardize"] == standardized
+
+
+def test_images_and_pixels_are_not_standardized_by_default(tmp_path, digits_dir):
+    from softmaxreg import load_model
+
+    folder = tmp_path / "pixels"                   # uint8 rows: pixels, even flat
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    np.save(folder / "X_train.npy", rng.integers(0, 256, (40, 16), dtype=np.uint8))
+    np.save(folder / "y_train.npy", np.arange(40) % 2)
+    np.savez(tmp_path / "images.npz", X_train=rng.normal(size=(40, 4, 4)), y_train=np.arange(40) % 2)
+    for source in (digits_dir, folder, tmp_path / "images.npz"):
+        assert not open_data(source).features
+        run = tmp_path / f"run_{Path(source).name}"
+        assert main(["train", "--data", str(source), "--epochs", "1", "--quiet", "--no-plots", "--out", str(run)]) == 0
+        assert load_model(run / "model.safetensors").mean is None
+    assert main(["train", "--data", str(folder), "--epochs", "1", "--quiet", "--no-plots", "--standardize",
+                 "--out", str(tmp_path / "asked")]) == 0
+    assert load_model(tmp_path / "asked" / "model.safetensors").mean is not None
+
+
+def test_a_divergence_on_an_unscaled_table_names_standardize_and_otherwise_the_rate(tmp_path, capsys):
+    from sklearn.datasets import load_breast_cancer
+
+    X, y = load_breast_cancer(return_X_y=True)           # features up to ~4,000: root mean square ~245
+    lines = [",".join([f"f{j}" for j in range(X.shape[1])] + ["label"])]
+    lines += [",".join([*map(repr, row), str(c)]) for row, c in zip(X.tolist(), y)]
+    (tmp_path / "cancer.csv").write_text("\n".join(lines) + "\n")
+    base = ["train", "--data", str(tmp_path / "cancer.csv"), "--label-column", "label", "--quiet", "--no-plots"]
+    assert main([*base, "--no-standardize", "--lr", "1", "--out", str(tmp_path / "raw")]) == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "diverged" in err and "not standardized" in err and "--standardize" in err
+    assert main([*base, "--lr", "1e6", "--out", str(tmp_path / "scaled")]) == 3      # standardized by default
+    err = capsys.readouterr().err
+    assert "try a smaller learning rate" in err and "--standardize" not in err
+    assert main([*base, "--out", str(tmp_path / "default")]) == 0                    # the defaults train

@@ -25,7 +25,7 @@ from .datasets.batches import num_batches
 from .functional import log_softmax, softmax
 from .model import SoftmaxRegression
 from .solvers import OPTIMIZERS, SGD
-from .options import TrainConfig, example_weights
+from .options import TrainConfig, class_weight_vector, example_weights
 from .engines import engine_for
 from .moments import feature_moments
 from .train import fit
@@ -41,19 +41,26 @@ class ConvergenceWarning(SoftmaxregConvergenceWarning, SklearnConvergenceWarning
 
 
 class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
-    """Multinomial logistic regression trained by minibatch SGD, or full-batch L-BFGS or Newton-CG, written from scratch.
+    """Multinomial logistic regression, written from scratch: by default scikit-learn's
+    LogisticRegression() (C = 1, L-BFGS to the exact optimum); minibatch SGD one parameter away.
 
     Parameters
     ----------
-    solver : "sgd" (minibatch SGD, the default), "lbfgs" or "newton-cg" (full-batch L-BFGS or
-        Newton-CG to the exact optimum of mean_w(loss) + (alpha / 2) |W|^2, the weighted mean over
-        sum(sample weights); scikit-learn's LogisticRegression(C) is alpha = 1 / (C * sum of the
-        sample weights), n_samples unweighted). Like scikit-learn's, the estimator keeps every
-        parameter; the solver reads those it declares (softmaxreg.solvers) and ignores the rest.
-    alpha : L2 penalty (alpha / 2) |W|^2; the intercept is not penalised.
-    max_iter : SGD epochs, or full-batch iterations.
-    tol : SGD: least training (or held-out) loss improvement over n_iter_no_change epochs;
-        full batch: stop when max |gradient| <= tol.
+    solver : "lbfgs" (the default) or "newton-cg": full-batch L-BFGS or Newton-CG to the exact
+        optimum of mean_w(loss) + (alpha / 2) |W|^2, the weighted mean over N = sum of the example
+        weights (sample weight times class weight; the number of rows unweighted); "sgd": minibatch
+        SGD, whose minibatch means estimate (1 / n) sum_i w_i loss_i + (alpha / 2) |W|^2 over the n
+        rows. Like scikit-learn's, the estimator keeps every parameter; the solver reads those it
+        declares (softmaxreg.solvers) and ignores the rest.
+    alpha : L2 penalty (alpha / 2) |W|^2 (the intercept is not penalised), a number >= 0 or "auto"
+        (the default): LogisticRegression(C)'s penalty is alpha = 1 / (C * N) for the full-batch
+        solvers and alpha = 1 / (C * n) for SGD (N, n as above: both are n without weights), and
+        "auto" is that with C = 1, computed from the data each fit gets (partial_fit: the rows of
+        each call). So the default minimiser is LogisticRegression()'s, and alpha = 1 / (C * n)
+        gives LogisticRegression(C=C)'s.
+    max_iter : full-batch iterations, or SGD epochs.
+    tol : full batch: stop when max |gradient| <= tol; SGD: least training (or held-out) loss
+        improvement over n_iter_no_change epochs.
     lr : SGD learning rate, or "auto": 2 / mean_i |x_i|^2 over the (standardized) training rows,
         a step safely below the inverse curvature of the loss for any scale of features.
     batch_size, momentum, nesterov, schedule ("constant", "step", "cosine"), warmup_epochs,
@@ -71,14 +78,17 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
 
     `fit` warns with a ConvergenceWarning (also scikit-learn's) when it stops at max_iter before its
     stopping rule holds: SGD's loss still improving by more than tol, or L-BFGS's gradient above tol.
+    `save` and `load` keep the parameters (get_params()), classes_, n_features_in_ and
+    feature_names_in_, so `clone(SoftmaxRegressionClassifier.load(path)).fit` refits the same model.
 
     Attributes
     ----------
-    classes_, coef_ (k, d), intercept_ (k,), n_features_in_, n_iter_ (epochs or iterations run),
-    loss_curve_ (training loss per epoch or iteration), model_ (the SoftmaxRegression).
+    classes_, coef_ (k, d), intercept_ (k,), n_features_in_, feature_names_in_ (fitted on named
+    columns), n_iter_ (epochs or iterations run), loss_curve_ (training loss per epoch or
+    iteration), model_ (the SoftmaxRegression).
     """
 
-    def __init__(self, *, solver="sgd", alpha=0.0, lr="auto", batch_size=64, max_iter=100, momentum=0.9, nesterov=True,
+    def __init__(self, *, solver="lbfgs", alpha="auto", lr="auto", batch_size=64, max_iter=100, momentum=0.9, nesterov=True,
                  schedule="constant", warmup_epochs=0.0, label_smoothing=0.0, class_weight=None,
                  standardize=False, early_stopping=False, validation_fraction=0.1, n_iter_no_change=5, tol=1e-4,
                  warm_start=False, sigma=0.01, random_state=None, dtype="float64", verbose=0):
@@ -120,7 +130,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
             return np.random.default_rng(rs)
         return np.random.default_rng(check_random_state(rs).randint(2**31))
 
-    def _config(self, epochs: int, lr: float) -> TrainConfig:
+    def _config(self, epochs: int, lr: float, weight_decay: float = 0.0) -> TrainConfig:
         class_weight = self.class_weight
         if isinstance(class_weight, dict):                    # labels -> class indices
             index = {c: i for i, c in enumerate(self.classes_.tolist())}
@@ -135,9 +145,38 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
                         validation_fraction=self.validation_fraction, patience=self.n_iter_no_change, tol=self.tol,
                         converge=not self.early_stopping)
         settings["max_iter" if "max_iter" in solver.options else "epochs"] = epochs
-        return TrainConfig(solver=solver.name, weight_decay=self.alpha, label_smoothing=self.label_smoothing,
+        return TrainConfig(solver=solver.name, weight_decay=weight_decay, label_smoothing=self.label_smoothing,
                            class_weight=class_weight,
                            **{name: value for name, value in settings.items() if name in solver.options})
+
+    def _weight_decay(self, y, sample_weight) -> float:
+        """The objective's L2 weight: alpha, or for alpha="auto" LogisticRegression(C=1)'s, 1 / N for
+        the full-batch solvers (N the sum of the example weights: their objective is the weighted
+        mean) and 1 / n for SGD (n rows: its minibatch means are plain means). y: class indices."""
+        if isinstance(self.alpha, str) and self.alpha != "auto":
+            raise InvalidArgumentError(f"alpha: expected a number >= 0 or 'auto', got {self.alpha!r}")
+        if not isinstance(self.alpha, str):
+            return self.alpha
+        weighted = self._solver().full_batch and (sample_weight is not None or self.class_weight is not None)
+        total = self._weight_total(y, sample_weight) if weighted else y.shape[0]
+        return 1.0 / total if total > 0 else 0.0        # no weight, or Dask's unknown row count: fit says so
+
+    def _weight_total(self, y, sample_weight) -> float:
+        """N = sum_i sample_weight_i * class_weight(y_i) over the rows (y: class indices, NumPy or Dask)."""
+        k, class_weight = len(self.classes_), self._config(1, 1.0).class_weight
+        if engine_for(y, sample_weight).name != "dask":
+            return float(example_weights(y, k, sample_weight, class_weight, np.float64).sum())
+        from .engines import dask as dask_engine
+        from .engines.dask_cluster import compute
+
+        if sample_weight is not None and np.shape(sample_weight) != tuple(y.shape):
+            raise InvalidArgumentError(f"sample_weight: expected {y.shape[0]} weights like y, got shape "
+                                       f"{sample_weight.shape}")
+        da = dask_engine.da
+        weights = None if sample_weight is None else da.asarray(sample_weight).rechunk(y.chunks)
+        counts, sums = compute((da.bincount(y, minlength=k), da.bincount(y, weights=weights, minlength=k)))
+        per_class = np.ones(k) if class_weight is None else class_weight_vector(class_weight, k, counts)
+        return float(per_class @ sums)
 
     def _solver(self):
         """The solver class named by `solver` (softmaxreg.solvers.OPTIMIZERS)."""
@@ -152,14 +191,14 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
                                  class_names=[str(c) for c in self.classes_])
 
     def _learning_rate(self, model: SoftmaxRegression, X: np.ndarray, y, sample_weight) -> float:
-        """lr="auto": 2 / (mean_i |x_i|^2 * max_i w_i), below the inverse curvature of the loss."""
+        """lr="auto": 2 / (mean_i |x_i|^2 * max_i w_i), below the inverse curvature of the loss (y: class indices)."""
         if self.lr != "auto":
             return float(self.lr)
         if model.mean is not None:
             mean_sq = X.shape[1]                 # standardized rows have mean squared norm d
         else:
             mean_sq = float(np.mean(np.einsum("ij,ij->i", X, X, dtype=np.float64)))
-        w = example_weights(self._encode(y), len(self.classes_), sample_weight, self._config(1, 1.0).class_weight,
+        w = example_weights(y, len(self.classes_), sample_weight, self._config(1, 1.0).class_weight,
                             np.float64)
         return 2.0 / max(mean_sq * (1.0 if w is None else float(w.max())), 1e-12)
 
@@ -171,6 +210,8 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
 
     def _train(self, X, y, sample_weight, epochs: int, streaming: bool, encoded: bool = False):
         """Train on (X, y): y the labels, or (encoded) their class indices."""
+        y = y if encoded else self._encode(y)
+        weight_decay = self._weight_decay(y, sample_weight)
         rng = self._rng()
         continuing = hasattr(self, "model_") and (streaming or self.warm_start)
         if not continuing:
@@ -179,13 +220,13 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
                 self.model_.set_standardization(*feature_moments(self.model_, X))
             self.n_iter_, self.loss_curve_ = 0, []
         if self._solver().full_batch:                               # each fit starts afresh from model_'s weights
-            config, optimizer = self._config(epochs, 1.0), None
+            config, optimizer = self._config(epochs, 1.0, weight_decay), None
             config.standardize = engine_for(X).name == "dask" and self.standardize and self.model_.mean is None
         else:
             if not continuing or not hasattr(self, "_optimizer"):    # a loaded model gets a fresh optimizer
                 self.lr_ = self._learning_rate(self.model_, X, y, sample_weight)
                 self._optimizer = SGD(momentum=self.momentum, nesterov=self.nesterov)
-            config, optimizer = self._config(epochs, self.lr_), self._optimizer
+            config, optimizer = self._config(epochs, self.lr_, weight_decay), self._optimizer
             if streaming and (config.schedule != "constant" or config.warmup_epochs):
                 # partial_fit call t is epoch t + 1 of a max_iter-epoch schedule, at the rate of its middle step
                 steps = num_batches(X.shape[0], config.batch_size)
@@ -193,12 +234,12 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
                 rate = schedule(self.n_iter_ * steps + steps // 2)
                 if rate == 0.0:                                 # past a cosine's end nothing moves
                     self.n_iter_ += 1
-                    self.loss_curve_.append(self.model_.evaluate(X, self._encode(y))[0])
+                    self.loss_curve_.append(self.model_.evaluate(X, y)[0])
                     return self
                 config = replace(config, lr=rate, schedule="constant", warmup_epochs=0.0)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", SoftmaxregConvergenceWarning)
-            history = fit(self.model_, X, y if encoded else self._encode(y), config, seed=rng, sample_weight=sample_weight,
+            history = fit(self.model_, X, y, config, seed=rng, sample_weight=sample_weight,
                           optimizer=optimizer, callbacks=[ConsoleLog(progress=False)] if self.verbose else ())
         for w in caught:                                 # fit's warnings; L-BFGS's as the estimator's class
             converging = issubclass(w.category, SoftmaxregConvergenceWarning)
@@ -323,34 +364,126 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
     # -- files ----------------------------------------------------------------------------------
 
     def save(self, path) -> None:
-        """Save the fitted model (standardization and class labels included) as a safetensors file."""
+        """Save the fitted model (standardization included) as a safetensors file, with the estimator's
+        parameters (get_params()), classes_, n_features_in_ and feature_names_in_ as JSON metadata
+        that `load` checks and restores. A random_state that is a Generator or RandomState is saved as
+        None (with a warning): its state is not a parameter value."""
         from .model_file import save_model
 
         check_is_fitted(self)
-        labels = self.classes_.tolist()
-        try:
-            encoded = json.dumps(labels)
-        except TypeError:
-            raise InvalidArgumentError("save: class labels must be JSON values (str, int, float, bool)") from None
-        save_model(self.model_, path, extra_metadata={"class_labels": encoded})
+        params = {}
+        for name, value in self.get_params(deep=False).items():
+            params[name] = _param_to_json(name, value)
+        meta = {"class_labels": _to_json("class labels", self.classes_.tolist()),
+                "class_dtype": self.classes_.dtype.str, "n_features_in": str(self.n_features_in_),
+                "estimator_params": json.dumps(params)}
+        if hasattr(self, "feature_names_in_"):
+            meta["feature_names_in"] = json.dumps([str(name) for name in self.feature_names_in_])
+        save_model(self.model_, path, extra_metadata=meta)
 
     @classmethod
     def load(cls, path) -> "SoftmaxRegressionClassifier":
-        """A fitted classifier from a file written by `save` (or by `softmaxreg train`)."""
+        """A fitted classifier from a file written by `save` (its parameters, classes_,
+        n_features_in_ and feature_names_in_ restored), or by `softmaxreg train` (default parameters,
+        classes 0..k-1). Each metadata field is checked; a bad one is a ModelFormatError naming it."""
         from .model_file import model_from_tensors, read_model_file
 
         tensors, meta = read_model_file(path)
         model = model_from_tensors(tensors, meta, path)
-        try:
-            labels = json.loads(meta["class_labels"]) if "class_labels" in meta else list(range(model.num_outputs))
-        except ValueError:
-            raise ModelFormatError(f"{path}: corrupt class_labels metadata") from None
-        if len(labels) not in (model.num_outputs, 1):
-            raise ModelFormatError(f"{path}: {len(labels)} class labels for {model.num_outputs} outputs")
-        clf = cls(dtype=model.dtype.name)
-        clf.model_, clf.classes_ = model, np.array(labels)
-        clf.n_features_in_ = model.num_inputs
+        field = _MetadataField(meta, path)
+        params = field.read("estimator_params", {"dtype": model.dtype.name})
+        field.check("estimator_params", isinstance(params, dict) and set(params) <= set(cls._get_param_names()),
+                    f"expected an object of the parameters {', '.join(cls._get_param_names())}")
+        if isinstance(params.get("class_weight"), list):        # saved as [[label, weight], ...]
+            pairs = params["class_weight"]
+            field.check("estimator_params", all(isinstance(p, list) and len(p) == 2 for p in pairs),
+                        "class_weight must be a list of [label, weight] pairs")
+            params["class_weight"] = {label: weight for label, weight in pairs}
+        solver = params.get("solver", cls().solver)
+        field.check("estimator_params", isinstance(solver, str) and solver in OPTIMIZERS,
+                    f"solver {params.get('solver')!r} is none of {', '.join(OPTIMIZERS)}")
+        field.check("estimator_params", params.get("dtype", model.dtype.name) == model.dtype.name,
+                    f"dtype {params.get('dtype')!r}, but the tensors are {model.dtype.name}")
+        labels = field.read("class_labels", list(range(model.num_outputs)))
+        field.check("class_labels", isinstance(labels, list) and len(labels) in (model.num_outputs, 1)
+                    and all(isinstance(c, (str, int, float, bool)) for c in labels),
+                    f"expected a list of {model.num_outputs} labels (str, int, float, bool)")
+        clf = cls(**params)
+        clf.model_, clf.classes_ = model, field.classes(labels)
+        clf.n_features_in_ = field.read("n_features_in", model.num_inputs)
+        field.check("n_features_in", clf.n_features_in_ == model.num_inputs and type(clf.n_features_in_) is int,
+                    f"expected {model.num_inputs}, the model's number of inputs")
+        names = field.read("feature_names_in", None)
+        if names is not None:
+            field.check("feature_names_in", isinstance(names, list) and len(names) == model.num_inputs
+                        and all(isinstance(n, str) for n in names), f"expected {model.num_inputs} column names")
+            clf.feature_names_in_ = np.array(names, dtype=object)
         clf.n_iter_, clf.loss_curve_ = 0, []
         W, b = clf._folded()
         clf.coef_, clf.intercept_ = W.T.copy(), b.copy()
         return clf
+
+
+def _to_json(what: str, value) -> str:
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(f"save: {what} must be JSON values (str, int, float, bool, None), "
+                                   f"got {value!r}") from None
+
+
+def _param_to_json(name: str, value):
+    """A parameter as a JSON value: NumPy scalars as Python's, a class_weight dict as a list of
+    [label, weight] pairs (JSON object keys are strings only), a random_state that is not an int
+    or None as None, with a warning."""
+    if name == "random_state" and not (value is None or isinstance(value, (int, np.integer))):
+        warnings.warn(f"save: random_state={type(value).__name__} is not saved; the loaded estimator has "
+                      "random_state=None", UserWarning, stacklevel=3)
+        return None
+    if isinstance(value, dict):
+        value = [[_plain(label), _plain(weight)] for label, weight in value.items()]
+    value = _plain(value)
+    _to_json(f"parameter {name}", value)
+    return value
+
+
+def _plain(value):
+    return value.item() if isinstance(value, np.generic) else value
+
+
+class _MetadataField:
+    """Reads the estimator's JSON fields of a model file's metadata; a bad one is a ModelFormatError
+    of one line naming the file and the field."""
+
+    def __init__(self, meta: dict, path):
+        self.meta, self.path = meta, path
+
+    def read(self, key: str, default):
+        if key not in self.meta:
+            return default
+        try:
+            return json.loads(self.meta[key])
+        except (ValueError, RecursionError):
+            raise ModelFormatError(f"{self.path}: metadata {key} is not valid JSON") from None
+
+    def check(self, key: str, ok: bool, expected: str) -> None:
+        if not ok:
+            raise ModelFormatError(f"{self.path}: metadata {key}: {expected}")
+
+    def classes(self, labels: list) -> np.ndarray:
+        """The labels as an array of the saved class_dtype (NumPy's choice in older files)."""
+        if "class_dtype" not in self.meta:
+            return np.array(labels)
+        try:
+            dtype = np.dtype(self.meta["class_dtype"])
+        except TypeError:
+            dtype = None
+        self.check("class_dtype", dtype is not None and dtype.kind in "biufUO",
+                   f"expected a NumPy dtype of labels (bool, int, float, str, object), got {self.meta['class_dtype']!r}")
+        if dtype.kind in "UO":
+            return np.array(labels, dtype=object if dtype.kind == "O" else None)
+        classes = np.array(labels)
+        typed = classes.astype(dtype) if classes.dtype.kind in "biuf" else None
+        self.check("class_dtype", typed is not None and np.array_equal(typed, classes),
+                   f"{dtype} cannot hold the class labels")
+        return typed

@@ -36,6 +36,12 @@ The stable softmax keeps the loss finite even for absurd learning rates: with lo
 like lr, the loss grows like lr instead. Largest minibatch loss of a 10-epoch Fashion-MNIST run
 (limit 2303): lr 0.1 -> 2.3, lr 1 -> 17, lr 10 -> 226, lr 30 -> 694, lr 1e6 -> 2.4e7."""
 
+LARGE_INPUT_RMS = 10.0
+"""A divergence on inputs that are not standardized and whose root mean square value (after the
+model's input scale) exceeds this is named a scale problem, fixed by standardizing: an SGD step
+grows with |x|^2, and standardized features have RMS 1, Fashion-MNIST's pixels / 255 about 0.5,
+scikit-learn's breast cancer and wine tables about 100 and 200."""
+
 
 def fit(model: SoftmaxRegression, X, y, config: TrainConfig | None = None, *, seed: int | np.random.Generator = 0,
         validation_data=None, sample_weight=None, optimizer: Optimizer | None = None, callbacks=(),
@@ -188,7 +194,7 @@ def _minibatch(objective, optimizer, arrays, cfg, rng, validation, history, call
                 raise TrainingDivergedError(
                     f"training diverged at epoch {epoch}, step {step}: minibatch loss {mean:.4g} "
                     f"{'is not finite' if not math.isfinite(mean) else f'exceeds {loss_limit:.4g}'}; "
-                    "try a smaller learning rate", epoch=epoch, step=step, loss=mean, history=history)
+                    f"{_divergence_fix(model, steps.x_batch)}", epoch=epoch, step=step, loss=mean, history=history)
             steps.step(schedule((epoch - 1) * steps_per_epoch + step - 1))
             loss_sum += batch_loss
             correct = correct + batch_correct                 # a device scalar on the generic path
@@ -199,10 +205,23 @@ def _minibatch(objective, optimizer, arrays, cfg, rng, validation, history, call
         _end_epoch(run, record, callbacks)
 
 
+def _divergence_fix(model: SoftmaxRegression, x) -> str:
+    """What to try after the batch x (raw inputs, (B, d)) diverged: standardizing, if the inputs are
+    not standardized and large (LARGE_INPUT_RMS), else a smaller learning rate."""
+    if model.mean is None:
+        xp = engine_for(x).xp
+        rms = model.input_scale * math.sqrt(float(xp.mean(x * x)))           # inf if the squares overflow
+        if not rms <= LARGE_INPUT_RMS:
+            return (f"the inputs are not standardized and large (root mean square {rms:.3g}): standardize "
+                    "them (--standardize; standardize=True in Python)")
+    return "try a smaller learning rate"
+
+
 class _NumpySteps:
     """Minibatches of NumPy arrays (in memory, memory-mapped or Dask): each epoch's order from the
     shuffle generator (a permutation, or the block shuffle), batches gathered raw and converted to
-    float in reused buffers, the gradient in reused buffers, the step in place."""
+    float in reused buffers, the gradient in reused buffers, the step in place. `x_batch` is the
+    last batch as float (what a divergence message looks at)."""
 
     def __init__(self, objective, optimizer, arrays, cfg, rng):
         self.objective, self.optimizer, self.cfg, self.rng = objective, optimizer, cfg, rng
@@ -222,7 +241,7 @@ class _NumpySteps:
 
     def gradient(self, batch) -> tuple[int, float, int]:
         m = batch[0].shape[0]
-        x = self.x[:m]
+        x = self.x_batch = self.x[:m]
         np.copyto(x, batch[0])                                          # uint8 -> float, no scaling
         loss, correct, self.dW, self.db = self.objective.chunk(x, batch[1], batch[2] if self.weighted else None, m,
                                                                self.scratch)
@@ -254,7 +273,7 @@ class _GenericSteps:
 
     def gradient(self, idx) -> tuple[int, float, object]:
         xp, model = self.xp, self.objective.model
-        x = xp.astype(xp.take(self.X, idx, axis=0), model.W.dtype, copy=False)   # (B, d) the batch as float
+        x = self.x_batch = xp.astype(xp.take(self.X, idx, axis=0), model.W.dtype, copy=False)   # (B, d) as float
         loss, correct, self.dW, self.db = self.objective.chunk(
             x, xp.take(self.y, idx, axis=0), None if self.w is None else xp.take(self.w, idx, axis=0), idx.shape[0])
         return idx.shape[0], float(loss), correct

@@ -115,7 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--label-smoothing", type=_number(float, 0, True), help="label smoothing in [0, 1) (default 0)")
     train.add_argument("--class-weight", choices=("balanced",), help="weight classes inversely to their frequency")
     train.add_argument("--standardize", action="store_const", const=True,
-                       help="standardize features with the training split's mean and std (kept in the model)")
+                       help="standardize features with the training split's mean and std (kept in the model); "
+                            "the default for feature tables from --data (CSV, Parquet, .npz, .npy, Zarr rows of "
+                            "features), not for images (IDX, Fashion-MNIST, uint8 pixels)")
+    train.add_argument("--no-standardize", dest="standardize", action="store_const", const=False,
+                       help="train on the features as they are (no standardization, also for feature tables)")
     train.add_argument("--early-stopping", action="store_const", const=True,
                        help="hold out --validation-fraction of the training set; stop after --patience epochs "
                             "without improvement, keep the best weights")
@@ -134,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--scheduler", metavar="ADDRESS", default=None,
                        help="lbfgs: run on a Dask cluster: tcp://HOST:PORT (an existing scheduler) or local:N "
                             "(N worker processes on this machine); needs pip install 'softmaxreg[dask]'")
+    train.add_argument("--dashboard", action="store_true",
+                       help="with --scheduler local:N: serve Dask's dashboard at 127.0.0.1:8787 (the next free "
+                            "port if taken) and print its address (default: no dashboard)")
     train.add_argument("--backend", choices=BACKENDS, default=None,
                        help="array library to train with: numpy (default, the fast CPU path), torch, jax, cupy "
                             "(pip install softmaxreg[torch|jax|cupy]); the model file is the same from every one")

@@ -41,20 +41,27 @@ def train_command(args) -> int:
         if args.scheduler and args.resume and run[0]["settings"].get("dask_block_rows") is None \
                 and engine_for(run[2].train_images).name != "dask":     # its sums would change order, and so its bits
             raise SoftmaxRegError("--scheduler: this run was started in process; resume it without --scheduler")
+        if args.dashboard and not (args.scheduler or "").startswith("local:"):
+            raise SoftmaxRegError("--dashboard: goes with --scheduler local:N (a cluster started elsewhere "
+                                  "serves its own dashboard)")
         if args.scheduler:                                 # connected before a new folder is claimed
-            _connect(claimed, args.scheduler, run[1], run[0]["settings"].get("backend", "numpy"))
+            _connect(claimed, args, run[1], run[0]["settings"].get("backend", "numpy"))
         if not args.resume:
             folder = claim_new_folder(claimed, args.out, args.overwrite)
         return _train(args, folder, *run)
 
 
-def _connect(stack: contextlib.ExitStack, address: str, train_config: TrainConfig, backend: str) -> None:
-    """--scheduler: a Dask Client for the rest of the command (dask_cluster.connect), or one line why not."""
+def _connect(stack: contextlib.ExitStack, args, train_config: TrainConfig, backend: str) -> None:
+    """--scheduler: a Dask Client for the rest of the command (dask_cluster.connect: --dashboard, and
+    nothing from distributed printed with --quiet), or one line why not."""
     if not train_config.optimizer().full_batch:
         raise SoftmaxRegError(f"--scheduler: runs full-batch solvers (--solver lbfgs or newton-cg), not --solver {train_config.solver}")
     if backend != "numpy":
         raise SoftmaxRegError(f"--scheduler: the workers compute with NumPy, not --backend {backend}")
-    stack.enter_context(import_dask_cluster("--scheduler").connect(address))
+    client = stack.enter_context(import_dask_cluster("--scheduler").connect(args.scheduler, dashboard=args.dashboard,
+                                                                           quiet=args.quiet))
+    if args.dashboard and not args.quiet:
+        print(f"dashboard: {client.dashboard_link}", flush=True)
 
 
 class _Terminated(KeyboardInterrupt):

@@ -9,7 +9,7 @@ import hashlib
 import json
 import platform
 import time
-from dataclasses import asdict, fields
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -123,6 +123,8 @@ def new_run(args):
         resolve(backend, device)                  # an absent library or device: one line, before any file
         train_config = TrainConfig(**{**RECIPES[recipe], **options})
         data = open_data(args.data_dir, label_column=args.label_column)
+        if args.standardize is None and data.features:     # a table of features: standardized unless told
+            train_config = replace(train_config, standardize=True)
         n_train, *image_shape = data.train_images.shape
         pixels = data.train_images.dtype == np.uint8          # 0..255 values: the lesson's pixels
         model = SoftmaxRegression(int(np.prod(image_shape)), len(data.class_names), sigma,
@@ -142,8 +144,10 @@ def new_run(args):
                     "train_size": n_train, "validation_size": len(data.test_images) if validation else 0,
                     "image_shape": image_shape, "class_names": list(data.class_names)},
         "preprocessing": {"input_scale": model.input_scale,
-                          "description": "pixels / 255, flattened row-major" if pixels else "features as given"
-                                         + (", flattened row-major" if len(image_shape) > 1 else "")},
+                          "description": ("pixels / 255, flattened row-major" if pixels else "features as given"
+                                          + (", flattened row-major" if len(image_shape) > 1 else ""))
+                                         + (", standardized by the training split's mean and std"
+                                            if train_config.standardize else "")},
         "environment": {"python": platform.python_version(), "numpy": np.__version__,
                         "platform": platform.platform(), "gemm_rows": block_rows()},   # it changes the bits
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -44,7 +44,8 @@ CLASS_NAMES_FILE = "class_names.txt"
 
 
 class ImageDataset(NamedTuple):
-    """uint8 images (n, h, w) and uint8 labels (n,) for both splits, plus provenance."""
+    """uint8 images (n, h, w) and uint8 labels (n,) for both splits, plus provenance; or, from
+    `--data` (datasets.sources), rows of features and integer labels."""
     train_images: np.ndarray
     train_labels: np.ndarray
     test_images: np.ndarray
@@ -52,6 +53,8 @@ class ImageDataset(NamedTuple):
     class_names: tuple[str, ...]
     source: str                    # folder the files came from, or "bundled"
     sha256: dict                   # file name -> SHA-256 of the file as read
+    features: bool = False         # a dense table of features (n, d), not images: the command line
+                                   # standardizes it by default
 
 
 def _sha256(path: Path) -> str:

@@ -8,18 +8,21 @@ Kinds, recognised in this order:
     FILE.npz                   arrays X_train, y_train [, X_test, y_test or X_val, y_val] [, class_names]
     FILE.csv                   a header line of column names, numbers in every cell but the labels';
                                --label-column NAME or INDEX; read into memory (small data)
-    STORE.zarr (a folder)      arrays X_train, y_train [, X_test, y_test] of a Zarr group, through Dask
-                               (X_train stays a Dask array; the labels and the test split are read)
-    FILE.parquet, or a glob    --label-column; every other column is a feature; through Dask
+    STORE.zarr (a folder)      arrays X_train, y_train [, X_test, y_test] of a Zarr group
+    FILE.parquet, or a glob    --label-column; every other column is a feature
 
 Training images (X_train.npy, raw train-images-idx3-ubyte) larger than blocks.STREAM_BYTES (256 MiB)
 are memory-mapped, streamed, block shuffle (SGD's shuffle="auto"; early stopping refused: pass a
 validation split); smaller ones are read into memory and train exactly as in-memory arrays do.
-Zarr and Parquet give Dask arrays chunked by rows (what `fit` streams); they need
-`pip install 'softmaxreg[dask]'`. Labels are integer class indices (CSV: or names, sorted);
-class names are the npz's `class_names` array, a folder's class_names.txt, else "0", "1", ... (a
-largest label of fashion_mnist.MAX_CLASSES or more is refused). --label-column goes with CSV and
-Parquet only.
+Zarr and Parquet data of more than STREAM_BYTES (Zarr's X_train, Parquet's columns uncompressed)
+give Dask arrays chunked by rows (what `fit` streams; Zarr's labels and test split are read);
+smaller ones are read into memory without Dask, so a small file costs no Dask import or graph.
+They need `pip install 'softmaxreg[dask]'` (zarr; pandas and pyarrow; Dask for large data).
+Labels are integer class indices (CSV: or names, sorted); class names are the npz's `class_names`
+array, a folder's class_names.txt, else "0", "1", ... (a largest label of
+fashion_mnist.MAX_CLASSES or more is refused). --label-column goes with CSV and Parquet only.
+Rows of features (n, d) of any type but uint8 are a feature table (`features`: the command line
+standardizes them by default); uint8 rows are pixels, and (n, h, w) arrays images, as IDX files are.
 A source without a test split has `test_images` None: training runs without validation, and
 `evaluate` / `predict` use all its rows. `labels=False` (predict) accepts a source without labels.
 Every mistake in the data (or --label-column) is a DataFormatError of one line naming the file and
@@ -132,7 +135,7 @@ def _dataset(source: Path | str, sums: dict, splits: dict, names, labels: bool) 
                                   f"found {split[1].min()}..{split[1].max()}")
     return ImageDataset(train_images=X, train_labels=y, test_images=None if test is None else test[0],
                         test_labels=None if test is None else test[1], class_names=tuple(names),
-                        source=str(source), sha256=sums)
+                        source=str(source), sha256=sums, features=X.ndim == 2 and X.dtype != np.uint8)
 
 
 def _check_split(X, y, where: str, labels: bool) -> None:
@@ -274,24 +277,37 @@ def _dask_array(where):
     return da
 
 
+def _computed(a):
+    """A Dask array's values as NumPy's (`a` itself if it is NumPy's)."""
+    return a.compute() if hasattr(a, "compute") else a
+
+
 def _zarr(p: Path, labels: bool) -> ImageDataset:
-    da = _dask_array(p)
     try:
         import zarr
         group = zarr.open_group(str(p), mode="r")
         names = sorted(group.array_keys())
+        streamed = "X_train" in names and group["X_train"].nbytes > blocks.STREAM_BYTES
     except ImportError:
         raise DataFormatError(f"{p}: reading Zarr needs zarr: {DASK_HINT}") from None
     except Exception as e:                    # zarr raises many kinds on a broken store
         raise DataFormatError(f"{p}: not a readable Zarr group: {_line(e)}") from None
+    da = _dask_array(p) if streamed else None
 
     def get(name):
-        return da.from_zarr(str(p), component=name) if name in names else None
+        if name not in names:
+            return None
+        if streamed:
+            return da.from_zarr(str(p), component=name)
+        try:
+            return group[name][...]
+        except Exception as e:
+            raise DataFormatError(f"{p}: array {name} is not readable: {_line(e)}") from None
     splits = _pairs(get, names, str(p), labels)
     for key, (X, y, where) in splits.items():         # labels and the test split in memory, X_train streamed
         if y is not None:
             _check_split(X, y, where, labels)
-        splits[key] = (X if key == "train" else X.compute(), None if y is None else y.compute(), where)
+        splits[key] = (X if key == "train" else _computed(X), None if y is None else _computed(y), where)
     return _dataset(p, _digest(p), splits, None, labels)
 
 
@@ -299,24 +315,52 @@ def _parquet(pattern: str, label_column, labels: bool) -> ImageDataset:
     files = sorted(glob.glob(pattern)) if glob.has_magic(pattern) and not os.path.exists(pattern) else [pattern]
     if not files or not all(os.path.exists(f) for f in files):
         raise DataFormatError(f"{pattern}: no such Parquet file" + (" (the glob matches nothing)" if not files else ""))
-    _dask_array(pattern)
-    import dask.dataframe as dd
-    try:
-        frame = dd.read_parquet([glob.escape(f) for f in files])      # fsspec globs a path again
-    except Exception as e:                    # pyarrow's errors on a file that is not Parquet vary
-        raise DataFormatError(f"{pattern}: not readable as Parquet: {_line(e)}") from None
+    frame = _parquet_frame(files, pattern)
+    streamed = hasattr(frame, "to_dask_array")
     columns = [str(c) for c in frame.columns]
     label = _column_index(columns, label_column, pattern) if labels or label_column is not None else None
     features = [c for c in frame.columns if label is None or c != frame.columns[label]]
-    wrong = [c for c in features if not np.issubdtype(frame[c].dtype, np.number)]
+    wrong = [c for c in features if not _numeric(frame[c].dtype)]
     if wrong:
         raise DataFormatError(f"{pattern}: feature column {wrong[0]!r} holds {frame[wrong[0]].dtype}; expected numbers "
                               "(every column but --label-column is a feature)")
-    X = frame[features].to_dask_array(lengths=True)
+    X = frame[features].to_dask_array(lengths=True) if streamed else frame[features].to_numpy()
     y = None
     if label is not None:
-        y = frame[frame.columns[label]].compute().to_numpy()          # labels are small: in memory
+        y = _computed(frame[frame.columns[label]]).to_numpy()          # labels are small: in memory
         if not np.issubdtype(y.dtype, np.integer):
             raise DataFormatError(f"{pattern}: label column {columns[label]!r} holds {y.dtype}; "
                                   "expected integer class indices")
     return _dataset(pattern, _digest(*map(Path, files)), {"train": (X, y, pattern)}, None, labels)
+
+
+def _parquet_frame(files: list[str], pattern: str):
+    """The Parquet files as one table of columns: a pandas DataFrame read here if their data
+    (uncompressed, as their metadata says) is at most blocks.STREAM_BYTES, so small files cost no
+    Dask; else a Dask DataFrame, read by partitions."""
+    try:
+        import pandas as pd
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise DataFormatError(f"{pattern}: reading Parquet needs pandas and pyarrow: {DASK_HINT}") from None
+    try:
+        size = sum(group_bytes for f in files for group_bytes in _row_group_bytes(pq.read_metadata(f)))
+        if size <= blocks.STREAM_BYTES:
+            return pd.concat([pq.read_table(f).to_pandas() for f in files])
+    except Exception as e:                    # pyarrow's errors on a file that is not Parquet vary
+        raise DataFormatError(f"{pattern}: not readable as Parquet: {_line(e)}") from None
+    _dask_array(pattern)
+    import dask.dataframe as dd
+    try:
+        return dd.read_parquet([glob.escape(f) for f in files])      # fsspec globs a path again
+    except Exception as e:
+        raise DataFormatError(f"{pattern}: not readable as Parquet: {_line(e)}") from None
+
+
+def _row_group_bytes(metadata) -> list[int]:
+    return [metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups)]
+
+
+def _numeric(dtype) -> bool:
+    """A column type of real numbers (pandas' own types, strings among them, are not NumPy's)."""
+    return isinstance(dtype, np.dtype) and np.issubdtype(dtype, np.number)

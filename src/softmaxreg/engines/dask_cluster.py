@@ -6,11 +6,13 @@ engines/dask.py. Imported only for Dask data or `--scheduler`: `import softmaxre
 
 from __future__ import annotations
 
+import logging
 import mmap
 import os
 import re
 import sys
 import time
+import warnings
 from contextlib import ExitStack, contextmanager
 
 import dask
@@ -19,7 +21,7 @@ import numpy as np
 
 from ..errors import ClusterError, InvalidArgumentError
 
-__all__ = ["connect", "local_cluster", "row_chunks", "compute", "current_client", "CHUNK_ROWS"]
+__all__ = ["connect", "local_cluster", "silenced", "row_chunks", "compute", "current_client", "CHUNK_ROWS"]
 
 CHUNK_ROWS = 8192
 """Rows per block when the command line turns NumPy data (in memory or memory-mapped) into a Dask array (6.4 MB of uint8
@@ -113,21 +115,56 @@ def _file_rows(path: str, dtype, offset: int, shape: tuple, start: int, stop: in
     return np.array(np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape)[start:stop])
 
 
+DASHBOARD_ADDRESS = "127.0.0.1:8787"
+"""Where `local_cluster(dashboard=True)` serves Dask's dashboard (Dask's usual port; the next free one
+if it is taken)."""
+
+SILENT = logging.CRITICAL + 1
+"""A log level above every record: distributed's handlers at this level print nothing."""
+
+
 @contextmanager
-def local_cluster(workers: int):
-    """A distributed.LocalCluster of `workers` single-threaded worker processes on 127.0.0.1, no
-    dashboard, closed at the end. distributed sets the workers' environment (OMP_NUM_THREADS=1, ...)
-    in this process's os.environ; it is restored, so nothing after sees other BLAS settings."""
+def local_cluster(workers: int, *, dashboard: bool = False, quiet: bool = False):
+    """A distributed.LocalCluster of `workers` single-threaded worker processes on 127.0.0.1, closed
+    at the end. No dashboard unless asked (then at DASHBOARD_ADDRESS): the scheduler's own small
+    HTTP server (health and metrics) takes a free port then, never 8787, so nothing warns "Port 8787
+    is already in use". `quiet`: no log line or warning from distributed (`silenced`; the workers'
+    logs at SILENT). distributed sets the workers' environment (OMP_NUM_THREADS=1, ...) in this
+    process's os.environ; it is restored, so nothing after sees other BLAS settings."""
     from distributed import LocalCluster
 
     environ = dict(os.environ)
     try:
-        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                          dashboard_address=None) as cluster:
+        with silenced(quiet), LocalCluster(
+                n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                dashboard_address=DASHBOARD_ADDRESS if dashboard else None,
+                scheduler_kwargs=None if dashboard else {"dashboard_address": "127.0.0.1:0"},
+                silence_logs=SILENT if quiet else logging.WARNING) as cluster:
             yield cluster
     finally:
         os.environ.clear()
         os.environ.update(environ)
+
+
+@contextmanager
+def silenced(quiet: bool):
+    """With `quiet` (--quiet), the block prints no log line or warning of distributed (nor of the
+    tornado and bokeh libraries it logs through): their handlers at SILENT, their warnings ignored,
+    both restored after."""
+    if not quiet:
+        yield
+        return
+    handlers = [h for name in ("distributed", "tornado", "bokeh") for h in logging.getLogger(name).handlers]
+    levels = [h.level for h in handlers]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", module="distributed|tornado|bokeh")
+        for handler in handlers:
+            handler.setLevel(SILENT)
+        try:
+            yield
+        finally:
+            for handler, level in zip(handlers, levels):
+                handler.setLevel(level)
 
 
 _ADDRESS = re.compile(r"(tcp|tls|ws|wss|inproc)://[^\s/:]+(:[0-9]+)?|(tcp|tls|ws|wss)://\[[0-9A-Fa-f:.]+\](:[0-9]+)?")
@@ -135,18 +172,20 @@ _ADDRESS = re.compile(r"(tcp|tls|ws|wss|inproc)://[^\s/:]+(:[0-9]+)?|(tcp|tls|ws
 
 
 @contextmanager
-def connect(address: str):
+def connect(address: str, *, dashboard: bool = False, quiet: bool = False):
     """A distributed Client for `address`, made the default for the block: tcp://HOST:PORT (an existing
     cluster, reached within CONNECT_TIMEOUT seconds, else ClusterError), or local:N (a LocalCluster of
-    N single-threaded worker processes on 127.0.0.1, closed at the end)."""
+    N single-threaded worker processes on 127.0.0.1, closed at the end; `dashboard` serves Dask's
+    dashboard from it, `local_cluster`). `quiet`: nothing from distributed is printed (`silenced`)."""
     from distributed import Client
 
     with ExitStack() as stack:
+        stack.enter_context(silenced(quiet))
         if address.startswith("local:"):
             count = address.partition(":")[2]
             if not count.isdigit() or int(count) < 1:
                 raise InvalidArgumentError(f"--scheduler {address}: expected local:N with N >= 1 worker processes")
-            target = stack.enter_context(local_cluster(int(count)))
+            target = stack.enter_context(local_cluster(int(count), dashboard=dashboard, quiet=quiet))
         elif _ADDRESS.fullmatch(address):
             target = address
         else:
