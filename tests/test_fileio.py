@@ -156,6 +156,18 @@ def test_claim_folder_is_exclusive_and_released(tmp_path):
         pass
 
 
+def test_a_refused_claim_never_removes_the_folder_another_process_holds(tmp_path, monkeypatch):
+    """Two runs started together both find --out missing, so each counts it among the folders it
+    created; the one whose claim is refused must leave the (still empty) folder to the other."""
+    run = tmp_path / "run"
+    with claim_folder(run):
+        monkeypatch.setattr(fileio, "_make_folders", lambda folder, fresh=False: [folder])
+        with pytest.raises(OutputError, match="another softmaxreg run"), claim_folder(run):
+            pass
+        assert run.is_dir()
+    assert not run.exists()                                          # the holder still tidies up after itself
+
+
 @pytest.mark.parametrize("head, looks", [
     (b"", "an empty file"), (b"\x89PNG\r\n\x1a\n" + bytes(8), "a PNG image"), (b"\xff\xd8\xff\xe0", "a JPEG image"),
     (b"\x80\x04\x95\x10", "a Python pickle"), (b'  {"weight": [1, 2]}', "JSON text"), (b"[1, 2]", "JSON text"),

@@ -177,11 +177,15 @@ def output_folder(folder: Path, *, fresh: bool = False):
     try:
         yield folder
     finally:
-        for path in created:
-            try:
-                path.rmdir()
-            except OSError:          # not empty (something was written), or already gone
-                break
+        _remove_if_empty(created)
+
+
+def _remove_if_empty(folders: list[Path]) -> None:
+    for path in folders:
+        try:
+            path.rmdir()
+        except OSError:              # not empty (something was written), or already gone
+            break
 
 
 def _make_folders(folder: Path, fresh: bool = False) -> list[Path]:
@@ -209,8 +213,15 @@ def claim_folder(folder: Path, option: str = "--out", *, fresh: bool = False):
     is an OutputError at once. The claim is an exclusive flock on the folder itself, which the
     system releases when the process ends however it ends, so a killed run never leaves it stuck,
     and nothing is written into the folder for it."""
-    with output_folder(folder, fresh=fresh), _exclusive_lock(folder, option):
-        yield folder
+    created = _make_folders(folder, fresh)
+    # Only the holder of the claim removes the folders when they stay empty: two processes that
+    # race to create `folder` may both count it as created, and the one refused must not remove
+    # it from under the one that runs.
+    with _exclusive_lock(folder, option):
+        try:
+            yield folder
+        finally:
+            _remove_if_empty(created)
 
 
 @contextlib.contextmanager
