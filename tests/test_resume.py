@@ -4,7 +4,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -14,24 +13,35 @@ from softmaxreg.cli import CHECKPOINT, main
 ARGS = ["--epochs", "6", "--momentum", "0.9", "--schedule", "cosine", "--quiet", "--no-plots"]
 
 
-def start(out, args=ARGS):
+STEPS_PER_EPOCH = 235                                 # 60,000 training images in batches of 256
+
+# `softmaxreg train` that signals itself at the end of its STEP-th training step (a minibatch, or an
+# L-BFGS iteration) counted from its start: the step after epoch e's checkpoint is step
+# e * STEPS_PER_EPOCH + 1. Where the interruption falls is then exact, whatever the machine's load.
+SIGNAL_AT_STEP = """
+import os, signal, sys
+from softmaxreg.checkpoint import Checkpoint
+from softmaxreg.cli import main
+
+at, sig, steps = int(sys.argv[1]), signal.Signals[sys.argv[2]], 0
+
+def on_step_end(self):
+    global steps
+    steps += 1
+    if steps == at:
+        os.kill(os.getpid(), sig)
+
+Checkpoint.on_step_end = on_step_end
+sys.exit(main(sys.argv[3:]))
+"""
+
+
+def start(out, args=ARGS, signal_at=None):
+    """`softmaxreg train` in a child process; signal_at=(step, signal name) interrupts it there."""
     env = {k: v for k, v in os.environ.items() if k != "SOFTMAXREG_DATA_DIR"}
-    return subprocess.Popen([sys.executable, "-m", "softmaxreg", "train", "--out", str(out), *args],
+    head = ["-m", "softmaxreg"] if signal_at is None else ["-c", SIGNAL_AT_STEP, str(signal_at[0]), signal_at[1]]
+    return subprocess.Popen([sys.executable, *head, "train", "--out", str(out), *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-
-
-def wait_for_epochs(out, epochs, proc, timeout=120):
-    """Block until metrics.csv shows `epochs` finished epochs (it is written after the checkpoint)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if len((out / "metrics.csv").read_text().splitlines()) > epochs:
-                return
-        except FileNotFoundError:
-            pass
-        assert proc.poll() is None, "training ended before it could be interrupted"
-        time.sleep(0.002)
-    pytest.fail("timed out waiting for an epoch")
 
 
 @pytest.fixture(scope="module")
@@ -51,10 +61,9 @@ def assert_same_run(a, b):
 @pytest.mark.parametrize("after_epoch", [1, 4])
 def test_sigkill_between_epochs_then_resume_is_bit_identical(uninterrupted, tmp_path, after_epoch):
     out = tmp_path / "run"
-    proc = start(out)
-    wait_for_epochs(out, after_epoch, proc)
-    proc.kill()
-    proc.wait()
+    proc = start(out, signal_at=(after_epoch * STEPS_PER_EPOCH + 1, "SIGKILL"))
+    assert proc.wait(timeout=300) == -signal.SIGKILL
+    assert len((out / "metrics.csv").read_text().splitlines()) == 1 + after_epoch
     assert not (out / "model.safetensors").exists()
     (out / ".checkpoint.safetensors.abc123.tmp").write_bytes(b"half")    # as if killed mid-write
     assert main(["train", "--resume", str(out), "--quiet", "--no-plots"]) == 0
@@ -62,14 +71,11 @@ def test_sigkill_between_epochs_then_resume_is_bit_identical(uninterrupted, tmp_
     assert_same_run(uninterrupted, out)
 
 
-@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize("sig, code", [("SIGINT", 130), ("SIGTERM", 143)])
 def test_signal_mid_epoch_saves_says_how_to_resume_and_resumes_exactly(uninterrupted, tmp_path, sig, code):
     out = tmp_path / "run"
-    proc = start(out)
-    wait_for_epochs(out, 2, proc)
-    time.sleep(0.03)                                  # somewhere inside a later epoch
-    proc.send_signal(sig)
-    assert proc.wait(timeout=60) == code
+    proc = start(out, signal_at=(2 * STEPS_PER_EPOCH + 100, sig))         # inside epoch 3
+    assert proc.wait(timeout=300) == code
     err = proc.stderr.read().strip().splitlines()
     assert len(err) == 1 and f"softmaxreg train --resume {out}" in err[0] and "Traceback" not in err[0]
     assert (out / CHECKPOINT).exists() and not [p for p in out.iterdir() if p.name.endswith(".tmp")]
@@ -88,10 +94,9 @@ def test_lbfgs_killed_between_iterations_resumes_bit_identically(tmp_path):
     assert full.wait(timeout=300) == 0, full.stderr.read()
     assert "stopped before max|gradient| <= tol=0" in full.stderr.read()       # max_iter reached: said once
     out = tmp_path / "run"
-    proc = start(out, LBFGS_ARGS)
-    wait_for_epochs(out, 4, proc)
-    proc.kill()
-    proc.wait()
+    proc = start(out, LBFGS_ARGS, signal_at=(5, "SIGKILL"))                  # inside iteration 5
+    assert proc.wait(timeout=300) == -signal.SIGKILL
+    assert len((out / "metrics.csv").read_text().splitlines()) == 1 + 4
     assert main(["train", "--resume", str(out), "--quiet", "--no-plots"]) == 0
     assert_same_run(tmp_path / "full", out)
     assert len((out / "metrics.csv").read_text().splitlines()) == 13           # header + one row per iteration
