@@ -3,7 +3,6 @@
 import math
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -177,12 +176,19 @@ def test_importing_the_package_loads_no_plotting_or_notebook_code():
 
 
 def test_evaluating_large_data_shows_progress_once_it_takes_time(capsys, monkeypatch):
+    import tqdm.std
+    now = [0.0]                                                          # tqdm's clock, ours to move
+    monkeypatch.setattr(tqdm.std, "time", lambda: now[0])
     model = SoftmaxRegression(4, 3, sigma=1.0, seed=0)
     X = np.random.default_rng(0).normal(size=(50, 4))
     np.testing.assert_array_equal(ex.logits_with_progress(model, X, rows=16, progress=True), model.logits(X))
     assert capsys.readouterr().err == ""                                 # quick: no bar at all
     logits = model.logits
-    monkeypatch.setattr(model, "logits", lambda X: (time.sleep(0.2), logits(X))[1])
+
+    def slow_logits(X):
+        now[0] += 0.2                                                    # each block takes 0.2 s
+        return logits(X)
+    monkeypatch.setattr(model, "logits", slow_logits)
     ex.logits_with_progress(model, X, rows=10, progress=True)
     err = capsys.readouterr().err
     assert "evaluating:" in err and "/50 " in err
