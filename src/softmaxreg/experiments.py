@@ -323,7 +323,7 @@ def load_model_and_data(model_path, data_dir, *, force: bool = False, label_colu
     input shape and number of classes always; the same class names and the data's values within the
     model's input range unless `force`."""
     model = load_model(model_path)
-    data = open_data(data_dir, label_column=label_column)
+    data = open_data(data_dir, label_column=label_column, num_classes=model.num_outputs)   # the model says k
     X, _, split = evaluation_split(data)
     split = SPLIT_NAMES[split]
     shape = tuple(X.shape[1:])

@@ -131,6 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="seed of the weight initialisation and the shuffles (default 0)")
     train.add_argument("--dtype", choices=("float32", "float64"), default=None, help="float type (default float32)")
     _data_options(train, DATA_HELP)
+    train.add_argument("--num-classes", metavar="K", type=int, default=None,
+                       help="the classes are 0..K-1 (labels at or past K are an error); without it, integer labels "
+                            "without names name 0..max label, refused when fewer than half of those occur "
+                            "(above 16 classes)")
     train.add_argument("--shuffle", choices=SHUFFLES, default=None,
                        help="SGD epoch order: full (a permutation of all rows, the lesson's), blocks (blocks of "
                             "rows in seeded order, shuffled in windows: memory of a window), auto (default: "

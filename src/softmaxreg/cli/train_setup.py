@@ -35,7 +35,7 @@ def resumed_run(args, folder: Path):
     from ..datasets.sources import open_data
 
     given = [f"--{name.replace('_', '-')}" for name in ["recipe", "seed", "sigma", "dtype", "backend", "device",
-                                                          "data_dir", "label_column", "out",
+                                                          "data_dir", "label_column", "num_classes", "out",
                                                           *(f.name for f in fields(TrainConfig))]
              if getattr(args, name, None) is not None]
     if given:
@@ -58,7 +58,8 @@ def resumed_run(args, folder: Path):
         raise SoftmaxRegError(f"--resume {folder}: no {CHECKPOINT} (the run stopped before finishing an epoch?)")
     model, state = load_checkpoint(folder / CHECKPOINT)
     remove_stale_temporaries(folder)
-    data = open_data(settings.get("data_dir"), label_column=settings.get("label_column"))
+    data = open_data(settings.get("data_dir"), label_column=settings.get("label_column"),
+                     num_classes=settings.get("num_classes"))
     if _dataset_digest(data) != config.get("dataset", {}).get("sha256"):
         raise SoftmaxRegError(f"--resume {folder}: the data files differ from the ones this run started with")
     return config, train_config, data, model, state
@@ -92,7 +93,7 @@ def _refuse_options_of_the_other_solver(args, solver: str) -> None:
 
 
 SETTING_FLAGS = {f.name for f in fields(TrainConfig) if f.name != "converge"} | {"sigma", "seed", "dtype", "backend",
-                                                                                 "device"}
+                                                                                 "device", "num_classes"}
 """Settings whose errors ("label_smoothing: expected ...") name the option typed (--label-smoothing)."""
 
 
@@ -122,7 +123,7 @@ def new_run(args):
     with errors_named_by_flag():
         resolve(backend, device)                  # an absent library or device: one line, before any file
         train_config = TrainConfig(**{**RECIPES[recipe], **options})
-        data = open_data(args.data_dir, label_column=args.label_column)
+        data = open_data(args.data_dir, label_column=args.label_column, num_classes=args.num_classes)
         if args.standardize is None and data.features:     # a table of features: standardized unless told
             train_config = replace(train_config, standardize=True)
         n_train, *image_shape = data.train_images.shape
@@ -139,7 +140,7 @@ def new_run(args):
                      "dtype": dtype, "backend": backend, "device": device,
                      "validation": "test split" if validation else "none (the data have no test split)",
                      "data_dir": None if data.source == "bundled" else str(Path(data.source).resolve()),
-                     "label_column": args.label_column, "dask_block_rows": _block_rows(args.scheduler)},
+                     "label_column": args.label_column, "num_classes": args.num_classes, "dask_block_rows": _block_rows(args.scheduler)},
         "dataset": {"source": data.source, "sha256": _dataset_digest(data), "files": data.sha256,
                     "train_size": n_train, "validation_size": len(data.test_images) if validation else 0,
                     "image_shape": image_shape, "class_names": list(data.class_names)},

@@ -19,6 +19,7 @@ from ..cachedir import CACHE_ENV, cache_dir
 from ..errors import ChecksumError, DataFormatError
 from ..fileio import atomic_write_bytes
 from . import blocks
+from .classes import MAX_CLASSES, implied_classes, named_classes
 from .idx import _is_gzip, open_idx_memmap, read_idx
 from .resize import resize_images
 
@@ -127,11 +128,6 @@ def check_class_names(names, where, form: str = "class names") -> tuple[str, ...
     return names
 
 
-MAX_CLASSES = 65536
-"""The most classes a data source without class names may imply by its largest label (0..65535):
-a larger label is refused as a mistake rather than turned into that many classes."""
-
-
 def default_class_names(top: int, where) -> tuple[str, ...]:
     """"0", "1", ..., str(top) (at least 2) for labels whose maximum is `top`; a maximum of
     MAX_CLASSES or more is refused (DataFormatError naming `where`)."""
@@ -141,17 +137,17 @@ def default_class_names(top: int, where) -> tuple[str, ...]:
     return tuple(str(i) for i in range(max(2, top + 1)))
 
 
-def _class_names(folder: Path, sums: dict, labels: list[np.ndarray], paths: list[Path]) -> tuple[str, ...]:
+def _class_names(folder: Path, sums: dict, labels: list[np.ndarray], paths: list[Path], num_classes) -> tuple[str, ...]:
     if all(sums.get(name) == digest for name, digest in SHA256.items()):
-        return FASHION_MNIST_CLASSES
+        return named_classes(FASHION_MNIST_CLASSES, num_classes, folder)
     names_file = folder / CLASS_NAMES_FILE
     if names_file.is_file():
-        return read_class_names(names_file)
-    tops = [int(y.max()) for y in labels]
-    return default_class_names(max(tops), paths[int(np.argmax(tops))])
+        return named_classes(read_class_names(names_file), num_classes, names_file)
+    k = implied_classes((labels[0], paths[0]), [(labels[1], paths[1])], num_classes)   # classes.py's rule
+    return tuple(map(str, range(k)))
 
 
-def load_fashion_mnist(data_dir=None, *, resize=None) -> ImageDataset:
+def load_fashion_mnist(data_dir=None, *, resize=None, num_classes=None) -> ImageDataset:
     """Load Fashion-MNIST (bundled, verified) or the four IDX files in `data_dir`.
 
     data_dir: a folder holding train-images-idx3-ubyte(.gz), train-labels-idx1-ubyte(.gz),
@@ -164,6 +160,8 @@ def load_fashion_mnist(data_dir=None, *, resize=None) -> ImageDataset:
         class with no training example, a training split of one class, repeated class names.
     resize: optional (height, width) or int; images are resized bilinearly (as the
         lesson's loader does with transforms.Resize) and stay uint8.
+    num_classes: the classes are 0..num_classes-1, declared (datasets.classes: otherwise labels
+        without names imply 0..max label, refused when most of those never occur).
     Raw (uncompressed) IDX files whose training images are larger than blocks.STREAM_BYTES (256 MiB) are
     memory-mapped, not read (see datasets.blocks), so a training split larger than memory can be streamed
     (and SGD's shuffle="auto" is the block shuffle); smaller ones, and gzipped ones, are read into memory. The decompressed arrays are cached (see `_read_cached`; $SOFTMAXREG_CACHE_DIR=off disables).
@@ -204,7 +202,8 @@ def load_fashion_mnist(data_dir=None, *, resize=None) -> ImageDataset:
         raise DataFormatError(f"{paths['train_images']} and {paths['test_images']}: image sizes differ "
                               f"({arrays['train_images'].shape[1:]} and {arrays['test_images'].shape[1:]})")
     labels = [arrays["train_labels"], arrays["test_labels"]]
-    class_names = _class_names(folder, sums, labels, [paths["train_labels"], paths["test_labels"]])
+    class_names = _class_names(folder, sums, labels, [paths["train_labels"], paths["test_labels"]],
+                               num_classes)
     for key in ("train_labels", "test_labels"):
         y = arrays[key]
         if y.min() < 0 or y.max() >= len(class_names):

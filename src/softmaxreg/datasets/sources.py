@@ -19,8 +19,8 @@ give Dask arrays chunked by rows (what `fit` streams; Zarr's labels and test spl
 smaller ones are read into memory without Dask, so a small file costs no Dask import or graph.
 They need `pip install 'softmaxreg[dask]'` (zarr; pandas and pyarrow; Dask for large data).
 Labels are integer class indices (CSV: or names, sorted); class names are the npz's `class_names`
-array, a folder's class_names.txt, else "0", "1", ... (a largest label of
-fashion_mnist.MAX_CLASSES or more is refused). --label-column goes with CSV and Parquet only.
+array, a folder's class_names.txt, else "0", "1", ..., max label, or 0..K-1 with num_classes=K
+(--num-classes; datasets.classes: a count the training labels cannot support is refused). --label-column goes with CSV and Parquet only.
 Rows of features (n, d) of any type but uint8 are a feature table (`features`: the command line
 standardizes them by default); uint8 rows are pixels, and (n, h, w) arrays images, as IDX files are.
 A source without a test split has `test_images` None: training runs without validation, and
@@ -43,8 +43,9 @@ import numpy as np
 
 from ..errors import DataFormatError
 from . import blocks
-from .fashion_mnist import (CLASS_NAMES_FILE, ImageDataset, check_class_names, default_class_names,
-                            load_fashion_mnist, read_class_names)
+from .classes import check_num_classes, implied_classes, named_classes
+from .fashion_mnist import (CLASS_NAMES_FILE, ImageDataset, check_class_names, load_fashion_mnist,
+                            read_class_names)
 
 __all__ = ["open_data", "evaluation_split", "SPLIT_NAMES", "DASK_HINT"]
 
@@ -54,38 +55,41 @@ EXPECTED = ("an IDX folder, a folder of X_train.npy and y_train.npy, a .npz, a .
             "or Parquet files")
 
 
-def open_data(path=None, *, label_column=None, labels: bool = True) -> ImageDataset:
+def open_data(path=None, *, label_column=None, labels: bool = True, num_classes=None) -> ImageDataset:
     """The data set at `path` (kinds: the module docstring), checked: X numeric with rows, y integer
-    class indices of the same count, the test split's rows shaped as the training split's."""
+    class indices of the same count, the test split's rows shaped as the training split's.
+    num_classes: the classes are 0..num_classes-1 (--num-classes); without it, labels without names
+    name 0..max label, refused when the training labels cannot support that many (datasets.classes)."""
+    check_num_classes(num_classes)
     if path is None:
-        return _no_columns(load_fashion_mnist, None, label_column)
+        return _no_columns(load_fashion_mnist, None, label_column, num_classes=num_classes)
     text, p = str(path), Path(path)
     if p.suffix == ".parquet" or (not p.exists() and glob.has_magic(text)):   # a path that exists is itself
-        return _parquet(text, label_column, labels)
+        return _parquet(text, label_column, labels, num_classes)
     if p.is_dir():
         if p.suffix == ".zarr" or (p / "zarr.json").is_file() or (p / ".zgroup").is_file():
-            return _no_columns(_zarr, p, label_column, labels)
+            return _no_columns(_zarr, p, label_column, labels, num_classes)
         if (p / "X_train.npy").is_file():
-            return _no_columns(_npy_folder, p, label_column, labels)
-        return _no_columns(load_fashion_mnist, p, label_column)   # a folder of IDX files, the default kind
+            return _no_columns(_npy_folder, p, label_column, labels, num_classes)
+        return _no_columns(load_fashion_mnist, p, label_column, num_classes=num_classes)   # a folder of IDX files, the default kind
     if not p.exists():
         raise DataFormatError(f"{p}: data {'file' if p.suffix else 'folder'} does not exist; expected {EXPECTED}")
     if p.suffix == ".npz":
-        return _no_columns(_npz, p, label_column, labels)
+        return _no_columns(_npz, p, label_column, labels, num_classes)
     if p.suffix == ".csv":
-        return _csv(p, label_column, labels)
+        return _csv(p, label_column, labels, num_classes)
     if p.suffix == ".npy":
         raise DataFormatError(f"{p}: a single .npy holds no labels; put X_train.npy and y_train.npy "
                               "(optionally X_test.npy, y_test.npy) in a folder and pass the folder")
     raise DataFormatError(f"{p}: unknown kind of data (suffix {p.suffix or 'none'!r}); expected {EXPECTED}")
 
 
-def _no_columns(read, p, label_column, *args) -> ImageDataset:
+def _no_columns(read, p, label_column, *args, **options) -> ImageDataset:
     """read(p, *args), refusing --label-column: the kind of `p` has no columns to choose from."""
     if label_column is not None:
         raise DataFormatError(f"{p if p is not None else 'the bundled Fashion-MNIST'}: --label-column "
                               f"{label_column} goes with CSV and Parquet data; this kind has no columns")
-    return read(p, *args)
+    return read(p, *args, **options)
 
 
 SPLIT_NAMES = {"test": "test split", "all": "all rows"}
@@ -113,7 +117,7 @@ def _digest(*paths: Path) -> dict:
     return sums
 
 
-def _dataset(source: Path | str, sums: dict, splits: dict, names, labels: bool) -> ImageDataset:
+def _dataset(source: Path | str, sums: dict, splits: dict, names, labels: bool, num_classes=None) -> ImageDataset:
     """The ImageDataset of checked splits {"train": (X, y, where), "test": (X, y, where) or absent}."""
     X, y, where = splits["train"]
     _check_split(X, y, where, labels)
@@ -123,11 +127,11 @@ def _dataset(source: Path | str, sums: dict, splits: dict, names, labels: bool) 
         if tuple(test[0].shape[1:]) != tuple(X.shape[1:]):
             raise DataFormatError(f"{test[2]}: rows of shape {tuple(test[0].shape[1:])}, the training split's "
                                   f"are {tuple(X.shape[1:])}")
-    if names is None and labels:
-        tops = [(int(y.max()), where)] + ([(int(test[1].max()), test[2])] if test is not None else [])
-        top, at = max(tops)
-        names = default_class_names(top, at)
-    elif names is None:
+    if names is not None:
+        names = named_classes(names, num_classes, source)
+    elif labels:                                      # classes 0..max label, or declared: classes.py's rule
+        names = tuple(map(str, range(implied_classes((y, where), [test[1:]] if test is not None else [], num_classes))))
+    else:
         names = ()
     for split in ((X, y, where), *([test] if test is not None else [])):
         if labels and split[1].size and not 0 <= int(split[1].min()) <= int(split[1].max()) < len(names):
@@ -172,7 +176,7 @@ def _pairs(get, names, where, labels: bool) -> dict:
     return splits
 
 
-def _npz(p: Path, labels: bool) -> ImageDataset:
+def _npz(p: Path, labels: bool, num_classes=None) -> ImageDataset:
     try:
         with np.load(p, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
@@ -185,7 +189,7 @@ def _npz(p: Path, labels: bool) -> ImageDataset:
             raise DataFormatError(f"{p}: class_names: expected a 1-D array of strings, found {names.dtype} "
                                   f"of shape {names.shape}")
         names = check_class_names(names.astype(str).tolist(), f"{p} (class_names)")
-    return _dataset(p, _digest(p), splits, names, labels)
+    return _dataset(p, _digest(p), splits, names, labels, num_classes)
 
 
 def _line(e: Exception) -> str:
@@ -194,7 +198,7 @@ def _line(e: Exception) -> str:
     return lines[-1] if lines else type(e).__name__
 
 
-def _npy_folder(p: Path, labels: bool) -> ImageDataset:
+def _npy_folder(p: Path, labels: bool, num_classes=None) -> ImageDataset:
     def get(name):
         f = p / f"{name}.npy"
         if not f.is_file():
@@ -208,7 +212,7 @@ def _npy_folder(p: Path, labels: bool) -> ImageDataset:
     names_file = p / CLASS_NAMES_FILE
     names = read_class_names(names_file) if names_file.is_file() else None
     files = [p / f"{name}.npy" for split in SPLITS for name in split if (p / f"{name}.npy").is_file()]
-    return _dataset(p, _digest(*files), splits, names, labels)
+    return _dataset(p, _digest(*files), splits, names, labels, num_classes)
 
 
 def _column_index(columns: list[str], label_column, where: str) -> int:
@@ -228,7 +232,7 @@ def _few(columns, shown: int = 8) -> str:
     return ", ".join(map(repr, columns[:shown])) + more
 
 
-def _csv(p: Path, label_column, labels: bool) -> ImageDataset:
+def _csv(p: Path, label_column, labels: bool, num_classes=None) -> ImageDataset:
     try:
         with open(p, newline="", encoding="utf-8-sig") as f:
             rows = list(csv.reader(f))               # utf-8-sig: a byte order mark is not in the header
@@ -262,7 +266,7 @@ def _csv(p: Path, label_column, labels: bool) -> ImageDataset:
         else:
             names, y = np.unique(cells, return_inverse=True)
             names = tuple(map(str, names))
-    return _dataset(p, _digest(p), {"train": (X, y, str(p))}, names, labels)
+    return _dataset(p, _digest(p), {"train": (X, y, str(p))}, names, labels, num_classes)
 
 
 _INTEGER = re.compile(r"-?[0-9]+")
@@ -282,7 +286,7 @@ def _computed(a):
     return a.compute() if hasattr(a, "compute") else a
 
 
-def _zarr(p: Path, labels: bool) -> ImageDataset:
+def _zarr(p: Path, labels: bool, num_classes=None) -> ImageDataset:
     try:
         import zarr
         group = zarr.open_group(str(p), mode="r")
@@ -308,10 +312,10 @@ def _zarr(p: Path, labels: bool) -> ImageDataset:
         if y is not None:
             _check_split(X, y, where, labels)
         splits[key] = (X if key == "train" else _computed(X), None if y is None else _computed(y), where)
-    return _dataset(p, _digest(p), splits, None, labels)
+    return _dataset(p, _digest(p), splits, None, labels, num_classes)
 
 
-def _parquet(pattern: str, label_column, labels: bool) -> ImageDataset:
+def _parquet(pattern: str, label_column, labels: bool, num_classes=None) -> ImageDataset:
     files = sorted(glob.glob(pattern)) if glob.has_magic(pattern) and not os.path.exists(pattern) else [pattern]
     if not files or not all(os.path.exists(f) for f in files):
         raise DataFormatError(f"{pattern}: no such Parquet file" + (" (the glob matches nothing)" if not files else ""))
@@ -331,7 +335,7 @@ def _parquet(pattern: str, label_column, labels: bool) -> ImageDataset:
         if not np.issubdtype(y.dtype, np.integer):
             raise DataFormatError(f"{pattern}: label column {columns[label]!r} holds {y.dtype}; "
                                   "expected integer class indices")
-    return _dataset(pattern, _digest(*map(Path, files)), {"train": (X, y, pattern)}, None, labels)
+    return _dataset(pattern, _digest(*map(Path, files)), {"train": (X, y, pattern)}, None, labels, num_classes)
 
 
 def _parquet_frame(files: list[str], pattern: str):
