@@ -116,3 +116,75 @@ def test_an_idx_folder_follows_the_rule_and_takes_num_classes(tmp_path, digits_d
     with pytest.raises(DataFormatError, match="train-labels-idx1-ubyte.gz: the largest label is 5000 but only 11"):
         open_data(folder)
     assert len(open_data(folder, num_classes=5001).class_names) == 5001
+
+
+def test_per_class_counts_match_the_confusion_matrix_and_scikit_learn():
+    from sklearn.metrics import precision_recall_fscore_support
+
+    from softmaxreg.metrics import confusion_matrix, per_class_counts, per_class_report
+
+    rng = np.random.default_rng(3)
+    y, pred = rng.integers(0, 7, 500), rng.integers(0, 7, 500)
+    pred[:200] = y[:200]
+    fast, full = per_class_counts(y, pred, 8), per_class_report(confusion_matrix(y, pred, 8))
+    for key in full:
+        np.testing.assert_allclose(fast[key], full[key])
+    p, r, f, s = precision_recall_fscore_support(y, pred, labels=range(8), zero_division=0)
+    for key, ref in zip(("precision", "recall", "f1", "support"), (p, r, f, s)):
+        np.testing.assert_allclose(fast[key], ref)
+
+
+def _many_classes(root, k=2000, n=200):
+    """A model of k classes and an npz of n rows (labels: n of the k classes)."""
+    rng = np.random.default_rng(4)
+    X, y = rng.normal(size=(n, 3)), rng.permutation(k)[:n]
+    np.savez(root / "many.npz", X_train=X, y_train=y)
+    model = sr.SoftmaxRegression(3, k, sigma=0.1, seed=0, class_names=[str(i) for i in range(k)])
+    sr.save_model(model, root / "model.safetensors")
+    return model, X, y
+
+
+def test_evaluate_and_report_of_2000_classes_build_no_k_by_k_matrix(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("matplotlib.pyplot")             # imported before tracemalloc: not the evaluation's memory
+
+    from softmaxreg import metrics
+
+    k = 2000
+    model, X, y = _many_classes(tmp_path, k)
+    monkeypatch.setattr(metrics, "confusion_matrix", lambda *a: pytest.fail("a k x k confusion matrix was built"))
+    tracemalloc.start()
+    try:
+        code = main(["evaluate", str(tmp_path / "model.safetensors"), "--data", str(tmp_path / "many.npz")])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    out = capsys.readouterr().out
+    assert code == 0
+    assert peak < k * k * 8 / 2, f"peak {peak / 2**20:.1f} MiB"           # k x k int64 would be 30.5 MiB alone
+    assert f"confusion matrix: not built for {k} classes (more than {metrics.MAX_MATRIX_CLASSES}" in out
+    assert not (tmp_path / "confusion.png").exists() and (tmp_path / "calibration.png").is_file()
+    evaluation = json.loads((tmp_path / "evaluation.json").read_text())
+    assert evaluation["confusion_matrix"] is None and len(evaluation["per_class"]) == k
+    pred = model.predict(X)
+    support = np.bincount(y, minlength=k)
+    assert [c["support"] for c in evaluation["per_class"]] == support.tolist()
+    hits = np.bincount(y[pred == y], minlength=k)
+    recall = np.divide(hits, support, out=np.zeros(k), where=support > 0)
+    np.testing.assert_allclose([c["recall"] for c in evaluation["per_class"]], recall)
+    (tmp_path / "config.json").write_text(json.dumps({"settings": {}, "dataset": {}}))
+    (tmp_path / "metrics.csv").write_text("epoch,train_loss,train_acc,val_loss,val_acc\n")
+    assert main(["report", str(tmp_path)]) == 0
+    page = (tmp_path / "report.html").read_text()
+    assert f"not built for {k} classes" in page and page.count("<td>") < 20 * k
+
+
+def test_small_models_keep_their_confusion_matrix(tmp_path, capsys):
+    from softmaxreg.metrics import evaluation_summary
+
+    rng = np.random.default_rng(5)
+    y, logits = rng.integers(0, 5, 100), rng.normal(size=(100, 5))
+    summary = evaluation_summary(y, logits, list("abcde"))
+    confusion = np.zeros((5, 5), int)
+    for t, p in zip(y, logits.argmax(axis=1)):
+        confusion[t, p] += 1
+    assert summary["confusion_matrix"] == confusion.tolist()

@@ -10,8 +10,13 @@ import numpy as np
 
 from .errors import InvalidArgumentError
 
-__all__ = ["accuracy", "top_k_accuracy", "confusion_matrix", "per_class_report",
+__all__ = ["accuracy", "top_k_accuracy", "confusion_matrix", "per_class_report", "per_class_counts", "MAX_MATRIX_CLASSES",
            "calibration_bins", "expected_calibration_error", "risk_coverage", "threshold_for_accuracy"]
+
+
+MAX_MATRIX_CLASSES = 50
+"""Above this many classes no k x k confusion matrix is built, printed, drawn or reported (k = 2,000
+would be 32 MB of counts and a 4-million-cell table); the per-class figures come from O(n + k) counts."""
 
 
 def accuracy(y, pred) -> float:
@@ -42,8 +47,18 @@ def per_class_report(confusion: np.ndarray) -> dict[str, np.ndarray]:
     a 0/0 is reported as 0 (as scikit-learn's zero_division=0).
     """
     c = np.asarray(confusion, dtype=np.float64)
-    tp = np.diag(c)
-    predicted, support = c.sum(axis=0), c.sum(axis=1)
+    return _scores(np.diag(c), c.sum(axis=0), c.sum(axis=1))
+
+
+def per_class_counts(y, pred, num_classes: int) -> dict[str, np.ndarray]:
+    """per_class_report's figures from the labels and predictions directly, in O(n + k) memory (no
+    confusion matrix): the diagonal, column sums and row sums are three bincounts."""
+    y, pred = np.asarray(y, dtype=np.int64), np.asarray(pred, dtype=np.int64)
+    counts = [np.bincount(v, minlength=num_classes).astype(np.float64) for v in (y[y == pred], pred, y)]
+    return _scores(*counts)
+
+
+def _scores(tp, predicted, support) -> dict[str, np.ndarray]:
     with np.errstate(invalid="ignore", divide="ignore"):
         precision = np.where(predicted > 0, tp / predicted, 0.0)
         recall = np.where(support > 0, tp / support, 0.0)
@@ -105,7 +120,8 @@ def threshold_for_accuracy(curve: dict[str, np.ndarray], target: float) -> tuple
 
 
 def evaluation_summary(y, logits, class_names, *, top_k: int = 2, n_bins: int = 15) -> dict:
-    """Every figure `softmaxreg evaluate` reports, as plain JSON-ready Python values."""
+    """Every figure `softmaxreg evaluate` reports, as plain JSON-ready Python values; the confusion
+    matrix is None above MAX_MATRIX_CLASSES classes."""
     from .functional import cross_entropy, softmax
 
     y = np.asarray(y)
@@ -113,8 +129,9 @@ def evaluation_summary(y, logits, class_names, *, top_k: int = 2, n_bins: int = 
     proba = softmax(logits, axis=1)
     pred = proba.argmax(axis=1)
     confidence, correct = proba.max(axis=1), pred == y
-    confusion = confusion_matrix(y, pred, len(class_names))
-    report = per_class_report(confusion)
+    k = len(class_names)
+    confusion = confusion_matrix(y, pred, k) if k <= MAX_MATRIX_CLASSES else None
+    report = per_class_report(confusion) if confusion is not None else per_class_counts(y, pred, k)
     bins = calibration_bins(confidence, correct, n_bins)
     return {
         "examples": int(len(y)),
@@ -124,7 +141,7 @@ def evaluation_summary(y, logits, class_names, *, top_k: int = 2, n_bins: int = 
         "expected_calibration_error": expected_calibration_error(confidence, correct, n_bins),
         "per_class": [{"class": name, **{key: report[key][i].item() for key in report}}
                       for i, name in enumerate(class_names)],
-        "confusion_matrix": confusion.tolist(),
+        "confusion_matrix": None if confusion is None else confusion.tolist(),   # None: see MAX_MATRIX_CLASSES
         "calibration_bins": [{key: (None if np.isnan(v) else v.item()) for key, v in zip(bins, row)}
                              for row in zip(*bins.values())],
     }

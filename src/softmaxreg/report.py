@@ -17,6 +17,7 @@ from ._version import __version__
 from .errors import SoftmaxRegError
 from .fileio import atomic_write_bytes, output_folder
 from .hooks import METRICS_HEADER
+from .metrics import MAX_MATRIX_CLASSES
 
 __all__ = ["render_report", "write_report", "REPORT_FILE", "EVALUATION_FILE"]
 
@@ -124,12 +125,22 @@ def _evaluation_sections(folder: Path, evaluation: dict) -> list[str]:
         "<h3>Per class</h3>",
         _table(["class", "precision", "recall", "F1", "support"],
                [[c["class"], c["precision"], c["recall"], c["f1"], c["support"]] for c in evaluation["per_class"]]),
-        "<h3>Confusion matrix</h3><p class='note'>rows: true class, columns: predicted class</p>",
-        _table(["true \\ predicted", *names], [[n, *row] for n, row in zip(names, evaluation["confusion_matrix"])]),
-        _figure(folder, "confusion.png", "Confusion matrix"),
+        *_confusion_sections(folder, names, evaluation.get("confusion_matrix")),
         "<h3>Calibration</h3>",
         _table(["confidence bin", "examples", "mean confidence", "accuracy"], bins),
         _figure(folder, "calibration.png", "Reliability diagram")]
+
+
+def _confusion_sections(folder: Path, names: list, confusion) -> list[str]:
+    """The confusion matrix's table and figure; a note instead when evaluate built none (more than
+    metrics.MAX_MATRIX_CLASSES classes: a k x k table would dwarf the page), whatever confusion.png
+    an earlier evaluation left in the folder."""
+    if confusion is None or len(names) > MAX_MATRIX_CLASSES:
+        return ["<h3>Confusion matrix</h3>", f"<p class='note'>not built for {len(names)} classes (more than "
+                f"{MAX_MATRIX_CLASSES}): the per-class table holds its diagonal and sums</p>"]
+    return ["<h3>Confusion matrix</h3><p class='note'>rows: true class, columns: predicted class</p>",
+            _table(["true \\ predicted", *names], [[n, *row] for n, row in zip(names, confusion)]),
+            _figure(folder, "confusion.png", "Confusion matrix")]
 
 
 def _sections(folder: Path, name: str, build, *args) -> list[str]:

@@ -22,7 +22,7 @@ def evaluate_command(args) -> int:
 
     from ..experiments import load_model_and_data, logits_with_progress
     from ..fileio import atomic_write_bytes
-    from ..metrics import evaluation_summary
+    from ..metrics import MAX_MATRIX_CLASSES, evaluation_summary
     from ..plots import plot_confusion, plot_reliability
     from ..report import EVALUATION_FILE
 
@@ -31,14 +31,14 @@ def evaluate_command(args) -> int:
     model, data = load_model_and_data(args.model, args.data_dir, force=args.force, label_column=args.label_column)
     X, y, split = evaluation_split(data)
     summary = evaluation_summary(y, logits_with_progress(model, X), model.class_names, n_bins=args.bins)
-    confusion = np.array(summary["confusion_matrix"])
     bins = {key: np.array([np.nan if b[key] is None else b[key] for b in summary["calibration_bins"]])
             for key in summary["calibration_bins"][0]}
     out = Path(args.out) if args.out else Path(args.model).parent
     # another evaluation's figures stay unless --overwrite
     with output_folder(out), all_or_nothing(overwrite=args.overwrite):
-        plot_confusion(confusion, model.class_names, out / "confusion.png",
-                       title=f"Confusion matrix ({summary['examples']} examples, {SPLIT_NAMES[split]}, accuracy {summary['accuracy']:.4f})")
+        if summary["confusion_matrix"] is not None:       # None above MAX_MATRIX_CLASSES classes
+            plot_confusion(np.array(summary["confusion_matrix"]), model.class_names, out / "confusion.png",
+                           title=f"Confusion matrix ({summary['examples']} examples, {SPLIT_NAMES[split]}, accuracy {summary['accuracy']:.4f})")
         plot_reliability(bins, summary["expected_calibration_error"], out / "calibration.png")
     evaluation = {"model": str(args.model), "model_sha256": hashlib.sha256(Path(args.model).read_bytes()).hexdigest(),
                   "data": data.source, "split": split, "evaluated": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **summary}
@@ -53,11 +53,16 @@ def evaluate_command(args) -> int:
     print(format_table(["class", "precision", "recall", "f1", "support"], summary["per_class"]))
     print()
     names = model.class_names
-    print("confusion matrix (rows: true, columns: predicted)")
-    print(format_table(["true"] + names, [{"true": n, **dict(zip(names, row))}
-                                           for n, row in zip(names, summary["confusion_matrix"])]))
+    if summary["confusion_matrix"] is None:
+        print(f"confusion matrix: not built for {len(names)} classes (more than {MAX_MATRIX_CLASSES}; "
+              "the per-class figures above are its diagonal and sums)")
+    else:
+        print("confusion matrix (rows: true, columns: predicted)")
+        print(format_table(["true"] + names, [{"true": n, **dict(zip(names, row))}
+                                               for n, row in zip(names, summary["confusion_matrix"])]))
     print()
-    print(f"wrote {out / 'confusion.png'}, {out / 'calibration.png'}, {out / EVALUATION_FILE}")
+    figures = [out / "confusion.png"] if summary["confusion_matrix"] is not None else []
+    print(f"wrote {', '.join(map(str, [*figures, out / 'calibration.png', out / EVALUATION_FILE]))}")
     return 0
 
 
