@@ -48,6 +48,6 @@ def _run(parser, argv) -> int:
     except SoftmaxRegError as e:
         print(f"softmaxreg: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:      # Ctrl-C, or SIGTERM where a command turns it into one (exit 143)
         print("softmaxreg: interrupted", file=sys.stderr)
-        return 130
+        return getattr(e, "exit_code", 130)

@@ -30,6 +30,14 @@ GALLERY_SIZE = 32
 
 
 def train_command(args) -> int:
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)     # a --scheduler local:N cluster closes too
+    try:
+        return _train_command(args)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _train_command(args) -> int:
     with contextlib.ExitStack() as claimed:
         if args.resume:
             folder = Path(args.resume)

@@ -167,6 +167,32 @@ def silenced(quiet: bool):
                 handler.setLevel(level)
 
 
+MIN_WORKER_MEMORY = 512 * 2**20
+"""The least memory (bytes) a local:N worker process gets: distributed's LocalCluster gives each 1/N of
+the machine's, and a worker with less spills and pauses before it holds a block of rows."""
+
+
+def machine_limits() -> tuple[int, int | None]:
+    """(cores this process may use, bytes of physical memory or None where unknown)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        memory = None
+    return cores, memory
+
+
+def check_local_workers(workers: int, address: str) -> None:
+    """local:N is capped by the machine: N worker processes of one thread each, at most one per core
+    and MIN_WORKER_MEMORY each (InvalidArgumentError of one line with the numbers)."""
+    cores, memory = machine_limits()
+    most = cores if memory is None else max(1, min(cores, memory // MIN_WORKER_MEMORY))
+    if workers > most:
+        room = f"{cores} cores" + ("" if memory is None else f" and {memory / 2**30:.1f} GiB of memory "
+                                                              f"({MIN_WORKER_MEMORY // 2**20} MiB per worker at least)")
+        raise InvalidArgumentError(f"--scheduler {address}: this machine has {room}; use local:N with N <= {most}")
+
+
 _ADDRESS = re.compile(r"(tcp|tls|ws|wss|inproc)://[^\s/:]+(:[0-9]+)?|(tcp|tls|ws|wss)://\[[0-9A-Fa-f:.]+\](:[0-9]+)?")
 """A scheduler address --scheduler accepts: SCHEME://HOST[:PORT] (an IPv6 host in brackets)."""
 
@@ -185,6 +211,7 @@ def connect(address: str, *, dashboard: bool = False, quiet: bool = False):
             count = address.partition(":")[2]
             if not count.isdigit() or int(count) < 1:
                 raise InvalidArgumentError(f"--scheduler {address}: expected local:N with N >= 1 worker processes")
+            check_local_workers(int(count), address)
             target = stack.enter_context(local_cluster(int(count), dashboard=dashboard, quiet=quiet))
         elif _ADDRESS.fullmatch(address):
             target = address
