@@ -13,7 +13,9 @@ Ctrl-C during one raises `ExperimentInterrupted`, which carries the result of th
 from __future__ import annotations
 
 import argparse
+import csv
 import functools
+import io
 import math
 import time
 import timeit
@@ -60,9 +62,15 @@ class ExperimentResult:
         return experiment_figure(registry()[self.name].draw, self)
 
     def to_csv(self) -> str:
+        """The rows as CSV, floats with all their digits; text cells quoted by the csv module where they
+        need it (a comma, a quote, a line break in a cell stays in its cell)."""
         def fmt(v):
             return repr(float(v)) if isinstance(v, (float, np.floating)) else str(v)
-        return "\n".join([",".join(self.columns)] + [",".join(fmt(r[c]) for c in self.columns) for r in self.rows]) + "\n"
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(self.columns)
+        writer.writerows([fmt(r[c]) for c in self.columns] for r in self.rows)
+        return buffer.getvalue()
 
 
 def naive_softmax(z: np.ndarray) -> np.ndarray:

@@ -12,6 +12,7 @@ import numpy as np
 
 from .fileio import atomic_write_bytes
 from .runplots import plot_curves, plot_image_grid
+from .text import PLAIN_TEXT, printable
 
 __all__ = ["plot_confusion", "plot_curves", "plot_experiment", "plot_image_grid", "plot_reliability",
            "experiment_figure", "reliability_figure",
@@ -25,7 +26,9 @@ def _save(fig, path) -> None:
 
 
 def plot_confusion(confusion: np.ndarray, class_names: Sequence[str], path, *, title: str = "Confusion matrix") -> None:
-    """Counts per (true, predicted) pair, with each count written in its cell."""
+    """Counts per (true, predicted) pair, with each count written in its cell. Class names and the
+    title are drawn as plain text (text.PLAIN_TEXT: "$x^2$" is five characters, not math), control
+    characters escaped (text.printable)."""
     from matplotlib.figure import Figure
 
     k = len(class_names)
@@ -33,11 +36,12 @@ def plot_confusion(confusion: np.ndarray, class_names: Sequence[str], path, *, t
     ax = fig.add_subplot()
     im = ax.imshow(confusion, cmap="Blues")
     fig.colorbar(im, ax=ax, label="examples")
-    ax.set_xticks(range(k), class_names, rotation=45, ha="right")
-    ax.set_yticks(range(k), class_names)
+    names = [printable(name) for name in class_names]
+    ax.set_xticks(range(k), names, rotation=45, ha="right", **PLAIN_TEXT)
+    ax.set_yticks(range(k), names, **PLAIN_TEXT)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
-    ax.set_title(title)
+    ax.set_title(printable(title), **PLAIN_TEXT)
     if k <= 30:
         cut = confusion.max() / 2
         for (i, j), v in np.ndenumerate(confusion):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import sys
 
 from ..errors import SoftmaxRegError, TrainingDivergedError
+from ..text import printable
 from .parser import build_parser
 from .run_folder import CHECKPOINT, RUN_FILES
 from .streams import DropWhenClosed
@@ -43,10 +44,10 @@ def _run(parser, argv) -> int:
     try:
         return args.func(args)
     except TrainingDivergedError as e:
-        print(f"softmaxreg: error: {e}", file=sys.stderr)
+        print(f"softmaxreg: error: {printable(e)}", file=sys.stderr)
         return 3
-    except SoftmaxRegError as e:
-        print(f"softmaxreg: error: {e}", file=sys.stderr)
+    except SoftmaxRegError as e:                  # names and paths it quotes stay text, on one line
+        print(f"softmaxreg: error: {printable(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:      # Ctrl-C, or SIGTERM where a command turns it into one (exit 143)
         print("softmaxreg: interrupted", file=sys.stderr)

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ..fileio import output_folder
+from ..text import printable
 from .table import format_table
 
 
@@ -38,5 +39,5 @@ def experiment_command(args) -> int:
         for line in result.summary:
             print(line)
         written = write(result)
-    print(f"wrote {written}")
+    print(f"wrote {printable(written)}")
     return 0

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..errors import SoftmaxRegError
 from ..fileio import all_or_nothing, output_folder
+from ..text import printable
 from .table import format_table
 
 __all__ = ["evaluate_command", "predict_command"]
@@ -46,7 +47,7 @@ def evaluate_command(args) -> int:
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
-    print(f"model: {args.model}  data: {data.source} {SPLIT_NAMES[split]}, {summary['examples']} examples")
+    print(f"model: {printable(args.model)}  data: {printable(data.source)} {SPLIT_NAMES[split]}, {summary['examples']} examples")
     print(f"accuracy {summary['accuracy']:.4f}  cross-entropy {summary['cross_entropy']:.4f}  "
           f"top-2 accuracy {summary['top2_accuracy']:.4f}  ECE {summary['expected_calibration_error']:.4f}")
     print()
@@ -62,7 +63,7 @@ def evaluate_command(args) -> int:
                                                for n, row in zip(names, summary["confusion_matrix"])]))
     print()
     figures = [out / "confusion.png"] if summary["confusion_matrix"] is not None else []
-    print(f"wrote {', '.join(map(str, [*figures, out / 'calibration.png', out / EVALUATION_FILE]))}")
+    print(f"wrote {', '.join(map(printable, [*figures, out / 'calibration.png', out / EVALUATION_FILE]))}")
     return 0
 
 
@@ -100,8 +101,8 @@ def predict_command(args) -> int:
         return 0
     low, high = model.input_range or (None, None)
     for r in results:
-        label = r["input"] + (f"[{r['index']}]" if r["index"] is not None else "")
-        ranked = ", ".join(f"{t['class']} {t['probability']:.3f}" for t in r["top_k"])
+        label = printable(r["input"]) + (f"[{r['index']}]" if r["index"] is not None else "")
+        ranked = ", ".join(f"{printable(t['class'])} {t['probability']:.3f}" for t in r["top_k"])
         if r["no_signal"]:
             print(f"{label}: no signal (its values barely vary over the model's input range {low:g}..{high:g}: "
                   "a blank image, or values already scaled? see --input-range)")

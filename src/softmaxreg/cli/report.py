@@ -5,6 +5,7 @@ from __future__ import annotations
 
 def report_command(args) -> int:
     from ..report import write_report
+    from ..text import printable
 
-    print(f"wrote {write_report(args.run, args.out)}")
+    print(f"wrote {printable(write_report(args.run, args.out))}")
     return 0

@@ -87,7 +87,9 @@ def _train(args, folder: Path, config, train_config, data, model, state) -> int:
     from ..model_file import save_model
     from ..train import fit
 
-    say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
+    from ..text import printable
+
+    say = (lambda *a: None) if args.quiet else (lambda *a: print(*map(printable, a), flush=True))   # paths stay text
     n_train, *image_shape = data.train_images.shape
     validation = None if data.test_images is None else (data.test_images, data.test_labels)
     say(f"data: {data.source}, {n_train} train / {len(validation[0]) if validation else 'no'} validation "
@@ -190,6 +192,7 @@ def _write_plots(folder: Path, model, data, history, unit: str) -> None:
     import numpy as np
 
     from ..runplots import plot_curves, plot_image_grid
+    from ..text import printable
 
     plot_curves(history, folder / "curves.png", unit=unit)
     if not _has_gallery(data):
@@ -197,6 +200,6 @@ def _write_plots(folder: Path, model, data, history, unit: str) -> None:
     predicted = model.predict(data.test_images)
     wrong = np.flatnonzero(predicted != data.test_labels)[:GALLERY_SIZE]
     names = data.class_names
-    titles = [f"{names[data.test_labels[i]]}\n{names[predicted[i]]}" for i in wrong]
+    titles = [f"{printable(names[data.test_labels[i]])}\n{printable(names[predicted[i]])}" for i in wrong]
     plot_image_grid(data.test_images[wrong], titles, folder / "misclassified.png",
                     title=f"Misclassified validation images: true label over predicted ({len(wrong)} shown)")
