@@ -231,3 +231,11 @@ def test_import_softmaxreg_does_not_import_onnx():
          "import sys, softmaxreg; assert 'onnx' not in sys.modules and 'onnxruntime' not in sys.modules"],
         capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+def test_without_onnx_export_says_how_to_install_it(tmp_path, capsys, monkeypatch, sgd_model):
+    sr.save_model(sgd_model, tmp_path / "model.safetensors")
+    monkeypatch.setitem(sys.modules, "onnx", None)              # `import onnx` now raises ImportError
+    one_error_line(capsys, main(["export", str(tmp_path / "model.safetensors"), "--out", str(tmp_path / "m.onnx")]),
+                   "pip install 'softmaxreg[onnx]'")
+    assert sorted(os.listdir(tmp_path)) == ["model.safetensors"]
