@@ -27,6 +27,10 @@ class OutputError(SoftmaxRegError, OSError):
     """An output file or folder cannot be written."""
 
 
+class ExportError(SoftmaxRegError, ValueError):
+    """A model cannot be exported (onnx_export): the format cannot express it, or onnx is absent."""
+
+
 class ClusterError(SoftmaxRegError, ConnectionError):
     """The Dask cluster given by --scheduler cannot be reached, or was lost during a fit (no worker left)."""
 

@@ -8,7 +8,7 @@ and the command carries on: `train` still finishes its run folder.
 
 Inside: parser.py holds every command's options and names the function that runs it, one module
 per command family: train.py (with train_setup.py and run_folder.py), judge.py (evaluate, predict),
-experiment.py, report.py; streams.py and table.py serve them. The modules import down only, and
+experiment.py, report.py, export.py; streams.py and table.py serve them. The modules import down only, and
 nothing outside the command line imports it.
 """
 

@@ -16,6 +16,7 @@ from ..engines.array_api import BACKENDS
 from ..solvers import OPTIMIZERS, SCHEDULES, solver_options
 from ..options import SHUFFLES
 from .experiment import experiment_command
+from .export import export_command
 from .judge import evaluate_command, predict_command
 from .report import report_command
 from .run_folder import RUN_FILES
@@ -229,8 +230,19 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("run", metavar="RUN_DIR", help="a run folder written by softmaxreg train")
     report.add_argument("--out", metavar="DIR", default=None, help="where to write report.html (default: RUN_DIR)")
     report.set_defaults(func=report_command)
+    export = commands.add_parser(
+        "export", help="export a trained model to ONNX",
+        description="Write a trained model as one ONNX graph (its preprocessing folded in; outputs label and "
+                    "probabilities) that onnxruntime serves from C++, C#, Java, JavaScript or a browser; needs "
+                    "pip install 'softmaxreg[onnx]'.")
+    export.add_argument("source", metavar="RUN_DIR|MODEL_FILE",
+                        help="a run folder written by softmaxreg train (its model.safetensors), or a model file")
+    export.add_argument("--format", choices=("onnx",), default="onnx", help="the file format (default onnx)")
+    export.add_argument("--out", metavar="FILE", required=True, help="the file to write, e.g. model.onnx")
+    export.add_argument("--overwrite", action="store_true", help="allow replacing an existing --out file")
+    export.set_defaults(func=export_command)
     parser.commands = {"train": train, "evaluate": evaluate, "predict": predict, "experiment": experiment,
-                       "report": report}
+                       "report": report, "export": export}
     return parser
 
 
