@@ -69,16 +69,19 @@ def test_fashion_mnist_sgd_model_float_and_uint8_inputs(sgd_model, fashion):
     assert json.loads(meta["input_shape"]) == [28, 28] and meta["softmaxreg_version"] == sr.__version__
 
 
-def test_lbfgs_float64_model_standardized_in_python(problem):
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_lbfgs_model_standardized_in_python(problem, dtype):
     X, y = problem
-    model = sr.SoftmaxRegression(X.shape[1], 4, seed=0, dtype=np.float64, input_scale=0.5,
+    model = sr.SoftmaxRegression(X.shape[1], 4, seed=0, dtype=dtype, input_scale=0.5,
                                  class_names=["a", "b", "c", "d"])
     model.set_standardization(X.mean(axis=0) * 0.5, X.std(axis=0) * 0.5)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", sr.ConvergenceWarning)
         sr.fit(model, X, y, solver="lbfgs", max_iter=50, weight_decay=1e-3)
-    assert_same_predictions(model, X)
-    assert_same_predictions(model, X.astype(np.float32), input_dtype="float32")   # cast in the graph
+    proto = assert_same_predictions(model, X.astype(dtype))
+    assert proto.graph.output[1].type.tensor_type.elem_type == onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+    other = np.float32 if dtype == np.float64 else np.float64           # the other float type: cast in the graph
+    assert_same_predictions(model, X.astype(other), input_dtype=np.dtype(other).name)
 
 
 def test_csv_model_from_the_cli_is_standardized_and_exports(tmp_path, capsys):
