@@ -83,7 +83,8 @@ def to_onnx(model, *, input_dtype: str | None = None):
     `onnx.checker.check_model`. `model`: a SoftmaxRegression (any array library; its parameters are
     copied to NumPy) or a fitted SoftmaxRegressionClassifier. `input_dtype`: the graph input's
     element type, "uint8" (raw pixels), "float32" or "float64"; default the model's float type.
-    Raises ExportError for what ONNX cannot express here (non-finite parameters, float labels)."""
+    Raises ExportError for what ONNX cannot express here (non-finite parameters, float labels,
+    parameters over protobuf's 2 GiB: MAX_BYTES)."""
     onnx = _onnx()
     from onnx import TensorProto, helper, numpy_helper
 
