@@ -69,16 +69,19 @@ def test_fashion_mnist_sgd_model_float_and_uint8_inputs(sgd_model, fashion):
     assert json.loads(meta["input_shape"]) == [28, 28] and meta["softmaxreg_version"] == sr.__version__
 
 
-def test_lbfgs_float64_model_standardized_in_python(problem):
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_lbfgs_model_standardized_in_python(problem, dtype):
     X, y = problem
-    model = sr.SoftmaxRegression(X.shape[1], 4, seed=0, dtype=np.float64, input_scale=0.5,
+    model = sr.SoftmaxRegression(X.shape[1], 4, seed=0, dtype=dtype, input_scale=0.5,
                                  class_names=["a", "b", "c", "d"])
     model.set_standardization(X.mean(axis=0) * 0.5, X.std(axis=0) * 0.5)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", sr.ConvergenceWarning)
         sr.fit(model, X, y, solver="lbfgs", max_iter=50, weight_decay=1e-3)
-    assert_same_predictions(model, X)
-    assert_same_predictions(model, X.astype(np.float32), input_dtype="float32")   # cast in the graph
+    proto = assert_same_predictions(model, X.astype(dtype))
+    assert proto.graph.output[1].type.tensor_type.elem_type == onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+    other = np.float32 if dtype == np.float64 else np.float64           # the other float type: cast in the graph
+    assert_same_predictions(model, X.astype(other), input_dtype=np.dtype(other).name)
 
 
 def test_csv_model_from_the_cli_is_standardized_and_exports(tmp_path, capsys):
@@ -239,3 +242,45 @@ def test_without_onnx_export_says_how_to_install_it(tmp_path, capsys, monkeypatc
     one_error_line(capsys, main(["export", str(tmp_path / "model.safetensors"), "--out", str(tmp_path / "m.onnx")]),
                    "pip install 'softmaxreg[onnx]'")
     assert sorted(os.listdir(tmp_path)) == ["model.safetensors"]
+
+
+def test_out_that_appears_during_the_export_is_not_replaced(tmp_path, monkeypatch, sgd_model):
+    """The existence check happens before the graph is built; a file another process writes at that
+    name meanwhile is still kept: the final step links, it does not rename over the name."""
+    from softmaxreg import onnx_export
+
+    out = tmp_path / "model.onnx"
+    real = onnx_export.to_onnx
+
+    def racing(model, **kwargs):
+        proto = real(model, **kwargs)
+        out.write_bytes(b"written meanwhile")
+        return proto
+    monkeypatch.setattr(onnx_export, "to_onnx", racing)
+    with pytest.raises(sr.OutputError, match="already exists"):
+        sr.export_onnx(sgd_model, out)
+    assert out.read_bytes() == b"written meanwhile" and os.listdir(tmp_path) == ["model.onnx"]
+    sr.export_onnx(sgd_model, out, overwrite=True)                  # asked for: replaced
+    assert onnx.load(out).graph.node
+
+
+def test_out_folder_and_missing_parent_are_refused_in_one_line(tmp_path, capsys, sgd_model):
+    sr.save_model(sgd_model, tmp_path / "model.safetensors")
+    one_error_line(capsys, main(["export", str(tmp_path / "model.safetensors"), "--out", str(tmp_path)]),
+                   "is a folder")
+    one_error_line(capsys, main(["export", str(tmp_path / "model.safetensors"), "--out",
+                                 str(tmp_path / "no" / "m.onnx")]), "m.onnx", "No such file")
+    assert sorted(os.listdir(tmp_path)) == ["model.safetensors"]
+
+
+def test_a_model_beyond_protobufs_2_gib_is_refused(monkeypatch, sgd_model):
+    """One ONNX file is one protobuf message, at most 2 GiB: a bigger model is refused before any graph
+    is built (the limit lowered here to the test model's size, so no 2 GiB array is made)."""
+    from softmaxreg import onnx_export
+
+    needed = sgd_model.W.nbytes + sgd_model.b.nbytes
+    monkeypatch.setattr(onnx_export, "MAX_BYTES", needed)           # the labels' bytes tip it over
+    with pytest.raises(sr.ExportError, match="at most 2 GiB"):
+        sr.to_onnx(sgd_model)
+    monkeypatch.setattr(onnx_export, "MAX_BYTES", needed + 1000)
+    assert sr.to_onnx(sgd_model).graph.node

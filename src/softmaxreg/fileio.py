@@ -46,16 +46,21 @@ _DTYPES = {"bool": "BOOL", "uint8": "U8", "int8": "I8", "int16": "I16", "uint16"
 _DTYPE_RANK = {name: rank for rank, name in enumerate(_DTYPES)}
 
 
-def atomic_write_bytes(path, data: bytes) -> None:
+def atomic_write_bytes(path, data: bytes, *, exclusive: bool = False) -> None:
     """Write `data` to `path` through a temporary file in the same folder, fsync, rename.
 
     Readers see either the old file or the complete new one, never a partial write; on any
     failure (disk full, file-size limit, permission) the temporary file is removed, `path` is
     untouched, and the error is an OutputError naming `path`. Inside `all_or_nothing()` the
-    rename waits for the end of the block.
+    rename waits for the end of the block. exclusive=True (outside such a block) never replaces
+    a file: an existing `path`, even one created a moment before, raises FileExistsError (the
+    caller names its flag); the last step is a hard link, which fails if the name exists.
     """
     path = Path(path)
     tmp = _write_temporary(path, data)
+    if exclusive:
+        _publish_exclusive(tmp, path)
+        return
     pending = _PENDING.get()
     if pending is not None:
         pending.append((tmp, path))
@@ -133,6 +138,26 @@ def _publish(pending) -> None:
             if isinstance(e, OSError):
                 raise OutputError(f"{path}: cannot write: {e.strerror or e}") from None
             raise
+
+
+def _publish_exclusive(tmp: str, path: Path) -> None:
+    """Link the temporary file as `path` unless that name exists; a file system without hard links
+    gets a check and a rename instead (a file created between the two is then replaced)."""
+    try:
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            raise
+        except OSError:
+            if path.exists():
+                raise FileExistsError(errno.EEXIST, "File exists", str(path)) from None
+            os.replace(tmp, path)
+    except BaseException as e:
+        _unlink_quietly(tmp)
+        if isinstance(e, OSError) and not isinstance(e, FileExistsError):
+            raise OutputError(f"{path}: cannot write: {e.strerror or e}") from None
+        raise
+    _unlink_quietly(tmp)
 
 
 def _unlink_quietly(path) -> None:

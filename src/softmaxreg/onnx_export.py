@@ -34,6 +34,7 @@ __all__ = ["to_onnx", "export_onnx", "OPSET", "IR_VERSION"]
 OPSET = 17          # Softmax over one axis (opset >= 13); onnxruntime >= 1.14 runs it
 IR_VERSION = 8      # the IR of opset 17, so older runtimes load the file too
 INPUT_DTYPES = ("uint8", "float32", "float64")
+MAX_BYTES = 2**31 - 1 - 2**20   # protobuf serializes at most 2 GiB in one message; 1 MiB left for the graph
 
 
 def _onnx():
@@ -82,7 +83,8 @@ def to_onnx(model, *, input_dtype: str | None = None):
     `onnx.checker.check_model`. `model`: a SoftmaxRegression (any array library; its parameters are
     copied to NumPy) or a fitted SoftmaxRegressionClassifier. `input_dtype`: the graph input's
     element type, "uint8" (raw pixels), "float32" or "float64"; default the model's float type.
-    Raises ExportError for what ONNX cannot express here (non-finite parameters, float labels)."""
+    Raises ExportError for what ONNX cannot express here (non-finite parameters, float labels,
+    parameters over protobuf's 2 GiB: MAX_BYTES)."""
     onnx = _onnx()
     from onnx import TensorProto, helper, numpy_helper
 
@@ -94,6 +96,11 @@ def to_onnx(model, *, input_dtype: str | None = None):
     W, b, scale = _folded_parameters(model)
     if not (np.isfinite(W).all() and np.isfinite(b).all()) or (scale is not None and not math.isfinite(scale)):
         raise ExportError("the model's parameters are not all finite (a diverged run?); nothing to export")
+    size = W.nbytes + b.nbytes + sum(len(str(c).encode("utf-8")) + 2 for c in labels)
+    if size > MAX_BYTES:
+        raise ExportError(f"the model's parameters take {size / 2**30:.2f} GiB; one ONNX file (protobuf) holds "
+                          f"at most 2 GiB, so a model with {W.shape[0]} inputs and {W.shape[1]} classes cannot "
+                          "be exported")
     float_type = helper.np_dtype_to_tensor_dtype(dtype)
 
     nodes, x = [], "input"
@@ -146,12 +153,16 @@ def to_onnx(model, *, input_dtype: str | None = None):
 def export_onnx(model, path, *, overwrite: bool = False, input_dtype: str | None = None) -> Path:
     """Write `to_onnx(model)` to `path` atomically (a temporary file in the same folder, then a
     rename: a failed write leaves no partial file). An existing `path` is refused (OutputError)
-    unless overwrite=True. Returns the path."""
+    unless overwrite=True, also one that appears while the graph is built (the final step is a
+    link that fails if the name exists, not a rename over it). Returns the path."""
     path = Path(path)
     if path.is_dir():
         raise OutputError(f"--out {path}: is a folder; expected a file name such as model.onnx")
     if path.exists() and not overwrite:
         raise OutputError(f"--out {path}: already exists; choose another name or pass --overwrite")
     data = to_onnx(model, input_dtype=input_dtype).SerializeToString()
-    atomic_write_bytes(path, data)
+    try:
+        atomic_write_bytes(path, data, exclusive=not overwrite)
+    except FileExistsError:
+        raise OutputError(f"--out {path}: already exists; choose another name or pass --overwrite") from None
     return path

@@ -238,7 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("source", metavar="RUN_DIR|MODEL_FILE",
                         help="a run folder written by softmaxreg train (its model.safetensors), or a model file")
     export.add_argument("--format", choices=("onnx",), default="onnx", help="the file format (default onnx)")
-    export.add_argument("--out", metavar="FILE", required=True, help="the file to write, e.g. model.onnx")
+    export.add_argument("--out", metavar="FILE", required=True,
+                        help="the file to write, e.g. model.onnx (required: there is no default)")
     export.add_argument("--overwrite", action="store_true", help="allow replacing an existing --out file")
     export.set_defaults(func=export_command)
     parser.commands = {"train": train, "evaluate": evaluate, "predict": predict, "experiment": experiment,
