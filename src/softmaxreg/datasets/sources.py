@@ -42,7 +42,7 @@ import numpy as np
 from ..errors import DataFormatError
 from . import blocks
 from .headers import check_declared, memory_budget, npy_header, npz_headers
-from .tables import DASK_HINT, csv_columns, one_line, parquet_columns
+from .tables import DASK_HINT, csv_columns, one_line, parquet_columns, unique_header
 from .fashion_mnist import (CLASS_NAMES_FILE, ImageDataset, check_class_names, default_class_names,
                             load_fashion_mnist, read_class_names)
 
@@ -285,7 +285,13 @@ def _parquet_frame(files: list[str], pattern: str):
     except ImportError:
         raise DataFormatError(f"{pattern}: reading Parquet needs pandas and pyarrow: {DASK_HINT}") from None
     try:
-        size = sum(group_bytes for f in files for group_bytes in _row_group_bytes(pq.read_metadata(f)))
+        metadata = [pq.read_metadata(f) for f in files]
+    except Exception as e:                    # pyarrow's errors on a file that is not Parquet vary
+        raise DataFormatError(f"{pattern}: not readable as Parquet: {one_line(e)}") from None
+    for f, meta in zip(files, metadata):
+        unique_header([str(name) for name in meta.schema.to_arrow_schema().names], f)
+    try:
+        size = sum(group_bytes for meta in metadata for group_bytes in _row_group_bytes(meta))
         if size <= blocks.STREAM_BYTES:
             return pd.concat([pq.read_table(f).to_pandas() for f in files])
     except Exception as e:                    # pyarrow's errors on a file that is not Parquet vary

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import DataFormatError
 
-__all__ = ["csv_columns", "parquet_columns", "column_index", "one_line", "DASK_HINT"]
+__all__ = ["csv_columns", "parquet_columns", "column_index", "unique_header", "one_line", "DASK_HINT"]
 
 DASK_HINT = "pip install 'softmaxreg[dask]'"
 _INTEGER = re.compile(r"-?[0-9]+")
@@ -53,7 +53,7 @@ def few(columns, shown: int = 8) -> str:
     return ", ".join(map(repr, columns[:shown])) + more
 
 
-def _unique_header(columns: list[str], where: str) -> None:
+def unique_header(columns: list[str], where: str) -> None:
     """Refuse repeated column names: which of them --label-column (or a reader) means is ambiguous."""
     seen = {}
     for j, name in enumerate(columns):
@@ -90,7 +90,7 @@ def csv_columns(p, label_column, labels: bool):
         raise DataFormatError(f"{p}: expected a header line of column names and at least one row, "
                               f"found {len(rows)} non-blank line(s)")
     header = [name.strip() for name in rows[0][1]]
-    _unique_header(header, str(p))
+    unique_header(header, str(p))
     label = column_index(header, label_column, str(p)) if labels or label_column is not None else None
     features = [j for j in range(len(header)) if j != label]
     X = np.empty((len(rows) - 1, len(features)))
@@ -123,13 +123,14 @@ def parquet_columns(frame, pattern: str, label_column, labels: bool):
     """(X, y or None, class names or None) of a pandas (in memory) or Dask (streamed) DataFrame."""
     streamed = hasattr(frame, "to_dask_array")
     columns = [str(c) for c in frame.columns]
-    _unique_header(columns, pattern)
+    unique_header(columns, pattern)
     label = column_index(columns, label_column, pattern) if labels or label_column is not None else None
     features = [c for j, c in enumerate(frame.columns) if j != label]
     for c in features:
         _check_feature(frame[c], c, pattern, streamed)
     table = frame[features]
-    if not all(isinstance(frame[c].dtype, np.dtype) for c in features):   # pandas' nullable types: float64
+    dtypes = {frame[c].dtype for c in features}
+    if len(dtypes) > 1 or not all(isinstance(t, np.dtype) for t in dtypes):   # mixed, or pandas' nullable: float64
         table = table.astype("float64")
     X = table.to_dask_array(lengths=True) if streamed else table.to_numpy()
     if label is None:
