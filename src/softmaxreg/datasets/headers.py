@@ -34,7 +34,7 @@ def _read_header(stream, where: str) -> tuple[tuple, np.dtype, int]:
             raise ValueError(f"unknown .npy format version {version}")
         read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
         shape, _, dtype = read(stream)                       # numpy bounds the header's length itself
-    except (ValueError, EOFError, OSError, SyntaxError, TypeError, zipfile.BadZipFile) as e:
+    except Exception as e:                  # numpy's parser of the header raises many kinds (tokenize's too)
         raise DataFormatError(f"{where}: not a plain numeric .npy array: {_first_line(e)}") from None
     if dtype.hasobject:
         raise DataFormatError(f"{where}: holds Python objects (dtype {dtype}); expected plain numbers "
