@@ -40,6 +40,7 @@ CSV_REFUSED = [
     ("missing cell", "a,y\n,0\n2,1\n", "line 2, column 'a': expected a number, found ''"),
     ("bool cell", "a,y\nTrue,0\n2,1\n", "line 2, column 'a': expected a number, found 'True'"),
     ("long bad cell", "a,y\n\"" + "x" * 300_000 + "\",0\n2,1\n", "line 2, column 'a': expected a number"),
+    ("escape sequence in a label", 'a,y\n1,cat\n2,"d\x1bog"\n', "without control characters"),
     ("line number after blank lines", "a,y\n\n1,0\n\nzz,1\n", "line 5, column 'a'"),
 ]
 

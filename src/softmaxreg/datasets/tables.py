@@ -22,6 +22,7 @@ import sys
 import numpy as np
 
 from ..errors import DataFormatError
+from .fashion_mnist import check_class_names
 
 __all__ = ["csv_columns", "parquet_columns", "column_index", "unique_header", "one_line", "DASK_HINT"]
 
@@ -109,14 +110,14 @@ def csv_columns(p, label_column, labels: bool):
                               f"number, found {X[i, j]}")
     if label is None:
         return X, None, None
-    return (X, *_labels([row[label].strip() for _, row in rows[1:]]))
+    return (X, *_labels([row[label].strip() for _, row in rows[1:]], f"{p}, column {header[label]!r}"))
 
 
-def _labels(cells: list[str]):
+def _labels(cells: list[str], where: str):
     """(y, None) of integer cells, else (y, sorted names) of text cells."""
     if all(_INTEGER.fullmatch(c) for c in cells):
         return np.array([int(c) for c in cells], dtype=np.int64), None
-    return _text_labels(cells)
+    return _text_labels(cells, where)
 
 
 def parquet_columns(frame, pattern: str, label_column, labels: bool):
@@ -191,11 +192,14 @@ def _parquet_labels(series, name: str, where: str):
         return series.to_numpy(dtype=np.int64), None
     values = series.astype(object).to_numpy() if kind in ("text", "other") else None
     if values is not None and all(isinstance(v, str) for v in values):
-        return _text_labels(values)
+        return _text_labels(values, f"{where}, label column {name!r}")
     raise DataFormatError(f"{where}: label column {name!r} holds {series.dtype}; expected integer class "
                           "indices or class names (strings)")
 
 
-def _text_labels(values):
+def _text_labels(values, where: str):
     names, y = np.unique(np.array(list(values), dtype=str), return_inverse=True)
-    return y.astype(np.int64), tuple(map(str, names))
+    names = tuple(map(str, names))
+    if len(names) > 1:                       # one class is refused where the split is checked
+        check_class_names(names, f"{where} (labels)")
+    return y.astype(np.int64), names
