@@ -37,8 +37,8 @@ def _read_header(stream, where: str) -> tuple[tuple, np.dtype, int]:
     except Exception as e:                  # numpy's parser of the header raises many kinds (tokenize's too)
         raise DataFormatError(f"{where}: not a plain numeric .npy array: {_first_line(e)}") from None
     if dtype.hasobject:
-        raise DataFormatError(f"{where}: holds Python objects (dtype {dtype}); expected plain numbers "
-                              "(object arrays would need pickle, which is never loaded)")
+        raise DataFormatError(f"{where}: not a plain numeric .npy array: it holds Python objects (dtype {dtype}), "
+                              "which would need pickle (never loaded)")
     if not all(isinstance(n, int) and n >= 0 for n in shape):
         raise DataFormatError(f"{where}: header declares an invalid shape {shape}")
     return tuple(shape), dtype, math.prod(shape) * dtype.itemsize
