@@ -213,7 +213,7 @@ def _divergence_fix(model: SoftmaxRegression, x) -> str:
     """What to try after the batch x (raw inputs, (B, d)) diverged: standardizing, if the inputs are
     not standardized and large (LARGE_INPUT_RMS), else a smaller learning rate."""
     xp = engine_for(x).xp
-    top = model.input_scale * float(xp.max(xp.abs(x))) if x.size else 0.0
+    top = model.input_scale * float(xp.max(xp.abs(x)))                   # x: a batch, never empty
     if not top <= OVERFLOW_INPUT:             # squares, and so the loss, beyond float64: no learning rate helps
         return (f"values too large: the loss overflowed (inputs up to {top:.3g}); scale the data down"
                 + ("" if model.mean is not None else " or standardize it (--standardize; standardize=True in Python)"))
