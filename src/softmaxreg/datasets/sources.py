@@ -18,8 +18,8 @@ Zarr and Parquet data of more than STREAM_BYTES (Zarr's X_train, Parquet's colum
 give Dask arrays chunked by rows (what `fit` streams; Zarr's labels and test split are read);
 smaller ones are read into memory without Dask, so a small file costs no Dask import or graph.
 They need `pip install 'softmaxreg[dask]'` (zarr; pandas and pyarrow; Dask for large data).
-Labels are integer class indices (CSV: or names, sorted); class names are the npz's `class_names`
-array, a folder's class_names.txt, else "0", "1", ... (a largest label of
+Labels are integer class indices (CSV, Parquet: or names, sorted; see `tables`); class names are
+the npz's `class_names` array, a folder's class_names.txt, else "0", "1", ... (a largest label of
 fashion_mnist.MAX_CLASSES or more is refused). --label-column goes with CSV and Parquet only.
 Rows of features (n, d) of any type but uint8 are a feature table (`features`: the command line
 standardizes them by default); uint8 rows are pixels, and (n, h, w) arrays images, as IDX files are.
