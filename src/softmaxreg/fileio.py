@@ -311,6 +311,11 @@ def write_tensors(path, tensors: dict, metadata: dict, *, kind: str, version: in
     atomic_write_bytes(path, _safetensors_bytes(tensors, header))
 
 
+MAX_HEADER_BYTES = 96 * 2**20
+"""The largest safetensors JSON header read (checked before parsing; the reference reader's own
+limit is 100 MB): the header holds the metadata, whose longest field is the class names."""
+
+
 def _header_metadata(data: bytes, path: Path, kind: str, what: str) -> dict:
     """The __metadata__ object of a safetensors header (8-byte little-endian length, then JSON)."""
     if len(data) < 8 or (struct.unpack("<Q", data[:8])[0] > len(data) - 8 and data[8:9] != b"{"):
@@ -319,6 +324,9 @@ def _header_metadata(data: bytes, path: Path, kind: str, what: str) -> dict:
     if n > len(data) - 8:
         raise ModelFormatError(f"{path}: not a safetensors {what} file, or truncated: its header claims {n} bytes, "
                                f"{len(data) - 8} follow")
+    if n > MAX_HEADER_BYTES:
+        raise ModelFormatError(f"{path}: safetensors {what} header of {n} bytes is too large (at most "
+                               f"{MAX_HEADER_BYTES} allowed)")
     try:
         header = json.loads(data[8:8 + n])
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):

@@ -173,8 +173,10 @@ class SoftmaxRegression:
         mean and std (d,) of any library; they are kept in the parameters' library and device."""
         mean = np.asarray(to_numpy(mean), dtype=np.float64)
         std = np.asarray(to_numpy(std), dtype=np.float64)
-        if mean.shape != (self.num_inputs,) or std.shape != (self.num_inputs,) \
-                or not (np.isfinite(mean).all() and np.isfinite(std).all()) or (std < 0).any():
+        if mean.shape == std.shape == (self.num_inputs,) and not (np.isfinite(mean).all() and np.isfinite(std).all()):
+            raise InvalidArgumentError("standardization: values too large: the mean or standard deviation of the "
+                                       "inputs overflowed; scale the data down (or check it for NaN)")
+        if mean.shape != (self.num_inputs,) or std.shape != (self.num_inputs,) or (std < 0).any():
             raise InvalidArgumentError(f"standardization: expected finite mean and std >= 0 of shape ({self.num_inputs},)")
         self.mean = mean.astype(self.dtype)
         self.std = np.where(std > 0, std, 1.0).astype(self.dtype)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import numpy as np
 
@@ -29,7 +30,13 @@ FORMAT_VERSION = 1
 
 def save_model(model: SoftmaxRegression, path, *, extra_metadata: dict | None = None) -> None:
     """Save weights, bias (and standardization mean/std) with metadata to a .safetensors file,
-    atomically. `extra_metadata` adds string entries (e.g. the estimator's class labels)."""
+    atomically. `extra_metadata` adds string entries (e.g. the estimator's class labels). Class names
+    the loader would refuse (repeated, empty, too long, with control characters) are refused here
+    (InvalidArgumentError), before anything is written."""
+    try:
+        _check_class_names(list(model.class_names), len(model.class_names), path)
+    except ModelFormatError as e:
+        raise InvalidArgumentError(str(e).replace("model metadata field ", "cannot save: ")) from None
     write_tensors(path, model_tensors(model), {**model_metadata(model), **(extra_metadata or {})},
                   kind=FORMAT, version=FORMAT_VERSION)
 
@@ -60,34 +67,86 @@ def model_tensors(model: SoftmaxRegression) -> dict:
     return tensors
 
 
-def model_from_tensors(tensors: dict, meta: dict, path) -> SoftmaxRegression:
-    """Rebuild a model from checked file contents; any inconsistency is a ModelFormatError."""
+MAX_NAME_CHARS = 1000
+"""The longest class name a model file may hold: names are printed, plotted and put in reports."""
+MAX_FIELD_BYTES = {"class_names": 64 * 2**20}
+"""The largest JSON text of a metadata field, checked before parsing (class_names may be long:
+up to MAX_CLASSES names); every other field is small (SMALL_FIELD_BYTES)."""
+SMALL_FIELD_BYTES = 4096
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _field(meta: dict, name: str, path, *, optional: bool = False):
+    """The parsed JSON of metadata field `name`: its size bounded before parsing; ModelFormatError
+    naming the file and field when missing, too long or not JSON."""
+    if name not in meta:
+        if optional:
+            return None
+        raise ModelFormatError(f"{path}: model metadata lacks field {name}")
+    text = meta[name]
+    limit = MAX_FIELD_BYTES.get(name, SMALL_FIELD_BYTES)
+    if not isinstance(text, str):
+        raise ModelFormatError(f"{path}: model metadata field {name} must be a string, found {type(text).__name__}")
+    if len(text) > limit:
+        raise ModelFormatError(f"{path}: model metadata field {name} is {len(text)} characters, at most {limit} allowed")
     try:
-        class_names = json.loads(meta["class_names"])
-        input_shape = json.loads(meta["input_shape"])
-        preprocessing = json.loads(meta["preprocessing"])
-        input_scale = float(preprocessing["input_scale"])
-        standardize = preprocessing.get("standardize", False)
-        input_range = json.loads(meta["input_range"]) if "input_range" in meta else None
-    except (KeyError, TypeError, ValueError, RecursionError) as e:
-        raise ModelFormatError(f"{path}: corrupt model metadata: {e!r}") from None
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        raise ModelFormatError(f"{path}: corrupt model metadata: field {name} is not valid JSON") from None
+
+
+def _check_class_names(names, k: int, path) -> list[str]:
+    """Class names as a model may hold them: k unique strings of 1..MAX_NAME_CHARS characters
+    without control characters (so printing one cannot move the cursor or recolour a terminal)."""
+    if not (isinstance(names, list) and len(names) == k):
+        raise ModelFormatError(f"{path}: model metadata field class_names must be {k} strings (a JSON list)")
+    for i, name in enumerate(names):
+        if not isinstance(name, str):
+            raise ModelFormatError(f"{path}: model metadata field class_names[{i}] is {type(name).__name__}, "
+                                   "expected a string")
+        if not 0 < len(name) <= MAX_NAME_CHARS:
+            raise ModelFormatError(f"{path}: model metadata field class_names[{i}] has {len(name)} characters, "
+                                   f"expected 1 to {MAX_NAME_CHARS}")
+        if _CONTROL.search(name):
+            raise ModelFormatError(f"{path}: model metadata field class_names[{i}] holds a control character")
+    if len(set(names)) != len(names):
+        seen = set()
+        repeated = next(n for n in names if n in seen or seen.add(n))
+        raise ModelFormatError(f"{path}: model metadata field class_names repeats {repeated!r}")
+    return names
+
+
+def model_from_tensors(tensors: dict, meta: dict, path) -> SoftmaxRegression:
+    """Rebuild a model from checked file contents; any inconsistency is a ModelFormatError naming
+    the file and the field."""
+    class_names = _field(meta, "class_names", path)
+    input_shape = _field(meta, "input_shape", path)
+    preprocessing = _field(meta, "preprocessing", path)
+    input_range = _field(meta, "input_range", path, optional=True)
+    if not (isinstance(preprocessing, dict) and set(preprocessing) <= {"input_scale", "standardize"}
+            and type(preprocessing.get("input_scale")) in (int, float)
+            and type(preprocessing.get("standardize", False)) is bool):
+        raise ModelFormatError(f"{path}: model metadata field preprocessing must be an object "
+                               '{"input_scale": number > 0, "standardize": true or false}')
+    input_scale = float(preprocessing["input_scale"])
+    standardize = preprocessing.get("standardize", False)
+    if not isinstance(meta.get("dtype", ""), str) or len(meta.get("dtype", "")) > SMALL_FIELD_BYTES:
+        raise ModelFormatError(f"{path}: model metadata field dtype must be a short string")
     W, b = tensors.get("weight"), tensors.get("bias")
     if W is None or b is None or W.ndim != 2 or b.shape != (W.shape[1],) or W.dtype != b.dtype \
             or W.dtype not in (np.float32, np.float64) or W.shape[1] < 2 or W.shape[0] < 1 \
             or meta.get("dtype", W.dtype.name) != W.dtype.name:
         raise ModelFormatError(f"{path}: expected float tensors weight (d, k >= 2) and bias (k,) of the declared dtype")
-    if not (isinstance(class_names, list) and all(isinstance(c, str) for c in class_names)
-            and len(class_names) == W.shape[1]):
-        raise ModelFormatError(f"{path}: metadata class_names must be {W.shape[1]} strings")
+    class_names = _check_class_names(class_names, W.shape[1], path)
     if not (isinstance(input_shape, list) and input_shape and all(type(v) is int and v > 0 for v in input_shape)
             and math.prod(input_shape) == W.shape[0]):
-        raise ModelFormatError(f"{path}: metadata input_shape does not match weight shape {W.shape}")
+        raise ModelFormatError(f"{path}: model metadata field input_shape does not match weight shape {W.shape}")
     if not (math.isfinite(input_scale) and input_scale > 0) or not isinstance(standardize, bool):
-        raise ModelFormatError(f"{path}: metadata preprocessing is invalid")
+        raise ModelFormatError(f"{path}: model metadata field preprocessing: input_scale must be finite and > 0")
     if input_range is not None and not (isinstance(input_range, list) and len(input_range) == 2
                                         and all(type(v) in (int, float) and math.isfinite(v) for v in input_range)
                                         and input_range[0] < input_range[1]):
-        raise ModelFormatError(f"{path}: metadata input_range must be [low, high] with low < high")
+        raise ModelFormatError(f"{path}: model metadata field input_range must be [low, high] with low < high")
     model = SoftmaxRegression(W.shape[0], W.shape[1], sigma=0.0, dtype=W.dtype, input_scale=input_scale,
                               input_shape=input_shape, class_names=class_names, input_range=input_range)
     model.W[...] = W

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from .engines import engine_for
+from .errors import InvalidArgumentError
 from .engines.array_api import to_numpy
 
 __all__ = ["GramPreconditioner", "gram_preconditioner", "input_map"]
@@ -98,5 +99,8 @@ def preconditioner_from_gram(objective, gram: np.ndarray, divisor: float):
     model = objective.model
     d = model.num_inputs
     a, _, r = input_map(model)
+    if not np.isfinite(gram).all():           # the squares of the inputs overflow: so does the loss
+        raise InvalidArgumentError("values too large: the loss overflowed (the inputs' squares are not finite in "
+                                   f"{model.dtype}); scale the data down or standardize it (--standardize)")
     return gram_preconditioner(np, gram[:d * d].reshape(d, d) / divisor, gram[d * d:] / divisor, a, r,
                                 model.num_outputs, objective.weight_decay)

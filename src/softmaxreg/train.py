@@ -205,11 +205,19 @@ def _minibatch(objective, optimizer, arrays, cfg, rng, validation, history, call
         _end_epoch(run, record, callbacks)
 
 
+OVERFLOW_INPUT = 1e150
+"""Inputs beyond this overflow when squared in float64 (1e308): the loss overflows, whatever the rate."""
+
+
 def _divergence_fix(model: SoftmaxRegression, x) -> str:
     """What to try after the batch x (raw inputs, (B, d)) diverged: standardizing, if the inputs are
     not standardized and large (LARGE_INPUT_RMS), else a smaller learning rate."""
+    xp = engine_for(x).xp
+    top = model.input_scale * float(xp.max(xp.abs(x)))                   # x: a batch, never empty
+    if not top <= OVERFLOW_INPUT:             # squares, and so the loss, beyond float64: no learning rate helps
+        return (f"values too large: the loss overflowed (inputs up to {top:.3g}); scale the data down"
+                + ("" if model.mean is not None else " or standardize it (--standardize; standardize=True in Python)"))
     if model.mean is None:
-        xp = engine_for(x).xp
         rms = model.input_scale * math.sqrt(float(xp.mean(x * x)))           # inf if the squares overflow
         if not rms <= LARGE_INPUT_RMS:
             return (f"the inputs are not standardized and large (root mean square {rms:.3g}): standardize "

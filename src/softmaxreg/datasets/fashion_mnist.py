@@ -122,6 +122,10 @@ def check_class_names(names, where, form: str = "class names") -> tuple[str, ...
     names = tuple(names)
     if len(names) < 2:
         raise DataFormatError(f"{where}: expected {form}, at least 2, found {len(names)}")
+    for name in names:                       # what a model file may hold (model_file.MAX_NAME_CHARS)
+        if not 0 < len(name) <= 1000 or any(ord(c) < 32 or 127 <= ord(c) < 160 for c in name):
+            raise DataFormatError(f"{where}: class name {name[:40]!r}{'...' if len(name) > 40 else ''}: expected "
+                                  "1 to 1000 characters without control characters")
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
         raise DataFormatError(f"{where}: class names repeat: {', '.join(map(repr, repeated))}")

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..errors import DataFormatError, InvalidArgumentError
 from ..fileio import describe_bytes
+from .headers import npy_header
 from .idx import read_idx
 from .resize import resize_images
 
@@ -88,6 +89,8 @@ def _as_rows(array: np.ndarray, path: Path, input_shape: tuple[int, ...]) -> np.
         shaped = "x".join(map(str, input_shape))
         raise DataFormatError(f"{path}: array of shape {array.shape} does not fit the model: expected "
                               f"({shaped}) or ({d},) for one input, (n, {shaped}) or (n, {d}) for several")
+    if array.shape[0] == 0:                   # as scikit-learn's predict: at least one example
+        raise DataFormatError(f"{path}: holds no examples (shape {array.shape}); expected at least one")
     if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool) or np.issubdtype(array.dtype, np.complexfloating):
         raise DataFormatError(f"{path}: expected a real numeric array, found dtype {array.dtype}")
     if not np.isfinite(array).all():
@@ -135,9 +138,10 @@ def _read_one(p: Path, input_shape: tuple[int, ...], invert: str) -> np.ndarray:
         raise DataFormatError(f"{p}: is empty (0 bytes); expected {ACCEPTED}")
     kind = _kind(head)
     if kind == "npy":
+        npy_header(p, in_memory=True)             # its declared shape fits the file and memory: then read
         try:
             array = np.load(p, allow_pickle=False)
-        except ValueError as e:
+        except (ValueError, EOFError, OSError) as e:
             raise DataFormatError(f"{p}: not a plain numeric .npy array: {e}") from None
         return _as_rows(array, p, input_shape)
     if kind == "idx":

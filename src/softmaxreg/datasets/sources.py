@@ -18,9 +18,10 @@ Zarr and Parquet data of more than STREAM_BYTES (Zarr's X_train, Parquet's colum
 give Dask arrays chunked by rows (what `fit` streams; Zarr's labels and test split are read);
 smaller ones are read into memory without Dask, so a small file costs no Dask import or graph.
 They need `pip install 'softmaxreg[dask]'` (zarr; pandas and pyarrow; Dask for large data).
-Labels are integer class indices (CSV: or names, sorted); class names are the npz's `class_names`
-array, a folder's class_names.txt, else "0", "1", ..., max label, or 0..K-1 with num_classes=K
-(--num-classes; datasets.classes: a count the training labels cannot support is refused). --label-column goes with CSV and Parquet only.
+Labels are integer class indices (CSV, Parquet: or names, sorted; see `tables`); class names are
+the npz's `class_names` array, a folder's class_names.txt, else "0", "1", ..., max label, or 0..K-1
+with num_classes=K (--num-classes; datasets.classes: a count the training labels cannot support is
+refused). --label-column goes with CSV and Parquet only.
 Rows of features (n, d) of any type but uint8 are a feature table (`features`: the command line
 standardizes them by default); uint8 rows are pixels, and (n, h, w) arrays images, as IDX files are.
 A source without a test split has `test_images` None: training runs without validation, and
@@ -31,11 +32,9 @@ what was expected.
 
 from __future__ import annotations
 
-import csv
 import glob
 import hashlib
 import os
-import re
 import zipfile
 from pathlib import Path
 
@@ -46,10 +45,11 @@ from . import blocks
 from .classes import check_num_classes, implied_classes, named_classes
 from .fashion_mnist import (CLASS_NAMES_FILE, ImageDataset, check_class_names, load_fashion_mnist,
                             read_class_names)
+from .headers import check_declared, memory_budget, npy_header, npz_headers
+from .tables import DASK_HINT, csv_columns, one_line, parquet_columns, unique_header
 
 __all__ = ["open_data", "evaluation_split", "SPLIT_NAMES", "DASK_HINT"]
 
-DASK_HINT = "pip install 'softmaxreg[dask]'"
 SPLITS = (("X_train", "y_train"), ("X_test", "y_test"), ("X_val", "y_val"))
 EXPECTED = ("an IDX folder, a folder of X_train.npy and y_train.npy, a .npz, a .csv, a Zarr store "
             "or Parquet files")
@@ -121,6 +121,7 @@ def _dataset(source: Path | str, sums: dict, splits: dict, names, labels: bool, 
     """The ImageDataset of checked splits {"train": (X, y, where), "test": (X, y, where) or absent}."""
     X, y, where = splits["train"]
     _check_split(X, y, where, labels)
+    _refuse_one_class(y, where, labels)
     test = splits.get("test")
     if test is not None:
         _check_split(*test, labels)
@@ -140,6 +141,12 @@ def _dataset(source: Path | str, sums: dict, splits: dict, names, labels: bool, 
     return ImageDataset(train_images=X, train_labels=y, test_images=None if test is None else test[0],
                         test_labels=None if test is None else test[1], class_names=tuple(names),
                         source=str(source), sha256=sums, features=X.ndim == 2 and X.dtype != np.uint8)
+
+
+def _refuse_one_class(y, where: str, labels: bool) -> None:
+    """Training needs examples of 2 classes at least (as an IDX folder's: fashion_mnist)."""
+    if labels and y.size and int(y.min()) == int(y.max()):
+        raise DataFormatError(f"{where}: every label is {int(y.min())}; training needs examples of at least 2 classes")
 
 
 def _check_split(X, y, where: str, labels: bool) -> None:
@@ -177,11 +184,12 @@ def _pairs(get, names, where, labels: bool) -> dict:
 
 
 def _npz(p: Path, labels: bool, num_classes=None) -> ImageDataset:
+    check_declared(npz_headers(p), str(p), SPLITS)          # shapes checked before any array is read
     try:
         with np.load(p, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:   # empty: EOFError; cut short: BadZipFile
-        raise DataFormatError(f"{p}: not a readable .npz archive of plain arrays: {_line(e)}") from None
+        raise DataFormatError(f"{p}: not a readable .npz archive of plain arrays: {one_line(e)}") from None
     splits = _pairs(arrays.get, sorted(arrays), str(p), labels)
     names = arrays.get("class_names")
     if names is not None:
@@ -192,12 +200,6 @@ def _npz(p: Path, labels: bool, num_classes=None) -> ImageDataset:
     return _dataset(p, _digest(p), splits, names, labels, num_classes)
 
 
-def _line(e: Exception) -> str:
-    """The message of `e` on one line: its last non-empty line (else the exception's type)."""
-    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-    return lines[-1] if lines else type(e).__name__
-
-
 def _npy_folder(p: Path, labels: bool, num_classes=None) -> ImageDataset:
     def get(name):
         f = p / f"{name}.npy"
@@ -206,8 +208,10 @@ def _npy_folder(p: Path, labels: bool, num_classes=None) -> ImageDataset:
         try:                                   # big training images memory-mapped, the rest read
             return np.load(f, mmap_mode="r" if streamed else None, allow_pickle=False)
         except (ValueError, EOFError, OSError) as e:          # an empty file: EOFError
-            raise DataFormatError(f"{f}: not a plain numeric .npy array: {_line(e)}") from None
+            raise DataFormatError(f"{f}: not a plain numeric .npy array: {one_line(e)}") from None
     streamed = (p / "X_train.npy").stat().st_size > blocks.STREAM_BYTES
+    check_declared({f.stem: npy_header(f, in_memory=not streamed) for f in p.glob("*.npy")
+                    if f.stem in {name for split in SPLITS for name in split}}, str(p), SPLITS)
     splits = _pairs(get, sorted(f.stem for f in p.glob("*.npy")), str(p), labels)
     names_file = p / CLASS_NAMES_FILE
     names = read_class_names(names_file) if names_file.is_file() else None
@@ -215,62 +219,9 @@ def _npy_folder(p: Path, labels: bool, num_classes=None) -> ImageDataset:
     return _dataset(p, _digest(*files), splits, names, labels, num_classes)
 
 
-def _column_index(columns: list[str], label_column, where: str) -> int:
-    """The index of --label-column NAME or INDEX among `columns`."""
-    if label_column is None:
-        raise DataFormatError(f"{where}: pass --label-column NAME or INDEX to say which column holds the labels "
-                              f"(columns: {_few(columns)})")
-    if str(label_column) in columns:
-        return columns.index(str(label_column))
-    if _INTEGER.fullmatch(str(label_column)) and -len(columns) <= int(label_column) < len(columns):
-        return int(label_column) % len(columns)
-    raise DataFormatError(f"{where}: no column {label_column!r} for --label-column; the columns are {_few(columns)}")
-
-
-def _few(columns, shown: int = 8) -> str:
-    more = f", ... ({len(columns)} in all)" if len(columns) > shown else ""
-    return ", ".join(map(repr, columns[:shown])) + more
-
-
 def _csv(p: Path, label_column, labels: bool, num_classes=None) -> ImageDataset:
-    try:
-        with open(p, newline="", encoding="utf-8-sig") as f:
-            rows = list(csv.reader(f))               # utf-8-sig: a byte order mark is not in the header
-    except (OSError, UnicodeDecodeError) as e:
-        raise DataFormatError(f"{p}: cannot read as UTF-8 CSV: {e}") from None
-    if len(rows) < 2:
-        raise DataFormatError(f"{p}: expected a header line of column names and at least one row, "
-                              f"found {len(rows)} line(s)")
-    header = [name.strip() for name in rows[0]]
-    label = _column_index(header, label_column, str(p)) if labels or label_column is not None else None
-    features = [j for j in range(len(header)) if j != label]
-    X = np.empty((len(rows) - 1, len(features)))
-    for i, row in enumerate(rows[1:]):
-        if len(row) != len(header):
-            raise DataFormatError(f"{p}, line {i + 2}: {len(row)} cells, the header has {len(header)}")
-        for out, j in enumerate(features):
-            try:
-                X[i, out] = float(row[j])
-            except ValueError:
-                raise DataFormatError(f"{p}, line {i + 2}, column {header[j]!r}: expected a number, "
-                                      f"found {row[j]!r}") from None
-    if not np.isfinite(X).all():
-        i, j = np.argwhere(~np.isfinite(X))[0]
-        raise DataFormatError(f"{p}, line {i + 2}, column {header[features[j]]!r}: expected a finite number, "
-                              f"found {X[i, j]}")
-    y, names = None, None
-    if label is not None:
-        cells = [row[label].strip() for row in rows[1:]]
-        if all(_INTEGER.fullmatch(c) for c in cells):
-            y = np.array([int(c) for c in cells])
-        else:
-            names, y = np.unique(cells, return_inverse=True)
-            names = tuple(map(str, names))
+    X, y, names = csv_columns(p, label_column, labels)
     return _dataset(p, _digest(p), {"train": (X, y, str(p))}, names, labels, num_classes)
-
-
-_INTEGER = re.compile(r"-?[0-9]+")
-"""A CSV label cell that is a class index (ASCII digits: str.isdigit also takes '²', which int() refuses)."""
 
 
 def _dask_array(where):
@@ -292,10 +243,16 @@ def _zarr(p: Path, labels: bool, num_classes=None) -> ImageDataset:
         group = zarr.open_group(str(p), mode="r")
         names = sorted(group.array_keys())
         streamed = "X_train" in names and group["X_train"].nbytes > blocks.STREAM_BYTES
+        declared = {name: (tuple(group[name].shape), group[name].nbytes) for name in names}
     except ImportError:
         raise DataFormatError(f"{p}: reading Zarr needs zarr: {DASK_HINT}") from None
     except Exception as e:                    # zarr raises many kinds on a broken store
-        raise DataFormatError(f"{p}: not a readable Zarr group: {_line(e)}") from None
+        raise DataFormatError(f"{p}: not a readable Zarr group: {one_line(e)}") from None
+    check_declared({name: shape for name, (shape, _) in declared.items()}, str(p), SPLITS)
+    read = sum(size for name, (_, size) in declared.items() if not (streamed and name == "X_train"))
+    if read > memory_budget():                 # every array but a streamed X_train is read into memory
+        raise DataFormatError(f"{p}: its arrays read into memory declare {read / 2**30:.3g} GiB, more than the "
+                              f"memory this machine can give them ({memory_budget() / 2**30:.3g} GiB)")
     da = _dask_array(p) if streamed else None
 
     def get(name):
@@ -306,7 +263,7 @@ def _zarr(p: Path, labels: bool, num_classes=None) -> ImageDataset:
         try:
             return group[name][...]
         except Exception as e:
-            raise DataFormatError(f"{p}: array {name} is not readable: {_line(e)}") from None
+            raise DataFormatError(f"{p}: array {name} is not readable: {one_line(e)}") from None
     splits = _pairs(get, names, str(p), labels)
     for key, (X, y, where) in splits.items():         # labels and the test split in memory, X_train streamed
         if y is not None:
@@ -319,23 +276,8 @@ def _parquet(pattern: str, label_column, labels: bool, num_classes=None) -> Imag
     files = sorted(glob.glob(pattern)) if glob.has_magic(pattern) and not os.path.exists(pattern) else [pattern]
     if not files or not all(os.path.exists(f) for f in files):
         raise DataFormatError(f"{pattern}: no such Parquet file" + (" (the glob matches nothing)" if not files else ""))
-    frame = _parquet_frame(files, pattern)
-    streamed = hasattr(frame, "to_dask_array")
-    columns = [str(c) for c in frame.columns]
-    label = _column_index(columns, label_column, pattern) if labels or label_column is not None else None
-    features = [c for c in frame.columns if label is None or c != frame.columns[label]]
-    wrong = [c for c in features if not _numeric(frame[c].dtype)]
-    if wrong:
-        raise DataFormatError(f"{pattern}: feature column {wrong[0]!r} holds {frame[wrong[0]].dtype}; expected numbers "
-                              "(every column but --label-column is a feature)")
-    X = frame[features].to_dask_array(lengths=True) if streamed else frame[features].to_numpy()
-    y = None
-    if label is not None:
-        y = _computed(frame[frame.columns[label]]).to_numpy()          # labels are small: in memory
-        if not np.issubdtype(y.dtype, np.integer):
-            raise DataFormatError(f"{pattern}: label column {columns[label]!r} holds {y.dtype}; "
-                                  "expected integer class indices")
-    return _dataset(pattern, _digest(*map(Path, files)), {"train": (X, y, pattern)}, None, labels, num_classes)
+    X, y, names = parquet_columns(_parquet_frame(files, pattern), pattern, label_column, labels)
+    return _dataset(pattern, _digest(*map(Path, files)), {"train": (X, y, pattern)}, names, labels, num_classes)
 
 
 def _parquet_frame(files: list[str], pattern: str):
@@ -348,23 +290,25 @@ def _parquet_frame(files: list[str], pattern: str):
     except ImportError:
         raise DataFormatError(f"{pattern}: reading Parquet needs pandas and pyarrow: {DASK_HINT}") from None
     try:
-        size = sum(group_bytes for f in files for group_bytes in _row_group_bytes(pq.read_metadata(f)))
+        metadata = [pq.read_metadata(f) for f in files]
+    except Exception as e:                    # pyarrow's errors on a file that is not Parquet vary
+        raise DataFormatError(f"{pattern}: not readable as Parquet: {one_line(e)}") from None
+    for f, meta in zip(files, metadata):
+        unique_header([str(name) for name in meta.schema.to_arrow_schema().names], f)
+    try:
+        size = sum(group_bytes for meta in metadata for group_bytes in _row_group_bytes(meta))
         if size <= blocks.STREAM_BYTES:
             return pd.concat([pq.read_table(f).to_pandas() for f in files])
     except Exception as e:                    # pyarrow's errors on a file that is not Parquet vary
-        raise DataFormatError(f"{pattern}: not readable as Parquet: {_line(e)}") from None
+        raise DataFormatError(f"{pattern}: not readable as Parquet: {one_line(e)}") from None
     _dask_array(pattern)
     import dask.dataframe as dd
     try:
         return dd.read_parquet([glob.escape(f) for f in files])      # fsspec globs a path again
     except Exception as e:
-        raise DataFormatError(f"{pattern}: not readable as Parquet: {_line(e)}") from None
+        raise DataFormatError(f"{pattern}: not readable as Parquet: {one_line(e)}") from None
 
 
 def _row_group_bytes(metadata) -> list[int]:
     return [metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups)]
 
-
-def _numeric(dtype) -> bool:
-    """A column type of real numbers (pandas' own types, strings among them, are not NumPy's)."""
-    return isinstance(dtype, np.dtype) and np.issubdtype(dtype, np.number)
