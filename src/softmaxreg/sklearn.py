@@ -28,6 +28,7 @@ from .options import TrainConfig, class_weight_vector, example_weights
 from .engines import engine_for
 from .moments import feature_moments
 from .train import fit
+from .sklearn_tasks import TASK_NAMES, CallbackSupport, FitTask, snapshot, with_callbacks
 
 __all__ = ["SoftmaxRegressionClassifier", "ConvergenceWarning"]
 
@@ -39,7 +40,7 @@ class ConvergenceWarning(SoftmaxregConvergenceWarning, SklearnConvergenceWarning
     search does for scikit-learn's own estimators)."""
 
 
-class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
+class SoftmaxRegressionClassifier(CallbackSupport, ClassifierMixin, BaseEstimator):
     """Multinomial logistic regression, written from scratch: by default scikit-learn's
     LogisticRegression() (C = 1, L-BFGS to the exact optimum); minibatch SGD one parameter away.
 
@@ -207,8 +208,9 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
             raise InvalidArgumentError(f"y: labels not seen in `classes`: {sorted(set(np.asarray(y).tolist()) - set(self.classes_.tolist()))}")
         return indices
 
-    def _train(self, X, y, sample_weight, epochs: int, streaming: bool, encoded: bool = False):
-        """Train on (X, y): y the labels, or (encoded) their class indices."""
+    def _train(self, X, y, sample_weight, epochs: int, streaming: bool, encoded: bool = False, task=None):
+        """Train on (X, y): y the labels, or (encoded) their class indices; a FitTask `task` is told
+        each epoch or iteration."""
         y = y if encoded else self._encode(y)
         weight_decay = self._weight_decay(y, sample_weight)
         rng = self._rng()
@@ -238,8 +240,10 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
                 config = replace(config, lr=rate, schedule="constant", warmup_epochs=0.0)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", SoftmaxregConvergenceWarning)
+            hooks = [ConsoleLog(progress=False)] if self.verbose else []
+            hooks += task.hooks(TASK_NAMES.get(self.solver, self.solver), self._fitted_at) if task else []
             history = fit(self.model_, X, y, config, seed=rng, sample_weight=sample_weight,
-                          optimizer=optimizer, callbacks=[ConsoleLog(progress=False)] if self.verbose else ())
+                          optimizer=optimizer, callbacks=hooks)
         for w in caught:                                 # fit's warnings; L-BFGS's as the estimator's class
             converging = issubclass(w.category, SoftmaxregConvergenceWarning)
             warnings.warn(ConvergenceWarning(str(w.message)) if converging else w.message, stacklevel=3)
@@ -253,16 +257,26 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         self.loss_curve_ += [r.train_loss for r in history]
         W, b = self._folded()
         self.coef_, self.intercept_ = W.T.copy(), b.copy()
+        if task is not None:
+            task.end()
         return self
 
-    def _folded(self):
-        """(W, b) acting on raw features: standardization and scale folded in."""
-        m = self.model_
+    def _fitted_at(self, model) -> dict:
+        """The attributes that make a copy of this estimator the fitted one at `model`'s current
+        weights (sklearn.callback's reconstruction attributes: what ScoringMonitor scores)."""
+        model = snapshot(model)
+        W, b = self._folded(model)
+        return {"model_": model, "coef_": W.T.copy(), "intercept_": b.copy()}
+
+    def _folded(self, model=None):
+        """(W, b) acting on raw features: standardization and scale folded in (of model_, or `model`)."""
+        m = self.model_ if model is None else model
         if m.mean is None:
             return m.W * m.input_scale, m.b.copy()
         a = m.input_scale / m.std
         return m.W * a[:, None], m.b - (m.mean / m.std) @ m.W
 
+    @with_callbacks
     def fit(self, X, y, sample_weight=None, classes=None):
         """Fit on (X, y); returns self. `classes` (optional) fixes the labels; a label outside them is
         an error. X, y (and sample_weight) may be Dask arrays chunked by rows (solver="lbfgs"): the
@@ -274,7 +288,8 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         check_classification_targets(y)
         if not (self.warm_start and hasattr(self, "model_")):
             self.classes_ = np.unique(y) if classes is None else np.unique(np.asarray(classes))
-        return self._train(X.astype(self.dtype, copy=False), y, sample_weight, self.max_iter, streaming=False)
+        task = FitTask(self, X, y, sample_weight, max_subtasks=self.max_iter)
+        return self._train(X.astype(self.dtype, copy=False), y, sample_weight, self.max_iter, streaming=False, task=task)
 
     def _fit_dask(self, X, y, sample_weight, classes):
         from .engines import dask as dask_engine
@@ -293,8 +308,9 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         elif X.shape[1] != self.n_features_in_:
             raise InvalidArgumentError(f"X: has {X.shape[1]} features, but the estimator was fitted with "
                                        f"{self.n_features_in_}")
+        task = FitTask(self, X, y, sample_weight, max_subtasks=self.max_iter)        # the user's labels
         return self._train(X, dask_engine.encode_labels(y, self.classes_), sample_weight, self.max_iter,
-                           streaming=False, encoded=True)
+                           streaming=False, encoded=True, task=task)
 
     @available_if(lambda self: self.solver in OPTIMIZERS and not OPTIMIZERS[self.solver].full_batch)
     def partial_fit(self, X, y, classes=None, sample_weight=None):
