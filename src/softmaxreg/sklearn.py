@@ -244,15 +244,16 @@ class SoftmaxRegressionClassifier(CallbackSupport, ClassifierMixin, BaseEstimato
             hooks += task.hooks(TASK_NAMES.get(self.solver, self.solver), self._fitted_at) if task else []
             history = fit(self.model_, X, y, config, seed=rng, sample_weight=sample_weight,
                           optimizer=optimizer, callbacks=hooks)
+        level = 3 + (task.frames if task is not None else 0)       # the user's fit or partial_fit
         for w in caught:                                 # fit's warnings; L-BFGS's as the estimator's class
             converging = issubclass(w.category, SoftmaxregConvergenceWarning)
-            warnings.warn(ConvergenceWarning(str(w.message)) if converging else w.message, stacklevel=3)
+            warnings.warn(ConvergenceWarning(str(w.message)) if converging else w.message, stacklevel=level)
         if not streaming and not self._solver().full_batch and len(history) == epochs and not history.stopped_early:
             rule = "held-out" if self.early_stopping else "training"
             warnings.warn(ConvergenceWarning(
                 f"SGD stopped at max_iter={epochs} epochs while the {rule} loss was still improving by more than "
                 f"tol={self.tol:g} within n_iter_no_change={self.n_iter_no_change} epochs; increase max_iter"),
-                stacklevel=3)
+                stacklevel=level)
         self.n_iter_ += len(history)
         self.loss_curve_ += [r.train_loss for r in history]
         W, b = self._folded()
@@ -281,7 +282,12 @@ class SoftmaxRegressionClassifier(CallbackSupport, ClassifierMixin, BaseEstimato
         """Fit on (X, y); returns self. `classes` (optional) fixes the labels; a label outside them is
         an error. X, y (and sample_weight) may be Dask arrays chunked by rows (solver="lbfgs"): the
         fit runs on the chunks where they live (softmaxreg.engines.dask), the classes found in one
-        pass unless given, and the result is the same as for the same data in memory."""
+        pass unless given, and the result is the same as for the same data in memory.
+
+        With scikit-learn >= 1.9, callbacks set by `set_callbacks` (sklearn.callback: ProgressBar,
+        ScoringMonitor), here or on a Pipeline or search around it, see the fit as a task "fit" of
+        at most max_iter subtasks: the epochs ("sgd-epoch") or iterations ("lbfgs-iter",
+        "newton-cg-iter"), each scored (ScoringMonitor) at the weights it ended with."""
         if engine_for(X, y, sample_weight).name == "dask":
             return self._fit_dask(X, y, sample_weight, classes)
         X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])

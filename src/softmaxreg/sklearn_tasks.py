@@ -42,10 +42,12 @@ class FitTask:
     X, y (their own labels, a Dask array's included) and sample_weight. Inert without sklearn.callback.
 
     `hooks(task_name, reconstruct)` are the training loop's callbacks that report the subtasks;
-    `end()` ends the task with the fitted estimator."""
+    `end()` ends the task with the fitted estimator. `frames`: the stack frames with_callbacks adds
+    (a warning's stacklevel points past them, at the user's call)."""
 
     def __init__(self, estimator, X, y, sample_weight, max_subtasks: int):
         self.context = None
+        self.frames = 0 if sklearn_callback is None else 1      # with_callbacks's, between the user and fit
         if sklearn_callback is None or not hasattr(estimator, "_init_callback_context"):
             return
         self.args = {"estimator": estimator, "X": X, "y": y,
