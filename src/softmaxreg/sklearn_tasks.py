@@ -32,6 +32,9 @@ class _NoCallbackSupport:
 CallbackSupport = _NoCallbackSupport if sklearn_callback is None else sklearn_callback.CallbackSupportMixin
 
 
+WRAPPER_FRAMES = 0 if sklearn_callback is None else 1      # with_callbacks's frame, between the user and fit
+
+
 def with_callbacks(method):
     """sklearn.callback.with_callbacks (its callbacks torn down however `method` ends), or `method`."""
     return method if sklearn_callback is None else sklearn_callback.with_callbacks(method)
@@ -47,7 +50,7 @@ class FitTask:
 
     def __init__(self, estimator, X, y, sample_weight, max_subtasks: int):
         self.context = None
-        self.frames = 0 if sklearn_callback is None else 1      # with_callbacks's, between the user and fit
+        self.frames = WRAPPER_FRAMES
         if sklearn_callback is None or not hasattr(estimator, "_init_callback_context"):
             return
         self.args = {"estimator": estimator, "X": X, "y": y,
