@@ -1,5 +1,6 @@
 """Callbacks for `fit`: the console log (progress bar and one line per epoch), the live curves of a
-notebook, metrics.csv, and early stopping."""
+notebook, metrics.csv, early stopping, and scikit-learn's callbacks (SklearnTasks): all of them
+are hooks of the same training loop."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from .fileio import atomic_write_bytes
 from .functional import soft_cross_entropy_rows
 from .hooks import Callback, EpochRecord, History, Run
 
-__all__ = ["ConsoleLog", "LiveCurves", "MetricsCSV", "EarlyStopping", "StepProgress", "format_record", "progress_bar"]
+__all__ = ["ConsoleLog", "LiveCurves", "MetricsCSV", "EarlyStopping", "StepProgress", "format_record", "progress_bar",
+           "SklearnTasks"]
 
 
 def format_record(record: EpochRecord, epochs: int, unit: str = "epoch") -> str:
@@ -196,6 +198,46 @@ class EarlyStopping(Callback):
         self.best_loss, self.bad_epochs = float(state["best_loss"]), int(state["bad_epochs"])
         self.best_epoch = None if state["best_epoch"] is None else int(state["best_epoch"])
         self.best_W, self.best_b = state.get("best_W"), state.get("best_b")
+
+
+class SklearnTasks(Callback):
+    """scikit-learn's callbacks (sklearn.callback, scikit-learn >= 1.9) fed from our hooks: each epoch
+    (SGD) or iteration (L-BFGS, Newton-CG) is a subtask `task_name` of the estimator's fit task
+    `context` (a CallbackContext), begun at its first step and ended with its record.
+
+    `hook_args` (estimator, X, y, metadata: the user's data and labels) go to every hook;
+    `reconstruct(model)` gives the attributes that make a copy of the estimator a fitted one at the
+    model's current weights (what ScoringMonitor scores), computed only when a callback asks. No
+    scikit-learn import here: the context brings it."""
+
+    def __init__(self, context, task_name: str, hook_args: dict, reconstruct):
+        self.context, self.task_name, self.hook_args = context, task_name, hook_args
+        self.reconstruct = reconstruct
+        self.task = None                               # the subcontext of the epoch in progress
+        self.model = None
+
+    def on_train_begin(self, run: Run) -> None:
+        self.model = run.model
+
+    def _begin(self) -> None:
+        self.task = self.context.subcontext(task_name=self.task_name)
+        self.task.call_on_fit_task_begin(**self.hook_args)
+
+    def on_step_end(self) -> None:
+        if self.task is None:
+            self._begin()
+
+    def on_epoch_end(self, record: EpochRecord, history: History) -> None:
+        if self.task is None:                          # an epoch without steps
+            self._begin()
+        model = self.model
+        self.task.call_on_fit_task_end(**self.hook_args, reconstruction_attributes=lambda: self.reconstruct(model))
+        self.task = None
+
+    def on_train_end(self, history: History) -> None:
+        if self.task is not None:                      # stopped within an epoch: its task ends empty
+            self.task.call_on_fit_task_end(estimator=self.hook_args["estimator"])
+            self.task = None
 
 
 def _holdout_loss(model, X: np.ndarray, y: np.ndarray) -> float:

@@ -6,7 +6,6 @@ fit returns self, learned attributes end in "_", inputs checked with validate_da
 
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import replace
 
@@ -20,7 +19,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .callbacks import ConsoleLog
 from .errors import ConvergenceWarning as SoftmaxregConvergenceWarning
-from .errors import InvalidArgumentError, ModelFormatError
+from .errors import InvalidArgumentError
 from .datasets.batches import num_batches
 from .functional import log_softmax, softmax
 from .model import SoftmaxRegression
@@ -29,6 +28,7 @@ from .options import TrainConfig, class_weight_vector, example_weights
 from .engines import engine_for
 from .moments import feature_moments
 from .train import fit
+from .sklearn_tasks import TASK_NAMES, CallbackSupport, FitTask, snapshot, with_callbacks
 
 __all__ = ["SoftmaxRegressionClassifier", "ConvergenceWarning"]
 
@@ -40,7 +40,7 @@ class ConvergenceWarning(SoftmaxregConvergenceWarning, SklearnConvergenceWarning
     search does for scikit-learn's own estimators)."""
 
 
-class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
+class SoftmaxRegressionClassifier(CallbackSupport, ClassifierMixin, BaseEstimator):
     """Multinomial logistic regression, written from scratch: by default scikit-learn's
     LogisticRegression() (C = 1, L-BFGS to the exact optimum); minibatch SGD one parameter away.
 
@@ -208,8 +208,9 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
             raise InvalidArgumentError(f"y: labels not seen in `classes`: {sorted(set(np.asarray(y).tolist()) - set(self.classes_.tolist()))}")
         return indices
 
-    def _train(self, X, y, sample_weight, epochs: int, streaming: bool, encoded: bool = False):
-        """Train on (X, y): y the labels, or (encoded) their class indices."""
+    def _train(self, X, y, sample_weight, epochs: int, streaming: bool, encoded: bool = False, task=None):
+        """Train on (X, y): y the labels, or (encoded) their class indices; a FitTask `task` is told
+        each epoch or iteration."""
         y = y if encoded else self._encode(y)
         weight_decay = self._weight_decay(y, sample_weight)
         rng = self._rng()
@@ -239,43 +240,62 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
                 config = replace(config, lr=rate, schedule="constant", warmup_epochs=0.0)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", SoftmaxregConvergenceWarning)
+            hooks = [ConsoleLog(progress=False)] if self.verbose else []
+            hooks += task.hooks(TASK_NAMES.get(self.solver, self.solver), self._fitted_at) if task else []
             history = fit(self.model_, X, y, config, seed=rng, sample_weight=sample_weight,
-                          optimizer=optimizer, callbacks=[ConsoleLog(progress=False)] if self.verbose else ())
+                          optimizer=optimizer, callbacks=hooks)
+        level = 3 + (task.frames if task is not None else 0)       # the user's fit or partial_fit
         for w in caught:                                 # fit's warnings; L-BFGS's as the estimator's class
             converging = issubclass(w.category, SoftmaxregConvergenceWarning)
-            warnings.warn(ConvergenceWarning(str(w.message)) if converging else w.message, stacklevel=3)
+            warnings.warn(ConvergenceWarning(str(w.message)) if converging else w.message, stacklevel=level)
         if not streaming and not self._solver().full_batch and len(history) == epochs and not history.stopped_early:
             rule = "held-out" if self.early_stopping else "training"
             warnings.warn(ConvergenceWarning(
                 f"SGD stopped at max_iter={epochs} epochs while the {rule} loss was still improving by more than "
                 f"tol={self.tol:g} within n_iter_no_change={self.n_iter_no_change} epochs; increase max_iter"),
-                stacklevel=3)
+                stacklevel=level)
         self.n_iter_ += len(history)
         self.loss_curve_ += [r.train_loss for r in history]
         W, b = self._folded()
         self.coef_, self.intercept_ = W.T.copy(), b.copy()
+        if task is not None:
+            task.end()
         return self
 
-    def _folded(self):
-        """(W, b) acting on raw features: standardization and scale folded in."""
-        m = self.model_
+    def _fitted_at(self, model) -> dict:
+        """The attributes that make a copy of this estimator the fitted one at `model`'s current
+        weights (sklearn.callback's reconstruction attributes: what ScoringMonitor scores)."""
+        model = snapshot(model)
+        W, b = self._folded(model)
+        return {"model_": model, "coef_": W.T.copy(), "intercept_": b.copy()}
+
+    def _folded(self, model=None):
+        """(W, b) acting on raw features: standardization and scale folded in (of model_, or `model`)."""
+        m = self.model_ if model is None else model
         if m.mean is None:
             return m.W * m.input_scale, m.b.copy()
         a = m.input_scale / m.std
         return m.W * a[:, None], m.b - (m.mean / m.std) @ m.W
 
+    @with_callbacks
     def fit(self, X, y, sample_weight=None, classes=None):
         """Fit on (X, y); returns self. `classes` (optional) fixes the labels; a label outside them is
         an error. X, y (and sample_weight) may be Dask arrays chunked by rows (solver="lbfgs"): the
         fit runs on the chunks where they live (softmaxreg.engines.dask), the classes found in one
-        pass unless given, and the result is the same as for the same data in memory."""
+        pass unless given, and the result is the same as for the same data in memory.
+
+        With scikit-learn >= 1.9, callbacks set by `set_callbacks` (sklearn.callback: ProgressBar,
+        ScoringMonitor), here or on a Pipeline or search around it, see the fit as a task "fit" of
+        at most max_iter subtasks: the epochs ("sgd-epoch") or iterations ("lbfgs-iter",
+        "newton-cg-iter"), each scored (ScoringMonitor) at the weights it ended with."""
         if engine_for(X, y, sample_weight).name == "dask":
             return self._fit_dask(X, y, sample_weight, classes)
         X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
         check_classification_targets(y)
         if not (self.warm_start and hasattr(self, "model_")):
             self.classes_ = np.unique(y) if classes is None else np.unique(np.asarray(classes))
-        return self._train(X.astype(self.dtype, copy=False), y, sample_weight, self.max_iter, streaming=False)
+        task = FitTask(self, X, y, sample_weight, max_subtasks=self.max_iter)
+        return self._train(X.astype(self.dtype, copy=False), y, sample_weight, self.max_iter, streaming=False, task=task)
 
     def _fit_dask(self, X, y, sample_weight, classes):
         from .engines import dask as dask_engine
@@ -294,8 +314,9 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         elif X.shape[1] != self.n_features_in_:
             raise InvalidArgumentError(f"X: has {X.shape[1]} features, but the estimator was fitted with "
                                        f"{self.n_features_in_}")
+        task = FitTask(self, X, y, sample_weight, max_subtasks=self.max_iter)        # the user's labels
         return self._train(X, dask_engine.encode_labels(y, self.classes_), sample_weight, self.max_iter,
-                           streaming=False, encoded=True)
+                           streaming=False, encoded=True, task=task)
 
     @available_if(lambda self: self.solver in OPTIMIZERS and not OPTIMIZERS[self.solver].full_batch)
     def partial_fit(self, X, y, classes=None, sample_weight=None):
@@ -368,122 +389,15 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         parameters (get_params()), classes_, n_features_in_ and feature_names_in_ as JSON metadata
         that `load` checks and restores. A random_state that is a Generator or RandomState is saved as
         None (with a warning): its state is not a parameter value."""
-        from .model_file import save_model
+        from .sklearn_file import save_estimator
 
-        check_is_fitted(self)
-        params = {}
-        for name, value in self.get_params(deep=False).items():
-            params[name] = _param_to_json(name, value)
-        meta = {"class_labels": _to_json("class labels", self.classes_.tolist()),
-                "class_dtype": self.classes_.dtype.str, "n_features_in": str(self.n_features_in_),
-                "estimator_params": json.dumps(params)}
-        if hasattr(self, "feature_names_in_"):
-            meta["feature_names_in"] = json.dumps([str(name) for name in self.feature_names_in_])
-        save_model(self.model_, path, extra_metadata=meta)
+        save_estimator(self, path)
 
     @classmethod
     def load(cls, path) -> "SoftmaxRegressionClassifier":
         """A fitted classifier from a file written by `save` (its parameters, classes_,
         n_features_in_ and feature_names_in_ restored), or by `softmaxreg train` (default parameters,
         classes 0..k-1). Each metadata field is checked; a bad one is a ModelFormatError naming it."""
-        from .model_file import model_from_tensors, read_model_file
+        from .sklearn_file import load_estimator
 
-        tensors, meta = read_model_file(path)
-        model = model_from_tensors(tensors, meta, path)
-        field = _MetadataField(meta, path)
-        params = field.read("estimator_params", {"dtype": model.dtype.name})
-        field.check("estimator_params", isinstance(params, dict) and set(params) <= set(cls._get_param_names()),
-                    f"expected an object of the parameters {', '.join(cls._get_param_names())}")
-        if isinstance(params.get("class_weight"), list):        # saved as [[label, weight], ...]
-            pairs = params["class_weight"]
-            field.check("estimator_params", all(isinstance(p, list) and len(p) == 2 for p in pairs),
-                        "class_weight must be a list of [label, weight] pairs")
-            params["class_weight"] = {label: weight for label, weight in pairs}
-        solver = params.get("solver", cls().solver)
-        field.check("estimator_params", isinstance(solver, str) and solver in OPTIMIZERS,
-                    f"solver {params.get('solver')!r} is none of {', '.join(OPTIMIZERS)}")
-        field.check("estimator_params", params.get("dtype", model.dtype.name) == model.dtype.name,
-                    f"dtype {params.get('dtype')!r}, but the tensors are {model.dtype.name}")
-        labels = field.read("class_labels", list(range(model.num_outputs)))
-        field.check("class_labels", isinstance(labels, list) and len(labels) in (model.num_outputs, 1)
-                    and all(isinstance(c, (str, int, float, bool)) for c in labels),
-                    f"expected a list of {model.num_outputs} labels (str, int, float, bool)")
-        clf = cls(**params)
-        clf.model_, clf.classes_ = model, field.classes(labels)
-        clf.n_features_in_ = field.read("n_features_in", model.num_inputs)
-        field.check("n_features_in", clf.n_features_in_ == model.num_inputs and type(clf.n_features_in_) is int,
-                    f"expected {model.num_inputs}, the model's number of inputs")
-        names = field.read("feature_names_in", None)
-        if names is not None:
-            field.check("feature_names_in", isinstance(names, list) and len(names) == model.num_inputs
-                        and all(isinstance(n, str) for n in names), f"expected {model.num_inputs} column names")
-            clf.feature_names_in_ = np.array(names, dtype=object)
-        clf.n_iter_, clf.loss_curve_ = 0, []
-        W, b = clf._folded()
-        clf.coef_, clf.intercept_ = W.T.copy(), b.copy()
-        return clf
-
-
-def _to_json(what: str, value) -> str:
-    try:
-        return json.dumps(value)
-    except (TypeError, ValueError):
-        raise InvalidArgumentError(f"save: {what} must be JSON values (str, int, float, bool, None), "
-                                   f"got {value!r}") from None
-
-
-def _param_to_json(name: str, value):
-    """A parameter as a JSON value: NumPy scalars as Python's, a class_weight dict as a list of
-    [label, weight] pairs (JSON object keys are strings only), a random_state that is not an int
-    or None as None, with a warning."""
-    if name == "random_state" and not (value is None or isinstance(value, (int, np.integer))):
-        warnings.warn(f"save: random_state={type(value).__name__} is not saved; the loaded estimator has "
-                      "random_state=None", UserWarning, stacklevel=3)
-        return None
-    if isinstance(value, dict):
-        value = [[_plain(label), _plain(weight)] for label, weight in value.items()]
-    value = _plain(value)
-    _to_json(f"parameter {name}", value)
-    return value
-
-
-def _plain(value):
-    return value.item() if isinstance(value, np.generic) else value
-
-
-class _MetadataField:
-    """Reads the estimator's JSON fields of a model file's metadata; a bad one is a ModelFormatError
-    of one line naming the file and the field."""
-
-    def __init__(self, meta: dict, path):
-        self.meta, self.path = meta, path
-
-    def read(self, key: str, default):
-        if key not in self.meta:
-            return default
-        try:
-            return json.loads(self.meta[key])
-        except (ValueError, RecursionError):
-            raise ModelFormatError(f"{self.path}: metadata {key} is not valid JSON") from None
-
-    def check(self, key: str, ok: bool, expected: str) -> None:
-        if not ok:
-            raise ModelFormatError(f"{self.path}: metadata {key}: {expected}")
-
-    def classes(self, labels: list) -> np.ndarray:
-        """The labels as an array of the saved class_dtype (NumPy's choice in older files)."""
-        if "class_dtype" not in self.meta:
-            return np.array(labels)
-        try:
-            dtype = np.dtype(self.meta["class_dtype"])
-        except TypeError:
-            dtype = None
-        self.check("class_dtype", dtype is not None and dtype.kind in "biufUO",
-                   f"expected a NumPy dtype of labels (bool, int, float, str, object), got {self.meta['class_dtype']!r}")
-        if dtype.kind in "UO":
-            return np.array(labels, dtype=object if dtype.kind == "O" else None)
-        classes = np.array(labels)
-        typed = classes.astype(dtype) if classes.dtype.kind in "biuf" else None
-        self.check("class_dtype", typed is not None and np.array_equal(typed, classes),
-                   f"{dtype} cannot hold the class labels")
-        return typed
+        return load_estimator(cls, path)
