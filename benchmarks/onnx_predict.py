@@ -14,25 +14,15 @@ The header says which CPU and BLAS kernel ran, and the load average before and a
 
 import argparse
 import os
-import platform
 import statistics
 import time
 
 import numpy as np
 
 import softmaxreg as sr
+from lbfgs_vs_logreg import machine       # the header: CPU, NumPy, BLAS kernel and threads (a sibling script)
 
 BATCHES = (1, 256, 10_000)
-
-
-def machine() -> str:
-    from threadpoolctl import threadpool_info
-
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               platform.processor())
-    blas = [f"{i['internal_api']} {i.get('version')} {i.get('architecture')} kernel, {i['num_threads']} threads"
-            for i in threadpool_info() if i["user_api"] == "blas"]
-    return f"{cpu}; numpy {np.__version__}; {'; '.join(blas)}"
 
 
 def load() -> str:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from softmaxreg import load_fashion_mnist, write_idx
+from softmaxreg.cli import main
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -37,6 +38,16 @@ def digits_dir(tmp_path_factory):
     write_idx(folder / "t10k-images-idx3-ubyte", images[1500:])          # raw, not gzipped
     write_idx(folder / "t10k-labels-idx1-ubyte", labels[1500:])
     return folder
+
+
+def cli_refuses(args, root, capsys, message):
+    """main(args) exits 2 with one line on stderr holding `message`, no traceback, nothing under root changed."""
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and message in err, err
+    assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
 
 
 def run_cli(*args, cwd=None):

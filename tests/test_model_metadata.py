@@ -8,9 +8,10 @@ import pytest
 
 from softmaxreg import InvalidArgumentError, ModelFormatError, SoftmaxRegression, load_model, save_model
 from softmaxreg import fileio
-from softmaxreg.cli import main
 from softmaxreg.fileio import write_tensors
 from softmaxreg.model_file import FORMAT, FORMAT_VERSION, MAX_NAME_CHARS
+
+from .conftest import cli_refuses
 
 GOOD = {"class_names": '["a", "b", "c"]', "input_shape": "[6]", "preprocessing": '{"input_scale": 1.0}'}
 TENSORS = {"weight": np.zeros((6, 3), np.float32), "bias": np.zeros(3, np.float32)}
@@ -56,16 +57,6 @@ def test_bad_metadata_is_refused_by_the_api(case, tmp_path):
     with pytest.raises(ModelFormatError, match=message) as e:
         load_model(tmp_path / "m.safetensors")
     assert str(tmp_path / "m.safetensors") in str(e.value) and "\n" not in str(e.value)
-
-
-def cli_refuses(args, root, capsys, message):
-    """main(args) exits 2 with one line on stderr holding `message`, no traceback, nothing under root changed."""
-    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
-    capsys.readouterr()
-    assert main(args) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "Traceback" not in err and message in err, err
-    assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
 
 
 @pytest.mark.parametrize("case", CASES[::3], ids=[c[0] for c in CASES[::3]])

@@ -8,17 +8,9 @@ import numpy as np
 import pytest
 
 from softmaxreg import DataFormatError, InvalidArgumentError, SoftmaxRegression, save_model
-from softmaxreg.cli import main
 from softmaxreg.datasets.sources import open_data
 
-
-def cli_refuses(args, root, capsys, message):
-    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
-    capsys.readouterr()
-    assert main(args) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "Traceback" not in err and message in err, err
-    assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
+from .conftest import cli_refuses
 
 
 def train_args(data, root, *extra):
