@@ -2,12 +2,14 @@
 the file (and line, column or array) and what was expected: through the Python API (the specific
 exception) and the CLI (exit 2, one line on stderr, no traceback, no file changed)."""
 
+import json
 import struct
 
 import numpy as np
 import pytest
 
-from softmaxreg import DataFormatError, InvalidArgumentError, SoftmaxRegression, save_model
+from softmaxreg import DataFormatError, InvalidArgumentError, SoftmaxRegression, load_model, save_model
+from softmaxreg.cli import main
 from softmaxreg.datasets.sources import open_data
 
 from .conftest import cli_refuses
@@ -45,6 +47,22 @@ def test_csv_edge_cases_refused(case, tmp_path, capsys):
         open_data(tmp_path / "d.csv", label_column="y")
     assert str(tmp_path / "d.csv") in str(e.value)
     cli_refuses(train_args(tmp_path / "d.csv", tmp_path, "--label-column", "y"), tmp_path, capsys, message)
+
+
+def test_a_model_is_evaluated_on_rows_of_one_class(tmp_path, capsys):
+    """One-class data is refused for training, not for judging a model (its classes are declared)."""
+    (tmp_path / "train.csv").write_text("a,y\n0,0\n1,1\n0.2,0\n0.9,1\n")
+    (tmp_path / "ones.csv").write_text("a,y\n0.8,1\n1.1,1\n")
+    run = tmp_path / "run"
+    assert main(train_args(tmp_path / "train.csv", tmp_path, "--label-column", "y")) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(run / "model.safetensors"), "--data", str(tmp_path / "ones.csv"),
+                 "--label-column", "y", "--out", str(tmp_path / "eval"), "--json"]) == 0
+    model = load_model(run / "model.safetensors")
+    expected = float(np.mean(model.predict(np.array([[0.8], [1.1]])) == 1))
+    assert json.loads(capsys.readouterr().out)["accuracy"] == pytest.approx(expected)
+    with pytest.raises(DataFormatError, match="every label is 1"):
+        open_data(tmp_path / "ones.csv", label_column="y")
 
 
 def test_csv_blank_lines_are_skipped_and_long_fields_read(tmp_path):

@@ -121,7 +121,8 @@ def _dataset(source: Path | str, sums: dict, splits: dict, names, labels: bool, 
     """The ImageDataset of checked splits {"train": (X, y, where), "test": (X, y, where) or absent}."""
     X, y, where = splits["train"]
     _check_split(X, y, where, labels)
-    _refuse_one_class(y, where, labels)
+    if num_classes is None:                          # declared classes (evaluate: the model's) may be judged on one
+        _refuse_one_class(y, where, labels)
     test = splits.get("test")
     if test is not None:
         _check_split(*test, labels)
@@ -144,7 +145,9 @@ def _dataset(source: Path | str, sums: dict, splits: dict, names, labels: bool, 
 
 
 def _refuse_one_class(y, where: str, labels: bool) -> None:
-    """Training needs examples of 2 classes at least (as an IDX folder's: fashion_mnist)."""
+    """Training needs examples of 2 classes at least (as an IDX folder's: fashion_mnist), unless the
+    classes are declared (--num-classes; `evaluate` declares the model's, and may judge it on rows of
+    one class)."""
     if labels and y.size and int(y.min()) == int(y.max()):
         raise DataFormatError(f"{where}: every label is {int(y.min())}; training needs examples of at least 2 classes")
 
