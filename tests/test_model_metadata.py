@@ -36,6 +36,10 @@ CASES = [
     ("unknown preprocessing key", {"preprocessing": '{"input_scale": 1, "exec": "rm"}'}, "field preprocessing"),
     ("input_shape of floats", {"input_shape": "[6.0]"}, "field input_shape"),
     ("input_range of strings", {"input_range": '["0", "1"]'}, "field input_range"),
+    ("input_range of a 4000-digit integer", {"input_range": "[0, " + "9" * 4000 + "]"}, "field input_range"),
+    ("input_range infinite", {"input_range": "[0, Infinity]"}, "field input_range"),
+    ("input_scale a 4000-digit integer", {"preprocessing": '{"input_scale": ' + "9" * 4000 + "}"},
+     "field preprocessing"),
     ("missing field", {"class_names": None}, "lacks field class_names"),
 ]
 

@@ -199,6 +199,25 @@ def test_zarr_declared_shapes_are_checked_before_reading(tmp_path, capsys):
     cli_refuses(train_args(tmp_path / "d.zarr", tmp_path), tmp_path, capsys, "rows of features but")
 
 
+def test_a_streamed_zarr_store_of_countless_tiny_chunks_is_refused_before_a_dask_graph(tmp_path, capsys):
+    """A store of fill values declares any number of chunks at no cost; each would be a Dask task.
+    Below the bound, a row-chunk mismatch is still one short line, however many chunks it lists."""
+    zarr = pytest.importorskip("zarr")
+    pytest.importorskip("dask.array")
+    group = zarr.open_group(str(tmp_path / "d.zarr"), mode="w")
+    group.create_array("X_train", shape=(2_000_000, 200), dtype="u1", chunks=(1, 200))     # 400 MB: streamed
+    group.create_array("y_train", shape=(2_000_000,), dtype="u1", chunks=(2_000_000,))
+    with pytest.raises(DataFormatError, match=r"X_train\): row chunks of 1 rows make more than 1,000,000 chunks"):
+        open_data(tmp_path / "d.zarr")
+    cli_refuses(train_args(tmp_path / "d.zarr", tmp_path), tmp_path, capsys, "make more than 1,000,000 chunks")
+    group = zarr.open_group(str(tmp_path / "e.zarr"), mode="w")
+    group.create_array("X_train", shape=(1_000_000, 300), dtype="u1", chunks=(4, 300))       # 250,000 chunks
+    group.create_array("y_train", shape=(1_000_000,), dtype="u1", chunks=(1_000_000,))
+    with pytest.raises(DataFormatError, match=r"row chunks of the features \(4, 4, 4, 4, ... 250,000 in all\)") as e:
+        open_data(tmp_path / "e.zarr")
+    assert len(str(e.value)) < 400
+
+
 def test_an_empty_array_given_to_predict(tmp_path, capsys):
     """The CLI refuses it (as scikit-learn's predict does); the array API returns empty results."""
     model = SoftmaxRegression(6, 3, seed=0, input_shape=(6,), input_range=(0, 1))

@@ -95,6 +95,12 @@ def _field(meta: dict, name: str, path, *, optional: bool = False):
         raise ModelFormatError(f"{path}: corrupt model metadata: field {name} is not valid JSON") from None
 
 
+def _is_number(v) -> bool:
+    """A JSON number a float can hold: not a bool, and not an integer of thousands of digits
+    (float() of one is an OverflowError, not a refusal)."""
+    return type(v) is float and math.isfinite(v) or type(v) is int and abs(v) < 2 ** 1000
+
+
 def _check_class_names(names, k: int, path) -> list[str]:
     """Class names as a model may hold them: k unique strings of 1..MAX_NAME_CHARS characters
     without control characters (so printing one cannot move the cursor or recolour a terminal)."""
@@ -124,7 +130,7 @@ def model_from_tensors(tensors: dict, meta: dict, path) -> SoftmaxRegression:
     preprocessing = _field(meta, "preprocessing", path)
     input_range = _field(meta, "input_range", path, optional=True)
     if not (isinstance(preprocessing, dict) and set(preprocessing) <= {"input_scale", "standardize"}
-            and type(preprocessing.get("input_scale")) in (int, float)
+            and _is_number(preprocessing.get("input_scale"))
             and type(preprocessing.get("standardize", False)) is bool):
         raise ModelFormatError(f"{path}: model metadata field preprocessing must be an object "
                                '{"input_scale": number > 0, "standardize": true or false}')
@@ -144,7 +150,7 @@ def model_from_tensors(tensors: dict, meta: dict, path) -> SoftmaxRegression:
     if not (math.isfinite(input_scale) and input_scale > 0) or not isinstance(standardize, bool):
         raise ModelFormatError(f"{path}: model metadata field preprocessing: input_scale must be finite and > 0")
     if input_range is not None and not (isinstance(input_range, list) and len(input_range) == 2
-                                        and all(type(v) in (int, float) and math.isfinite(v) for v in input_range)
+                                        and all(_is_number(v) for v in input_range)
                                         and input_range[0] < input_range[1]):
         raise ModelFormatError(f"{path}: model metadata field input_range must be [low, high] with low < high")
     model = SoftmaxRegression(W.shape[0], W.shape[1], sigma=0.0, dtype=W.dtype, input_scale=input_scale,

@@ -166,8 +166,14 @@ def _check_split(X, y, where: str, labels: bool) -> None:
         raise DataFormatError(f"{where}: {X.shape[0]} rows of features but {y.shape[0]} labels")
     x_chunks, y_chunks = getattr(X, "chunks", None), getattr(y, "chunks", None)
     if x_chunks is not None and y_chunks is not None and tuple(x_chunks[0]) != tuple(y_chunks[0]):
-        raise DataFormatError(f"{where}: the row chunks of the features {tuple(x_chunks[0])} and of the labels "
-                              f"{tuple(y_chunks[0])} differ; write both with the same row chunks")
+        raise DataFormatError(f"{where}: the row chunks of the features {_few_chunks(x_chunks[0])} and of the "
+                              f"labels {_few_chunks(y_chunks[0])} differ; write both with the same row chunks")
+
+
+def _few_chunks(chunks) -> str:
+    """Row chunks as a short text: a message stays one readable line however many there are."""
+    chunks = tuple(chunks)
+    return str(chunks) if len(chunks) <= 6 else f"({', '.join(map(str, chunks[:4]))}, ... {len(chunks):,} in all)"
 
 
 def _pairs(get, names, where, labels: bool) -> dict:
@@ -240,6 +246,11 @@ def _computed(a):
     return a.compute() if hasattr(a, "compute") else a
 
 
+MAX_CHUNKS = 1_000_000
+"""The most row chunks of a streamed Zarr X_train: each is a Dask task, and a store of fill values
+declares any number at no cost (10^7 one-row chunks took 0.6 GiB and 14 s before a refusal)."""
+
+
 def _zarr(p: Path, labels: bool, num_classes=None) -> ImageDataset:
     try:
         import zarr
@@ -256,6 +267,9 @@ def _zarr(p: Path, labels: bool, num_classes=None) -> ImageDataset:
     if read > memory_budget():                 # every array but a streamed X_train is read into memory
         raise DataFormatError(f"{p}: its arrays read into memory declare {read / 2**30:.3g} GiB, more than the "
                               f"memory this machine can give them ({memory_budget() / 2**30:.3g} GiB)")
+    if streamed and -(-declared["X_train"][0][0] // max(group["X_train"].chunks[0], 1)) > MAX_CHUNKS:
+        raise DataFormatError(f"{p} (X_train): row chunks of {group['X_train'].chunks[0]} rows make more than "
+                              f"{MAX_CHUNKS:,} chunks, each a Dask task; write it with larger chunks")
     da = _dask_array(p) if streamed else None
 
     def get(name):
