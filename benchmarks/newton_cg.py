@@ -99,6 +99,7 @@ def ours(problem, solver, tol, f_target=None, trace_f=True):
 
     optimizer = sr.OPTIMIZERS[solver]()
     model = sr.SoftmaxRegression(784, 10, seed=0, dtype=np.float64, input_scale=problem.input_scale)
+    model.W[...] = 0                                   # from W = 0, b = 0, as LogisticRegression starts
     trace = Trace()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", sr.ConvergenceWarning)
