@@ -90,20 +90,14 @@ def test_npy_folder_reader_on_mutated_files(tmp_path, data, which):
     bounded(lambda: open_data(tmp_path / "d"), len(blob))
 
 
+@pytest.mark.parametrize("name, valid, options", [("d.npz", valid_npz, {}),
+                                                   ("d.parquet", valid_parquet, {"label_column": "y"})])
 @READERS
 @given(data=st.data())
-def test_npz_reader_on_mutated_files(tmp_path, data):
-    blob = data.draw(mutated(valid_npz()))
-    (tmp_path / "d.npz").write_bytes(blob)
-    bounded(lambda: open_data(tmp_path / "d.npz"), len(blob))
-
-
-@READERS
-@given(data=st.data())
-def test_parquet_reader_on_mutated_files(tmp_path, data):
-    blob = data.draw(mutated(valid_parquet()))
-    (tmp_path / "d.parquet").write_bytes(blob)
-    bounded(lambda: open_data(tmp_path / "d.parquet", label_column="y"), len(blob))
+def test_single_file_readers_on_mutated_files(tmp_path, data, name, valid, options):
+    blob = data.draw(mutated(valid()))
+    (tmp_path / name).write_bytes(blob)
+    bounded(lambda: open_data(tmp_path / name, **options), len(blob))
 
 
 @pytest.fixture(scope="module")

@@ -19,11 +19,11 @@ from ..cachedir import CACHE_ENV, cache_dir
 from ..errors import ChecksumError, DataFormatError
 from ..fileio import atomic_write_bytes
 from . import blocks
-from .classes import MAX_CLASSES, implied_classes, named_classes
+from .classes import implied_classes, named_classes
 from .idx import _is_gzip, open_idx_memmap, read_idx
 from .resize import resize_images
 
-__all__ = ["load_fashion_mnist", "read_class_names", "check_class_names", "default_class_names", "ImageDataset", "FASHION_MNIST_CLASSES", "DATA_DIR_ENV", "CACHE_ENV", "BUNDLED_DIR"]
+__all__ = ["load_fashion_mnist", "read_class_names", "check_class_names", "ImageDataset", "FASHION_MNIST_CLASSES", "DATA_DIR_ENV", "CACHE_ENV", "BUNDLED_DIR"]
 
 DATA_DIR_ENV = "SOFTMAXREG_DATA_DIR"
 BUNDLED_DIR = Path(__file__).parent / "data"
@@ -130,15 +130,6 @@ def check_class_names(names, where, form: str = "class names") -> tuple[str, ...
     if repeated:
         raise DataFormatError(f"{where}: class names repeat: {', '.join(map(repr, repeated))}")
     return names
-
-
-def default_class_names(top: int, where) -> tuple[str, ...]:
-    """"0", "1", ..., str(top) (at least 2) for labels whose maximum is `top`; a maximum of
-    MAX_CLASSES or more is refused (DataFormatError naming `where`)."""
-    if top >= MAX_CLASSES:
-        raise DataFormatError(f"{where}: the largest label is {top}; without class names, labels are class "
-                              f"indices below {MAX_CLASSES} (is this the label column?)")
-    return tuple(str(i) for i in range(max(2, top + 1)))
 
 
 def _class_names(folder: Path, sums: dict, labels: list[np.ndarray], paths: list[Path], num_classes) -> tuple[str, ...]:
