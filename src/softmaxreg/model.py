@@ -32,6 +32,7 @@ __all__ = ["SoftmaxRegression"]
 
 _CHUNK_ROWS = 2048   # rows converted to float at a time in predict/evaluate (6 MB as float32)
 _GENERIC_CHUNK_ROWS = 16384   # the same on the generic path: fewer, larger kernels for a GPU (51 MB at d = 784)
+LOGITS_PER_CHUNK = 1 << 20    # and at most this many logits (8 MiB of float64): few rows when the classes are many
 
 class SoftmaxRegression:
     """Multinomial logistic regression Z = s X W + b, p = softmax(Z).
@@ -126,8 +127,8 @@ class SoftmaxRegression:
     def _like(self, X) -> "SoftmaxRegression":
         """This model with its arrays in X's library and on X's device: itself when they are
         already there, else a shallow copy moved there (the parameters are small)."""
-        data = engine_for(X)
-        if data == self.engine:
+        data, engine = engine_for(X), self.engine
+        if (data.xp, data.device) == (engine.xp, engine.device):      # NumPy's arrays serve dense and sparse X
             return self
         return copy.copy(self)._move(data.xp, data.device)
 
@@ -140,8 +141,12 @@ class SoftmaxRegression:
         return self.W.shape[1]
 
     def _flatten(self, X) -> np.ndarray:
-        """(n, d) view of the inputs, checked against the model's input size."""
-        if engine_for(X).name == "array_api":
+        """(n, d) view of the inputs, checked against the model's input size (sparse X: a checked
+        CSR array in the model's dtype, engines.sparse.checked_csr)."""
+        data = engine_for(X)
+        if data.name == "sparse":
+            return data.rows(X, self.num_inputs, self.dtype)
+        if data.name == "array_api":
             return self._flatten_generic(X)
         X = np.asarray(X)
         if X.ndim == 0 or not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
@@ -211,16 +216,17 @@ class SoftmaxRegression:
 
     def _generic_chunks(self, X):
         """Yield (start, x): X's rows as float in chunks, for the generic path."""
-        xp = engine_for(X).xp
-        dtype = getattr(xp, self.dtype.name)
-        for start in range(0, X.shape[0], _GENERIC_CHUNK_ROWS):
-            yield start, xp.astype(X[start:min(start + _GENERIC_CHUNK_ROWS, X.shape[0]), ...], dtype)
+        data = engine_for(X)
+        dtype = getattr(data.xp, self.dtype.name)
+        rows = max(1, min(_GENERIC_CHUNK_ROWS, LOGITS_PER_CHUNK // self.num_outputs))
+        for start in range(0, X.shape[0], rows):
+            yield start, data.float_rows(X, start, min(start + rows, X.shape[0]), dtype)
 
     def logits(self, X):
         """Z = s X W + b, shape (n, k), in X's library and on its device."""
         X = self._flatten(X)
         model, data = self._like(X), engine_for(X)
-        if data.name == "array_api":
+        if data.generic:
             xp = data.xp
             return xp.concat([generic.logits(xp, model, x) for _, x in model._generic_chunks(X)], axis=0)
         if model is not self:
@@ -268,7 +274,7 @@ class SoftmaxRegression:
         if X.shape[0] == 0:
             raise InvalidArgumentError("X: cannot evaluate on 0 examples")
         model, data = self._like(X), engine_for(X)
-        if data.name == "array_api":
+        if data.generic:
             xp, loss_sum, correct = data.xp, 0.0, 0
             sums = generic.compiled(generic.loss_and_correct_sums, xp)
             for start, x in model._generic_chunks(X):

@@ -5,8 +5,32 @@ from __future__ import annotations
 import numpy as np
 
 from .engines import engine_for
+from .errors import InvalidArgumentError
 
-__all__ = ["feature_moments", "moments_from_sums"]
+__all__ = ["STANDARDIZE", "check_standardize", "standardization", "feature_moments", "moments_from_sums"]
+
+STANDARDIZE = (False, True, "scale")
+"""standardize=: False (features as they are), True (centre by the mean and divide by the standard
+deviation), "scale" (divide by the standard deviation only, as scikit-learn's
+StandardScaler(with_mean=False)): the one for sparse X, whose centring would make it dense."""
+
+
+def check_standardize(value, sparse: bool = False):
+    """`value` if it is one of STANDARDIZE (and not True for sparse data), else InvalidArgumentError."""
+    if not (isinstance(value, (bool, np.bool_)) or value == "scale"):
+        raise InvalidArgumentError(f"standardize: expected False, True or 'scale', got {value!r}")
+    if sparse and value is True:
+        raise InvalidArgumentError("standardize: centring sparse X would make it dense; use standardize='scale' "
+                                   "(--standardize scale), which divides by the standard deviation without centring")
+    return value
+
+
+def standardization(model, X, how) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, std) for model.set_standardization from the rows X and standardize=`how` (True or
+    "scale": the mean is then 0, the std still the centred one, as StandardScaler(with_mean=False))."""
+    check_standardize(how, engine_for(X).name == "sparse")
+    mean, std = feature_moments(model, X)
+    return (np.zeros_like(mean) if how == "scale" else mean), std
 
 
 def feature_moments(model, X) -> tuple[np.ndarray, np.ndarray]:

@@ -121,7 +121,7 @@ class SoftmaxCrossEntropy:
             raise InvalidArgumentError(f"X: cannot compute {what} on 0 examples")
         like, data = model._like(X), engine_for(X)
         converted = [None if a is None else data.asarray(np.asarray(to_numpy(a)), dtype=model.dtype) for a in arrays]
-        return data.xp.astype(X, like.W.dtype), y, like, data, converted
+        return data.float_rows(X, 0, X.shape[0], like.W.dtype), y, like, data, converted
 
     def loss_and_grad(self, X, y, *, sample_weight=None) -> tuple[float, np.ndarray, np.ndarray]:
         """F on (X, y), divided by the number of rows, and its gradient (dW (d, k), db (k,)).

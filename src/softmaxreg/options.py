@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import InvalidArgumentError
+from .moments import check_standardize
 from .solvers import OPTIMIZERS, LRSchedule, Optimizer
 
 __all__ = ["TrainConfig", "RECIPE_BEST", "example_weights"]
@@ -39,7 +40,8 @@ class TrainConfig:
     gamma: float = 0.1
     label_smoothing: float = 0.0
     class_weight: dict | str | None = None   # {class index: weight} or "balanced"
-    standardize: bool = False            # per-feature mean/std of the training inputs, kept in the model
+    standardize: bool | str = False      # per-feature mean/std of the training inputs, kept in the model;
+                                         # "scale": the std only, no centring (moments.STANDARDIZE)
     early_stopping: bool = False         # hold out validation_fraction of the training set
     validation_fraction: float = 0.1
     patience: int = 5                    # epochs without a held-out loss improvement > tol
@@ -84,6 +86,7 @@ class TrainConfig:
             raise InvalidArgumentError(f"validation_fraction: expected a value in (0, 1), got {self.validation_fraction}")
         if not (math.isfinite(self.tol) and self.tol >= 0):
             raise InvalidArgumentError(f"tol: expected a finite value >= 0, got {self.tol}")
+        check_standardize(self.standardize)
         if self.shuffle not in SHUFFLES:
             raise InvalidArgumentError(f"shuffle: expected one of {', '.join(SHUFFLES)}, got {self.shuffle!r}")
         if not (self.class_weight is None or self.class_weight == "balanced" or isinstance(self.class_weight, dict)):

@@ -1,5 +1,6 @@
 """The full-batch solvers' preconditioner: P = (c G + lambda I)^-1 from the Gram matrix G of the
-inputs as the model sees them (with a constant 1 for the bias), for any array library."""
+inputs as the model sees them (with a constant 1 for the bias), for any array library; or, for
+sparse data of many columns (a d x d G is out of reach), from G's diagonal alone."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from .engines import engine_for
 from .errors import InvalidArgumentError
 from .engines.array_api import to_numpy
 
-__all__ = ["GramPreconditioner", "gram_preconditioner", "input_map"]
+__all__ = ["GramPreconditioner", "DiagonalPreconditioner", "gram_preconditioner", "diagonal_preconditioner",
+           "input_map"]
 
 
 def input_map(model) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -79,8 +81,7 @@ class GramPreconditioner:
         A = U diag(alpha) U^T and G = V diag(s) V^T the inverse is diagonal in V (x) U: applied as
         V ((V^T Q U) / (s alpha^T + lambda)) U^T on Q, q laid out as (d + 1, k)."""
         xp, V = self.xp, self.vectors
-        alpha, U = np.linalg.eigh(np.asarray(A, dtype=np.float64))
-        alpha = np.maximum(alpha, 1e-6 * max(float(alpha[-1]), 1e-300))
+        alpha, U = _class_eigen(A)
         device = engine_for(V).device
         U, alpha = (xp.asarray(a, dtype=V.dtype, device=device) for a in (U, alpha))
         scale = self.values[:, None] * alpha[None, :] + self.lam              # (d + 1, k)
@@ -92,6 +93,53 @@ class GramPreconditioner:
 
     def __call__(self, q, s=None, y=None):
         return self.solve(q, 1.0 if s is None else self.curvature(s, y))
+
+
+def _class_eigen(A) -> tuple[np.ndarray, np.ndarray]:
+    """(alpha, U): the eigendecomposition of the logits' curvature A (k, k), its eigenvalues kept
+    above 1e-6 of the largest (A is singular: the softmax is shift-invariant)."""
+    alpha, U = np.linalg.eigh(np.asarray(A, dtype=np.float64))
+    return np.maximum(alpha, 1e-6 * max(float(alpha[-1]), 1e-300)), U
+
+
+class DiagonalPreconditioner(GramPreconditioner):
+    """GramPreconditioner with G replaced by its diagonal `values` (d + 1,) (NumPy): the same
+    P(q, s, y), curvature and for_classes, in O(d k) memory and time. Each column keeps its own
+    scale, which is what TF-IDF columns (a word in 5 documents, another in 5,000) differ by most;
+    the columns' correlations, which the Gram matrix would undo, are left to the solver."""
+
+    def __init__(self, values: np.ndarray, lam: float, k: int):
+        super().__init__(np, values, None, lam, k)
+
+    def curvature(self, s, y) -> float:
+        sGs = float(self.values @ np.square(s.reshape(-1, self.k)).sum(axis=1))
+        return max((float(s @ y) - self.lam * float(s @ s)) / sGs, 1e-8)
+
+    def solve(self, q, c: float):
+        return (q.reshape(-1, self.k) / (c * self.values + self.lam)[:, None]).ravel()
+
+    def for_classes(self, A: np.ndarray):
+        """q -> (A (x) D + lambda I)^-1 q: for each input j, (D_j A + lambda I)^-1 = U diag(1 / (D_j alpha +
+        lambda)) U^T on its row of Q (q laid out as (d + 1, k))."""
+        alpha, U = _class_eigen(A)
+        scale = self.values[:, None] * alpha[None, :] + self.lam
+
+        def apply(q):
+            return (((q.reshape(-1, self.k) @ U) / scale) @ U.T).ravel()
+        return apply
+
+
+def diagonal_preconditioner(objective, squares: np.ndarray) -> DiagonalPreconditioner:
+    """DiagonalPreconditioner from the columns' weighted second moments squares = sum_i w_i x_ij^2 / N
+    (d,) of inputs the model does not centre (sparse data are scaled only: x' = a x), with 1 for
+    the bias's constant input."""
+    model = objective.model
+    a = input_map(model)[0]
+    if not np.isfinite(squares).all():
+        raise InvalidArgumentError("values too large: the loss overflowed (the inputs' squares are not finite); "
+                                   "scale the data down or standardize it (--standardize scale)")
+    values = np.append(a * a * squares, 1.0)
+    return DiagonalPreconditioner(values, max(objective.weight_decay, 1e-12 * float(values.max())), model.num_outputs)
 
 
 def preconditioner_from_gram(objective, gram: np.ndarray, divisor: float):

@@ -26,7 +26,7 @@ from .model import SoftmaxRegression
 from .solvers import OPTIMIZERS, SGD
 from .options import TrainConfig, class_weight_vector, example_weights
 from .engines import engine_for
-from .moments import feature_moments
+from .moments import standardization
 from .train import fit
 from .sklearn_tasks import TASK_NAMES, CallbackSupport, FitTask, snapshot, with_callbacks
 
@@ -38,6 +38,11 @@ class ConvergenceWarning(SoftmaxregConvergenceWarning, SklearnConvergenceWarning
     ConvergenceWarning and scikit-learn's at once, so a filter on either one catches it (as
     `warnings.filterwarnings("ignore", category=sklearn.exceptions.ConvergenceWarning)` in a grid
     search does for scikit-learn's own estimators)."""
+
+
+SPARSE = ["csr", "csc", "coo"]
+"""Sparse formats validate_data passes on as they are (any other is converted to the first): the
+sparse engine reads them through their products (engines/sparse.py)."""
 
 
 class SoftmaxRegressionClassifier(CallbackSupport, ClassifierMixin, BaseEstimator):
@@ -66,8 +71,11 @@ class SoftmaxRegressionClassifier(CallbackSupport, ClassifierMixin, BaseEstimato
     batch_size, momentum, nesterov, schedule ("constant", "step", "cosine"), warmup_epochs,
     early_stopping, validation_fraction, n_iter_no_change: SGD only, as in `softmaxreg.fit`.
     label_smoothing, class_weight (dict or "balanced"): as in `softmaxreg.fit`.
-    standardize : learn per-feature mean and std on the training data and apply them inside
-        the model (kept in saved models).
+    standardize : True: learn per-feature mean and std on the training data and apply them inside
+        the model (kept in saved models); "scale": divide by the std without centring
+        (StandardScaler(with_mean=False)), the one sparse X takes (True is refused there: centring
+        would make it dense). X may be a scipy.sparse matrix or array (CSR, CSC, COO; others are
+        converted to CSR): it is read through its products, never densified.
     early_stopping : (SGD) hold out validation_fraction of the data and stop after n_iter_no_change
         epochs without improving its loss by tol (best weights restored); otherwise stop when
         the training loss stops improving by tol for n_iter_no_change epochs.
@@ -118,6 +126,7 @@ class SoftmaxRegressionClassifier(CallbackSupport, ClassifierMixin, BaseEstimato
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_class = True
         tags.classifier_tags.poor_score = False
+        tags.input_tags.sparse = True
         return tags
 
     # -- fitting ------------------------------------------------------------------------------
@@ -194,10 +203,13 @@ class SoftmaxRegressionClassifier(CallbackSupport, ClassifierMixin, BaseEstimato
         """lr="auto": 2 / (mean_i |x_i|^2 * max_i w_i), below the inverse curvature of the loss (y: class indices)."""
         if self.lr != "auto":
             return float(self.lr)
-        if model.mean is not None:
+        if model.mean is not None and self.standardize is True:
             mean_sq = X.shape[1]                 # standardized rows have mean squared norm d
-        else:
-            mean_sq = float(np.mean(np.einsum("ij,ij->i", X, X, dtype=np.float64)))
+        else:                                    # the sum of the squares of the (scaled) features over n
+            squares = engine_for(X).moment_sums(X, 1.0)[1]
+            if model.mean is not None:                                   # standardize="scale"
+                squares = squares / np.square(model.std.astype(np.float64))
+            mean_sq = float(squares.sum()) / X.shape[0]
         w = example_weights(y, len(self.classes_), sample_weight, self._config(1, 1.0).class_weight,
                             np.float64)
         return 2.0 / max(mean_sq * (1.0 if w is None else float(w.max())), 1e-12)
@@ -218,7 +230,7 @@ class SoftmaxRegressionClassifier(CallbackSupport, ClassifierMixin, BaseEstimato
         if not continuing:
             self.model_ = self._new_model(X.shape[1], rng)
             if self.standardize and engine_for(X).name != "dask":        # on Dask, fit's pass over the chunks sets it
-                self.model_.set_standardization(*feature_moments(self.model_, X))
+                self.model_.set_standardization(*standardization(self.model_, X, self.standardize))
             self.n_iter_, self.loss_curve_ = 0, []
         if self._solver().full_batch:                               # each fit starts afresh from model_'s weights
             config, optimizer = self._config(epochs, 1.0, weight_decay), None
@@ -290,7 +302,7 @@ class SoftmaxRegressionClassifier(CallbackSupport, ClassifierMixin, BaseEstimato
         "newton-cg-iter"), each scored (ScoringMonitor) at the weights it ended with."""
         if engine_for(X, y, sample_weight).name == "dask":
             return self._fit_dask(X, y, sample_weight, classes)
-        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
+        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], accept_sparse=SPARSE)
         check_classification_targets(y)
         if not (self.warm_start and hasattr(self, "model_")):
             self.classes_ = np.unique(y) if classes is None else np.unique(np.asarray(classes))
@@ -327,7 +339,7 @@ class SoftmaxRegressionClassifier(CallbackSupport, ClassifierMixin, BaseEstimato
         middle step, held for the whole call. Past max_iter calls "cosine" stays at 0 and "step"
         keeps multiplying the rate by gamma every step_epochs calls."""
         first = not hasattr(self, "classes_")
-        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], reset=first)
+        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], accept_sparse=SPARSE, reset=first)
         check_classification_targets(y)
         if first:
             if classes is None:
@@ -352,7 +364,7 @@ class SoftmaxRegressionClassifier(CallbackSupport, ClassifierMixin, BaseEstimato
 
     def _logits(self, X) -> np.ndarray:
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32], accept_sparse=SPARSE)
         return self.model_.logits(X.astype(self.dtype, copy=False)).astype(np.float64)
 
     # A Dask X gives a lazy Dask array, block by block (compute() it, or keep it distributed).

@@ -21,7 +21,7 @@ from .errors import ConvergenceWarning, InvalidArgumentError, TrainingDivergedEr
 from .full_batch import full_batch, prepare_dask
 from .hooks import Callback, EpochRecord, History, Run, TrainState
 from .model import SoftmaxRegression, StepBuffers
-from .moments import feature_moments
+from .moments import standardization
 from .objective import SoftmaxCrossEntropy, flat_params, set_flat_params
 from .options import TrainConfig, example_weights
 from .seeding import shuffle_generator
@@ -116,7 +116,7 @@ def fit(model: SoftmaxRegression, X, y, config: TrainConfig | None = None, *, se
     elif cfg.converge:
         stoppers = [EarlyStopping(cfg.patience, cfg.tol)]
     if cfg.standardize and model.mean is None and not on_engine:
-        model.set_standardization(*feature_moments(model, X))
+        model.set_standardization(*standardization(model, X, cfg.standardize))
     history = History(resume.records if resume is not None else ())
     if resume is not None:
         if resume.solver != optimizer.name:
@@ -180,7 +180,7 @@ def _minibatch(objective, optimizer, arrays, cfg, rng, validation, history, call
     schedule = cfg.lr_schedule(steps_per_epoch)
     loss_limit = DIVERGENCE_FACTOR * math.log(model.num_outputs)
     engine = engine_for(arrays[0])
-    steps = (_GenericSteps if engine.name == "array_api" else _NumpySteps)(objective, optimizer, arrays, cfg, rng)
+    steps = (_GenericSteps if engine.generic else _NumpySteps)(objective, optimizer, arrays, cfg, rng)
     run = Run(model, optimizer, history, cfg.epochs, (cfg.epochs - first + 1) * steps_per_epoch, state)
     _begin(run, callbacks)
     for epoch in range(first, cfg.epochs + 1):
@@ -212,13 +212,12 @@ OVERFLOW_INPUT = 1e150
 def _divergence_fix(model: SoftmaxRegression, x) -> str:
     """What to try after the batch x (raw inputs, (B, d)) diverged: standardizing, if the inputs are
     not standardized and large (LARGE_INPUT_RMS), else a smaller learning rate."""
-    xp = engine_for(x).xp
-    top = model.input_scale * float(xp.max(xp.abs(x)))                   # x: a batch, never empty
+    top, rms = engine_for(x).magnitudes(x)                               # x: a batch, never empty
+    top, rms = model.input_scale * top, model.input_scale * rms          # inf if the squares overflow
     if not top <= OVERFLOW_INPUT:             # squares, and so the loss, beyond float64: no learning rate helps
         return (f"values too large: the loss overflowed (inputs up to {top:.3g}); scale the data down"
                 + ("" if model.mean is not None else " or standardize it (--standardize; standardize=True in Python)"))
     if model.mean is None:
-        rms = model.input_scale * math.sqrt(float(xp.mean(x * x)))           # inf if the squares overflow
         if not rms <= LARGE_INPUT_RMS:
             return (f"the inputs are not standardized and large (root mean square {rms:.3g}): standardize "
                     "them (--standardize; standardize=True in Python)")
@@ -262,7 +261,7 @@ class _NumpySteps:
 
 
 class _GenericSteps:
-    """`_NumpySteps` for arrays of any array API library, on their device: each epoch's permutation
+    """`_NumpySteps` for arrays of any array API library, on their device, and for sparse rows: each epoch's permutation
     is drawn on the host by the same generator call as the NumPy run's (iterate_minibatches) and
     moved to the device; batches are gathered with xp.take; the optimizer returns new parameters
     (`SGD.updated`), which are rebound. One synchronisation a step: the minibatch loss, for the
@@ -271,7 +270,7 @@ class _GenericSteps:
     def __init__(self, objective, optimizer, arrays, cfg, rng):
         self.objective, self.optimizer, self.cfg, self.rng = objective, optimizer, cfg, rng
         self.X, self.y, self.w = arrays
-        engine = engine_for(self.X)
+        self.engine = engine = engine_for(self.X)
         self.xp, self.device = engine.xp, engine.device
 
     def batches(self):
@@ -280,11 +279,11 @@ class _GenericSteps:
         return (order[begin:min(begin + size, n)] for begin in range(0, n, size))   # no out-of-bounds slices
 
     def gradient(self, idx) -> tuple[int, float, object]:
-        xp, model = self.xp, self.objective.model
-        x = self.x_batch = xp.astype(xp.take(self.X, idx, axis=0), model.W.dtype, copy=False)   # (B, d) as float
+        xp, m = self.xp, idx.shape[0]
+        x = self.x_batch = self.engine.float_rows(self.engine.take(self.X, idx), 0, m, self.objective.model.W.dtype)
         loss, correct, self.dW, self.db = self.objective.chunk(
-            x, xp.take(self.y, idx, axis=0), None if self.w is None else xp.take(self.w, idx, axis=0), idx.shape[0])
-        return idx.shape[0], float(loss), correct
+            x, xp.take(self.y, idx, axis=0), None if self.w is None else xp.take(self.w, idx, axis=0), m)
+        return m, float(loss), correct
 
     def step(self, lr: float) -> None:
         model = self.objective.model

@@ -8,10 +8,12 @@ Engine, whose `name` is one of
                  device (array_api.py: moving arrays between libraries and devices)
     "dask"       Dask arrays chunked by rows, on any scheduler (dask.py: the fixed-order tree of
                  per-block sums; dask_cluster.py: clusters and the data sent to them)
+    "sparse"     scipy.sparse matrices and arrays, held as CSR and read through their products
+                 (sparse.py: never densified)
 
 and which supplies the operations the layers above need without asking again: its namespace
 `xp` and `device`, moving arrays there (`asarray`), rows by index (`take`), column sums and
-second moments (`moment_sums`). Above this package nothing tests an array's type.
+second moments (`moment_sums`), float rows of a chunk (`float_rows`). Above this package nothing tests an array's type.
 Dask and the other libraries are imported only when their arrays are met.
 """
 
@@ -64,6 +66,12 @@ class Engine:
     __hash__ = None
 
     @property
+    def generic(self) -> bool:
+        """True when the formulas run as written in generic.py on chunks of this engine's rows (other
+        array libraries, sparse matrices), False for NumPy's fused kernels and Dask's blocks."""
+        return self.name in ("array_api", "sparse")
+
+    @property
     def in_process(self) -> bool:
         """True for NumPy arrays of this process (in memory or memory-mapped): the fast path."""
         return self.name == "numpy"
@@ -92,6 +100,15 @@ class Engine:
             return None if a is None else a[index]
         return self.xp.take(a, self.xp.asarray(index, device=self.device), axis=0)
 
+    def float_rows(self, X, start: int, stop: int, dtype):
+        """Rows [start, stop) of X (n, d) as floats of `dtype`, in X's library."""
+        return self.xp.astype(X[start:stop, ...], dtype, copy=False)
+
+    def magnitudes(self, x) -> tuple[float, float]:
+        """(max |x|, root mean square of x) over all entries of a float array x (not empty)."""
+        xp = self.xp
+        return float(xp.max(xp.abs(x))), float(xp.sqrt(xp.mean(x * x)))
+
     def moment_sums(self, X, scale: float) -> np.ndarray:
         """[sum_i s x_i, sum_i (s x_i)^2] (2, d) float64 over X (n, d), MOMENT_ROWS rows at a time in
         order (parts add up); a memory map or a Dask array is streamed (datasets.blocks.iterate_rows)."""
@@ -112,11 +129,16 @@ class Engine:
 
 def engine_for(*arrays) -> Engine:
     """The engine of the arrays (None and Python scalars ignored): "dask" if any is a Dask array,
-    "numpy" if all are NumPy's (or plain Python values), else "array_api" on the first foreign
+    "sparse" if any is a scipy.sparse matrix (the others: labels, weights, NumPy's), "numpy" if all are NumPy's (or plain Python values), else "array_api" on the first foreign
     array's namespace and device."""
     if is_dask(*arrays):
         return Engine("dask", np, "cpu", streamed=True)
+    if any(is_sparse(a) for a in arrays):
+        return SparseEngine()
     if is_numpy(*arrays):
         return Engine("numpy", np, "cpu", streamed=any(is_streamed(a) for a in arrays))
     foreign = [a for a in arrays if a is not None and not is_numpy(a)]
     return Engine("array_api", namespace(*foreign), device_of(foreign[0]))
+
+
+from .sparse import SparseEngine, is_sparse  # noqa: E402  (sparse.py subclasses Engine)

@@ -36,6 +36,12 @@ class FullBatch:
     (without one, the chunks run in the calling thread).
     """
 
+    fused = True
+    """Chunks run the objective's fused NumPy kernel (objective.chunk with scratch buffers)."""
+    in_waves = False
+    """Chunks run in waves of `threads`, each wave's sums added in chunk order before the next starts:
+    memory for `threads` partial sums instead of one per chunk (wide W: on_sparse.py)."""
+
     def __init__(self, objective: SoftmaxCrossEntropy, X: np.ndarray, y: np.ndarray, w: np.ndarray | None = None,
                  *, rows: int = FULL_BATCH_ROWS, threads: int | None = None, divisor: float | None = None):
         self.objective, self.X, self.y, self.w = objective, X, y, w
@@ -47,9 +53,10 @@ class FullBatch:
         self.starts = range(0, self.n, rows)
         self.rows = min(rows, self.n)
         chunks = len(self.starts)
-        self.parts = np.empty((chunks, model.W.size + model.b.size))     # (chunks, d k + k) float64 sums
         self.losses, self.correct = np.empty(chunks), np.empty(chunks, dtype=np.int64)
         self.threads = max(1, min(threads or len(os.sched_getaffinity(0)), chunks))
+        slots = self.threads if self.in_waves else chunks
+        self.parts = np.empty((slots, model.W.size + model.b.size))      # (slots, d k + k) float64 sums
         self.local = threading.local()
         self.release = PageRelease(X).release
         self.pool: ThreadPoolExecutor | None = None
@@ -65,13 +72,14 @@ class FullBatch:
             self.pool.shutdown(cancel_futures=kind is not None)      # Ctrl-C: skip the queued chunks
             self.pool = None
 
-    def _each_chunk(self, task) -> None:
-        """task(c) for every chunk c, on the pool's threads when there is one (numpy's error state is
-        per thread: it is passed on), BLAS on one thread (gemm.one_blas_thread: the chunks are the
-        parallelism, and a chunk's bits do not depend on BLAS's thread count)."""
+    def _each_chunk(self, task, chunks=None) -> None:
+        """task(c) for every chunk c (of `chunks`, default all), on the pool's threads when there is one
+        (numpy's error state is per thread: it is passed on), BLAS on one thread (gemm.one_blas_thread:
+        the chunks are the parallelism, and a chunk's bits do not depend on BLAS's thread count)."""
+        chunks = range(len(self.starts)) if chunks is None else chunks
         with one_blas_thread():
             if self.pool is None:
-                for c in range(len(self.starts)):
+                for c in chunks:
                     task(c)
                 return
             settings = np.geterr()
@@ -79,28 +87,47 @@ class FullBatch:
             def run(c: int) -> None:
                 with np.errstate(**settings):
                     task(c)
-            list(self.pool.map(run, range(len(self.starts))))
+            list(self.pool.map(run, chunks))
+
+    def _sum_chunks(self, task, width: int) -> np.ndarray:
+        """The sum over the chunks c, in chunk order, of the float64 rows that task(c, out) writes into
+        out (`width` numbers): the same bits whichever thread ran which chunk. All chunks at once into
+        a row each, or, `in_waves`, `threads` chunks at a time into the slots, each wave added on."""
+        if not self.in_waves:
+            self._each_chunk(lambda c: task(c, self.parts[c, :width]))
+            return self.parts[:, :width].sum(axis=0)
+        total, slots = np.zeros(width), self.parts.shape[0]
+        for first in range(0, len(self.starts), slots):
+            wave = range(first, min(first + slots, len(self.starts)))
+            self._each_chunk(lambda c: task(c, self.parts[c - first, :width]), wave)
+            for c in wave:
+                total += self.parts[c - first, :width]
+        return total
 
     def _float_rows(self, c: int):
         """(rows, x, local): chunk c's rows as a slice, its inputs as floats (uint8 converted, no
         scaling, in this thread's buffer) and this thread's scratch arrays."""
         model, local = self.objective.model, self.local
         if not hasattr(local, "buffers"):                                 # per thread, made once
-            local.buffers = StepBuffers(self.rows, model)
-            local.x = np.empty((self.rows, model.num_inputs), dtype=model.dtype)
+            local.buffers = StepBuffers(self.rows, model) if self.fused else None
+            local.x = np.empty((self.rows, model.num_inputs), dtype=model.dtype) if self.fused else None
         part = slice(self.starts[c], min(self.starts[c] + self.rows, self.n))
-        x = self.X[part]
+        x = self._rows(part)
         if x.dtype != model.dtype:
             np.copyto(local.x[:x.shape[0]], x)
             x = local.x[:x.shape[0]]
         return part, x, local
 
-    def _chunk(self, c: int) -> None:
+    def _rows(self, part: slice):
+        """The rows of X in `part`, as stored."""
+        return self.X[part]
+
+    def _chunk(self, c: int, out: np.ndarray) -> None:
         part, x, local = self._float_rows(c)
         self.losses[c], self.correct[c], dW, db = self.objective.chunk(
             x, self.y[part], None if self.w is None else self.w[part], self.divisor, local.buffers)
-        self.parts[c, :dW.size] = dW.ravel()
-        self.parts[c, dW.size:] = db
+        out[:dW.size] = dW.ravel()
+        out[dW.size:] = db
         self.release(part.start, part.stop)
 
     def hessian_sums(self, v: np.ndarray, probabilities: list | None = None) -> np.ndarray:
@@ -111,7 +138,7 @@ class FullBatch:
         model = self.objective.model
         VW, Vb = split_flat(model, v)
 
-        def chunk(c: int) -> None:
+        def chunk(c: int, out: np.ndarray) -> None:
             part, x, _ = self._float_rows(c)
             p = None if probabilities is None else probabilities[c]
             if p is None:
@@ -120,11 +147,10 @@ class FullBatch:
                     probabilities[c] = p
             HW, Hb = generic.hessian_product_sums(np, model, VW, Vb, x, self.y[part],
                                                   None if self.w is None else self.w[part], self.divisor, p)
-            self.parts[c, :HW.size] = HW.ravel()
-            self.parts[c, HW.size:] = Hb
+            out[:HW.size] = HW.ravel()
+            out[HW.size:] = Hb
             self.release(part.start, part.stop)
-        self._each_chunk(chunk)
-        return self.parts.sum(axis=0)
+        return self._sum_chunks(chunk, self.parts.shape[1])
 
     def _probabilities_at(self, x: np.ndarray) -> list:
         """The per-chunk cache of P = softmax(Z) at the flat point x (emptied when x changes)."""
@@ -139,16 +165,14 @@ class FullBatch:
         set_flat_params(model, x)
         cache, k = self._probabilities_at(x), model.num_outputs
 
-        def chunk(c: int) -> None:
+        def chunk(c: int, out: np.ndarray) -> None:
             part, rows, _ = self._float_rows(c)
             if cache[c] is None:
                 cache[c] = generic.probabilities(np, model, rows)
-            A = generic.class_curvature_sums(np, model, rows, self.y[part],
-                                             None if self.w is None else self.w[part], cache[c])
-            self.parts[c, :k * k] = A.ravel()
+            out[:] = generic.class_curvature_sums(np, model, rows, self.y[part],
+                                                  None if self.w is None else self.w[part], cache[c]).ravel()
             self.release(part.start, part.stop)
-        self._each_chunk(chunk)
-        return self.parts[:, :k * k].sum(axis=0).reshape(k, k) / self.divisor
+        return self._sum_chunks(chunk, k * k).reshape(k, k) / self.divisor
 
     def hessian_product(self, x: np.ndarray, v: np.ndarray) -> np.ndarray:
         """H v: the Hessian of F at the flat point x applied to the flat direction v (float64). The
@@ -183,8 +207,8 @@ class FullBatch:
     def sums(self) -> np.ndarray:
         """[sum_i w_i l_i, correct rows, dW.ravel(), db] float64 at the model's parameters: the data
         term's sums (gradient divided by the divisor, no penalty), the chunks added in order."""
-        self._each_chunk(self._chunk)
-        return np.concatenate([[float(self.losses.sum()), float(self.correct.sum())], self.parts.sum(axis=0)])
+        gradient = self._sum_chunks(self._chunk, self.parts.shape[1])
+        return np.concatenate([[float(self.losses.sum()), float(self.correct.sum())], gradient])
 
     def __call__(self, x: np.ndarray):
         set_flat_params(self.objective.model, x)

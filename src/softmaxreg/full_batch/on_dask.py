@@ -30,7 +30,8 @@ def prepare_dask(model, X, y, sample_weight, cfg):
     moments = cfg.standardize and model.mean is None
     sums = engine.summarize(X, y, w, k, model.input_scale, moments)
     if moments:
-        model.set_standardization(*moments_from_sums(sums[k + 1:].reshape(2, d), X.shape[0]))
+        mean, std = moments_from_sums(sums[k + 1:].reshape(2, d), X.shape[0])
+        model.set_standardization(0.0 * mean if cfg.standardize == "scale" else mean, std)
     if cfg.class_weight is not None:
         if y.ndim != 1:
             raise InvalidArgumentError("class_weight: needs class-index targets, not soft targets")

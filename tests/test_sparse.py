@@ -1,0 +1,248 @@
+"""The sparse engine: scipy.sparse X on every path, against the same data dense, scikit-learn and
+finite differences; never densified."""
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+sp = pytest.importorskip("scipy.sparse")
+
+from sklearn.feature_extraction.text import TfidfVectorizer          # noqa: E402
+from sklearn.linear_model import LogisticRegression                  # noqa: E402
+from sklearn.model_selection import GridSearchCV                     # noqa: E402
+from sklearn.pipeline import Pipeline                                # noqa: E402
+from sklearn.preprocessing import StandardScaler                     # noqa: E402
+
+from softmaxreg import InvalidArgumentError, SoftmaxRegression, fit  # noqa: E402
+from softmaxreg.engines import engine_for                            # noqa: E402
+from softmaxreg.full_batch import FullBatch, SparseFullBatch         # noqa: E402
+from softmaxreg.objective import SoftmaxCrossEntropy, flat_params    # noqa: E402
+from softmaxreg.preconditioner import DiagonalPreconditioner         # noqa: E402
+from softmaxreg.sklearn import SoftmaxRegressionClassifier           # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore::softmaxreg.errors.ConvergenceWarning")   # few iterations on purpose
+
+FORMATS = [sp.csr_matrix, sp.csc_matrix, sp.coo_matrix, sp.csr_array, sp.csc_array, sp.coo_array]
+
+
+def sparse_problem(n=300, d=400, k=5, density=0.03, seed=0):
+    """(X CSR float64 with a signal in a few columns, y (n,) labels of k classes)."""
+    rng = np.random.default_rng(seed)
+    X = sp.random_array((n, d), density=density, format="csr", rng=rng)
+    y = (np.asarray(X[:, :k].argmax(axis=1)).ravel() + rng.integers(0, 2, n)) % k
+    return X, y
+
+
+def model_at(d, k, dtype=np.float64, seed=1, sigma=0.3):
+    return SoftmaxRegression(d, k, sigma, seed=seed, dtype=dtype)
+
+
+@pytest.mark.parametrize("kind", FORMATS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_predictions_and_evaluation_equal_the_dense_ones(kind, dtype):
+    X, y = sparse_problem()
+    model = model_at(X.shape[1], 5, dtype)
+    Xs, dense = kind(X), X.toarray()
+    assert engine_for(Xs).name == "sparse"
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(model.logits(Xs), model.logits(dense), rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(model.predict_proba(Xs), model.predict_proba(dense), rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(model.evaluate(Xs, y), model.evaluate(dense, y), rtol=rtol)
+
+
+def test_loss_gradient_and_hessian_equal_the_dense_ones_with_weights_soft_targets_and_smoothing():
+    X, y = sparse_problem()
+    rng = np.random.default_rng(2)
+    n, d, k = X.shape[0], X.shape[1], 5
+    model = model_at(d, k)
+    T = rng.dirichlet(np.ones(k), size=n)
+    w = rng.uniform(0.5, 2.0, n)
+    VW, Vb = rng.standard_normal((d, k)), rng.standard_normal(k)
+    objective = SoftmaxCrossEntropy(model, weight_decay=1e-3, label_smoothing=0.1)
+    for targets in (y, T):
+        sparse = objective.loss_and_grad(X, targets, sample_weight=w)
+        dense = objective.loss_and_grad(X.toarray(), targets, sample_weight=w)
+        for a, b in zip(sparse, dense):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+        for a, b in zip(objective.hessian_product(X, targets, VW, Vb, sample_weight=w),
+                        objective.hessian_product(X.toarray(), targets, VW, Vb, sample_weight=w)):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+
+
+def test_full_batch_sums_match_the_dense_pass_and_do_not_depend_on_the_threads():
+    X, y = sparse_problem(n=1000)
+    k = 5
+    model = model_at(X.shape[1], k)
+    objective = SoftmaxCrossEntropy(model, weight_decay=1e-2)
+    x = flat_params(model)
+    v = np.random.default_rng(3).standard_normal(x.shape)
+    with FullBatch(objective, X.toarray(), y) as dense:
+        f, g, _ = dense(x)
+        Hv = dense.hessian_product(x, v)
+        A = dense.class_curvature(x)
+    results = []
+    for threads in (1, 2, 3):
+        with SparseFullBatch(objective, X, y, threads=threads) as fun:
+            fs, gs, _ = fun(x)
+            results.append((fs, gs.copy(), fun.hessian_product(x, v), fun.class_curvature(x)))
+    np.testing.assert_allclose(results[0][0], f, rtol=1e-13)
+    for a, b in zip(results[0][1:], (g, Hv, A)):
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-14)
+    for other in results[1:]:                                  # bit for bit, whatever the threads
+        assert other[0] == results[0][0]
+        for a, b in zip(other[1:], results[0][1:]):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_many_classes_cut_a_pass_into_more_chunks_of_the_same_sums(monkeypatch):
+    from softmaxreg.full_batch import on_sparse
+
+    X, y = sparse_problem(n=500)
+    objective = SoftmaxCrossEntropy(model_at(X.shape[1], 5), weight_decay=1e-2)
+    x = flat_params(objective.model)
+    whole = SparseFullBatch(objective, X, y)(x)
+    monkeypatch.setattr(on_sparse, "LOGITS_PER_CHUNK", 5 * 7)           # 7 rows a chunk: 72 chunks
+    with SparseFullBatch(objective, X, y, threads=2) as fun:
+        assert len(fun.starts) == 72 and fun.parts.shape[0] == 2         # waves: two partial sums held
+        chunked = fun(x)
+    np.testing.assert_allclose(chunked[0], whole[0], rtol=1e-13)
+    np.testing.assert_allclose(chunked[1], whole[1], rtol=1e-10, atol=1e-15)
+
+
+@pytest.mark.parametrize("solver", ["lbfgs", "newton-cg"])
+@pytest.mark.parametrize("C", [0.1, 10.0])
+def test_full_batch_solvers_reach_logistic_regressions_optimum_on_tfidf(solver, C, text):
+    docs, labels = text
+    X = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True).fit_transform(docs)
+    ref = LogisticRegression(C=C, tol=1e-10, max_iter=10000).fit(X, labels)
+    ours = SoftmaxRegressionClassifier(solver=solver, alpha=1 / (C * X.shape[0]), tol=1e-9, max_iter=2000).fit(X, labels)
+    classes, y = np.unique(labels, return_inverse=True)
+
+    def F(coef, intercept):
+        Z = X @ coef.T + intercept
+        Z -= Z.max(axis=1, keepdims=True)
+        logp = Z - np.log(np.exp(Z).sum(axis=1, keepdims=True))
+        return -logp[np.arange(len(y)), y].mean() + 0.5 / (C * len(y)) * np.sum(coef ** 2)
+    assert F(ours.coef_, ours.intercept_) <= F(ref.coef_, ref.intercept_) * (1 + 1e-6)
+    np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(X), atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def text():
+    """Real English text with labels, offline: the paragraphs of scikit-learn's own class docstrings,
+    labelled by the module they document."""
+    import inspect
+
+    import sklearn.cluster
+    import sklearn.decomposition
+    import sklearn.ensemble
+    import sklearn.linear_model
+
+    docs, labels = [], []
+    for module in (sklearn.cluster, sklearn.decomposition, sklearn.ensemble, sklearn.linear_model):
+        for name in sorted(dir(module)):
+            cls = getattr(module, name)
+            if inspect.isclass(cls) and cls.__doc__:
+                for paragraph in cls.__doc__.split("\n\n")[:6]:
+                    docs.append(paragraph)
+                    labels.append(module.__name__.split(".")[1])
+    return docs, np.array(labels)
+
+
+def test_tfidf_pipeline_under_grid_search(text):
+    docs, labels = text
+    search = GridSearchCV(Pipeline([("tfidf", TfidfVectorizer()), ("clf", SoftmaxRegressionClassifier())]),
+                          {"clf__alpha": [1e-4, 1e-2], "clf__solver": ["lbfgs", "newton-cg"]}, cv=3).fit(docs, labels)
+    reference = GridSearchCV(Pipeline([("tfidf", TfidfVectorizer()), ("clf", LogisticRegression())]),
+                             {"clf__C": [1.0]}, cv=3).fit(docs, labels)
+    assert search.best_score_ >= reference.best_score_ - 0.02            # C = 1 is among ours (alpha="auto" differs)
+    assert search.predict(docs[:5]).tolist() == search.best_estimator_.predict(docs[:5]).tolist()
+
+
+def test_sgd_on_sparse_rows_takes_the_dense_runs_steps():
+    X, y = sparse_problem(n=400)
+    runs = []
+    for data in (X, X.toarray()):
+        model = model_at(X.shape[1], 5, sigma=0.01)
+        history = fit(model, data, y, solver="sgd", epochs=3, lr=0.5, batch_size=32, momentum=0.9, seed=4,
+                      weight_decay=1e-3)
+        runs.append((model.W.copy(), [r.train_loss for r in history]))
+    np.testing.assert_allclose(runs[0][0], runs[1][0], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(runs[0][1], runs[1][1], rtol=1e-5)
+
+
+def test_standardize_scale_divides_by_the_std_without_centring_and_true_is_refused():
+    X, y = sparse_problem()
+    model = model_at(X.shape[1], 5)
+    fit(model, X, y, solver="lbfgs", max_iter=3, standardize="scale")
+    scaler = StandardScaler(with_mean=False).fit(X)
+    np.testing.assert_allclose(model.mean, 0.0)
+    np.testing.assert_allclose(model.std, np.where(scaler.scale_ > 0, scaler.scale_, 1.0), rtol=1e-10)
+    with pytest.raises(InvalidArgumentError, match="standardize: centring sparse X would make it dense.*'scale'"):
+        fit(model_at(X.shape[1], 5), X, y, solver="lbfgs", standardize=True)
+    with pytest.raises(InvalidArgumentError, match="standardize: centring"):
+        SoftmaxRegressionClassifier(standardize=True).fit(X, y)
+    default = SoftmaxRegressionClassifier().fit(X, y)
+    assert default.model_.mean is None                               # never standardized unless asked
+    scaled = SoftmaxRegressionClassifier(standardize="scale", tol=1e-9, max_iter=2000).fit(X, y)
+    dense = SoftmaxRegressionClassifier(standardize="scale", tol=1e-9, max_iter=2000).fit(X.toarray(), y)
+    np.testing.assert_allclose(scaled.predict_proba(X), dense.predict_proba(X.toarray()), atol=1e-6)
+
+
+def test_diagonal_preconditioner_inverts_its_kronecker_matrix():
+    rng = np.random.default_rng(5)
+    d1, k, lam = 6, 3, 0.01
+    D = rng.uniform(0.1, 2.0, d1)
+    p = rng.dirichlet(np.ones(k))
+    A = np.diag(p) - np.outer(p, p) + 0.05 * np.eye(k)
+    P = DiagonalPreconditioner(D, lam, k)
+    M = np.kron(np.diag(D), A) + lam * np.eye(d1 * k)                  # (W; b) raveled row-major: input-major
+    q = rng.standard_normal(d1 * k)
+    np.testing.assert_allclose(M @ P.for_classes(A)(q), q, rtol=1e-10)
+    c = 0.7
+    np.testing.assert_allclose((c * np.kron(np.diag(D), np.eye(k)) + lam * np.eye(d1 * k)) @ P.solve(q, c), q,
+                               rtol=1e-12)
+
+
+def test_bad_sparse_matrices_are_refused_in_one_line():
+    model = model_at(4, 2)
+    good = sp.csr_array(np.eye(3, 4))
+
+    def hand_built(data, indices, indptr):
+        m = sp.csr_array((3, 4))
+        m.data, m.indices, m.indptr = np.asarray(data, float), np.asarray(indices, np.int32), np.asarray(indptr, np.int32)
+        return m
+    cases = {
+        "shape \\(n, 4\\)": sp.csr_array(np.eye(3, 5)),
+        "NaN or infinite": sp.csr_array(np.diag([1.0, np.nan, 1.0])[:, [0, 1, 2, 2]]),
+        "not a valid CSR matrix": hand_built([1, 1, 1], [0, -1, 2], [0, 1, 2, 3]),
+        "not a valid CSR matrix.*": hand_built([1, 1, 1], [0, 7, 2], [0, 1, 2, 3]),
+        "not a valid CSR matrix.* ": hand_built([1, 1, 1], [0, 1, 2], [0, 2, 1, 3]),
+        "real numbers": sp.csr_array(np.eye(3, 4) * 1j),
+    }
+    for message, X in cases.items():
+        with pytest.raises(InvalidArgumentError, match=message.strip()) as caught:
+            model.predict(X)
+        assert "\n" not in str(caught.value)
+    assert model.predict(good).shape == (3,)
+    duplicated = sp.coo_array(([1.0, 2.0], ([0, 0], [1, 1])), shape=(1, 4))   # duplicates are summed
+    np.testing.assert_allclose(model.logits(duplicated), model.logits(np.array([[0, 3.0, 0, 0]])))
+
+
+def test_a_million_columns_train_without_densifying():
+    """n x d = 2,000 x 10^6 dense would be 16 GB; training three L-BFGS iterations and predicting hold
+    X (CSR) and a few copies of W (3 x 10^6) at a time."""
+    n, d, k = 2000, 1_000_000, 3
+    rng = np.random.default_rng(6)
+    X = sp.random_array((n, d), density=2e-5, format="csr", rng=rng)
+    y = rng.integers(0, k, n)
+    model = SoftmaxRegression(d, k, 0.0, dtype=np.float64)
+    tracemalloc.start()
+    try:
+        fit(model, X, y, solver="lbfgs", max_iter=3, weight_decay=1e-3)
+        model.predict(X)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 50 * d * k * 8 < n * d * 8 / 10                   # L-BFGS's pairs, not n x d
