@@ -77,6 +77,13 @@ def _number(kind, minimum, inclusive: bool, maximum: float = math.inf):
     return parse
 
 
+def _only_scale(text: str) -> str:
+    """--standardize's optional value: "scale" (no centring) is the one there is."""
+    if text != "scale":
+        raise argparse.ArgumentTypeError(f"expected nothing or 'scale', got {text!r}")
+    return text
+
+
 def _per_solver(option: str) -> str:
     """What `option` means for each solver that takes it, from the solvers' declarations."""
     return "; ".join(f"{solver}: {meaning}" for solver, meaning in solver_options()[option].items())
@@ -115,10 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--gamma", type=_number(float, 0, False), help="schedule step: factor (default 0.1)")
     train.add_argument("--label-smoothing", type=_number(float, 0, True), help="label smoothing in [0, 1) (default 0)")
     train.add_argument("--class-weight", choices=("balanced",), help="weight classes inversely to their frequency")
-    train.add_argument("--standardize", action="store_const", const=True,
+    train.add_argument("--standardize", nargs="?", const=True, type=_only_scale, metavar="scale",
                        help="standardize features with the training split's mean and std (kept in the model); "
-                            "the default for feature tables from --data (CSV, Parquet, .npz, .npy, Zarr rows of "
-                            "features), not for images (IDX, Fashion-MNIST, uint8 pixels)")
+                            "the default for dense feature tables from --data (CSV, Parquet, .npz, .npy, Zarr rows "
+                            "of features), not for images (IDX, Fashion-MNIST, uint8 pixels) nor sparse data; "
+                            "`--standardize scale` divides by the std without centring (the one sparse data take)")
     train.add_argument("--no-standardize", dest="standardize", action="store_const", const=False,
                        help="train on the features as they are (no standardization, also for feature tables)")
     train.add_argument("--early-stopping", action="store_const", const=True,

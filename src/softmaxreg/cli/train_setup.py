@@ -147,8 +147,9 @@ def new_run(args):
         "preprocessing": {"input_scale": model.input_scale,
                           "description": ("pixels / 255, flattened row-major" if pixels else "features as given"
                                           + (", flattened row-major" if len(image_shape) > 1 else ""))
-                                         + (", standardized by the training split's mean and std"
-                                            if train_config.standardize else "")},
+                                         + {True: ", standardized by the training split's mean and std",
+                                            "scale": ", divided by the training split's std (not centred)",
+                                            False: ""}[train_config.standardize]},
         "environment": {"python": platform.python_version(), "numpy": np.__version__,
                         "platform": platform.platform(), "gemm_rows": block_rows()},   # it changes the bits
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
