@@ -40,9 +40,12 @@ class SparseFullBatch(FullBatch):
     def preconditioner(self):
         """P = (c D + lambda I)^-1, D the diagonal of the inputs' Gram matrix as the model sees them
         (preconditioner.diagonal_preconditioner), from the weighted column second moments."""
+        return diagonal_preconditioner(self.objective, self.column_squares() / self.divisor)
+
+    def column_squares(self) -> np.ndarray:
+        """sum_i w_i x_ij^2 (d,) float64 (unnormalised, so parts of a data set add up)."""
         X = self.X
         values = np.square(X.data.astype(np.float64))
         if self.w is not None:                                   # each non-zero weighted by its row's weight
             values *= np.repeat(np.asarray(self.w, dtype=np.float64), np.diff(X.indptr))
-        squares = np.bincount(X.indices, weights=values, minlength=X.shape[1])
-        return diagonal_preconditioner(self.objective, squares / self.divisor)
+        return np.bincount(X.indices, weights=values, minlength=X.shape[1])
