@@ -246,3 +246,17 @@ def test_a_million_columns_train_without_densifying():
     finally:
         tracemalloc.stop()
     assert peak < 50 * d * k * 8 < n * d * 8 / 10                   # L-BFGS's pairs, not n x d
+
+
+def test_num_classes_declares_classes_without_training_rows():
+    X, y = sparse_problem(k=3)
+    clf = SoftmaxRegressionClassifier(num_classes=5).fit(X, y)
+    assert clf.classes_.tolist() == [0, 1, 2, 3, 4] and clf.predict_proba(X).shape == (X.shape[0], 5)
+    assert clf.predict_proba(X)[:, 3:].max() < 0.05                  # never seen: little probability
+    assert (clf.predict_proba(X)[:, :3].sum(axis=1) > 0.9).all()
+    with pytest.raises(InvalidArgumentError, match="labels not seen"):
+        SoftmaxRegressionClassifier(num_classes=2).fit(X, y)
+    with pytest.raises(InvalidArgumentError, match="num_classes: expected an integer >= 2"):
+        SoftmaxRegressionClassifier(num_classes=1.5).fit(X, y)
+    streamed = SoftmaxRegressionClassifier(solver="sgd", num_classes=5).partial_fit(X, y)
+    assert streamed.classes_.tolist() == [0, 1, 2, 3, 4]
