@@ -219,7 +219,7 @@ def to_csr(rows: SvmlightRows, shift: int, width: int, where_width: str):
         at = int(np.argmax(bad))
         row = int(np.searchsorted(rows.indptr, at, side="right")) - 1
         written = int(rows.indices[at])
-        why = (f"feature index 0 in a 1-based file (pass --zero-based yes if its indices start at 0)" if idx[at] < 0
+        why = ("feature index 0 in a 1-based file (pass --zero-based yes if its indices start at 0)" if idx[at] < 0
                else f"feature index {written} is past the {width:,} features of {where_width}"
                     " (--n-features N sets the width of both files)")
         raise DataFormatError(f"{rows.path}, line {int(rows.lines[row])}: {why}")
