@@ -1,8 +1,6 @@
 """Dask arrays of scipy.sparse blocks: fitted where they live, to the single-process weights, on a
 LocalCluster of 2 worker processes on 127.0.0.1 (conftest.cluster), and unchanged by a worker's death."""
 
-import os
-import signal
 
 import numpy as np
 import pytest
@@ -16,6 +14,8 @@ pytest.importorskip("distributed", reason="the Dask engine needs pip install 'so
 da = pytest.importorskip("dask.array", reason="the Dask engine needs pip install 'softmaxreg[dask]'")
 
 from softmaxreg.sklearn import SoftmaxRegressionClassifier  # noqa: E402
+
+from .conftest import fits_with_a_worker_killed  # noqa: E402
 
 N, D, K = 1500, 300, 4
 
@@ -60,19 +60,8 @@ def test_sparse_blocks_on_a_cluster_give_the_single_process_weights(sparse_probl
 def test_a_worker_killed_mid_fit_changes_nothing(sparse_problem, cluster):
     X, y = sparse_problem
     Xd = sparse_blocks(X, 300)
-    client = cluster[1]
-    pids = list(client.run(os.getpid).values())
-
-    class KillAWorker(sr.Callback):
-        def on_epoch_end(self, record, history):
-            if record.epoch == 2:
-                os.kill(pids[0], signal.SIGKILL)
-
-    with client.as_current():
-        undisturbed = fit(Xd, y)
-        disturbed = fit(Xd, y, callbacks=[KillAWorker()])
+    undisturbed, disturbed = fits_with_a_worker_killed(cluster[1], lambda callbacks: fit(Xd, y, callbacks=callbacks))
     assert np.array_equal(undisturbed.W, disturbed.W) and np.array_equal(undisturbed.b, disturbed.b)
-    client.wait_for_workers(2, timeout=30)                      # the nanny restarted it
 
 
 def test_the_estimator_fits_and_predicts_sparse_blocks_like_the_matrix(sparse_problem):
