@@ -177,7 +177,6 @@ def test_fast_and_slow_paths_agree_on_a_large_generated_file(tmp_path):
     (["--val-data", "{csv}"], "--val-data"),
 ])
 def test_cli_refuses_bad_svmlight_input_in_one_line(tmp_path, capsys, extra, message):
-
     files = {"train": write(tmp_path / "train.svm", "0 1:1\n1 3:1\n"), "val": write(tmp_path / "val.svm", "0 7:1\n"),
              "zero": write(tmp_path / "zero.svm", "1 0:1\n"), "csv": write(tmp_path / "v.csv", "a,label\n1,0\n")}
     args = ["train", "--data", str(files["train"]), "--out", str(tmp_path / "run"), "--quiet",
