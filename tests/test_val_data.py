@@ -133,3 +133,24 @@ def test_train_evaluate_predict_on_svmlight_match_sklearn(tmp_path):
     result = run_cli("evaluate", str(run / "model.safetensors"), "--data", str(test), "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["accuracy"] == pytest.approx(reference.score(X_test, y_test))
+
+
+def test_evaluate_reads_named_labels_of_a_test_file_as_the_models_classes(tmp_path):
+    """A model trained on labels -1 / +1 is judged on a file of +1 rows only (spelled "1" too):
+    each label names the model's class of that spelling or value; another label is refused by line."""
+    rng = np.random.default_rng(4)
+    lines = [f"{'+1' if i % 2 else '-1'} {1 + i % 3}:{rng.normal():.3f} 4:1" for i in range(40)]
+    (tmp_path / "train.svm").write_text("\n".join(lines) + "\n")
+    (tmp_path / "test.svm").write_text("+1 1:0.5 4:1\n1 2:0.5 4:1\n")
+    run = tmp_path / "run"
+    result = run_cli("train", "--data", str(tmp_path / "train.svm"), "--solver", "lbfgs", "--out", str(run),
+                     "--no-plots", "--quiet")
+    assert result.returncode == 0, result.stderr
+    result = run_cli("evaluate", str(run / "model.safetensors"), "--data", str(tmp_path / "test.svm"), "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["examples"] == 2 and [c["support"] for c in summary["per_class"]][:2] == [0, 2]
+    (tmp_path / "other.svm").write_text("+1 1:0.5\n\n2 1:1\n")
+    result = run_cli("evaluate", str(run / "model.safetensors"), "--data", str(tmp_path / "other.svm"))
+    assert result.returncode == 2
+    assert "other.svm, line 3: label '2' is not one of the model's 2 classes ('-1', '+1')" in result.stderr

@@ -121,7 +121,7 @@ def _data_rows(args, model, in_model_range) -> tuple[str, np.ndarray]:
     from ..datasets.splits import is_sparse
 
     data = open_data(args.data, label_column=args.label_column, labels=False, **svmlight_width(args.data, model,
-                                                                                               args.zero_based))
+                                                                                               args.zero_based, False))
     X, _, split = evaluation_split(data)
     shape = tuple(X.shape[1:])
     if shape not in (tuple(model.input_shape), (model.num_inputs,)):

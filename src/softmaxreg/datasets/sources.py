@@ -54,7 +54,7 @@ from .splits import check_split, dataset, digest
 from .headers import check_declared, memory_budget, npy_header, npz_headers
 from .held_out import check_columns, declared_names, held_out_digest, merged_labels, single_file_kind
 from .sparse_npz import is_sparse_layout, sparse_from_arrays
-from .svmlight import SUFFIXES, load_svmlight
+from .svmlight import SUFFIXES, open_svmlight
 from .tables import DASK_HINT, csv_columns, one_line, parquet_columns, unique_header
 
 __all__ = ["open_data", "evaluation_split", "svmlight_width", "SPLIT_NAMES", "DASK_HINT"]
@@ -65,13 +65,14 @@ EXPECTED = ("an IDX folder, a folder of X_train.npy and y_train.npy, a .npz, a .
 
 
 def open_data(path=None, *, label_column=None, labels: bool = True, num_classes=None, val_data=None,
-              n_features=None, zero_based="auto") -> ImageDataset:
+              n_features=None, zero_based="auto", class_names=None) -> ImageDataset:
     """The data set at `path` (kinds: the module docstring), checked: X numeric with rows, y integer
     class indices of the same count, the test split's rows shaped as the training split's.
     num_classes: the classes are 0..num_classes-1 (--num-classes); without it, labels without names
     name 0..max label, refused when the training labels cannot support that many (datasets.classes).
     val_data: the held-out set of a single-file `path` (svmlight, CSV, .npz, Parquet; datasets.held_out).
-    n_features, zero_based: the width and index base of svmlight files (datasets.svmlight)."""
+    n_features, zero_based: the width and index base of svmlight files (datasets.svmlight);
+    class_names: of svmlight files judged by a model (`evaluate`), the model's classes, named by the labels."""
     check_num_classes(num_classes)
     kind = single_file_kind(path)
     if kind != "svmlight" and (n_features is not None or zero_based != "auto"):
@@ -86,7 +87,7 @@ def open_data(path=None, *, label_column=None, labels: bool = True, num_classes=
         raise DataFormatError(f"--val-data {val_data}: expected a file of the training file's kind ({kind}, "
                               f"as {path}), found {single_file_kind(val_data) or 'another kind'}")
     if kind == "svmlight":
-        return _svmlight(Path(path), val_data, labels, num_classes, n_features, zero_based)
+        return open_svmlight(Path(path), val_data, labels, num_classes, n_features, zero_based, class_names)
     if val_data is not None:
         return _with_held_out(kind, path, val_data, label_column, labels, num_classes)
     if path is None:
@@ -120,12 +121,14 @@ def _no_columns(read, p, label_column, *args, **options) -> ImageDataset:
     return read(p, *args, **options)
 
 
-def svmlight_width(path, model, zero_based="auto") -> dict:
+def svmlight_width(path, model, zero_based="auto", labels: bool = True) -> dict:
     """open_data's svmlight options to judge `model` on the file at `path`: its width is the model's
-    inputs (a test file's largest index says less); {} for other kinds."""
+    inputs (a test file's largest index says less), its labels name the model's classes; {} for
+    other kinds."""
     if single_file_kind(path) != "svmlight":
         return {} if zero_based == "auto" else {"zero_based": zero_based}     # refused by open_data, named
-    return {"n_features": model.num_inputs, "zero_based": zero_based}
+    return {"n_features": model.num_inputs, "zero_based": zero_based,
+            **({"class_names": tuple(model.class_names)} if labels else {})}
 
 
 SPLIT_NAMES = {"test": "test split", "all": "all rows"}
@@ -181,20 +184,6 @@ def _npz_parts(p: Path, labels: bool):
                                   f"of shape {names.shape}")
         names = check_class_names(names.astype(str).tolist(), f"{p} (class_names)")
     return splits, names
-
-
-def _svmlight(p: Path, val_data, labels: bool, num_classes, n_features, zero_based) -> ImageDataset:
-    for f in (p, *([Path(val_data)] if val_data is not None else [])):
-        if not f.is_file():
-            raise DataFormatError(f"{f}: svmlight file does not exist")
-    X, y, X_val, y_val, names = load_svmlight(p, val_data, n_features=n_features, zero_based=zero_based,
-                                              num_classes=num_classes)
-    splits = {"train": (X, y if labels else None, str(p))}
-    sums = digest(p)
-    if X_val is not None:
-        splits["test"] = (X_val, y_val if labels else None, str(val_data))
-        sums.update(held_out_digest(digest(Path(val_data))))
-    return dataset(p, sums, splits, names if labels else None, labels, num_classes)
 
 
 def _with_held_out(kind: str, path, val_data, label_column, labels: bool, num_classes) -> ImageDataset:

@@ -31,8 +31,9 @@ import numpy as np
 
 from ..errors import DataFormatError
 from .headers import memory_budget
+from .svmlight_labels import class_indices, known_classes
 
-__all__ = ["load_svmlight", "SvmlightRows", "read_rows", "zero_based_option", "to_csr", "MAX_INDEX", "SUFFIXES"]
+__all__ = ["load_svmlight", "open_svmlight", "SvmlightRows", "read_rows", "zero_based_option", "to_csr", "MAX_INDEX", "SUFFIXES"]
 
 SUFFIXES = (".svm", ".svmlight", ".libsvm")
 """File names that say svmlight (datasets.sources: --data FILE.svm)."""
@@ -230,10 +231,11 @@ def to_csr(rows: SvmlightRows, shift: int, width: int, where_width: str):
     return X
 
 
-def load_svmlight(path, val_path=None, *, n_features=None, zero_based="auto", num_classes=None):
+def load_svmlight(path, val_path=None, *, n_features=None, zero_based="auto", num_classes=None, class_names=None):
     """(X, y, X_val, y_val, class names or None) of a training file and an optional held-out one
     (X_val, y_val None without it): X csr_arrays of one width, y int64 class indices; names None for
-    labels written as digits (classes 0..K-1: the caller counts K), else the sorted class names."""
+    labels written as digits (classes 0..K-1: the caller counts K), else the sorted class names.
+    class_names: the classes of a model judged on the file(s), which labels that are not digits name."""
     zero_based = zero_based_option(zero_based)
     files = [read_rows(path)] + ([read_rows(val_path)] if val_path is not None else [])
     if zero_based == "auto":
@@ -246,58 +248,26 @@ def load_svmlight(path, val_path=None, *, n_features=None, zero_based="auto", nu
     else:
         width, where = n_features, f"--n-features {n_features}"
     Xs = [to_csr(rows, shift, width, where) for rows in files]
-    ys, names = class_indices(files, num_classes)
+    if class_names is not None and tuple(class_names) != tuple(map(str, range(len(class_names)))):
+        ys, names = known_classes(files, tuple(class_names)), tuple(class_names)
+    else:
+        ys, names = class_indices(files, num_classes)
     return Xs[0], ys[0], *(Xs[1:] or [None]), *(ys[1:] or [None]), names
 
 
-def class_indices(files: list[SvmlightRows], num_classes=None):
-    """([y of each file], names): labels all written as digits are class indices (names None), a
-    label at or past a declared num_classes an error naming its file and line; any other label makes
-    class names of them all (the module docstring's order)."""
-    if all(label.isascii() and label.isdigit() for rows in files for label in rows.labels):
-        ys = [_integers(rows) for rows in files]
-        if num_classes is not None:
-            for rows, y in zip(files, ys):
-                if y.size and int(y.max()) >= num_classes:
-                    at = int(np.argmax(y >= num_classes))
-                    raise DataFormatError(f"{rows.path}, line {int(rows.lines[at])}: label {int(y[at])} is past the "
-                                          f"{num_classes} classes declared (classes 0..{num_classes - 1})")
-        return ys, None
-    written = sorted({label for rows in files for label in rows.labels})
-    numbers = _as_numbers(written)
-    if numbers is None:                               # names: sorted as text
-        index = {label: i for i, label in enumerate(written)}
-        names = written
-    else:                                             # numbers: by value, one class per value
-        first = {}
-        for rows in files:
-            for label in rows.labels:
-                first.setdefault(numbers[label], label)
-        values = sorted(first)
-        names = [first[v] for v in values]
-        position = {v: i for i, v in enumerate(values)}
-        index = {label: position[value] for label, value in numbers.items()}
-    ys = [np.array([index[label] for label in rows.labels], dtype=np.int64) for rows in files]
-    return ys, tuple(names)
+def open_svmlight(p: Path, val_data, labels: bool, num_classes, n_features, zero_based, class_names=None):
+    """The ImageDataset of an svmlight training file and its optional held-out file (datasets.sources)."""
+    from .held_out import held_out_digest
+    from .splits import dataset, digest
 
-
-def _integers(rows: SvmlightRows) -> np.ndarray:
-    long = next((i for i, label in enumerate(rows.labels) if len(label) > 18), None)
-    if long is not None:                          # int64 holds 18 digits; no model has 10^18 classes
-        raise DataFormatError(f"{rows.path}, line {int(rows.lines[long])}: label {rows.labels[long][:30]} is too large "
-                              "for a class index")
-    return np.array(rows.labels, dtype=np.int64)
-
-
-def _as_numbers(labels: list[str]) -> dict | None:
-    """{label: its value} if every label is a finite number, else None."""
-    values = {}
-    for label in labels:
-        try:
-            value = float(label)
-        except ValueError:
-            return None
-        if value != value or abs(value) == float("inf"):
-            return None
-        values[label] = value
-    return values
+    for f in (p, *([Path(val_data)] if val_data is not None else [])):
+        if not f.is_file():
+            raise DataFormatError(f"{f}: svmlight file does not exist")
+    X, y, X_val, y_val, names = load_svmlight(p, val_data, n_features=n_features, zero_based=zero_based,
+                                              num_classes=num_classes, class_names=class_names)
+    splits = {"train": (X, y if labels else None, str(p))}
+    sums = digest(p)
+    if X_val is not None:
+        splits["test"] = (X_val, y_val if labels else None, str(val_data))
+        sums.update(held_out_digest(digest(Path(val_data))))
+    return dataset(p, sums, splits, names if labels else None, labels, num_classes)
