@@ -121,6 +121,8 @@ def _read_bytes(p: Path) -> bytes:
 
 def _parse_numbers(text: bytes, expected: int) -> np.ndarray | None:
     """The `expected` numbers of `text` (float64), or None if it holds anything else."""
+    if expected == 0:                              # NumPy reads whitespace alone as [-1.0]
+        return np.zeros(0)
     try:
         numbers = np.fromstring(text, dtype=np.float64, sep=" ")
     except ValueError:                             # a token that is not a number
