@@ -154,3 +154,37 @@ def test_evaluate_reads_named_labels_of_a_test_file_as_the_models_classes(tmp_pa
     result = run_cli("evaluate", str(run / "model.safetensors"), "--data", str(tmp_path / "other.svm"))
     assert result.returncode == 2
     assert "other.svm, line 3: label '2' is not one of the model's 2 classes ('-1', '+1')" in result.stderr
+
+
+def test_an_svmlight_run_with_val_data_resumes_with_its_files_and_options(tmp_path):
+    """A run on 0-based svmlight files of a set width, killed mid-fit, resumes (with the held-out
+    file, --zero-based and --n-features it recorded) to the uninterrupted run's bits."""
+    import signal
+
+    from softmaxreg.cli import main
+
+    from .test_resume import assert_same_run, start
+
+    rng = np.random.default_rng(5)
+    for name, n in (("train", 80), ("val", 30)):
+        rows = [f"{rng.integers(0, 3)} " + " ".join(f"{j}:{rng.normal():.4f}" for j in sorted(rng.choice(9, 3, False)))
+                for _ in range(n)]
+        (tmp_path / f"{name}.svm").write_text("\n".join(rows) + "\n")
+    args = ["--data", str(tmp_path / "train.svm"), "--val-data", str(tmp_path / "val.svm"), "--zero-based", "yes",
+            "--n-features", "12", "--solver", "lbfgs", "--weight-decay", "1e-2", "--max-iter", "8", "--tol", "0",
+            "--quiet", "--no-plots"]
+    full = start(tmp_path / "full", args)
+    assert full.wait(timeout=300) == 0, full.stderr.read()
+    out = tmp_path / "run"
+    proc = start(out, args, signal_at=(4, "SIGKILL"))
+    assert proc.wait(timeout=300) == -signal.SIGKILL
+    settings = json.loads((out / "config.json").read_text())["settings"]
+    assert (settings["zero_based"], settings["n_features"]) == ("yes", 12)
+    assert main(["train", "--resume", str(out), "--quiet", "--no-plots"]) == 0
+    assert_same_run(tmp_path / "full", out)
+    assert load_width(out) == 12
+
+
+def load_width(run) -> int:
+    from softmaxreg import load_model
+    return load_model(run / "model.safetensors").num_inputs
