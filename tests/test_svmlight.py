@@ -222,3 +222,12 @@ def test_random_and_mutated_files_end_in_a_dataset_or_one_line(tmp_path):
         np.testing.assert_array_equal(X.toarray(), theirs.toarray())
         assert len(y) == len(their_y)
     check()
+
+
+def test_a_width_whose_weights_exceed_memory_is_refused_before_any_model(tmp_path, monkeypatch):
+    from softmaxreg.datasets import splits
+
+    f = write(tmp_path / "wide.svm", "0 1:1\n1 1000000:1\n")
+    monkeypatch.setattr(splits, "memory_budget", lambda: 8 * 10**6)
+    with pytest.raises(DataFormatError, match=r"wide\.svm: 1,000,000 features x 2 classes need 0.0149 GiB of weights"):
+        open_data(f)

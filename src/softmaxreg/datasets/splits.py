@@ -13,6 +13,7 @@ import numpy as np
 from ..errors import DataFormatError
 from .classes import implied_classes, named_classes
 from .fashion_mnist import ImageDataset
+from .headers import memory_budget
 
 __all__ = ["dataset", "digest", "check_split", "refuse_one_class", "few_chunks", "is_sparse"]
 
@@ -58,6 +59,8 @@ def dataset(source: Path | str, sums: dict, splits: dict, names, labels: bool, n
         if labels and split[1].size and not 0 <= int(split[1].min()) <= int(split[1].max()) < len(names):
             raise DataFormatError(f"{split[2]}: labels must lie in [0, {len(names) - 1}], "
                                   f"found {split[1].min()}..{split[1].max()}")
+    if is_sparse(X):
+        _weights_fit(X.shape[1], len(names), where)
     return ImageDataset(train_images=X, train_labels=y, test_images=None if test is None else test[0],
                         test_labels=None if test is None else test[1], class_names=tuple(names),
                         source=str(source), sha256=sums, features=X.ndim == 2 and X.dtype != np.uint8 and not is_sparse(X))
@@ -93,3 +96,13 @@ def few_chunks(chunks) -> str:
     """Row chunks as a short text: a message stays one readable line however many there are."""
     chunks = tuple(chunks)
     return str(chunks) if len(chunks) <= 6 else f"({', '.join(map(str, chunks[:4]))}, ... {len(chunks):,} in all)"
+
+
+def _weights_fit(d: int, k: int, where: str) -> None:
+    """A sparse matrix's width costs nothing in it, but the model holds a dense (d, k) matrix of
+    weights (and a solver a few): refuse a width whose float64 weights alone exceed the memory budget."""
+    need = 8 * d * max(k, 2)
+    if need > memory_budget():
+        raise DataFormatError(f"{where}: {d:,} features x {max(k, 2)} classes need {need / 2**30:.3g} GiB of weights, "
+                              f"more than the memory this machine can give them ({memory_budget() / 2**30:.3g} GiB); "
+                              "is the largest feature index (or --n-features) what was meant?")

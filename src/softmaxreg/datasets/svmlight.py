@@ -239,6 +239,8 @@ def load_svmlight(path, val_path=None, *, n_features=None, zero_based="auto", nu
     labels written as digits (classes 0..K-1: the caller counts K), else the sorted class names.
     class_names: the classes of a model judged on the file(s), which labels that are not digits name."""
     zero_based = zero_based_option(zero_based)
+    if n_features is not None and not 1 <= n_features <= MAX_INDEX:
+        raise DataFormatError(f"--n-features {n_features}: expected 1..2^53 (the columns an index can name)")
     files = [read_rows(path)] + ([read_rows(val_path)] if val_path is not None else [])
     if zero_based == "auto":
         zero_based = any(rows.indices.size and int(rows.indices.min()) == 0 for rows in files)
