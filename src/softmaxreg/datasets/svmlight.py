@@ -15,9 +15,9 @@ Labels: every label written as digits (0, 7, 12) makes class indices: classes 0.
 of one value, "1" and "+1", are one class, named as first written), otherwise names sorted as text.
 A held-out class that never occurs in training is a class with no training rows.
 
-Parsing: a loop over lines splits off labels and comments; the index:value pairs of the whole file
-are parsed at once by NumPy (~1 s per 30 MB). A file whose fast parse fails is parsed again line by
-line to name the first bad line. Every mistake is a DataFormatError of one line naming the file and
+Parsing: a loop over lines splits off labels and comments; the index:value pairs of a block of
+lines are parsed at once by NumPy (~1 s per 35 MB); a block whose fast parse fails is parsed again
+line by line to name the first bad line. Memory: the file's bytes about twice, and 32 bytes per value. Every mistake is a DataFormatError of one line naming the file and
 line number.
 """
 
@@ -42,9 +42,9 @@ MAX_INDEX = 2**53
 """Indices at or past this are refused: they are parsed as float64, exact below 2^53 (past int32's
 2^31, below int64's 2^63), and no model could hold a weight for each of that many columns."""
 
-BYTES_PER_VALUE = 48
-"""Peak bytes per index:value pair while parsing (two float64 parsed, int64 indices and float64
-values kept, the CSR arrays), beside about 3 copies of the file's bytes."""
+BYTES_PER_VALUE = 32
+"""Peak bytes per index:value pair while reading (int64 indices and float64 values, then the CSR
+arrays), beside the file's bytes about twice (the text, then its lines)."""
 
 _INDEX = re.compile(rb"[0-9]+")
 _QID = re.compile(rb"qid:[0-9]+")
@@ -72,13 +72,42 @@ def read_rows(path) -> SvmlightRows:
     """The rows of the svmlight file `path`, each line checked (the module docstring's rules)."""
     p = str(path)
     data = _read_bytes(Path(path))
-    pairs_at_most = data.count(b":")
-    need = 3 * len(data) + BYTES_PER_VALUE * pairs_at_most
+    pairs_at_most = data.count(b":")            # an upper bound (comments may hold colons): the arrays' size
+    need = 2 * len(data) + BYTES_PER_VALUE * pairs_at_most
     if need > memory_budget():
         raise DataFormatError(f"{p}: reading its {pairs_at_most:,} values would take about {need / 2**30:.3g} GiB, "
                               f"more than the memory this machine can give them ({memory_budget() / 2**30:.3g} GiB)")
-    labels, rests, lines = [], [], []
-    for number, line in enumerate(data.split(b"\n"), 1):
+    lines = data.split(b"\n")
+    del data                                     # the lines hold the text now; each block frees its own
+    indices, values = np.empty(pairs_at_most, np.int64), np.empty(pairs_at_most, np.float64)
+    labels, numbers, counts, filled = [], [], [], 0
+    for start in range(0, len(lines), BLOCK_LINES):
+        block = _block(p, lines, start, min(start + BLOCK_LINES, len(lines)))
+        lines[start:start + BLOCK_LINES] = [b""] * len(lines[start:start + BLOCK_LINES])
+        labels += block[0]
+        numbers += block[1]
+        counts.append(block[2])
+        size = len(block[3])
+        indices[filled:filled + size], values[filled:filled + size] = block[3], block[4]
+        filled += size
+    if not labels:
+        raise DataFormatError(f"{p}: no examples (empty, or only blank and comment lines); expected lines of "
+                              "<label> <index>:<value> ...")
+    indptr = np.concatenate([[0], np.cumsum(np.concatenate(counts))])
+    return SvmlightRows(indptr, indices[:filled], values[:filled], _decode_labels(p, labels, numbers),
+                        np.asarray(numbers, dtype=np.int64), p)
+
+
+BLOCK_LINES = 1 << 14
+"""Lines parsed at once: large enough for NumPy to parse at full speed, small enough that the
+block's copies of its text (joined, colons replaced) cost little beside the file."""
+
+
+def _block(p: str, lines: list[bytes], start: int, stop: int):
+    """(labels, line numbers, values per row, indices int64, values float64) of lines[start:stop]."""
+    labels, rests, numbers = [], [], []
+    for number in range(start + 1, stop + 1):
+        line = lines[number - 1]
         hash_at = line.find(b"#")
         parts = (line if hash_at < 0 else line[:hash_at]).split(None, 1)
         if not parts:
@@ -91,29 +120,25 @@ def read_rows(path) -> SvmlightRows:
                 _bad_line(p, number, line, f"expected qid:<integer> after the label, found {_show(qid)}")
         labels.append(parts[0])
         rests.append(rest)
-        lines.append(number)
-    if not labels:
-        raise DataFormatError(f"{p}: no examples (empty, or only blank and comment lines); expected lines of "
-                              "<label> <index>:<value> ...")
+        numbers.append(number)
     counts = np.fromiter((r.count(b":") for r in rests), dtype=np.int64, count=len(rests))
     tokens = np.fromiter((len(r.split()) for r in rests), dtype=np.int64, count=len(rests))
     if (counts != tokens).any():
         i = int(np.argmax(counts != tokens))
-        _diagnose(p, lines[i], rests[i])
-    numbers = _parse_numbers(b" ".join(rests).replace(b":", b" "), 2 * int(counts.sum()))
-    if numbers is None:
-        _first_bad_line(p, lines, rests)
-    rows = SvmlightRows(np.concatenate([[0], np.cumsum(counts)]), numbers[0::2], numbers[1::2],
-                        _decode_labels(p, labels, lines), np.asarray(lines, dtype=np.int64), p)
-    return _checked(rows, rests)
+        _diagnose(p, numbers[i], rests[i])
+    parsed = _parse_numbers(b" ".join(rests).replace(b":", b" "), 2 * int(counts.sum()))
+    if parsed is None:
+        _first_bad_line(p, numbers, rests)
+    indices = _checked(p, parsed[0::2], parsed[1::2], counts, numbers, rests)
+    return labels, numbers, counts, indices, parsed[1::2]
 
 
 def _read_bytes(p: Path) -> bytes:
     try:
         size = p.stat().st_size
-        if 3 * size > memory_budget():
+        if 2 * size > memory_budget():
             raise DataFormatError(f"{p}: {size / 2**30:.3g} GiB of text, more than the memory this machine can give "
-                                  f"its parse ({memory_budget() / 2**30:.3g} GiB for about 3 copies)")
+                                  f"its parse ({memory_budget() / 2**30:.3g} GiB for about 2 copies)")
         return p.read_bytes()
     except OSError as e:
         raise DataFormatError(f"{p}: cannot read: {e.strerror or e}") from None
@@ -130,17 +155,16 @@ def _parse_numbers(text: bytes, expected: int) -> np.ndarray | None:
     return numbers if numbers.size == expected else None
 
 
-def _checked(rows: SvmlightRows, rests: list[bytes]) -> SvmlightRows:
-    """`rows` whose indices are integers in [0, MAX_INDEX), increasing within each line, and values finite."""
-    idx, values = rows.indices, rows.values
-    row_of = np.repeat(np.arange(len(rows.labels)), np.diff(rows.indptr))
+def _checked(p: str, idx, values, counts, numbers: list[int], rests: list[bytes]) -> np.ndarray:
+    """The int64 indices of a block whose indices are integers in [0, MAX_INDEX), increasing within
+    each line, and whose values are finite (else the first bad line's error)."""
+    row_of = np.repeat(np.arange(len(counts)), counts)
     bad = (idx != np.floor(idx)) | (idx < 0) | (idx >= MAX_INDEX) | ~np.isfinite(values)
-    same_row = row_of[1:] == row_of[:-1]
-    bad[1:] |= same_row & (idx[1:] <= idx[:-1])
+    bad[1:] |= (row_of[1:] == row_of[:-1]) & (idx[1:] <= idx[:-1])
     if bad.any():
         i = row_of[int(np.argmax(bad))]
-        _diagnose(rows.path, int(rows.lines[i]), rests[i])
-    return rows._replace(indices=idx.astype(np.int64))
+        _diagnose(p, numbers[i], rests[i])
+    return idx.astype(np.int64)
 
 
 def _first_bad_line(p: str, lines: list[int], rests: list[bytes]):
@@ -216,18 +240,19 @@ def to_csr(rows: SvmlightRows, shift: int, width: int, where_width: str):
     an index past `width` is an error naming its line and `where_width` (what set the width)."""
     import scipy.sparse as sp
 
-    idx = rows.indices - shift
-    bad = (idx < 0) | (idx >= width)
+    bad = (rows.indices < shift) | (rows.indices >= width + shift)
     if bad.any():
         at = int(np.argmax(bad))
         row = int(np.searchsorted(rows.indptr, at, side="right")) - 1
         written = int(rows.indices[at])
-        why = ("feature index 0 in a 1-based file (pass --zero-based yes if its indices start at 0)" if idx[at] < 0
+        why = ("feature index 0 in a 1-based file (pass --zero-based yes if its indices start at 0)" if written < shift
                else f"feature index {written} is past the {width:,} features of {where_width}"
                     " (--n-features N sets the width of both files)")
         raise DataFormatError(f"{rows.path}, line {int(rows.lines[row])}: {why}")
-    index_type = np.int32 if max(width, idx.size) < 2**31 else np.int64
-    X = sp.csr_array((rows.values, idx.astype(index_type), rows.indptr.astype(index_type)),
+    index_type = np.int32 if max(width, rows.indices.size) < 2**31 else np.int64
+    indices = rows.indices.astype(index_type)
+    indices -= shift
+    X = sp.csr_array((rows.values, indices, rows.indptr.astype(index_type)),
                      shape=(len(rows.labels), width))
     X.has_sorted_indices = True                   # checked: indices strictly increase within each line
     return X
