@@ -17,8 +17,8 @@ A held-out class that never occurs in training is a class with no training rows.
 
 Parsing: a loop over lines splits off labels and comments; the index:value pairs of a block of
 lines are parsed at once by NumPy (~1 s per 35 MB); a block whose fast parse fails is parsed again
-line by line to name the first bad line. Memory: the file's bytes about twice, and 32 bytes per value. Every mistake is a DataFormatError of one line naming the file and
-line number.
+line by line to name the first bad line. Memory: the file's bytes about twice, and 32 bytes a
+value. Every mistake is a DataFormatError of one line naming the file and line number.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ from ..errors import DataFormatError
 from .headers import memory_budget
 from .svmlight_labels import class_indices, known_classes
 
-__all__ = ["load_svmlight", "open_svmlight", "SvmlightRows", "read_rows", "zero_based_option", "to_csr", "MAX_INDEX", "SUFFIXES"]
+__all__ = ["load_svmlight", "open_svmlight", "SvmlightRows", "read_rows", "zero_based_option", "to_csr",
+           "MAX_INDEX", "SUFFIXES"]
 
 SUFFIXES = (".svm", ".svmlight", ".libsvm")
 """File names that say svmlight (datasets.sources: --data FILE.svm)."""
