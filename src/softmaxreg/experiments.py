@@ -26,8 +26,9 @@ import numpy as np
 
 from .callbacks import StepProgress, progress_bar
 from .datasets import load_fashion_mnist, num_batches
-from .datasets.sources import SPLIT_NAMES, evaluation_split, open_data
+from .datasets.sources import SPLIT_NAMES, evaluation_split, open_data, svmlight_width
 from .datasets.inputs import outside_range
+from .datasets.splits import is_sparse
 from .errors import InvalidArgumentError, SoftmaxRegError, TrainingDivergedError
 from .functional import cross_entropy, softmax
 from .metrics import risk_coverage, threshold_for_accuracy
@@ -324,14 +325,15 @@ def batch_sweep(data, batch_sizes=(1, 16, 256, 4096, 60000), epochs: int = 5, lr
     return _sweep("batch-sweep", data, runs, rows_of, summarize, progress)
 
 
-def load_model_and_data(model_path, data_dir, *, force: bool = False, label_column=None):
+def load_model_and_data(model_path, data_dir, *, force: bool = False, label_column=None, zero_based="auto"):
     """(model, data): a saved model and the data set to judge it on (`softmaxreg evaluate`, the
     reject experiment; `data_dir` any --data PATH, datasets.sources.open_data), checked on the rows
     it judges (sources.evaluation_split: the test split, else all rows) to fit the model: the same
     input shape and number of classes always; the same class names and the data's values within the
     model's input range unless `force`."""
     model = load_model(model_path)
-    data = open_data(data_dir, label_column=label_column, num_classes=model.num_outputs)   # the model says k
+    data = open_data(data_dir, label_column=label_column, num_classes=model.num_outputs,   # the model says k
+                     **svmlight_width(data_dir, model, zero_based))      # and, of svmlight files, the width
     X, _, split = evaluation_split(data)
     split = SPLIT_NAMES[split]
     shape = tuple(X.shape[1:])
@@ -357,12 +359,13 @@ def load_model_and_data(model_path, data_dir, *, force: bool = False, label_colu
 def logits_with_progress(model: SoftmaxRegression, X, *, progress: bool | None = None, rows: int = 8192) -> np.ndarray:
     """model.logits(X) (n, k), a block of `rows` at a time, with a progress bar on stderr that shows
     once the work has taken half a second (on a terminal, by default: `progress`)."""
-    X = np.asarray(X)
-    Z = np.empty((len(X), model.num_outputs), dtype=model.dtype)
-    with progress_bar(len(X), desc="evaluating", unit="image", show=progress, delay=0.5) as bar:
-        for start in range(0, len(X), rows):
+    X = X if is_sparse(X) else np.asarray(X)          # sparse rows are sliced as they are
+    n = X.shape[0]
+    Z = np.empty((n, model.num_outputs), dtype=model.dtype)
+    with progress_bar(n, desc="evaluating", unit="image", show=progress, delay=0.5) as bar:
+        for start in range(0, n, rows):
             Z[start:start + rows] = model.logits(X[start:start + rows])
-            bar.update(min(rows, len(X) - start))
+            bar.update(min(rows, n - start))
     return Z
 
 

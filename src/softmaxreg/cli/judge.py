@@ -29,7 +29,8 @@ def evaluate_command(args) -> int:
 
     from ..datasets.sources import SPLIT_NAMES, evaluation_split
 
-    model, data = load_model_and_data(args.model, args.data_dir, force=args.force, label_column=args.label_column)
+    model, data = load_model_and_data(args.model, args.data_dir, force=args.force, label_column=args.label_column,
+                                      zero_based=args.zero_based)
     X, y, split = evaluation_split(data)
     summary = evaluation_summary(y, logits_with_progress(model, X), model.class_names, n_bins=args.bins)
     bins = {key: np.array([np.nan if b[key] is None else b[key] for b in summary["calibration_bins"]])
@@ -92,7 +93,7 @@ def predict_command(args) -> int:
         for i, p in enumerate(proba):
             top = np.argsort(-p, kind="stable")[:args.top_k]
             uncertain = args.reject_below is not None and float(p[top[0]]) < args.reject_below
-            results.append({"input": name, "index": i if len(X) > 1 else None,
+            results.append({"input": name, "index": i if X.shape[0] > 1 else None,
                             "prediction": None if uncertain or blank[i] else model.class_names[top[0]],
                             "uncertain": uncertain, "no_signal": bool(blank[i]),
                             "top_k": [{"class": model.class_names[j], "probability": float(p[j])} for j in top]})
@@ -116,12 +117,15 @@ def predict_command(args) -> int:
 def _data_rows(args, model, in_model_range) -> tuple[str, np.ndarray]:
     """("PATH", X) of `predict --data PATH`: the rows it judges (its test split, else all), in memory,
     checked to fit the model and its input range."""
-    from ..datasets.sources import SPLIT_NAMES, evaluation_split, open_data
+    from ..datasets.sources import SPLIT_NAMES, evaluation_split, open_data, svmlight_width
+    from ..datasets.splits import is_sparse
 
-    data = open_data(args.data, label_column=args.label_column, labels=False)
+    data = open_data(args.data, label_column=args.label_column, labels=False, **svmlight_width(args.data, model,
+                                                                                               args.zero_based, False))
     X, _, split = evaluation_split(data)
     shape = tuple(X.shape[1:])
     if shape not in (tuple(model.input_shape), (model.num_inputs,)):
         raise SoftmaxRegError(f"--data {args.data}: rows of {'x'.join(map(str, shape))} values ({SPLIT_NAMES[split]}); "
                               f"the model takes {'x'.join(map(str, model.input_shape))}")
-    return args.data, in_model_range(np.asarray(X), f"--data {args.data}", model.input_range, args.input_range)
+    X = X if is_sparse(X) else np.asarray(X)                   # sparse rows stay sparse
+    return args.data, in_model_range(X, f"--data {args.data}", model.input_range, args.input_range)

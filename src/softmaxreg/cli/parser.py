@@ -140,6 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="seed of the weight initialisation and the shuffles (default 0)")
     train.add_argument("--dtype", choices=("float32", "float64"), default=None, help="float type (default float32)")
     _data_options(train, DATA_HELP)
+    train.add_argument("--val-data", metavar="PATH", default=None,
+                       help="the held-out set of a single-file --data (svmlight, CSV, .npz, Parquet): a file of the "
+                            "same kind and columns, judged after each epoch as a test split is")
+    train.add_argument("--n-features", metavar="N", type=_number(int, 1, True), default=None,
+                       help="svmlight: the features are N wide in both files (default: one past the training "
+                            "file's largest index; a held-out index past it is an error)")
     train.add_argument("--num-classes", metavar="K", type=int, default=None,
                        help="the classes are 0..K-1 (labels at or past K are an error); without it, integer labels "
                             "without names name 0..max label, refused when fewer than half of those occur "
@@ -198,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "its rows; labels, if any, are not used)")
     predict.add_argument("--label-column", metavar="NAME|INDEX", default=None,
                          help="CSV / Parquet --data: the label column to leave out of the features")
+    _zero_based_option(predict)
     predict.add_argument("--top-k", type=_number(int, 1, True), default=None,
                          help="classes shown per input (default 3, or the model's classes if fewer)")
     predict.add_argument("--reject-below", type=_number(float, 0, True, maximum=1), default=None, metavar="P",
@@ -257,7 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 DATA_HELP = ("the data: a folder of the four MNIST-format IDX files (raw ones are memory-mapped); a folder of "
              "X_train.npy and y_train.npy (optionally X_test.npy, y_test.npy; memory-mapped); a .npz of X_train, "
-             "y_train (optionally X_test, y_test or X_val, y_val); a .csv with a header line (--label-column); "
+             "y_train (optionally X_test, y_test or X_val, y_val), or of a scipy.sparse matrix (save_npz) and y; "
+             "an svmlight / libsvm file (.svm, .svmlight, .libsvm); a .csv with a header line (--label-column); "
              "a Zarr store of those arrays, or Parquet files or a glob (--label-column), both through Dask. "
              "Default: $SOFTMAXREG_DATA_DIR, else the bundled Fashion-MNIST. --data-dir is the same option")
 
@@ -267,3 +275,11 @@ def _data_options(parser: argparse.ArgumentParser, help: str) -> None:
     parser.add_argument("--data", "--data-dir", dest="data_dir", metavar="PATH", default=None, help=help)
     parser.add_argument("--label-column", metavar="NAME|INDEX", default=None,
                         help="CSV / Parquet: the column holding the class labels (a name, or a 0-based index)")
+    _zero_based_option(parser)
+
+
+def _zero_based_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--zero-based", choices=("auto", "yes", "no"), default="auto",
+                        help="svmlight: feature indices start at 0 (yes) or 1 (no); auto (default): at 1 unless an "
+                             "index 0 occurs in the file(s) read. Pass the training run's choice to evaluate and "
+                             "predict when it matters: a test file alone may not show an index 0")

@@ -92,7 +92,7 @@ def _train(args, folder: Path, config, train_config, data, model, state) -> int:
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*map(printable, a), flush=True))   # paths stay text
     n_train, *image_shape = data.train_images.shape
     validation = None if data.test_images is None else (data.test_images, data.test_labels)
-    say(f"data: {data.source}, {n_train} train / {len(validation[0]) if validation else 'no'} validation "
+    say(f"data: {data.source}, {n_train} train / {validation[0].shape[0] if validation else 'no'} validation "
         f"{'images' if len(image_shape) == 2 else 'rows of'} {'x'.join(map(str, image_shape))}, "
         f"{len(data.class_names)} classes")
     full_batch = train_config.optimizer().full_batch

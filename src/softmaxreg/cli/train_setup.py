@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import platform
 import time
 from dataclasses import asdict, fields, replace
@@ -36,8 +37,11 @@ def resumed_run(args, folder: Path):
 
     given = [f"--{name.replace('_', '-')}" for name in ["recipe", "seed", "sigma", "dtype", "backend", "device",
                                                           "data_dir", "label_column", "num_classes", "out",
+                                                          "val_data", "n_features",
                                                           *(f.name for f in fields(TrainConfig))]
              if getattr(args, name, None) is not None]
+    if getattr(args, "zero_based", "auto") != "auto":
+        given.append("--zero-based")
     if given:
         raise SoftmaxRegError(f"--resume continues a run with its own settings; drop {', '.join(given)}")
     try:
@@ -59,10 +63,16 @@ def resumed_run(args, folder: Path):
     model, state = load_checkpoint(folder / CHECKPOINT)
     remove_stale_temporaries(folder)
     data = open_data(settings.get("data_dir"), label_column=settings.get("label_column"),
-                     num_classes=settings.get("num_classes"))
+                     num_classes=settings.get("num_classes"), **_data_settings(settings))
     if _dataset_digest(data) != config.get("dataset", {}).get("sha256"):
         raise SoftmaxRegError(f"--resume {folder}: the data files differ from the ones this run started with")
     return config, train_config, data, model, state
+
+
+def _data_settings(settings: dict) -> dict:
+    """open_data's options for the held-out file and svmlight, as a run recorded them (none before they existed)."""
+    return {"val_data": settings.get("val_data"), "n_features": settings.get("n_features"),
+            "zero_based": settings.get("zero_based", "auto")}
 
 
 LATER_SETTINGS = {"shuffle": "full"}
@@ -123,7 +133,8 @@ def new_run(args):
     with errors_named_by_flag():
         resolve(backend, device)                  # an absent library or device: one line, before any file
         train_config = TrainConfig(**{**RECIPES[recipe], **options})
-        data = open_data(args.data_dir, label_column=args.label_column, num_classes=args.num_classes)
+        data = open_data(args.data_dir, label_column=args.label_column, num_classes=args.num_classes,
+                         val_data=args.val_data, n_features=args.n_features, zero_based=args.zero_based)
         if args.standardize is None and data.features:     # a table of features: standardized unless told
             train_config = replace(train_config, standardize=True)
         n_train, *image_shape = data.train_images.shape
@@ -140,9 +151,11 @@ def new_run(args):
                      "dtype": dtype, "backend": backend, "device": device,
                      "validation": "test split" if validation else "none (the data have no test split)",
                      "data_dir": None if data.source == "bundled" else str(Path(data.source).resolve()),
-                     "label_column": args.label_column, "num_classes": args.num_classes, "dask_block_rows": _block_rows(args.scheduler)},
+                     "label_column": args.label_column, "num_classes": args.num_classes,
+                     "val_data": None if args.val_data is None else _absolute(args.val_data),
+                     "n_features": args.n_features, "zero_based": args.zero_based, "dask_block_rows": _block_rows(args.scheduler)},
         "dataset": {"source": data.source, "sha256": _dataset_digest(data), "files": data.sha256,
-                    "train_size": n_train, "validation_size": len(data.test_images) if validation else 0,
+                    "train_size": n_train, "validation_size": data.test_images.shape[0] if validation else 0,
                     "image_shape": image_shape, "class_names": list(data.class_names)},
         "preprocessing": {"input_scale": model.input_scale,
                           "description": ("pixels / 255, flattened row-major" if pixels else "features as given"
@@ -155,6 +168,11 @@ def new_run(args):
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     return config, train_config, data, model, None
+
+
+def _absolute(path: str) -> str:
+    """A data path as the run records it: absolute, so --resume finds it from any folder (a Parquet glob too)."""
+    return str(Path(path).resolve()) if Path(path).exists() else os.path.abspath(path)
 
 
 def _block_rows(scheduler: str | None) -> int | None:

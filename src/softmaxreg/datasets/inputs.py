@@ -47,7 +47,7 @@ def without_signal(X: np.ndarray, value_range) -> np.ndarray:
     """(n,) bool: the examples of X (n, ...) whose values span at most NO_SIGNAL_SHARE of value_range
     (none when the range is unknown)."""
     if value_range is None:
-        return np.zeros(len(X), dtype=bool)
+        return np.zeros(X.shape[0], dtype=bool)           # X.shape: a sparse X has no len()
     flat = np.asarray(X, dtype=np.float64).reshape(len(X), -1)
     return flat.max(axis=1) - flat.min(axis=1) <= NO_SIGNAL_SHARE * (value_range[1] - value_range[0])
 

@@ -5,7 +5,11 @@ Kinds, recognised in this order:
     (none)                     the bundled Fashion-MNIST ($SOFTMAXREG_DATA_DIR first)
     FOLDER of IDX files        train-images-idx3-ubyte, ... (.gz or raw; raw files memory-mapped if big, below)
     FOLDER of .npy files       X_train.npy, y_train.npy [, X_test.npy, y_test.npy] (memory-mapped if big)
-    FILE.npz                   arrays X_train, y_train [, X_test, y_test or X_val, y_val] [, class_names]
+    FILE.npz                   arrays X_train, y_train [, X_test, y_test or X_val, y_val] [, class_names];
+                               or a sparse matrix as scipy.sparse.save_npz writes it plus its labels y
+                               [, class_names] (datasets.sparse_npz: format, shape, data, indices, indptr)
+    FILE.svm, .svmlight, .libsvm   the svmlight / libsvm text format (datasets.svmlight): label index:value ...;
+                               --zero-based auto|yes|no, --n-features N
     FILE.csv                   a header line of column names, numbers in every cell but the labels';
                                --label-column NAME or INDEX; read into memory (small data)
     STORE.zarr (a folder)      arrays X_train, y_train [, X_test, y_test] of a Zarr group
@@ -24,6 +28,9 @@ with num_classes=K (--num-classes; datasets.classes: a count the training labels
 refused). --label-column goes with CSV and Parquet only.
 Rows of features (n, d) of any type but uint8 are a feature table (`features`: the command line
 standardizes them by default); uint8 rows are pixels, and (n, h, w) arrays images, as IDX files are.
+--val-data PATH names the held-out set of a single-file source (svmlight, CSV, .npz, Parquet): a file
+of the same kind and columns (datasets.held_out). Sparse data (svmlight, a sparse .npz) are scipy.sparse
+csr_arrays, never densified nor standardized by default (`features` is False).
 A source without a test split has `test_images` None: training runs without validation, and
 `evaluate` / `predict` use all its rows. `labels=False` (predict) accepts a source without labels.
 Every mistake in the data (or --label-column) is a DataFormatError of one line naming the file and
@@ -33,7 +40,6 @@ what was expected.
 from __future__ import annotations
 
 import glob
-import hashlib
 import os
 import zipfile
 from pathlib import Path
@@ -42,25 +48,48 @@ import numpy as np
 
 from ..errors import DataFormatError
 from . import blocks
-from .classes import check_num_classes, implied_classes, named_classes
-from .fashion_mnist import (CLASS_NAMES_FILE, ImageDataset, check_class_names, load_fashion_mnist,
-                            read_class_names)
+from .classes import check_num_classes
+from .fashion_mnist import CLASS_NAMES_FILE, ImageDataset, check_class_names, load_fashion_mnist, read_class_names
+from .splits import check_split, dataset, digest
 from .headers import check_declared, memory_budget, npy_header, npz_headers
+from .held_out import check_columns, declared_names, held_out_digest, merged_labels, single_file_kind
+from .sparse_npz import is_sparse_layout, sparse_from_arrays
+from .svmlight import SUFFIXES, open_svmlight
 from .tables import DASK_HINT, csv_columns, one_line, parquet_columns, unique_header
 
-__all__ = ["open_data", "evaluation_split", "SPLIT_NAMES", "DASK_HINT"]
+__all__ = ["open_data", "evaluation_split", "svmlight_width", "SPLIT_NAMES", "DASK_HINT"]
 
 SPLITS = (("X_train", "y_train"), ("X_test", "y_test"), ("X_val", "y_val"))
-EXPECTED = ("an IDX folder, a folder of X_train.npy and y_train.npy, a .npz, a .csv, a Zarr store "
-            "or Parquet files")
+EXPECTED = ("an IDX folder, a folder of X_train.npy and y_train.npy, a .npz, a .csv, an svmlight file "
+            "(.svm, .svmlight, .libsvm), a Zarr store or Parquet files")
 
 
-def open_data(path=None, *, label_column=None, labels: bool = True, num_classes=None) -> ImageDataset:
+def open_data(path=None, *, label_column=None, labels: bool = True, num_classes=None, val_data=None,
+              n_features=None, zero_based="auto", class_names=None) -> ImageDataset:
     """The data set at `path` (kinds: the module docstring), checked: X numeric with rows, y integer
     class indices of the same count, the test split's rows shaped as the training split's.
     num_classes: the classes are 0..num_classes-1 (--num-classes); without it, labels without names
-    name 0..max label, refused when the training labels cannot support that many (datasets.classes)."""
+    name 0..max label, refused when the training labels cannot support that many (datasets.classes).
+    val_data: the held-out set of a single-file `path` (svmlight, CSV, .npz, Parquet; datasets.held_out).
+    n_features, zero_based: the width and index base of svmlight files (datasets.svmlight);
+    class_names: of svmlight files judged by a model (`evaluate`), the model's classes, named by the labels."""
     check_num_classes(num_classes)
+    kind = single_file_kind(path)
+    if kind != "svmlight" and (n_features is not None or zero_based != "auto"):
+        flag = "--n-features" if n_features is not None else "--zero-based"
+        raise DataFormatError(f"{flag}: goes with svmlight data ({', '.join(SUFFIXES)}), not "
+                              f"{path if path is not None else 'the bundled Fashion-MNIST'}")
+    if val_data is not None and kind is None:
+        raise DataFormatError(f"--val-data {val_data}: goes with a single-file --data (svmlight, CSV, .npz, "
+                              f"Parquet); {path if path is not None else 'the bundled Fashion-MNIST'} has its own "
+                              "test split or none")
+    if val_data is not None and single_file_kind(val_data) != kind:
+        raise DataFormatError(f"--val-data {val_data}: expected a file of the training file's kind ({kind}, "
+                              f"as {path}), found {single_file_kind(val_data) or 'another kind'}")
+    if kind == "svmlight":
+        return open_svmlight(Path(path), val_data, labels, num_classes, n_features, zero_based, class_names)
+    if val_data is not None:
+        return _with_held_out(kind, path, val_data, label_column, labels, num_classes)
     if path is None:
         return _no_columns(load_fashion_mnist, None, label_column, num_classes=num_classes)
     text, p = str(path), Path(path)
@@ -92,6 +121,16 @@ def _no_columns(read, p, label_column, *args, **options) -> ImageDataset:
     return read(p, *args, **options)
 
 
+def svmlight_width(path, model, zero_based="auto", labels: bool = True) -> dict:
+    """open_data's svmlight options to judge `model` on the file at `path`: its width is the model's
+    inputs (a test file's largest index says less), its labels name the model's classes; {} for
+    other kinds."""
+    if single_file_kind(path) != "svmlight":
+        return {} if zero_based == "auto" else {"zero_based": zero_based}     # refused by open_data, named
+    return {"n_features": model.num_inputs, "zero_based": zero_based,
+            **({"class_names": tuple(model.class_names)} if labels else {})}
+
+
 SPLIT_NAMES = {"test": "test split", "all": "all rows"}
 
 
@@ -101,79 +140,6 @@ def evaluation_split(data: ImageDataset) -> tuple[object, object, str]:
     if data.test_images is not None:
         return data.test_images, data.test_labels, "test"
     return data.train_images, data.train_labels, "all"
-
-
-def _digest(*paths: Path) -> dict:
-    """{name: SHA-256} of every file in `paths` (a folder: every file under it, by relative name)."""
-    sums = {}
-    for p in paths:
-        files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
-        for f in files:
-            h = hashlib.sha256()
-            with open(f, "rb") as stream:
-                while chunk := stream.read(1 << 22):
-                    h.update(chunk)
-            sums[str(f.relative_to(p.parent))] = h.hexdigest()
-    return sums
-
-
-def _dataset(source: Path | str, sums: dict, splits: dict, names, labels: bool, num_classes=None) -> ImageDataset:
-    """The ImageDataset of checked splits {"train": (X, y, where), "test": (X, y, where) or absent}."""
-    X, y, where = splits["train"]
-    _check_split(X, y, where, labels)
-    if num_classes is None:                          # declared classes (evaluate: the model's) may be judged on one
-        _refuse_one_class(y, where, labels)
-    test = splits.get("test")
-    if test is not None:
-        _check_split(*test, labels)
-        if tuple(test[0].shape[1:]) != tuple(X.shape[1:]):
-            raise DataFormatError(f"{test[2]}: rows of shape {tuple(test[0].shape[1:])}, the training split's "
-                                  f"are {tuple(X.shape[1:])}")
-    if names is not None:
-        names = named_classes(names, num_classes, source)
-    elif labels:                                      # classes 0..max label, or declared: classes.py's rule
-        names = tuple(map(str, range(implied_classes((y, where), [test[1:]] if test is not None else [], num_classes))))
-    else:
-        names = ()
-    for split in ((X, y, where), *([test] if test is not None else [])):
-        if labels and split[1].size and not 0 <= int(split[1].min()) <= int(split[1].max()) < len(names):
-            raise DataFormatError(f"{split[2]}: labels must lie in [0, {len(names) - 1}], "
-                                  f"found {split[1].min()}..{split[1].max()}")
-    return ImageDataset(train_images=X, train_labels=y, test_images=None if test is None else test[0],
-                        test_labels=None if test is None else test[1], class_names=tuple(names),
-                        source=str(source), sha256=sums, features=X.ndim == 2 and X.dtype != np.uint8)
-
-
-def _refuse_one_class(y, where: str, labels: bool) -> None:
-    """Training needs examples of 2 classes at least (as an IDX folder's: fashion_mnist), unless the
-    classes are declared (--num-classes; `evaluate` declares the model's, and may judge it on rows of
-    one class)."""
-    if labels and y.size and int(y.min()) == int(y.max()):
-        raise DataFormatError(f"{where}: every label is {int(y.min())}; training needs examples of at least 2 classes")
-
-
-def _check_split(X, y, where: str, labels: bool) -> None:
-    if X.ndim < 2 or X.shape[0] == 0 or 0 in X.shape[1:]:
-        raise DataFormatError(f"{where}: expected rows of features (n, d) with n, d >= 1, found shape {X.shape}")
-    if not (np.issubdtype(X.dtype, np.number) or X.dtype == bool) or np.issubdtype(X.dtype, np.complexfloating):
-        raise DataFormatError(f"{where}: expected real numbers, found dtype {X.dtype}")
-    if not labels and y is None:
-        return
-    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
-        raise DataFormatError(f"{where}: expected labels as integer class indices of 1 dimension, "
-                              f"found {y.dtype} of shape {y.shape}")
-    if X.shape[0] != y.shape[0]:
-        raise DataFormatError(f"{where}: {X.shape[0]} rows of features but {y.shape[0]} labels")
-    x_chunks, y_chunks = getattr(X, "chunks", None), getattr(y, "chunks", None)
-    if x_chunks is not None and y_chunks is not None and tuple(x_chunks[0]) != tuple(y_chunks[0]):
-        raise DataFormatError(f"{where}: the row chunks of the features {_few_chunks(x_chunks[0])} and of the "
-                              f"labels {_few_chunks(y_chunks[0])} differ; write both with the same row chunks")
-
-
-def _few_chunks(chunks) -> str:
-    """Row chunks as a short text: a message stays one readable line however many there are."""
-    chunks = tuple(chunks)
-    return str(chunks) if len(chunks) <= 6 else f"({', '.join(map(str, chunks[:4]))}, ... {len(chunks):,} in all)"
 
 
 def _pairs(get, names, where, labels: bool) -> dict:
@@ -193,20 +159,60 @@ def _pairs(get, names, where, labels: bool) -> dict:
 
 
 def _npz(p: Path, labels: bool, num_classes=None) -> ImageDataset:
+    return dataset(p, digest(p), *_npz_parts(p, labels), labels, num_classes)
+
+
+def _npz_parts(p: Path, labels: bool):
+    """({"train": (X, y, where), "test": ...}, class names or None) of an .npz of dense splits, or of
+    one sparse matrix and its labels (datasets.sparse_npz)."""
     check_declared(npz_headers(p), str(p), SPLITS)          # shapes checked before any array is read
     try:
         with np.load(p, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:   # empty: EOFError; cut short: BadZipFile
         raise DataFormatError(f"{p}: not a readable .npz archive of plain arrays: {one_line(e)}") from None
-    splits = _pairs(arrays.get, sorted(arrays), str(p), labels)
+    if is_sparse_layout(arrays):
+        splits = {"train": (sparse_from_arrays(arrays, str(p)), arrays.get("y"), f"{p} (y)")}
+        if labels and splits["train"][1] is None:
+            raise DataFormatError(f"{p}: a sparse matrix without its labels: expected an array y beside it")
+    else:
+        splits = _pairs(arrays.get, sorted(arrays), str(p), labels)
     names = arrays.get("class_names")
     if names is not None:
         if names.ndim != 1 or names.dtype.kind not in "US":
             raise DataFormatError(f"{p}: class_names: expected a 1-D array of strings, found {names.dtype} "
                                   f"of shape {names.shape}")
         names = check_class_names(names.astype(str).tolist(), f"{p} (class_names)")
-    return _dataset(p, _digest(p), splits, names, labels, num_classes)
+    return splits, names
+
+
+def _with_held_out(kind: str, path, val_data, label_column, labels: bool, num_classes) -> ImageDataset:
+    """The training file `path` and its held-out set `val_data`, both of `kind` (datasets.held_out)."""
+    def parts(f):
+        if not glob.has_magic(str(f)) and not Path(f).exists():
+            raise DataFormatError(f"{f}: data file does not exist; expected {EXPECTED}")
+        if kind == "npz":
+            return (*_npz_parts(Path(f), labels), digest(Path(f)))
+        if kind == "csv":
+            return (*_csv_parts(Path(f), label_column, labels), digest(Path(f)))
+        return _parquet_parts(str(f), label_column, labels)
+    if kind == "npz" and label_column is not None:
+        raise DataFormatError(f"{path}: --label-column {label_column} goes with CSV and Parquet data; this kind "
+                              "has no columns")
+    (train, names, sums), (val, val_names, val_sums) = parts(path), parts(val_data)
+    for f, splits in ((path, train), (val_data, val)):
+        if "test" in splits:
+            raise DataFormatError(f"--val-data {val_data}: {f} has a test split of its own ({splits['test'][2]}); "
+                                  "expected one set of rows in each file")
+    if kind != "npz":
+        check_columns(kind, path, val_data)
+    (X, y, where), (X_val, y_val, val_where) = train["train"], val["train"]
+    if kind == "npz":
+        names = declared_names(names, val_names, val_data)
+    elif labels:
+        y, y_val, names = merged_labels((y, names), (y_val, val_names))
+    splits = {"train": (X, y, where), "test": (X_val, y_val, val_where)}
+    return dataset(path, {**sums, **held_out_digest(val_sums)}, splits, names, labels, num_classes)
 
 
 def _npy_folder(p: Path, labels: bool, num_classes=None) -> ImageDataset:
@@ -225,12 +231,16 @@ def _npy_folder(p: Path, labels: bool, num_classes=None) -> ImageDataset:
     names_file = p / CLASS_NAMES_FILE
     names = read_class_names(names_file) if names_file.is_file() else None
     files = [p / f"{name}.npy" for split in SPLITS for name in split if (p / f"{name}.npy").is_file()]
-    return _dataset(p, _digest(*files), splits, names, labels, num_classes)
+    return dataset(p, digest(*files), splits, names, labels, num_classes)
 
 
 def _csv(p: Path, label_column, labels: bool, num_classes=None) -> ImageDataset:
+    return dataset(p, digest(p), *_csv_parts(p, label_column, labels), labels, num_classes)
+
+
+def _csv_parts(p: Path, label_column, labels: bool):
     X, y, names = csv_columns(p, label_column, labels)
-    return _dataset(p, _digest(p), {"train": (X, y, str(p))}, names, labels, num_classes)
+    return {"train": (X, y, str(p))}, names
 
 
 def _dask_array(where):
@@ -284,17 +294,22 @@ def _zarr(p: Path, labels: bool, num_classes=None) -> ImageDataset:
     splits = _pairs(get, names, str(p), labels)
     for key, (X, y, where) in splits.items():         # labels and the test split in memory, X_train streamed
         if y is not None:
-            _check_split(X, y, where, labels)
+            check_split(X, y, where, labels)
         splits[key] = (X if key == "train" else _computed(X), None if y is None else _computed(y), where)
-    return _dataset(p, _digest(p), splits, None, labels, num_classes)
+    return dataset(p, digest(p), splits, None, labels, num_classes)
 
 
 def _parquet(pattern: str, label_column, labels: bool, num_classes=None) -> ImageDataset:
+    splits, names, sums = _parquet_parts(pattern, label_column, labels)
+    return dataset(pattern, sums, splits, names, labels, num_classes)
+
+
+def _parquet_parts(pattern: str, label_column, labels: bool):
     files = sorted(glob.glob(pattern)) if glob.has_magic(pattern) and not os.path.exists(pattern) else [pattern]
     if not files or not all(os.path.exists(f) for f in files):
         raise DataFormatError(f"{pattern}: no such Parquet file" + (" (the glob matches nothing)" if not files else ""))
     X, y, names = parquet_columns(_parquet_frame(files, pattern), pattern, label_column, labels)
-    return _dataset(pattern, _digest(*map(Path, files)), {"train": (X, y, pattern)}, names, labels, num_classes)
+    return {"train": (X, y, pattern)}, names, digest(*map(Path, files))
 
 
 def _parquet_frame(files: list[str], pattern: str):
