@@ -113,9 +113,9 @@ class TrainConfig:
         if self.optimizer().full_batch:
             raise InvalidArgumentError(f"loss: 'sampled' trains with minibatch SGD (solver 'sgd'), not the full-batch "
                                        f"solver {self.solver!r}")
-        if self.momentum or self.nesterov:
-            raise InvalidArgumentError("loss: 'sampled' takes plain SGD steps on the sampled columns; momentum and "
-                                       "nesterov would move every column each step (set momentum 0)")
+        if self.momentum:
+            raise InvalidArgumentError(f"loss: 'sampled' takes plain SGD steps on the sampled columns; momentum would "
+                                       f"move every column each step (set momentum 0, not {self.momentum})")
         if self.label_smoothing:
             raise InvalidArgumentError("loss: 'sampled' takes class-index targets without label smoothing")
 

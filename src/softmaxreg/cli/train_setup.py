@@ -20,6 +20,7 @@ from ..errors import InvalidArgumentError, SoftmaxRegError
 from ..engines.gemm import block_rows
 from ..solvers import OPTIMIZERS, solver_options
 from ..options import RECIPE_BEST, TrainConfig
+from ..sampled import check_num_sampled
 from .run_folder import CHECKPOINT, remove_stale_temporaries
 
 RECIPES = {
@@ -65,7 +66,7 @@ def resumed_run(args, folder: Path):
     return config, train_config, data, model, state
 
 
-LATER_SETTINGS = {"shuffle": "full"}
+LATER_SETTINGS = {"shuffle": "full", "loss": "full", "num_sampled": None, "sampler": "unigram"}
 """TrainConfig fields added after runs were first written, with the value those runs used: a run folder
 without them resumes as it ran (shuffle: the full permutation, whatever "auto" would pick now)."""
 
@@ -116,6 +117,8 @@ def new_run(args):
     options = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name, None) is not None}
     recipe = args.recipe or "lesson"
     _refuse_options_of_the_other_solver(args, options.get("solver", "sgd"))
+    if args.sampler is not None and args.loss != "sampled":
+        raise SoftmaxRegError("--sampler: goes with --loss sampled")
     seed = 0 if args.seed is None else args.seed
     sigma = 0.01 if args.sigma is None else args.sigma
     dtype = args.dtype or "float32"
@@ -126,6 +129,8 @@ def new_run(args):
         data = open_data(args.data_dir, label_column=args.label_column, num_classes=args.num_classes)
         if args.standardize is None and data.features:     # a table of features: standardized unless told
             train_config = replace(train_config, standardize=True)
+        if train_config.loss == "sampled":
+            check_num_sampled(train_config.num_sampled, len(data.class_names))
         n_train, *image_shape = data.train_images.shape
         pixels = data.train_images.dtype == np.uint8          # 0..255 values: the lesson's pixels
         model = SoftmaxRegression(int(np.prod(image_shape)), len(data.class_names), sigma,
