@@ -218,6 +218,7 @@ def test_options_that_sampled_softmax_does_not_take_are_refused():
     (["--loss", "sampled", "--num-sampled", "3", "--momentum", "0.9"], "--loss: 'sampled' takes plain SGD steps"),
     (["--sampler", "uniform"], "--sampler: goes with --loss sampled"),
     (["--loss", "sampled", "--num-sampled", "0"], "--num-sampled: expected an integer >= 1"),
+    (["--loss", "sampled", "--num-sampled", "3", "--backend", "array_api_strict"], "--loss: 'sampled' trains with NumPy"),
 ])
 def test_cli_errors_are_one_line_and_exit_2(args, message, digits_dir, tmp_path, capsys):
     cli_refuses(["train", "--data-dir", str(digits_dir), "--out", str(tmp_path / "run"), *args], tmp_path, capsys,
@@ -250,3 +251,10 @@ def test_the_estimator_takes_sampled_softmax():
         SoftmaxRegressionClassifier(solver="sgd", loss="sampled", num_sampled=8).fit(X, y)
     with pytest.raises(InvalidArgumentError, match="lbfgs"):
         SoftmaxRegressionClassifier(loss="sampled", num_sampled=8).fit(X, y)
+
+
+def test_arrays_of_other_libraries_are_refused_in_one_line():
+    xp = pytest.importorskip("array_api_strict")
+    X, y = data(n=50)
+    with pytest.raises(InvalidArgumentError, match="NumPy arrays or scipy.sparse matrices in memory, not array_api_strict"):
+        fit(SoftmaxRegression(12, 40), xp.asarray(X), xp.asarray(y), **SAMPLED)

@@ -131,6 +131,8 @@ def new_run(args):
             train_config = replace(train_config, standardize=True)
         if train_config.loss == "sampled":
             check_num_sampled(train_config.num_sampled, len(data.class_names))
+            if backend != "numpy":
+                raise InvalidArgumentError(f"loss: 'sampled' trains with NumPy (--backend numpy), not --backend {backend}")
         n_train, *image_shape = data.train_images.shape
         pixels = data.train_images.dtype == np.uint8          # 0..255 values: the lesson's pixels
         model = SoftmaxRegression(int(np.prod(image_shape)), len(data.class_names), sigma,
