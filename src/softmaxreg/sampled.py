@@ -35,10 +35,12 @@ import math
 import numpy as np
 
 from . import generic
+from .engines import engine_for
 from .errors import InvalidArgumentError
+from .seeding import sampler_generator
 
 __all__ = ["SAMPLERS", "LOSSES", "proposal", "CandidateSampler", "SampledSoftmax", "sampled_loss_and_grad_sums",
-           "check_num_sampled"]
+           "check_num_sampled", "sampled_objective", "SampledSteps"]
 
 LOSSES = ("full", "sampled")
 SAMPLERS = ("uniform", "log-uniform", "unigram")
@@ -170,3 +172,50 @@ class SampledSoftmax:
         W_C -= rate * dW
         model.W[:, cols] = W_C
         model.b[cols] -= rate * db
+
+
+def sampled_objective(model, X, y, cfg, seed, optimizer, resume) -> SampledSoftmax:
+    """The SampledSoftmax of a TrainConfig with loss "sampled", checked: NumPy parameters, dense NumPy or scipy.sparse rows in
+    memory, class indices; the proposal from the training labels; the classes' generator from `seed`
+    (seeding.sampler_generator), continued from `resume` (a TrainState). Called by train.fit."""
+    data = engine_for(X)
+    if data.name not in ("numpy", "sparse") or engine_for(model.W).name != "numpy":
+        raise InvalidArgumentError(f"loss: 'sampled' trains on NumPy arrays or scipy.sparse matrices in memory, not "
+                                   f"{data.xp.__name__ if data.name == 'array_api' else data.name} arrays")
+    if y.ndim != 1:
+        raise InvalidArgumentError("loss: 'sampled' needs class-index targets (n,), not soft targets (n, k)")
+    if optimizer.full_batch or getattr(optimizer, "momentum", 0):
+        raise InvalidArgumentError(f"loss: 'sampled' takes plain SGD steps, not {optimizer.name!r} with its options")
+    check_num_sampled(cfg.num_sampled, model.num_outputs)
+    rng = sampler_generator(seed)
+    if resume is not None and resume.sampler_state is not None:
+        rng.bit_generator.state = resume.sampler_state
+    q = proposal(cfg.sampler, model.num_outputs, y)
+    return SampledSoftmax(model, q, cfg.num_sampled, rng, weight_decay=cfg.weight_decay)
+
+
+class SampledSteps:
+    """train.py's minibatch steps for SampledSoftmax: the batches of `inner` (train._NumpySteps for
+    NumPy arrays, train._GenericSteps for sparse rows) with the sampled gradient (`chunk`: the
+    columns C only) and its step (those columns updated in place). No hits are counted: the
+    argmax needs all k logits."""
+    counts_hits = False
+
+    def __init__(self, inner):
+        self.inner, self.objective = inner, inner.objective
+        self.update = None
+
+    @property
+    def x_batch(self):
+        return self.inner.x_batch
+
+    def batches(self):
+        return self.inner.batches()
+
+    def gradient(self, batch) -> tuple[int, float, int]:
+        x, y, w = self.inner.rows(batch)
+        loss, *self.update = self.objective.chunk(x, y, w, x.shape[0])
+        return x.shape[0], float(loss), 0
+
+    def step(self, lr: float) -> None:
+        self.objective.step(*self.update, lr)

@@ -24,8 +24,8 @@ from .model import SoftmaxRegression, StepBuffers
 from .moments import standardization
 from .objective import SoftmaxCrossEntropy, flat_params, set_flat_params
 from .options import TrainConfig, example_weights
-from .sampled import SampledSoftmax, check_num_sampled, proposal
-from .seeding import sampler_generator, shuffle_generator
+from .sampled import SampledSoftmax, SampledSteps, sampled_objective
+from .seeding import shuffle_generator
 from .solvers import Optimizer
 
 __all__ = ["fit", "History", "EpochRecord", "Callback", "TrainState"]
@@ -130,7 +130,7 @@ def fit(model: SoftmaxRegression, X, y, config: TrainConfig | None = None, *, se
         for stopper in stoppers:
             stopper.load_state_dict(resume.early_stopping)
     if cfg.loss == "sampled":
-        objective = _sampled_objective(model, X, y, cfg, seed, optimizer, resume)
+        objective = sampled_objective(model, X, y, cfg, seed, optimizer, resume)
     else:
         objective = SoftmaxCrossEntropy(model, weight_decay=cfg.weight_decay, label_smoothing=cfg.label_smoothing)
     driver = _full_batch if optimizer.full_batch else _minibatch
@@ -146,26 +146,6 @@ def fit(model: SoftmaxRegression, X, y, config: TrainConfig | None = None, *, se
     for cb in callbacks:
         cb.on_train_end(history)
     return history
-
-
-def _sampled_objective(model: SoftmaxRegression, X, y, cfg: TrainConfig, seed, optimizer, resume) -> SampledSoftmax:
-    """The sampled softmax of cfg (sampled.py): NumPy parameters, dense NumPy or scipy.sparse rows in
-    memory, class indices; the proposal from the training labels; the classes' generator from `seed`
-    (seeding.sampler_generator), continued from `resume`."""
-    data = engine_for(X)
-    if data.name not in ("numpy", "sparse") or engine_for(model.W).name != "numpy":
-        raise InvalidArgumentError(f"loss: 'sampled' trains on NumPy arrays or scipy.sparse matrices in memory, not "
-                                   f"{data.xp.__name__ if data.name == 'array_api' else data.name} arrays")
-    if y.ndim != 1:
-        raise InvalidArgumentError("loss: 'sampled' needs class-index targets (n,), not soft targets (n, k)")
-    if optimizer.full_batch or getattr(optimizer, "momentum", 0):
-        raise InvalidArgumentError(f"loss: 'sampled' takes plain SGD steps, not {optimizer.name!r} with its options")
-    check_num_sampled(cfg.num_sampled, model.num_outputs)
-    rng = sampler_generator(seed)
-    if resume is not None and resume.sampler_state is not None:
-        rng.bit_generator.state = resume.sampler_state
-    q = proposal(cfg.sampler, model.num_outputs, y)
-    return SampledSoftmax(model, q, cfg.num_sampled, rng, weight_decay=cfg.weight_decay)
 
 
 def _dask_rows(model: SoftmaxRegression, X):
@@ -210,7 +190,7 @@ def _minibatch(objective, optimizer, arrays, cfg, rng, validation, history, call
     engine = engine_for(arrays[0])
     steps = (_GenericSteps if engine.generic else _NumpySteps)(objective, optimizer, arrays, cfg, rng)
     if isinstance(objective, SampledSoftmax):
-        steps = _SampledSteps(steps)
+        steps = SampledSteps(steps)
     run = Run(model, optimizer, history, cfg.epochs, (cfg.epochs - first + 1) * steps_per_epoch, state)
     _begin(run, callbacks)
     for epoch in range(first, cfg.epochs + 1):
@@ -332,32 +312,6 @@ class _GenericSteps:
         model = self.objective.model
         dW = generic.penalty_grad(model.W, self.objective.weight_decay, self.dW)
         model.W, model.b = self.optimizer.updated((model.W, model.b), (dW, self.db), lr)
-
-
-class _SampledSteps:
-    """The batches of `inner` (_NumpySteps for NumPy arrays, _GenericSteps for sparse rows) with the
-    sampled softmax's gradient (sampled.SampledSoftmax.chunk: the sampled columns only) and its
-    step (those columns updated in place). No hits are counted: the argmax needs all k logits."""
-    counts_hits = False
-
-    def __init__(self, inner):
-        self.inner, self.objective = inner, inner.objective
-        self.update = None
-
-    @property
-    def x_batch(self):
-        return self.inner.x_batch
-
-    def batches(self):
-        return self.inner.batches()
-
-    def gradient(self, batch) -> tuple[int, float, int]:
-        x, y, w = self.inner.rows(batch)
-        loss, *self.update = self.objective.chunk(x, y, w, x.shape[0])
-        return x.shape[0], float(loss), 0
-
-    def step(self, lr: float) -> None:
-        self.objective.step(*self.update, lr)
 
 
 def _full_batch(objective, optimizer, arrays, cfg, rng, validation, history, callbacks, state, resume) -> None:
