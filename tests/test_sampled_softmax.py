@@ -258,3 +258,24 @@ def test_arrays_of_other_libraries_are_refused_in_one_line():
     X, y = data(n=50)
     with pytest.raises(InvalidArgumentError, match="NumPy arrays or scipy.sparse matrices in memory, not array_api_strict"):
         fit(SoftmaxRegression(12, 40), xp.asarray(X), xp.asarray(y), **SAMPLED)
+
+
+def test_an_interrupted_cli_run_resumes_bit_for_bit(digits_dir, tmp_path, monkeypatch):
+    from softmaxreg import load_model
+    from softmaxreg.cli import main
+
+    args = ["train", "--data-dir", str(digits_dir), "--loss", "sampled", "--num-sampled", "4", "--epochs", "4",
+            "--lr", "0.5", "--quiet", "--no-plots"]
+    assert main([*args, "--out", str(tmp_path / "whole")]) == 0
+
+    def interrupt_after_two(self):                   # within epoch 3, after epoch 2's checkpoint
+        if self.saved == 2:
+            raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Checkpoint, "on_step_end", interrupt_after_two, raising=False)
+        assert main([*args, "--out", str(tmp_path / "run")]) == 130
+    assert main(["train", "--resume", str(tmp_path / "run"), "--quiet", "--no-plots"]) == 0
+    a, b = (load_model(tmp_path / run / "model.safetensors") for run in ("whole", "run"))
+    assert a.W.tobytes() == b.W.tobytes() and a.b.tobytes() == b.b.tobytes()
+    assert figures((tmp_path / "whole" / "metrics.csv").read_text()) == figures((tmp_path / "run" / "metrics.csv").read_text())
