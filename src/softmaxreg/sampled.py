@@ -93,16 +93,21 @@ class CandidateSampler:
         if S == self.support.size:                                    # every class: T is infinite, E_c = 1
             self.tries = math.inf
             return self.support.copy()
-        draws = np.empty(0, dtype=np.int64)
-        while True:
+        seen = np.zeros(self.q.shape[0], dtype=bool)
+        found, tries = [], 0                                          # distinct classes in the order drawn
+        while S > 0:                                                  # rounds of S draws until S are new
             u = rng.random(S) * self.cdf[-1]
-            new = np.minimum(np.searchsorted(self.cdf, u, side="right"), self.support[-1])
-            draws = np.concatenate([draws, new])
-            _, first = np.unique(draws, return_index=True)
-            if first.size >= S:
-                first = np.sort(first)[:S]
-                self.tries = int(first[-1]) + 1                       # draws up to the S-th distinct class
-                return draws[first]
+            draws = np.minimum(np.searchsorted(self.cdf, u, side="right"), self.support[-1])
+            classes, first = np.unique(draws, return_index=True)
+            new = ~seen[classes]
+            order = np.argsort(first[new], kind="stable")[:S]         # the round's new classes, as drawn
+            chosen, at = classes[new][order], first[new][order]
+            seen[chosen] = True
+            found.append(chosen)
+            S -= chosen.size
+            tries += int(at[-1]) + 1 if S == 0 else draws.size        # T: up to the S-th distinct draw
+        self.tries = tries
+        return np.concatenate(found)
 
     def log_expected_count(self, classes: np.ndarray) -> np.ndarray:
         """log E_c (len(classes),) float64 for the last draw's T (0 when every class was drawn)."""
