@@ -32,7 +32,7 @@ class EpochRecord:
     """Figures of one epoch (SGD) or one iteration (L-BFGS). For SGD, train_* average the minibatch
     losses and hits over the epoch as the weights move (the lesson's convention); for L-BFGS they are
     the full training set's at the iteration's point. val_* use the weights at its end. seconds is the
-    training time of the epoch (iteration) alone: no validation, no callback (checkpoint, metrics.csv).
+    training time of the epoch (iteration) alone: no validation, no epoch-end callback (checkpoint).
     With loss "sampled", train_loss is the sampled loss that SGD minimises and train_acc is NaN (the
     argmax needs all k logits); val_* are the full softmax's."""
     epoch: int

@@ -56,6 +56,8 @@ def fit(model: SoftmaxRegression, X, y, config: TrainConfig | None = None, *, se
     objective.SoftmaxCrossEntropy; `solver` picks the optimizer (optim.OPTIMIZERS): "sgd" runs
     minibatch epochs, "lbfgs" full-batch iterations to max|gradient| <= tol (ConvergenceWarning
     if it stops first). `optimizer` continues an existing one (its state), e.g. across partial fits.
+    loss="sampled" (with num_sampled=S, sampler=...) trains SGD with sampled softmax (sampled.py: each
+    step's logits and update for the batch's classes and S drawn ones; validation is the full softmax's).
     Each SGD epoch's order comes from `seed`'s shuffle stream: with shuffle="full" one permutation of
     the rows, with "blocks" a permutation of blocks then of rows in windows of blocks
     (datasets.blocks.iterate_block_minibatches, memory of a window); "auto" (default) is "blocks"
