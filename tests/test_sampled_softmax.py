@@ -25,10 +25,10 @@ def standardized_model(rng, d, k):
     return model
 
 
-def dense(cols, dW, db, d, k):
-    """The columns' gradient as full (d, k), (k,) arrays, zero elsewhere."""
-    full_W, full_b = np.zeros((d, k)), np.zeros(k)
-    full_W[:, cols], full_b[cols] = dW, db
+def dense(block, dW, db, d, k):
+    """The block's gradient as full (d, k), (k,) arrays, zero elsewhere."""
+    (R, cols), full_W, full_b = block, np.zeros((d, k)), np.zeros(k)
+    full_W[(slice(None), cols) if R is None else np.ix_(R, cols)], full_b[cols] = dW, db
     return full_W, full_b
 
 
@@ -38,7 +38,7 @@ def test_with_every_class_a_candidate_the_loss_and_gradient_are_the_full_softmax
     n, d, k = 12, 5, 7
     model = standardized_model(rng, d, k)
     x, y, w = rng.normal(size=(n, d)), rng.integers(0, k, n), rng.uniform(0.5, 2, n)
-    loss, cols, dW, dbc = sampled_loss_and_grad_sums(model, x, y, w, 4.0, np.arange(k)[::-1].copy(),
+    loss, (_, cols), dW, dbc = sampled_loss_and_grad_sums(model, x, y, w, 4.0, np.arange(k)[::-1].copy(),
                                                      np.full(k, log_e), np.full(n, log_e))
     full_loss, _, full_dW, full_db = generic.loss_and_grad_sums(np, model, x, y, w, 4.0)
     assert cols.tolist() == list(range(k))
@@ -71,11 +71,28 @@ def test_the_sampled_gradient_matches_finite_differences_of_the_sampled_loss():
     def loss():
         return sampled_loss_and_grad_sums(model, x, y, w, 3.0, sampled, log_e_sampled, log_e_true)[0] / 3.0
 
-    _, cols, dW, db = sampled_loss_and_grad_sums(model, x, y, w, 3.0, sampled, log_e_sampled, log_e_true)
-    full_W, full_b = dense(cols, dW, db, d, k)
+    _, block, dW, db = sampled_loss_and_grad_sums(model, x, y, w, 3.0, sampled, log_e_sampled, log_e_true)
+    full_W, full_b = dense(block, dW, db, d, k)
     np.testing.assert_allclose(full_W, numeric_grad(loss, model.W), rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(full_b, numeric_grad(loss, model.b), rtol=1e-6, atol=1e-9)
-    assert set(cols.tolist()) == set(y.tolist()) | set(sampled.tolist())
+    assert set(block[1].tolist()) == set(y.tolist()) | set(sampled.tolist())
+
+
+def test_a_sparse_batch_gives_the_dense_gradient_on_the_rows_its_non_zeros_use():
+    sp = pytest.importorskip("scipy.sparse")
+    rng = np.random.default_rng(4)
+    n, d, k = 10, 40, 30
+    model = SoftmaxRegression(d, k, sigma=0.5, seed=1, dtype=np.float64, input_scale=0.5)
+    model.set_standardization(np.zeros(d), rng.uniform(0.5, 2.0, size=d))       # scale only, as sparse X takes
+    x = rng.normal(size=(n, d)) * (rng.random((n, d)) < 0.1)
+    y, w, sampled = rng.integers(0, k, n), rng.uniform(0.5, 2, n), np.array([4, 0, 22, 9])
+    args = (y, w, 2.0, sampled, np.log(rng.uniform(0.1, 1, 4)), np.log(rng.uniform(0.1, 1, n)))
+    loss, block, dW, db = sampled_loss_and_grad_sums(model, sp.csr_array(x), *args)
+    dense_loss, dense_block, dense_dW, dense_db = sampled_loss_and_grad_sums(model, x, *args)
+    assert block[0].tolist() == np.flatnonzero(x.any(axis=0)).tolist() and dense_block[0] is None
+    assert loss == pytest.approx(dense_loss, rel=1e-12)
+    np.testing.assert_allclose(dense(block, dW, db, d, k)[0], dense(dense_block, dense_dW, dense_db, d, k)[0],
+                               rtol=1e-12, atol=1e-15)
 
 
 @pytest.mark.parametrize("sampler", ["uniform", "log-uniform", "unigram"])
@@ -95,7 +112,7 @@ def test_the_bias_against_the_full_gradient_shrinks_as_more_classes_are_sampled(
         objective = SampledSoftmax(model, q, S, np.random.default_rng(S))
         mean_W, mean_b = np.zeros((d, k)), np.zeros(k)
         for _ in range(draws):
-            _, cols, dW, db = objective.chunk(x, y, None, n)
+            _, (_, cols), dW, db = objective.chunk(x, y, None, n)
             mean_W[:, cols] += dW / draws
             mean_b[cols] += db / draws
         errors[S] = math.sqrt((np.sum((mean_W - full_W) ** 2) + np.sum((mean_b - full_b) ** 2))

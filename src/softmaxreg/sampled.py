@@ -24,8 +24,10 @@ correction is 0 and l_i is the full softmax's loss. The draws come from a seeded
 numpy.random.Generator (seeding.sampler_generator), whose state a checkpoint keeps.
 
 Only plain SGD steps (the columns C updated in place); momentum would touch every column with
-its velocity each step, so the loss refuses it (options.TrainConfig). Weight decay applies to the
-columns a step touches (the penalty's gradient lambda W_C), a lazy L2.
+its velocity each step, so the loss refuses it (options.TrainConfig). With a sparse batch (and no
+centring) the step touches only the rows R of W that its non-zeros use: the block W[R, C], never a
+dense (d, k) array. Weight decay applies to the block a step touches (the penalty's gradient
+lambda W_RC), a lazy L2.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import numpy as np
 
 from . import generic
 from .engines import engine_for
+from .engines.sparse import is_sparse
 from .errors import InvalidArgumentError
 from .seeding import sampler_generator
 
@@ -117,17 +120,33 @@ class CandidateSampler:
             return np.log(-np.expm1(self.tries * self.log1m_q[classes]))
 
 
+def _active_rows(x, params):
+    """(R, x_R): for a sparse batch x (CSR) and no centring, the rows R (r,) of W its non-zeros use
+    and x re-indexed to them (n, r), so the step touches the block W[R, C] only (as an embedding
+    bag's); else (None, x), every row of W."""
+    if not is_sparse(x) or (params.mean is not None and np.any(params.mean)):
+        return None, x
+    R = np.unique(x.indices)
+    return R, type(x)((x.data, np.searchsorted(R, x.indices), x.indptr), shape=(x.shape[0], R.size))
+
+
 def sampled_loss_and_grad_sums(params, x, y, w, divisor: float, sampled, log_e_sampled, log_e_true):
-    """One minibatch's sampled softmax (see the module's docstring): (sum_i w_i l_i, columns C (c,)
-    int64 sorted, dW_C (d, c), db_C (c,)), the gradient that of sum_i w_i l_i / divisor.
+    """One minibatch's sampled softmax (see the module's docstring): (sum_i w_i l_i, (R, C), dW_RC,
+    db_C), the gradient that of sum_i w_i l_i / divisor: C (c,) the columns (sorted), R (r,) the rows
+    of W a sparse x touches or None for all, dW_RC (r or d, c), db_C (c,).
 
     params: the model's attributes (W, b, mean, std, input_scale); sampled (S,) distinct classes,
     log_e_sampled (S,) and log_e_true (n,) their and the rows' true classes' log expected counts.
-    x may be dense or a scipy.sparse CSR array (only x @ W_C and x.T @ G are taken)."""
+    x may be dense or a scipy.sparse CSR array (only x @ W_RC and x.T @ G are taken)."""
     n = y.shape[0]
     cols, inverse = np.unique(np.concatenate([y, sampled]), return_inverse=True)
     true_pos, sampled_pos = inverse[:n], inverse[n:]
-    local = generic._Params(params.W[:, cols], params.b[cols], params.mean, params.std, params.input_scale)
+    R, x = _active_rows(x, params)
+    if R is None:
+        local = generic._Params(params.W[:, cols], params.b[cols], params.mean, params.std, params.input_scale)
+    else:
+        local = generic._Params(params.W[np.ix_(R, cols)], params.b[cols], None if params.mean is None else
+                                params.mean[R], None if params.std is None else params.std[R], params.input_scale)
     z = generic.logits(np, local, x)                                  # (n, c)
     rows = np.arange(n)
     o = np.empty((n, 1 + sampled.shape[0]), dtype=z.dtype)            # (n, 1 + S) corrected candidate logits
@@ -146,7 +165,7 @@ def sampled_loss_and_grad_sums(params, x, y, w, divisor: float, sampled, log_e_s
     G[:, sampled_pos] = g[:, 1:]                                      # distinct sampled columns
     G[rows, true_pos] += g[:, 0]                                      # one true column a row
     dW, db = generic._backward(np, local, x, G, divisor)
-    return losses.sum(), cols, dW, db
+    return losses.sum(), (R, cols), dW, db
 
 
 class SampledSoftmax:
@@ -162,20 +181,23 @@ class SampledSoftmax:
         self.sampler = CandidateSampler(q, num_sampled)
 
     def chunk(self, x, y, w, divisor: float):
-        """(sum_i w_i l_i, columns C, dW_C, db_C) of the minibatch (x, y, w), classes drawn anew."""
+        """(sum_i w_i l_i, (R, C), dW_RC, db_C) of the minibatch (x, y, w), classes drawn anew
+        (`sampled_loss_and_grad_sums`)."""
         sampled = self.sampler.draw(self.rng)
         log_e = self.sampler.log_expected_count
         return sampled_loss_and_grad_sums(self.model, x, y, w, divisor, sampled, log_e(sampled), log_e(y))
 
-    def step(self, cols: np.ndarray, dW: np.ndarray, db: np.ndarray, lr: float) -> None:
-        """W_C <- W_C - lr (dW_C + lambda W_C), b_C <- b_C - lr db_C: plain SGD on the columns C only."""
-        model = self.model
+    def step(self, block, dW: np.ndarray, db: np.ndarray, lr: float) -> None:
+        """W_RC <- W_RC - lr (dW_RC + lambda W_RC), b_C <- b_C - lr db_C: plain SGD on the block of
+        `chunk` only (block = (R, C); R None: every row)."""
+        model, (R, cols) = self.model, block
+        index = (slice(None), cols) if R is None else np.ix_(R, cols)
         rate = model.W.dtype.type(lr)
-        W_C = model.W[:, cols]                                        # (d, c) a copy (fancy index)
+        W_RC = model.W[index]                                         # a copy (fancy index)
         if self.weight_decay:
-            dW += model.W.dtype.type(self.weight_decay) * W_C
-        W_C -= rate * dW
-        model.W[:, cols] = W_C
+            dW += model.W.dtype.type(self.weight_decay) * W_RC
+        W_RC -= rate * dW
+        model.W[index] = W_RC
         model.b[cols] -= rate * db
 
 
