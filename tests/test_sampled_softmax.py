@@ -27,7 +27,7 @@ def standardized_model(rng, d, k):
 
 def dense(block, dW, db, d, k):
     """The block's gradient as full (d, k), (k,) arrays, zero elsewhere."""
-    (R, cols), full_W, full_b = block, np.zeros((d, k)), np.zeros(k)
+    R, cols, full_W, full_b = block.rows, block.cols, np.zeros((d, k)), np.zeros(k)
     full_W[(slice(None), cols) if R is None else np.ix_(R, cols)], full_b[cols] = dW, db
     return full_W, full_b
 
@@ -38,7 +38,7 @@ def test_with_every_class_a_candidate_the_loss_and_gradient_are_the_full_softmax
     n, d, k = 12, 5, 7
     model = standardized_model(rng, d, k)
     x, y, w = rng.normal(size=(n, d)), rng.integers(0, k, n), rng.uniform(0.5, 2, n)
-    loss, (_, cols), dW, dbc = sampled_loss_and_grad_sums(model, x, y, w, 4.0, np.arange(k)[::-1].copy(),
+    loss, (_, cols, _), dW, dbc = sampled_loss_and_grad_sums(model, x, y, w, 4.0, np.arange(k)[::-1].copy(),
                                                      np.full(k, log_e), np.full(n, log_e))
     full_loss, _, full_dW, full_db = generic.loss_and_grad_sums(np, model, x, y, w, 4.0)
     assert cols.tolist() == list(range(k))
@@ -75,7 +75,7 @@ def test_the_sampled_gradient_matches_finite_differences_of_the_sampled_loss():
     full_W, full_b = dense(block, dW, db, d, k)
     np.testing.assert_allclose(full_W, numeric_grad(loss, model.W), rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(full_b, numeric_grad(loss, model.b), rtol=1e-6, atol=1e-9)
-    assert set(block[1].tolist()) == set(y.tolist()) | set(sampled.tolist())
+    assert set(block.cols.tolist()) == set(y.tolist()) | set(sampled.tolist())
 
 
 def test_a_sparse_batch_gives_the_dense_gradient_on_the_rows_its_non_zeros_use():
@@ -89,7 +89,7 @@ def test_a_sparse_batch_gives_the_dense_gradient_on_the_rows_its_non_zeros_use()
     args = (y, w, 2.0, sampled, np.log(rng.uniform(0.1, 1, 4)), np.log(rng.uniform(0.1, 1, n)))
     loss, block, dW, db = sampled_loss_and_grad_sums(model, sp.csr_array(x), *args)
     dense_loss, dense_block, dense_dW, dense_db = sampled_loss_and_grad_sums(model, x, *args)
-    assert block[0].tolist() == np.flatnonzero(x.any(axis=0)).tolist() and dense_block[0] is None
+    assert block.rows.tolist() == np.flatnonzero(x.any(axis=0)).tolist() and dense_block.rows is None
     assert loss == pytest.approx(dense_loss, rel=1e-12)
     np.testing.assert_allclose(dense(block, dW, db, d, k)[0], dense(dense_block, dense_dW, dense_db, d, k)[0],
                                rtol=1e-12, atol=1e-15)
@@ -112,7 +112,7 @@ def test_the_bias_against_the_full_gradient_shrinks_as_more_classes_are_sampled(
         objective = SampledSoftmax(model, q, S, np.random.default_rng(S))
         mean_W, mean_b = np.zeros((d, k)), np.zeros(k)
         for _ in range(draws):
-            _, (_, cols), dW, db = objective.chunk(x, y, None, n)
+            _, (_, cols, _), dW, db = objective.chunk(x, y, None, n)
             mean_W[:, cols] += dW / draws
             mean_b[cols] += db / draws
         errors[S] = math.sqrt((np.sum((mean_W - full_W) ** 2) + np.sum((mean_b - full_b) ** 2))

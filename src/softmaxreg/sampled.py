@@ -33,6 +33,7 @@ lambda W_RC), a lazy L2.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -98,8 +99,8 @@ class CandidateSampler:
             return self.support.copy()
         seen = np.zeros(self.q.shape[0], dtype=bool)
         found, tries = [], 0                                          # distinct classes in the order drawn
-        while S > 0:                                                  # rounds of S draws until S are new
-            u = rng.random(S) * self.cdf[-1]
+        while S > 0:                                                  # rounds of num_sampled draws until S are new
+            u = rng.random(self.num_sampled) * self.cdf[-1]
             draws = np.minimum(np.searchsorted(self.cdf, u, side="right"), self.support[-1])
             classes, first = np.unique(draws, return_index=True)
             new = ~seen[classes]
@@ -120,6 +121,13 @@ class CandidateSampler:
             return np.log(-np.expm1(self.tries * self.log1m_q[classes]))
 
 
+class Block(NamedTuple):
+    """The part of W a step reads and writes: rows R (None: all) and columns C, and W[R, C] as read."""
+    rows: np.ndarray | None
+    cols: np.ndarray
+    W: np.ndarray
+
+
 def _active_rows(x, params):
     """(R, x_R): for a sparse batch x (CSR) and no centring, the rows R (r,) of W its non-zeros use
     and x re-indexed to them (n, r), so the step touches the block W[R, C] only (as an embedding
@@ -131,9 +139,9 @@ def _active_rows(x, params):
 
 
 def sampled_loss_and_grad_sums(params, x, y, w, divisor: float, sampled, log_e_sampled, log_e_true):
-    """One minibatch's sampled softmax (see the module's docstring): (sum_i w_i l_i, (R, C), dW_RC,
-    db_C), the gradient that of sum_i w_i l_i / divisor: C (c,) the columns (sorted), R (r,) the rows
-    of W a sparse x touches or None for all, dW_RC (r or d, c), db_C (c,).
+    """One minibatch's sampled softmax (see the module's docstring): (sum_i w_i l_i, Block, dW_RC,
+    db_C), the gradient that of sum_i w_i l_i / divisor: the block's C (c,) the columns (sorted), R (r,)
+    the rows of W a sparse x touches or None for all; dW_RC (r or d, c), db_C (c,).
 
     params: the model's attributes (W, b, mean, std, input_scale); sampled (S,) distinct classes,
     log_e_sampled (S,) and log_e_true (n,) their and the rows' true classes' log expected counts.
@@ -147,6 +155,7 @@ def sampled_loss_and_grad_sums(params, x, y, w, divisor: float, sampled, log_e_s
     else:
         local = generic._Params(params.W[np.ix_(R, cols)], params.b[cols], None if params.mean is None else
                                 params.mean[R], None if params.std is None else params.std[R], params.input_scale)
+    # local.W is a copy (a fancy index): the step updates it and writes it back, without reading W again
     z = generic.logits(np, local, x)                                  # (n, c)
     rows = np.arange(n)
     o = np.empty((n, 1 + sampled.shape[0]), dtype=z.dtype)            # (n, 1 + S) corrected candidate logits
@@ -165,7 +174,7 @@ def sampled_loss_and_grad_sums(params, x, y, w, divisor: float, sampled, log_e_s
     G[:, sampled_pos] = g[:, 1:]                                      # distinct sampled columns
     G[rows, true_pos] += g[:, 0]                                      # one true column a row
     dW, db = generic._backward(np, local, x, G, divisor)
-    return losses.sum(), (R, cols), dW, db
+    return losses.sum(), Block(R, cols, local.W), dW, db
 
 
 class SampledSoftmax:
@@ -181,19 +190,18 @@ class SampledSoftmax:
         self.sampler = CandidateSampler(q, num_sampled)
 
     def chunk(self, x, y, w, divisor: float):
-        """(sum_i w_i l_i, (R, C), dW_RC, db_C) of the minibatch (x, y, w), classes drawn anew
+        """(sum_i w_i l_i, Block, dW_RC, db_C) of the minibatch (x, y, w), classes drawn anew
         (`sampled_loss_and_grad_sums`)."""
         sampled = self.sampler.draw(self.rng)
         log_e = self.sampler.log_expected_count
         return sampled_loss_and_grad_sums(self.model, x, y, w, divisor, sampled, log_e(sampled), log_e(y))
 
-    def step(self, block, dW: np.ndarray, db: np.ndarray, lr: float) -> None:
+    def step(self, block: Block, dW: np.ndarray, db: np.ndarray, lr: float) -> None:
         """W_RC <- W_RC - lr (dW_RC + lambda W_RC), b_C <- b_C - lr db_C: plain SGD on the block of
-        `chunk` only (block = (R, C); R None: every row)."""
-        model, (R, cols) = self.model, block
+        the last `chunk` only (W unchanged since: block.W is its copy of W_RC)."""
+        model, R, cols, W_RC = self.model, *block
         index = (slice(None), cols) if R is None else np.ix_(R, cols)
         rate = model.W.dtype.type(lr)
-        W_RC = model.W[index]                                         # a copy (fancy index)
         if self.weight_decay:
             dW += model.W.dtype.type(self.weight_decay) * W_RC
         W_RC -= rate * dW
