@@ -50,6 +50,15 @@ def cli_refuses(args, root, capsys, message):
     assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
 
 
+def figures(metrics) -> list[list[str]]:
+    """The rows of metrics.csv text (or of a History) without the epoch_seconds column: every figure
+    that must be the same bits from run to run (epoch_seconds is wall-clock time)."""
+    text = metrics if isinstance(metrics, str) else metrics.to_csv()
+    rows = [line.split(",") for line in text.splitlines()]
+    assert rows and rows[0][-1] == "epoch_seconds", rows[:1]
+    return [row[:-1] for row in rows]
+
+
 def run_cli(*args, cwd=None):
     """`python -m softmaxreg ARGS` in a subprocess, as a user would run it."""
     env = {k: v for k, v in os.environ.items() if k != "SOFTMAXREG_DATA_DIR"}

@@ -50,7 +50,8 @@ def save_checkpoint(path, model, state: TrainState) -> None:
     records = [{k: v for k, v in asdict(r).items() if k != "seconds"} for r in state.records]
     run_state = {"epoch": state.epoch, "records": records, "rng_state": state.rng_state,
                  "solver": state.solver, "optimizer": optimizer_rest,
-                 "early_stopping": None if state.early_stopping is None else stopping_rest}
+                 "early_stopping": None if state.early_stopping is None else stopping_rest,
+                 **({} if state.sampler_state is None else {"sampler_state": state.sampler_state})}
     write_tensors(path, tensors, {**model_metadata(model), "state": json.dumps(run_state)}, kind=CHECKPOINT_FORMAT,
                   version=CHECKPOINT_FORMAT_VERSION)
 
@@ -65,8 +66,10 @@ def load_checkpoint(path):
         records = [EpochRecord(**{"seconds": math.nan, **r}) for r in run_state["records"]]
         state = TrainState(epoch, records, run_state["rng_state"], solver,
                            _join("optimizer", run_state["optimizer"], tensors), tensors.get("holdout"),
-                           _join("early_stopping", run_state["early_stopping"], tensors))
+                           _join("early_stopping", run_state["early_stopping"], tensors), run_state.get("sampler_state"))
         np.random.default_rng().bit_generator.state = state.rng_state
+        if state.sampler_state is not None:
+            np.random.default_rng().bit_generator.state = state.sampler_state
         OPTIMIZERS[solver]().load_state_dict(state.optimizer, (model.W, model.b))
     except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as e:
         raise ModelFormatError(f"{path}: corrupt checkpoint state: {e}") from None

@@ -12,7 +12,9 @@ from .fileio import atomic_write_bytes
 
 __all__ = ["EpochRecord", "History", "Callback", "Run", "TrainState", "METRICS_HEADER"]
 
-METRICS_HEADER = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc")
+METRICS_HEADER = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "epoch_seconds")
+"""metrics.csv's columns; epoch_seconds is EpochRecord.seconds (the one figure that is not the same
+bit for bit from run to run). Run folders written before it have the first five only."""
 REPR_ROWS = 5                           # History's repr shows this many first and last rows of a long run
 
 
@@ -29,7 +31,10 @@ def _figure(value: float, column: str) -> str:
 class EpochRecord:
     """Figures of one epoch (SGD) or one iteration (L-BFGS). For SGD, train_* average the minibatch
     losses and hits over the epoch as the weights move (the lesson's convention); for L-BFGS they are
-    the full training set's at the iteration's point. val_* use the weights at its end."""
+    the full training set's at the iteration's point. val_* use the weights at its end. seconds is the
+    training time of the epoch (iteration) alone: no validation, no epoch-end callback (checkpoint).
+    With loss "sampled", train_loss is the sampled loss that SGD minimises and train_acc is NaN (the
+    argmax needs all k logits); val_* are the full softmax's."""
     epoch: int
     train_loss: float
     train_acc: float
@@ -70,11 +75,12 @@ class History:
                 for f in fields(EpochRecord)}
 
     def to_csv(self, path=None) -> str | None:
-        """metrics.csv text: header `epoch,train_loss,train_acc,val_loss,val_acc`, full float precision.
-        With `path`, written there atomically instead (and None returned)."""
+        """metrics.csv text: header `epoch,train_loss,train_acc,val_loss,val_acc,epoch_seconds`, full
+        float precision. With `path`, written there atomically instead (and None returned)."""
         lines = [",".join(METRICS_HEADER)]
         for r in self.records:
-            lines.append(",".join([str(r.epoch)] + [repr(float(getattr(r, c))) for c in METRICS_HEADER[1:]]))
+            figures = (r.train_loss, r.train_acc, r.val_loss, r.val_acc, r.seconds)
+            lines.append(",".join([str(r.epoch)] + [repr(float(v)) for v in figures]))
         text = "\n".join(lines) + "\n"
         if path is None:
             return text
@@ -110,6 +116,7 @@ class TrainState:
     optimizer: dict                          # optimizer.state_dict()
     holdout: np.ndarray | None = None        # early stopping: indices held out of the training set
     early_stopping: dict | None = None       # EarlyStopping.state_dict()
+    sampler_state: dict | None = None        # loss "sampled": its class generator's bit_generator.state
 
 
 @dataclass

@@ -10,6 +10,7 @@ import numpy as np
 
 from .errors import InvalidArgumentError
 from .moments import check_standardize
+from .sampled import LOSSES, SAMPLERS
 from .solvers import OPTIMIZERS, LRSchedule, Optimizer
 
 __all__ = ["TrainConfig", "RECIPE_BEST", "example_weights"]
@@ -52,6 +53,9 @@ class TrainConfig:
     shuffle: str = "auto"                # SGD epoch order: "full" (a permutation of all rows, the lesson's),
                                          # "blocks" (datasets.blocks: seeded blocks, shuffled in windows;
                                          # memory of a window), "auto": blocks for memory maps and Dask arrays
+    loss: str = "full"                   # "full" softmax, or "sampled" softmax (sampled.py; SGD without momentum)
+    num_sampled: int | None = None       # loss "sampled": classes drawn per step, 1 <= S < k (required)
+    sampler: str = "unigram"             # loss "sampled": the proposal, "uniform", "log-uniform" or "unigram"
 
     def lr_schedule(self, steps_per_epoch: int, epochs: int | None = None) -> LRSchedule:
         """The learning rate at each step of a run with these settings (over `epochs`, default self.epochs)."""
@@ -91,6 +95,29 @@ class TrainConfig:
             raise InvalidArgumentError(f"shuffle: expected one of {', '.join(SHUFFLES)}, got {self.shuffle!r}")
         if not (self.class_weight is None or self.class_weight == "balanced" or isinstance(self.class_weight, dict)):
             raise InvalidArgumentError(f"class_weight: expected None, 'balanced' or a dict, got {self.class_weight!r}")
+        self._check_loss()
+
+    def _check_loss(self) -> None:
+        """loss, num_sampled and sampler, and what sampled softmax does not go with."""
+        if self.loss not in LOSSES:
+            raise InvalidArgumentError(f"loss: expected one of {', '.join(LOSSES)}, got {self.loss!r}")
+        if self.sampler not in SAMPLERS:
+            raise InvalidArgumentError(f"sampler: expected one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
+        if self.loss == "full":
+            if self.num_sampled is not None:
+                raise InvalidArgumentError("num_sampled: goes with loss 'sampled' (the full softmax uses every class)")
+            return
+        if self.num_sampled is None:
+            raise InvalidArgumentError("num_sampled: loss 'sampled' needs the number of classes drawn per step")
+        self.num_sampled = _positive_int("num_sampled", self.num_sampled)
+        if self.optimizer().full_batch:
+            raise InvalidArgumentError(f"loss: 'sampled' trains with minibatch SGD (solver 'sgd'), not the full-batch "
+                                       f"solver {self.solver!r}")
+        if self.momentum:
+            raise InvalidArgumentError(f"loss: 'sampled' takes plain SGD steps on the sampled columns; momentum would "
+                                       f"move every column each step (set momentum 0, not {self.momentum})")
+        if self.label_smoothing:
+            raise InvalidArgumentError("loss: 'sampled' takes class-index targets without label smoothing")
 
 
 SHUFFLES = ("auto", "full", "blocks")

@@ -10,6 +10,7 @@ import csv
 import hashlib
 import html
 import json
+import math
 import time
 from pathlib import Path
 
@@ -73,9 +74,10 @@ def _metrics(folder: Path) -> list[dict]:
     try:
         with open(folder / "metrics.csv", newline="") as f:
             reader = csv.DictReader(f)
-            if reader.fieldnames != list(METRICS_HEADER):
+            if reader.fieldnames not in (list(METRICS_HEADER), list(METRICS_HEADER[:5])):   # older runs: no seconds
                 raise ValueError(f"expected the columns {','.join(METRICS_HEADER)}")
-            return [{k: float(v) if k != "epoch" else int(v) for k, v in row.items()} for row in reader]
+            return [{"epoch_seconds": math.nan, **{k: float(v) if k != "epoch" else int(v) for k, v in row.items()}}
+                    for row in reader]
     except OSError as e:
         raise SoftmaxRegError(f"{folder / 'metrics.csv'}: cannot read: {e.strerror or e}") from None
     except (ValueError, TypeError) as e:
@@ -99,7 +101,7 @@ def _run_sections(folder: Path, config: dict, epochs: list[dict]) -> list[str]:
             _table(["file", "SHA-256"], sorted(dataset.get("files", {}).items()), css="keys"),
             "<h3>Environment</h3>", _table(None, sorted(config.get("environment", {}).items()), css="keys"),
             "<h2>Training</h2>", _figure(folder, "curves.png", "Loss and accuracy per epoch"),
-            _table(["epoch", "train loss", "train accuracy", "val loss", "val accuracy"],
+            _table(["epoch", "train loss", "train accuracy", "val loss", "val accuracy", "seconds"],
                    [[r[c] for c in METRICS_HEADER] for r in epochs], row_class=lambda i: "best" if i == best else ""),
             "<p class='note'>highlighted: the epoch of the highest validation accuracy</p>",
             _figure(folder, "misclassified.png", "Misclassified validation images, true label over predicted")]

@@ -86,6 +86,9 @@ class SoftmaxRegressionClassifier(CallbackSupport, ClassifierMixin, BaseEstimato
     num_classes : None (default: the classes are the labels y holds), or K: integer labels name the
         classes 0..K-1, some of which may have no training rows (a label outside is an error);
         `fit(..., classes=...)` names them explicitly instead.
+    loss, num_sampled, sampler : (SGD, momentum=0) loss="sampled" trains with sampled softmax: each
+        step's logits for the batch's classes and num_sampled classes drawn from sampler ("unigram",
+        "uniform", "log-uniform"), as in `softmaxreg.fit`; predictions and scores use the full softmax.
 
     `fit` warns with a ConvergenceWarning (also scikit-learn's) when it stops at max_iter before its
     stopping rule holds: SGD's loss still improving by more than tol, or L-BFGS's gradient above tol.
@@ -102,7 +105,8 @@ class SoftmaxRegressionClassifier(CallbackSupport, ClassifierMixin, BaseEstimato
     def __init__(self, *, solver="lbfgs", alpha="auto", lr="auto", batch_size=64, max_iter=100, momentum=0.9, nesterov=True,
                  schedule="constant", warmup_epochs=0.0, label_smoothing=0.0, class_weight=None,
                  standardize=False, early_stopping=False, validation_fraction=0.1, n_iter_no_change=5, tol=1e-4,
-                 warm_start=False, sigma=0.01, random_state=None, dtype="float64", verbose=0, num_classes=None):
+                 warm_start=False, sigma=0.01, random_state=None, dtype="float64", verbose=0, num_classes=None,
+                 loss="full", num_sampled=None, sampler="unigram"):
         self.solver = solver
         self.alpha = alpha
         self.lr = lr
@@ -125,6 +129,9 @@ class SoftmaxRegressionClassifier(CallbackSupport, ClassifierMixin, BaseEstimato
         self.dtype = dtype
         self.verbose = verbose
         self.num_classes = num_classes
+        self.loss = loss
+        self.num_sampled = num_sampled
+        self.sampler = sampler
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -159,6 +166,7 @@ class SoftmaxRegressionClassifier(CallbackSupport, ClassifierMixin, BaseEstimato
                         converge=not self.early_stopping)
         settings["max_iter" if "max_iter" in solver.options else "epochs"] = epochs
         return TrainConfig(solver=solver.name, weight_decay=weight_decay, label_smoothing=self.label_smoothing,
+                           loss=self.loss, num_sampled=self.num_sampled, sampler=self.sampler,
                            class_weight=class_weight,
                            **{name: value for name, value in settings.items() if name in solver.options})
 

@@ -24,6 +24,7 @@ from .model import SoftmaxRegression, StepBuffers
 from .moments import standardization
 from .objective import SoftmaxCrossEntropy, flat_params, set_flat_params
 from .options import TrainConfig, example_weights
+from .sampled import SampledSoftmax, SampledSteps, sampled_objective
 from .seeding import shuffle_generator
 from .solvers import Optimizer
 
@@ -55,6 +56,8 @@ def fit(model: SoftmaxRegression, X, y, config: TrainConfig | None = None, *, se
     objective.SoftmaxCrossEntropy; `solver` picks the optimizer (optim.OPTIMIZERS): "sgd" runs
     minibatch epochs, "lbfgs" full-batch iterations to max|gradient| <= tol (ConvergenceWarning
     if it stops first). `optimizer` continues an existing one (its state), e.g. across partial fits.
+    loss="sampled" (with num_sampled=S, sampler=...) trains SGD with sampled softmax (sampled.py: each
+    step's logits and update for the batch's classes and S drawn ones; validation is the full softmax's).
     Each SGD epoch's order comes from `seed`'s shuffle stream: with shuffle="full" one permutation of
     the rows, with "blocks" a permutation of blocks then of rows in windows of blocks
     (datasets.blocks.iterate_block_minibatches, memory of a window); "auto" (default) is "blocks"
@@ -128,13 +131,17 @@ def fit(model: SoftmaxRegression, X, y, config: TrainConfig | None = None, *, se
         optimizer.load_state_dict(resume.optimizer, (model.W, model.b))
         for stopper in stoppers:
             stopper.load_state_dict(resume.early_stopping)
-    objective = SoftmaxCrossEntropy(model, weight_decay=cfg.weight_decay, label_smoothing=cfg.label_smoothing)
+    if cfg.loss == "sampled":
+        objective = sampled_objective(model, X, y, cfg, seed, optimizer, resume)
+    else:
+        objective = SoftmaxCrossEntropy(model, weight_decay=cfg.weight_decay, label_smoothing=cfg.label_smoothing)
     driver = _full_batch if optimizer.full_batch else _minibatch
     callbacks = [*stoppers, *callbacks, *([LiveCurves()] if plot else []), *([ConsoleLog()] if verbose else [])]
 
     def state() -> TrainState:
+        sampler = objective.rng.bit_generator.state if cfg.loss == "sampled" else None
         return TrainState(len(history), list(history.records), rng.bit_generator.state, optimizer.name,
-                          optimizer.state_dict(), held, stoppers[0].state_dict() if stoppers else None)
+                          optimizer.state_dict(), held, stoppers[0].state_dict() if stoppers else None, sampler)
 
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):   # a blow-up is caught per step
         driver(objective, optimizer, (X, y, weights), cfg, rng, validation, history, callbacks, state, resume)
@@ -184,6 +191,8 @@ def _minibatch(objective, optimizer, arrays, cfg, rng, validation, history, call
     loss_limit = DIVERGENCE_FACTOR * math.log(model.num_outputs)
     engine = engine_for(arrays[0])
     steps = (_GenericSteps if engine.generic else _NumpySteps)(objective, optimizer, arrays, cfg, rng)
+    if isinstance(objective, SampledSoftmax):
+        steps = SampledSteps(steps)
     run = Run(model, optimizer, history, cfg.epochs, (cfg.epochs - first + 1) * steps_per_epoch, state)
     _begin(run, callbacks)
     for epoch in range(first, cfg.epochs + 1):
@@ -203,8 +212,9 @@ def _minibatch(objective, optimizer, arrays, cfg, rng, validation, history, call
             correct = correct + batch_correct                 # a device scalar on the generic path
             for cb in callbacks:
                 cb.on_step_end()
-        record = EpochRecord(epoch, loss_sum / n, int(correct) / n, *_validate(model, validation),
-                             time.perf_counter() - start)
+        seconds = time.perf_counter() - start                 # training alone: before validation and callbacks
+        accuracy = int(correct) / n if steps.counts_hits else math.nan
+        record = EpochRecord(epoch, loss_sum / n, accuracy, *_validate(model, validation), seconds)
         _end_epoch(run, record, callbacks)
 
 
@@ -232,6 +242,7 @@ class _NumpySteps:
     shuffle generator (a permutation, or the block shuffle), batches gathered raw and converted to
     float in reused buffers, the gradient in reused buffers, the step in place. `x_batch` is the
     last batch as float (what a divergence message looks at)."""
+    counts_hits = True
 
     def __init__(self, objective, optimizer, arrays, cfg, rng):
         self.objective, self.optimizer, self.cfg, self.rng = objective, optimizer, cfg, rng
@@ -249,12 +260,17 @@ class _NumpySteps:
         order = iterate_block_minibatches if self.cfg.shuffle == "blocks" else iterate_minibatches
         return order(self.arrays, self.cfg.batch_size, self.rng, buffers=self.gathered)
 
-    def gradient(self, batch) -> tuple[int, float, int]:
+    def rows(self, batch):
+        """(x (m, d) float, y (m,), w (m,) or None) of a batch, x in the reused buffer."""
         m = batch[0].shape[0]
         x = self.x_batch = self.x[:m]
         np.copyto(x, batch[0])                                          # uint8 -> float, no scaling
-        loss, correct, self.dW, self.db = self.objective.chunk(x, batch[1], batch[2] if self.weighted else None, m,
-                                                               self.scratch)
+        return x, batch[1], batch[2] if self.weighted else None
+
+    def gradient(self, batch) -> tuple[int, float, int]:
+        x, y, w = self.rows(batch)
+        m = x.shape[0]
+        loss, correct, self.dW, self.db = self.objective.chunk(x, y, w, m, self.scratch)
         return m, float(loss), correct
 
     def step(self, lr: float) -> None:
@@ -269,6 +285,7 @@ class _GenericSteps:
     moved to the device; batches are gathered with xp.take; the optimizer returns new parameters
     (`SGD.updated`), which are rebound. One synchronisation a step: the minibatch loss, for the
     divergence check."""
+    counts_hits = True
 
     def __init__(self, objective, optimizer, arrays, cfg, rng):
         self.objective, self.optimizer, self.cfg, self.rng = objective, optimizer, cfg, rng
@@ -281,11 +298,16 @@ class _GenericSteps:
         order = self.xp.asarray(self.rng.permutation(n), device=self.device)
         return (order[begin:min(begin + size, n)] for begin in range(0, n, size))   # no out-of-bounds slices
 
-    def gradient(self, idx) -> tuple[int, float, object]:
+    def rows(self, idx):
+        """(x (m, d) float rows, y (m,), w (m,) or None) of the batch of row indices idx."""
         xp, m = self.xp, idx.shape[0]
         x = self.x_batch = self.engine.float_rows(self.engine.take(self.X, idx), 0, m, self.objective.model.W.dtype)
-        loss, correct, self.dW, self.db = self.objective.chunk(
-            x, xp.take(self.y, idx, axis=0), None if self.w is None else xp.take(self.w, idx, axis=0), m)
+        return x, xp.take(self.y, idx, axis=0), None if self.w is None else xp.take(self.w, idx, axis=0)
+
+    def gradient(self, idx) -> tuple[int, float, object]:
+        x, y, w = self.rows(idx)
+        m = x.shape[0]
+        loss, correct, self.dW, self.db = self.objective.chunk(x, y, w, m)
         return m, float(loss), correct
 
     def step(self, lr: float) -> None:
@@ -318,9 +340,10 @@ def _full_batch(objective, optimizer, arrays, cfg, rng, validation, history, cal
             set_flat_params(model, optimizer.x)
             for cb in callbacks:
                 cb.on_step_end()
+            seconds = time.perf_counter() - start                 # the iteration alone, before validation
             train_loss, train_acc = optimizer.extra
-            _end_epoch(run, EpochRecord(iteration, train_loss, train_acc, *_validate(model, validation),
-                                        time.perf_counter() - start), callbacks)
+            _end_epoch(run, EpochRecord(iteration, train_loss, train_acc, *_validate(model, validation), seconds),
+                       callbacks)
         set_flat_params(model, optimizer.x)
     # F is flat along b + t (1, ..., 1) (softmax is shift-invariant, the bias unpenalised): keep the
     # centred representative, so equal problems give equal parameters whatever path led there

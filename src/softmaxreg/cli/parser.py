@@ -15,6 +15,7 @@ from .._version import __version__
 from ..engines.array_api import BACKENDS
 from ..solvers import OPTIMIZERS, SCHEDULES, solver_options
 from ..options import SHUFFLES
+from ..sampled import LOSSES, SAMPLERS
 from .experiment import experiment_command
 from .export import export_command
 from .judge import evaluate_command, predict_command
@@ -134,6 +135,15 @@ def build_parser() -> argparse.ArgumentParser:
                             "without improvement, keep the best weights")
     train.add_argument("--validation-fraction", type=_number(float, 0, False), help="held-out share (default 0.1)")
     train.add_argument("--patience", type=_number(int, 1, True), help="early stopping patience in epochs (default 5)")
+    train.add_argument("--loss", choices=LOSSES, default=None,
+                       help="full: the softmax over every class (default); sampled: sampled softmax, logits for the "
+                            "batch's classes and --num-sampled drawn ones (SGD without momentum; validation uses "
+                            "the full softmax)")
+    train.add_argument("--num-sampled", type=_number(int, 1, True), metavar="S", default=None,
+                       help="--loss sampled: classes drawn per step, fewer than the classes")
+    train.add_argument("--sampler", choices=SAMPLERS, default=None,
+                       help="--loss sampled: the proposal the classes are drawn from: uniform, log-uniform (Zipf over "
+                            "the class index) or unigram (training label counts^0.75, default)")
     train.add_argument("--sigma", type=_number(float, 0, True), default=None,
                        help="standard deviation of the initial weights (default 0.01)")
     train.add_argument("--seed", type=_number(int, 0, True), default=None,

@@ -21,6 +21,7 @@ from ..errors import InvalidArgumentError, SoftmaxRegError
 from ..engines.gemm import block_rows
 from ..solvers import OPTIMIZERS, solver_options
 from ..options import RECIPE_BEST, TrainConfig
+from ..sampled import check_num_sampled
 from .run_folder import CHECKPOINT, remove_stale_temporaries
 
 RECIPES = {
@@ -75,7 +76,7 @@ def _data_settings(settings: dict) -> dict:
             "zero_based": settings.get("zero_based", "auto")}
 
 
-LATER_SETTINGS = {"shuffle": "full"}
+LATER_SETTINGS = {"shuffle": "full", "loss": "full", "num_sampled": None, "sampler": "unigram"}
 """TrainConfig fields added after runs were first written, with the value those runs used: a run folder
 without them resumes as it ran (shuffle: the full permutation, whatever "auto" would pick now)."""
 
@@ -126,6 +127,8 @@ def new_run(args):
     options = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name, None) is not None}
     recipe = args.recipe or "lesson"
     _refuse_options_of_the_other_solver(args, options.get("solver", "sgd"))
+    if args.sampler is not None and args.loss != "sampled":
+        raise SoftmaxRegError("--sampler: goes with --loss sampled")
     seed = 0 if args.seed is None else args.seed
     sigma = 0.01 if args.sigma is None else args.sigma
     dtype = args.dtype or "float32"
@@ -137,6 +140,10 @@ def new_run(args):
                          val_data=args.val_data, n_features=args.n_features, zero_based=args.zero_based)
         if args.standardize is None and data.features:     # a table of features: standardized unless told
             train_config = replace(train_config, standardize=True)
+        if train_config.loss == "sampled":
+            check_num_sampled(train_config.num_sampled, len(data.class_names))
+            if backend != "numpy":
+                raise InvalidArgumentError(f"loss: 'sampled' trains with NumPy (--backend numpy), not --backend {backend}")
         n_train, *image_shape = data.train_images.shape
         pixels = data.train_images.dtype == np.uint8          # 0..255 values: the lesson's pixels
         model = SoftmaxRegression(int(np.prod(image_shape)), len(data.class_names), sigma,
