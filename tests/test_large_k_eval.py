@@ -13,7 +13,7 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 import softmaxreg as sr
 from softmaxreg.cli import main
 from softmaxreg.errors import InvalidArgumentError
-from softmaxreg.functional import cross_entropy, softmax
+from softmaxreg.functional import softmax
 from softmaxreg.metrics import (MAX_MATRIX_CLASSES, TABLE_ROWS, evaluation_summary, summary_of_blocks, top_k_accuracy,
                                 worst_classes)
 
