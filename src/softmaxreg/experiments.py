@@ -354,17 +354,6 @@ def load_model_and_data(model_path, data_dir, *, force: bool = False, label_colu
     return model, data
 
 
-def logits_with_progress(model: SoftmaxRegression, X, *, progress: bool | None = None, rows: int = 8192) -> np.ndarray:
-    """model.logits(X) (n, k), a block of `rows` at a time, with a progress bar on stderr that shows
-    once the work has taken half a second (on a terminal, by default: `progress`)."""
-    Z = np.empty((X.shape[0] if hasattr(X, "shape") else len(X), model.num_outputs), dtype=model.dtype)
-    start = 0
-    for z in logit_blocks(model, X, progress=progress, rows=rows):
-        Z[start:start + len(z)] = z
-        start += len(z)
-    return Z
-
-
 def logit_blocks(model: SoftmaxRegression, X, *, progress: bool | None = None, rows: int = 8192):
     """Yield model.logits of X's consecutive row blocks, each of at most `rows` rows and at most
     metrics.LOGITS_PER_BLOCK logits (a few rows at many classes: the whole (n, k) is never held),
@@ -379,6 +368,18 @@ def logit_blocks(model: SoftmaxRegression, X, *, progress: bool | None = None, r
             x = X[start:start + rows]
             yield model.logits(x if hasattr(x, "tocsr") else np.asarray(x))     # tocsr: a scipy sparse block
             bar.update(min(rows, n - start))
+
+
+def logits_with_progress(model: SoftmaxRegression, X, *, progress: bool | None = None, rows: int = 8192) -> np.ndarray:
+    """model.logits(X) (n, k), a block of `rows` at a time, with a progress bar on stderr that shows
+    once the work has taken half a second (on a terminal, by default: `progress`)."""
+    X = np.asarray(X)
+    Z = np.empty((len(X), model.num_outputs), dtype=model.dtype)
+    with progress_bar(len(X), desc="evaluating", unit="image", show=progress, delay=0.5) as bar:
+        for start in range(0, len(X), rows):
+            Z[start:start + rows] = model.logits(X[start:start + rows])
+            bar.update(min(rows, len(X) - start))
+    return Z
 
 
 # -- the registry: each experiment as `softmaxreg experiment NAME` runs it ----------------------
