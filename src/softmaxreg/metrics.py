@@ -3,8 +3,9 @@
 Conventions: y (n,) true class indices in [0, k); pred (n,) predicted indices;
 proba (n, k) predicted probabilities, rows summing to 1.
 
-Nothing here is O(k^2), and `evaluation_summary` never holds more than one block of rows of
-(n, k) logits-sized arrays: at k = 65,536 and 10,000 rows one copy of the logits is 5 GB.
+Nothing here is O(k^2) (but confusion_matrix, used up to MAX_MATRIX_CLASSES), and
+summary_of_blocks holds one block of logits and its temporaries at a time, never an (n, k) array:
+at k = 65,536 and 10,000 rows one float64 copy of the logits is 5 GB.
 """
 
 from __future__ import annotations
