@@ -40,7 +40,7 @@ from .train import fit
 
 __all__ = ["ExperimentResult", "ExperimentInterrupted", "Experiment", "registry", "stability", "cross_entropy_timing",
            "reject", "class_scaling", "lr_sweep", "batch_sweep", "naive_softmax", "train_reference",
-           "load_model_and_data", "logits_with_progress"]
+           "load_model_and_data", "logits_with_progress", "logit_blocks"]
 
 
 @dataclass
@@ -354,6 +354,22 @@ def load_model_and_data(model_path, data_dir, *, force: bool = False, label_colu
     if outside:
         raise SoftmaxRegError(f"{model_path}: the data's {split}: {outside}; pass --force to judge it anyway")
     return model, data
+
+
+def logit_blocks(model: SoftmaxRegression, X, *, progress: bool | None = None, rows: int = 8192):
+    """Yield model.logits of X's consecutive row blocks, each of at most `rows` rows and at most
+    metrics.LOGITS_PER_BLOCK logits (a few rows at many classes: the whole (n, k) is never held),
+    with logits_with_progress's progress bar. A block of X is read as an array only when its turn
+    comes (a memory map or a Zarr store is never held whole); sparse rows stay sparse."""
+    from .metrics import block_rows
+
+    X = X if hasattr(X, "shape") else np.asarray(X)
+    n, rows = X.shape[0], block_rows(model.num_outputs, rows)
+    with progress_bar(n, desc="evaluating", unit="image", show=progress, delay=0.5) as bar:
+        for start in range(0, n, rows):
+            x = X[start:start + rows]
+            yield model.logits(x if hasattr(x, "tocsr") else np.asarray(x))     # tocsr: a scipy sparse block
+            bar.update(min(rows, n - start))
 
 
 def logits_with_progress(model: SoftmaxRegression, X, *, progress: bool | None = None, rows: int = 8192) -> np.ndarray:

@@ -1,7 +1,8 @@
 """`softmaxreg report RUN_DIR`: one self-contained HTML page about a run, to open in any browser
 or send to someone: its settings, where its data came from, the figures (inlined as data: URIs,
 nothing fetched), the per-epoch table and, once `softmaxreg evaluate` has left evaluation.json
-in the folder, the per-class report, the confusion matrix and calibration."""
+in the folder, the per-class report, the top confusions, the confusion matrix and calibration
+(above metrics.MAX_MATRIX_CLASSES classes: the worst classes and no matrix)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from ._version import __version__
 from .errors import SoftmaxRegError
 from .fileio import atomic_write_bytes, output_folder
 from .hooks import METRICS_HEADER
-from .metrics import MAX_MATRIX_CLASSES
+from .metrics import MAX_MATRIX_CLASSES, worst_classes
 
 __all__ = ["render_report", "write_report", "REPORT_FILE", "EVALUATION_FILE"]
 
@@ -108,7 +109,7 @@ def _run_sections(folder: Path, config: dict, epochs: list[dict]) -> list[str]:
 
 
 def _evaluation_sections(folder: Path, evaluation: dict) -> list[str]:
-    """The figures of `softmaxreg evaluate`: headline, per class, confusion matrix, calibration."""
+    """The figures of `softmaxreg evaluate`: headline, per class, top confusions, confusion matrix, calibration."""
     names = [c["class"] for c in evaluation["per_class"]]
     headline = (f"{evaluation['examples']} images of the {evaluation.get('split', 'test')} split (data: "
                 f"{evaluation.get('data')}), evaluated {evaluation.get('evaluated', '?')}: accuracy ")
@@ -124,13 +125,37 @@ def _evaluation_sections(folder: Path, evaluation: dict) -> list[str]:
                                                                     for key in ("confidence", "accuracy"))]
             for b in evaluation["calibration_bins"]]
     return parts + [
-        "<h3>Per class</h3>",
-        _table(["class", "precision", "recall", "F1", "support"],
-               [[c["class"], c["precision"], c["recall"], c["f1"], c["support"]] for c in evaluation["per_class"]]),
+        *_per_class_sections(evaluation["per_class"]),
+        *_top_confusions_sections(evaluation.get("top_confusions")),
         *_confusion_sections(folder, names, evaluation.get("confusion_matrix")),
         "<h3>Calibration</h3>",
         _table(["confidence bin", "examples", "mean confidence", "accuracy"], bins),
         _figure(folder, "calibration.png", "Reliability diagram")]
+
+
+def _per_class_sections(per_class: list[dict]) -> list[str]:
+    """Every class's figures in class order; above MAX_MATRIX_CLASSES classes the worst ones only
+    (metrics.worst_classes: a 65,536-row table would bury the page; evaluation.json has them all)."""
+    small = len(per_class) <= MAX_MATRIX_CLASSES
+    shown = per_class if small else worst_classes(per_class)
+    note = [] if small else [f"<p class='note'>the {len(shown)} classes of lowest F1 of the "
+                             f"{sum(c['support'] > 0 for c in per_class)} with examples (ties: more examples "
+                             f"first); all {len(per_class)} are in {EVALUATION_FILE}</p>"]
+    return ["<h3>Per class</h3>", *note,
+            _table(["class", "precision", "recall", "F1", "support"],
+                   [[c["class"], c["precision"], c["recall"], c["f1"], c["support"]] for c in shown])]
+
+
+def _top_confusions_sections(mistakes) -> list[str]:
+    """The most frequent (true, predicted) mistakes; a note for an evaluation.json from before they
+    were kept."""
+    if mistakes is None:
+        return ["<h3>Top confusions</h3><p class='note'>not in this evaluation (evaluate again)</p>"]
+    if not mistakes:
+        return ["<h3>Top confusions</h3><p class='note'>none: every example is predicted right</p>"]
+    return ["<h3>Top confusions</h3><p class='note'>the most frequent mistakes, the largest cells of the "
+            "confusion matrix off its diagonal</p>",
+            _table(["true", "predicted", "examples"], [[m["true"], m["predicted"], m["count"]] for m in mistakes])]
 
 
 def _confusion_sections(folder: Path, names: list, confusion) -> list[str]:
@@ -139,7 +164,8 @@ def _confusion_sections(folder: Path, names: list, confusion) -> list[str]:
     an earlier evaluation left in the folder."""
     if confusion is None or len(names) > MAX_MATRIX_CLASSES:
         return ["<h3>Confusion matrix</h3>", f"<p class='note'>not built for {len(names)} classes (more than "
-                f"{MAX_MATRIX_CLASSES}): the per-class table holds its diagonal and sums</p>"]
+                f"{MAX_MATRIX_CLASSES}): the per-class figures are its diagonal and sums, the top "
+                "confusions its largest other cells</p>"]
     return ["<h3>Confusion matrix</h3><p class='note'>rows: true class, columns: predicted class</p>",
             _table(["true \\ predicted", *names], [[n, *row] for n, row in zip(names, confusion)]),
             _figure(folder, "confusion.png", "Confusion matrix")]

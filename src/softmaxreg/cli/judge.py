@@ -21,9 +21,9 @@ def evaluate_command(args) -> int:
     import hashlib
     import time
 
-    from ..experiments import load_model_and_data, logits_with_progress
+    from ..experiments import load_model_and_data, logit_blocks
     from ..fileio import atomic_write_bytes
-    from ..metrics import MAX_MATRIX_CLASSES, evaluation_summary
+    from ..metrics import summary_of_blocks
     from ..plots import plot_confusion, plot_reliability
     from ..report import EVALUATION_FILE
 
@@ -32,7 +32,7 @@ def evaluate_command(args) -> int:
     model, data = load_model_and_data(args.model, args.data_dir, force=args.force, label_column=args.label_column,
                                       zero_based=args.zero_based)
     X, y, split = evaluation_split(data)
-    summary = evaluation_summary(y, logits_with_progress(model, X), model.class_names, n_bins=args.bins)
+    summary = summary_of_blocks(y, logit_blocks(model, X), model.class_names, n_bins=args.bins)   # O(n + k) memory
     bins = {key: np.array([np.nan if b[key] is None else b[key] for b in summary["calibration_bins"]])
             for key in summary["calibration_bins"][0]}
     out = Path(args.out) if args.out else Path(args.model).parent
@@ -52,20 +52,39 @@ def evaluate_command(args) -> int:
     print(f"accuracy {summary['accuracy']:.4f}  cross-entropy {summary['cross_entropy']:.4f}  "
           f"top-2 accuracy {summary['top2_accuracy']:.4f}  ECE {summary['expected_calibration_error']:.4f}")
     print()
-    print(format_table(["class", "precision", "recall", "f1", "support"], summary["per_class"]))
-    print()
-    names = model.class_names
-    if summary["confusion_matrix"] is None:
-        print(f"confusion matrix: not built for {len(names)} classes (more than {MAX_MATRIX_CLASSES}; "
-              "the per-class figures above are its diagonal and sums)")
-    else:
-        print("confusion matrix (rows: true, columns: predicted)")
-        print(format_table(["true"] + names, [{"true": n, **dict(zip(names, row))}
-                                               for n, row in zip(names, summary["confusion_matrix"])]))
+    print(_class_tables(summary, model.class_names))
     print()
     figures = [out / "confusion.png"] if summary["confusion_matrix"] is not None else []
     print(f"wrote {', '.join(map(printable, [*figures, out / 'calibration.png', out / EVALUATION_FILE]))}")
     return 0
+
+
+def _class_tables(summary: dict, names: list) -> str:
+    """The per-class figures, the top confusions and the confusion matrix as text. Above
+    MAX_MATRIX_CLASSES classes no k x k matrix exists and the per-class table holds the worst classes
+    (metrics.worst_classes) only: 65,536 lines would bury the rest (all are in evaluation.json)."""
+    from ..metrics import MAX_MATRIX_CLASSES, worst_classes
+
+    small = summary["confusion_matrix"] is not None
+    per_class = summary["per_class"] if small else worst_classes(summary["per_class"])
+    present = sum(c["support"] > 0 for c in summary["per_class"])
+    lines = [] if small else [f"the {len(per_class)} classes of lowest F1 of the {present} with examples "
+                              f"(ties: more examples first; all {len(names)} in evaluation.json)"]
+    lines += [format_table(["class", "precision", "recall", "f1", "support"], per_class), ""]
+    mistakes = summary["top_confusions"]
+    lines.append(f"top confusions: the {len(mistakes)} most frequent (true, predicted) mistakes" if mistakes
+                 else "top confusions: none, every example is predicted right")
+    if mistakes:
+        lines.append(format_table(["true", "predicted", "count"], mistakes))
+    lines.append("")
+    if not small:
+        lines.append(f"confusion matrix: not built for {len(names)} classes (more than {MAX_MATRIX_CLASSES}; "
+                     "the per-class figures are its diagonal and sums, the top confusions its largest other cells)")
+    else:
+        lines.append("confusion matrix (rows: true, columns: predicted)")
+        lines.append(format_table(["true"] + names, [{"true": n, **dict(zip(names, row))}
+                                                     for n, row in zip(names, summary["confusion_matrix"])]))
+    return "\n".join(lines)
 
 
 def predict_command(args) -> int:
