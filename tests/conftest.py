@@ -92,3 +92,24 @@ def cluster():
     with dask_cluster.local_cluster(2) as local, distributed.Client(local, set_as_default=False, timeout=30) as client:
         client.wait_for_workers(2, timeout=30)
         yield local, client
+
+
+def fits_with_a_worker_killed(client, fit):
+    """(undisturbed, disturbed): fit(callbacks) run twice on the client's cluster, the second time
+    with one worker killed (SIGKILL) at the end of its second epoch; returns once the nanny has
+    restarted it (bounded wait)."""
+    import signal
+
+    from softmaxreg import Callback
+
+    pids = list(client.run(os.getpid).values())
+
+    class KillAWorker(Callback):
+        def on_epoch_end(self, record, history):
+            if record.epoch == 2:
+                os.kill(pids[0], signal.SIGKILL)
+
+    with client.as_current():
+        undisturbed, disturbed = fit(()), fit([KillAWorker()])
+    client.wait_for_workers(2, timeout=30)
+    return undisturbed, disturbed

@@ -2,7 +2,6 @@
 same bits on any scheduler or worker, on a LocalCluster of 2 worker processes on 127.0.0.1."""
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -39,6 +38,8 @@ dask = pytest.importorskip("dask", reason="the Dask engine needs pip install 'so
 da = pytest.importorskip("dask.array", reason="the Dask engine needs pip install 'softmaxreg[dask]'")
 from softmaxreg.engines import dask_cluster  # noqa: E402  (after the skip)
 
+from .conftest import fits_with_a_worker_killed  # noqa: E402
+
 N, D, K = 2000, 20, 4                                        # conftest.problem's shape
 
 
@@ -71,19 +72,9 @@ def test_cluster_fit_matches_in_memory_and_is_the_same_bits_on_any_scheduler(pro
 def test_worker_killed_mid_fit_changes_nothing(problem, cluster):
     X, y = problem
     Xd = da.from_array(X, chunks=(250, D))
-    client = cluster[1]
-    pids = list(client.run(os.getpid).values())
-
-    class KillAWorker(sr.Callback):
-        def on_epoch_end(self, record, history):
-            if record.epoch == 2:
-                os.kill(pids[0], signal.SIGKILL)
-
-    with client.as_current():
-        undisturbed = fit_lbfgs(Xd, y, standardize=True)
-        disturbed = fit_lbfgs(Xd, y, [KillAWorker()], standardize=True)
+    undisturbed, disturbed = fits_with_a_worker_killed(cluster[1],
+                                                       lambda callbacks: fit_lbfgs(Xd, y, callbacks, standardize=True))
     assert np.array_equal(undisturbed.W, disturbed.W) and np.array_equal(undisturbed.b, disturbed.b)
-    client.wait_for_workers(2, timeout=30)                      # the nanny restarted it
 
 
 @pytest.mark.parametrize("chunks", [(1,) * 40, (7, 1, 20, 12)], ids=["one-row", "uneven"])

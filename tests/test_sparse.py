@@ -98,11 +98,12 @@ def test_full_batch_sums_match_the_dense_pass_and_do_not_depend_on_the_threads()
 def test_many_classes_cut_a_pass_into_more_chunks_of_the_same_sums(monkeypatch):
     from softmaxreg.full_batch import on_sparse
 
-    X, y = sparse_problem(n=500)
+    X, y = sparse_problem(n=500, d=7, density=0.5)
     objective = SoftmaxCrossEntropy(model_at(X.shape[1], 5), weight_decay=1e-2)
     x = flat_params(objective.model)
     whole = SparseFullBatch(objective, X, y)(x)
-    monkeypatch.setattr(on_sparse, "LOGITS_PER_CHUNK", 5 * 7)           # 7 rows a chunk: 72 chunks
+    assert len(SparseFullBatch(objective, X, y).starts) == on_sparse.SPARSE_CHUNKS     # non-zeros enough for 8
+    monkeypatch.setattr(on_sparse, "LOGITS_PER_CHUNK", 5 * 7)           # 7 rows a chunk (as d): 72 chunks
     with SparseFullBatch(objective, X, y, threads=2) as fun:
         assert len(fun.starts) == 72 and fun.parts.shape[0] == 2         # waves: two partial sums held
         chunked = fun(x)
@@ -246,3 +247,17 @@ def test_a_million_columns_train_without_densifying():
     finally:
         tracemalloc.stop()
     assert peak < 50 * d * k * 8 < n * d * 8 / 10                   # L-BFGS's pairs, not n x d
+
+
+def test_num_classes_declares_classes_without_training_rows():
+    X, y = sparse_problem(k=3)
+    clf = SoftmaxRegressionClassifier(num_classes=5).fit(X, y)
+    assert clf.classes_.tolist() == [0, 1, 2, 3, 4] and clf.predict_proba(X).shape == (X.shape[0], 5)
+    assert clf.predict_proba(X)[:, 3:].max() < 0.05                  # never seen: little probability
+    assert (clf.predict_proba(X)[:, :3].sum(axis=1) > 0.9).all()
+    with pytest.raises(InvalidArgumentError, match="labels not seen"):
+        SoftmaxRegressionClassifier(num_classes=2).fit(X, y)
+    with pytest.raises(InvalidArgumentError, match="num_classes: expected an integer >= 2"):
+        SoftmaxRegressionClassifier(num_classes=1.5).fit(X, y)
+    streamed = SoftmaxRegressionClassifier(solver="sgd", num_classes=5).partial_fit(X, y)
+    assert streamed.classes_.tolist() == [0, 1, 2, 3, 4]

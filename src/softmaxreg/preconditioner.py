@@ -61,6 +61,7 @@ class GramPreconditioner:
 
     def __init__(self, xp, values, vectors, lam: float, k: int):
         self.xp, self.values, self.vectors, self.lam, self.k = xp, values, vectors, lam, k
+        self._pair = None                  # (s, y, c): the newest pair's curvature, measured once
 
     def curvature(self, s, y) -> float:
         """c = (s'y - lambda |s|^2) / s'Gs, at least 1e-8: the secant rule."""
@@ -92,7 +93,11 @@ class GramPreconditioner:
         return apply
 
     def __call__(self, q, s=None, y=None):
-        return self.solve(q, 1.0 if s is None else self.curvature(s, y))
+        if s is None:
+            return self.solve(q, 1.0)
+        if self._pair is None or self._pair[0] is not s or self._pair[1] is not y:    # L-BFGS asks twice a pair
+            self._pair = (s, y, self.curvature(s, y))
+        return self.solve(q, self._pair[2])
 
 
 def _class_eigen(A) -> tuple[np.ndarray, np.ndarray]:

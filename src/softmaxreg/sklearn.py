@@ -83,6 +83,9 @@ class SoftmaxRegressionClassifier(CallbackSupport, ClassifierMixin, BaseEstimato
     random_state : int, None, numpy Generator or RandomState: initialisation and shuffles.
     dtype : "float64" (default) or "float32".
     verbose : int, 0 (default) silent; > 0 prints one line per epoch (L-BFGS: iteration) to stdout.
+    num_classes : None (default: the classes are the labels y holds), or K: integer labels name the
+        classes 0..K-1, some of which may have no training rows (a label outside is an error);
+        `fit(..., classes=...)` names them explicitly instead.
 
     `fit` warns with a ConvergenceWarning (also scikit-learn's) when it stops at max_iter before its
     stopping rule holds: SGD's loss still improving by more than tol, or L-BFGS's gradient above tol.
@@ -99,7 +102,7 @@ class SoftmaxRegressionClassifier(CallbackSupport, ClassifierMixin, BaseEstimato
     def __init__(self, *, solver="lbfgs", alpha="auto", lr="auto", batch_size=64, max_iter=100, momentum=0.9, nesterov=True,
                  schedule="constant", warmup_epochs=0.0, label_smoothing=0.0, class_weight=None,
                  standardize=False, early_stopping=False, validation_fraction=0.1, n_iter_no_change=5, tol=1e-4,
-                 warm_start=False, sigma=0.01, random_state=None, dtype="float64", verbose=0):
+                 warm_start=False, sigma=0.01, random_state=None, dtype="float64", verbose=0, num_classes=None):
         self.solver = solver
         self.alpha = alpha
         self.lr = lr
@@ -121,6 +124,7 @@ class SoftmaxRegressionClassifier(CallbackSupport, ClassifierMixin, BaseEstimato
         self.random_state = random_state
         self.dtype = dtype
         self.verbose = verbose
+        self.num_classes = num_classes
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -186,6 +190,18 @@ class SoftmaxRegressionClassifier(CallbackSupport, ClassifierMixin, BaseEstimato
         counts, sums = compute((da.bincount(y, minlength=k), da.bincount(y, weights=weights, minlength=k)))
         per_class = np.ones(k) if class_weight is None else class_weight_vector(class_weight, k, counts)
         return float(per_class @ sums)
+
+    def _classes(self, classes, found) -> np.ndarray:
+        """classes_: the given `classes`, else 0..num_classes-1 (integer labels, some classes maybe
+        without rows), else found() (the labels that occur)."""
+        if classes is not None:
+            return np.unique(np.asarray(classes))
+        if self.num_classes is not None:
+            if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, (int, np.integer)) \
+                    or self.num_classes < 2:
+                raise InvalidArgumentError(f"num_classes: expected an integer >= 2, got {self.num_classes!r}")
+            return np.arange(self.num_classes)
+        return found()
 
     def _solver(self):
         """The solver class named by `solver` (softmaxreg.solvers.OPTIMIZERS)."""
@@ -305,7 +321,7 @@ class SoftmaxRegressionClassifier(CallbackSupport, ClassifierMixin, BaseEstimato
         X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], accept_sparse=SPARSE)
         check_classification_targets(y)
         if not (self.warm_start and hasattr(self, "model_")):
-            self.classes_ = np.unique(y) if classes is None else np.unique(np.asarray(classes))
+            self.classes_ = self._classes(classes, lambda: np.unique(y))
         task = FitTask(self, X, y, sample_weight, max_subtasks=self.max_iter)
         return self._train(X.astype(self.dtype, copy=False), y, sample_weight, self.max_iter, streaming=False, task=task)
 
@@ -322,7 +338,7 @@ class SoftmaxRegressionClassifier(CallbackSupport, ClassifierMixin, BaseEstimato
             raise InvalidArgumentError(f"y: expected labels of shape (n,), got {y.shape}")
         if not (self.warm_start and hasattr(self, "model_")):
             self.n_features_in_ = X.shape[1]
-            self.classes_ = dask_engine.find_classes(y) if classes is None else np.unique(np.asarray(classes))
+            self.classes_ = self._classes(classes, lambda: dask_engine.find_classes(y))
         elif X.shape[1] != self.n_features_in_:
             raise InvalidArgumentError(f"X: has {X.shape[1]} features, but the estimator was fitted with "
                                        f"{self.n_features_in_}")
@@ -342,9 +358,9 @@ class SoftmaxRegressionClassifier(CallbackSupport, ClassifierMixin, BaseEstimato
         X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], accept_sparse=SPARSE, reset=first)
         check_classification_targets(y)
         if first:
-            if classes is None:
-                raise InvalidArgumentError("classes: must be given on the first call to partial_fit")
-            self.classes_ = np.unique(np.asarray(classes))
+            if classes is None and self.num_classes is None:
+                raise InvalidArgumentError("classes: must be given on the first call to partial_fit (or num_classes)")
+            self.classes_ = self._classes(classes, None)
         elif classes is not None and not np.array_equal(np.unique(classes), self.classes_):
             raise InvalidArgumentError("classes: must be the same on every call to partial_fit")
         return self._train(X.astype(self.dtype, copy=False), y, sample_weight, 1, streaming=True)

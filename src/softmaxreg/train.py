@@ -15,7 +15,7 @@ from .callbacks import ConsoleLog, EarlyStopping, LiveCurves
 from .datasets.batches import iterate_minibatches, num_batches
 from .datasets.blocks import iterate_block_minibatches
 from .engines.rows import check_rows
-from .engines import engine_for
+from .engines import engine_for, has_sparse_blocks
 from .engines.array_api import to_numpy
 from .errors import ConvergenceWarning, InvalidArgumentError, TrainingDivergedError
 from .full_batch import full_batch, prepare_dask
@@ -82,6 +82,9 @@ def fit(model: SoftmaxRegression, X, y, config: TrainConfig | None = None, *, se
     if data.name == "dask" and engine_for(model.W).name != "numpy":
         model.to("numpy")                                 # Dask blocks are NumPy arrays
     on_engine = data.name == "dask" and optimizer.full_batch
+    if has_sparse_blocks(X) and not on_engine:
+        raise InvalidArgumentError(f"solver: Dask arrays of sparse blocks train with a full-batch solver ('lbfgs' or "
+                                   f"'newton-cg'), not {optimizer.name!r} (or pass the sparse matrix in memory)")
     if cfg.early_stopping and data.streamed:             # X[kept] would copy nearly all of it into memory
         raise InvalidArgumentError("early_stopping: not available for streamed X (a memory map or a Dask array); "
                                    "pass validation_data (a held-out split) instead")

@@ -25,7 +25,7 @@ import numpy as np
 
 from .array_api import device_of, is_numpy, namespace, to_device, to_numpy
 
-__all__ = ["Engine", "engine_for", "is_dask", "is_streamed", "mapping_of"]
+__all__ = ["Engine", "engine_for", "is_dask", "is_streamed", "has_sparse_blocks", "mapping_of"]
 
 MOMENT_ROWS = 4096
 """Rows summed at a time by `moment_sums`."""
@@ -34,6 +34,11 @@ MOMENT_ROWS = 4096
 def is_dask(*arrays) -> bool:
     """True if any argument is a Dask array (without importing dask)."""
     return any(type(a).__module__.partition(".")[0] == "dask" and hasattr(a, "chunks") for a in arrays)
+
+
+def has_sparse_blocks(X) -> bool:
+    """True for a Dask array whose blocks are scipy.sparse matrices (its meta is one)."""
+    return is_dask(X) and is_sparse(getattr(X, "_meta", None))
 
 
 def mapping_of(array) -> mmap.mmap | None:

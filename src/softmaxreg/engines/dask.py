@@ -8,7 +8,8 @@ never imports dask (engines.is_dask tells a Dask collection without importing it
 
 Conventions
 -----------
-X : (n, d) Dask array chunked by rows (columns in one chunk; `align` rechunks them), any real dtype
+X : (n, d) Dask array chunked by rows (columns in one chunk; `align` rechunks them), any real dtype;
+    its blocks NumPy arrays or scipy.sparse matrices (`has_sparse_blocks`: SparseFullBatch on each)
 y : (n,) class indices or (n, k) soft targets, NumPy or Dask, rechunked to X's row chunks
 w : (n,) per-example weights or None, the same
 block c : rows [start_c, start_c + n_c) of X, y, w, computed where the block lives
@@ -34,7 +35,7 @@ import dask.array as da
 import numpy as np
 
 from ..errors import InvalidArgumentError
-from . import Engine, is_dask
+from . import engine_for, is_dask
 from .dask_cluster import CHUNK_ROWS, compute, current_client
 from .gemm import one_blas_thread
 from .rows import check_rows
@@ -94,8 +95,10 @@ def _block_summary(X, y, w, c: int, start: int, k: int, scale: float, moments: b
     block c: the inputs finite, labels in [0, k) or valid soft targets, weights finite and >= 0."""
     n = X.shape[0]
     X, y, w = _aligned(X, y, w)
+    data = engine_for(X)
+    values = X.data if data.name == "sparse" else X                    # a sparse block: its non-zeros
     problem = None
-    if not (np.issubdtype(X.dtype, np.integer) or X.dtype == bool) and not np.isfinite(X).all():
+    if not (np.issubdtype(X.dtype, np.integer) or X.dtype == bool) and not np.isfinite(values).all():
         problem = f"X: {_where(c, start, n)} contains NaN or infinite values"
     elif y.ndim == 1 and not np.issubdtype(y.dtype, np.integer):
         problem = f"y: expected integer class indices, got {y.dtype} in {_where(c, start, n)}"
@@ -112,7 +115,7 @@ def _block_summary(X, y, w, c: int, start: int, k: int, scale: float, moments: b
     counts = np.bincount(y, minlength=k) if y.ndim == 1 else np.zeros(k)
     parts = [counts.astype(np.float64), [0.0 if w is None else float(np.sum(w, dtype=np.float64))]]
     if moments:
-        parts.append(Engine("numpy", np, "cpu").moment_sums(X, scale).ravel())
+        parts.append(data.moment_sums(X, scale).ravel())
     return None, np.concatenate(parts)
 
 
@@ -197,8 +200,10 @@ def _encode_block(y: np.ndarray, classes: np.ndarray, block_info=None) -> np.nda
 
 def _aligned(*arrays) -> list:
     """The arrays, each copied if its start is not aligned to its item size. A block deserialized on
-    a worker may start at any byte, and NumPy runs unaligned data through other loops (other bits)."""
-    return [None if a is None else np.require(a, requirements=["A", "C"]) for a in arrays]
+    a worker may start at any byte, and NumPy runs unaligned data through other loops (other bits).
+    A sparse block is left as it is (checked_csr makes it canonical where it is used)."""
+    return [a if a is None or engine_for(a).name == "sparse" else np.require(a, requirements=["A", "C"])
+            for a in arrays]
 
 
 class BlockSums:

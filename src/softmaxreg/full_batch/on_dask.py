@@ -7,13 +7,15 @@ import copy
 
 import numpy as np
 
+from ..engines import engine_for, has_sparse_blocks
 from ..engines.gemm import block_rows, pin_block_rows
 from ..errors import InvalidArgumentError
-from ..moments import moments_from_sums
+from ..moments import check_standardize, moments_from_sums
 from ..objective import SoftmaxCrossEntropy, hessian_value, objective_value, set_flat_params
 from ..options import class_weight_vector
-from ..preconditioner import preconditioner_from_gram
+from ..preconditioner import diagonal_preconditioner, preconditioner_from_gram
 from .in_process import FullBatch
+from .on_sparse import SparseFullBatch
 
 __all__ = ["DaskFullBatch", "prepare_dask"]
 
@@ -27,7 +29,7 @@ def prepare_dask(model, X, y, sample_weight, cfg):
 
     X, y, w = engine.persist(*engine.align(model, X, y, sample_weight))
     k, d = model.num_outputs, model.num_inputs
-    moments = cfg.standardize and model.mean is None
+    moments = check_standardize(cfg.standardize, has_sparse_blocks(X)) and model.mean is None
     sums = engine.summarize(X, y, w, k, model.input_scale, moments)
     if moments:
         mean, std = moments_from_sums(sums[k + 1:].reshape(2, d), X.shape[0])
@@ -52,27 +54,39 @@ def _objective_at(objective: SoftmaxCrossEntropy, x: np.ndarray) -> SoftmaxCross
     return SoftmaxCrossEntropy(model, weight_decay=objective.weight_decay, label_smoothing=objective.label_smoothing)
 
 
+def _block(objective, divisor, X, y, w) -> FullBatch:
+    """One block as an in-process full batch on one thread, with the whole data set's divisor:
+    FullBatch, or SparseFullBatch for a sparse block (checked and cast as in memory)."""
+    if engine_for(X).name == "sparse":
+        return SparseFullBatch(objective, objective.model._flatten(X), y, w, threads=1, divisor=divisor)
+    return FullBatch(objective, X, y, w, threads=1, divisor=divisor)
+
+
 def _block_sums(objective, x, divisor, rows, X, y, w) -> np.ndarray:
-    """FullBatch.sums of one block at x, with the whole data set's divisor and the driver's product
-    row blocking `rows` (engines/gemm.py: it changes the bits)."""
+    """FullBatch.sums of one block at x, with the driver's product row blocking `rows`
+    (engines/gemm.py: it changes the bits)."""
     pin_block_rows(rows)
-    return FullBatch(_objective_at(objective, x), X, y, w, threads=1, divisor=divisor).sums()
+    return _block(_objective_at(objective, x), divisor, X, y, w).sums()
 
 
 def _block_hessian(objective, x, v, divisor, rows, X, y, w) -> np.ndarray:
     """FullBatch.hessian_sums of one block at x along v (as `_block_sums`)."""
     pin_block_rows(rows)
-    return FullBatch(_objective_at(objective, x), X, y, w, threads=1, divisor=divisor).hessian_sums(v)
+    return _block(_objective_at(objective, x), divisor, X, y, w).hessian_sums(v)
 
 
 def _block_curvature(objective, x, divisor, rows, X, y, w) -> np.ndarray:
     """FullBatch.class_curvature of one block at x, raveled (its share of the whole's, by the divisor)."""
     pin_block_rows(rows)
-    return FullBatch(_objective_at(objective, x), X, y, w, threads=1, divisor=divisor).class_curvature(x).ravel()
+    return _block(_objective_at(objective, x), divisor, X, y, w).class_curvature(x).ravel()
 
 
 def _block_gram(objective, divisor, X, y, w) -> np.ndarray:
-    return FullBatch(objective, X, y, w, threads=1, divisor=divisor).gram_sums()
+    return _block(objective, divisor, X, y, w).gram_sums()
+
+
+def _block_squares(objective, divisor, X, y, w) -> np.ndarray:
+    return _block(objective, divisor, X, y, w).column_squares()
 
 
 class DaskFullBatch:
@@ -88,6 +102,7 @@ class DaskFullBatch:
 
         self.objective, self.n = objective, X.shape[0]
         self.blocks = BlockSums(X, y, w)
+        self.sparse = has_sparse_blocks(X)
         self.divisor = float(divisor if divisor is not None else self.blocks.weight_sum() if w is not None else self.n)
         if not self.divisor > 0:
             raise InvalidArgumentError("sample_weight: every weight is zero, nothing to learn from")
@@ -99,7 +114,11 @@ class DaskFullBatch:
         return None
 
     def preconditioner(self):
-        """FullBatch.preconditioner's P from the Gram sums of every block, added in the fixed tree."""
+        """FullBatch.preconditioner's P from the Gram sums of every block, added in the fixed tree
+        (sparse blocks: SparseFullBatch's, from the column squares)."""
+        if self.sparse:
+            squares = self.blocks.map_sum(_block_squares, self.objective, self.divisor)
+            return diagonal_preconditioner(self.objective, squares / self.divisor)
         gram = self.blocks.map_sum(_block_gram, self.objective, self.divisor)
         return preconditioner_from_gram(self.objective, gram, self.divisor)
 

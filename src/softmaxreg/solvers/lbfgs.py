@@ -48,6 +48,7 @@ class LBFGS(FullBatchSolver):
         super().__init__(**line_search)
         self.memory = int(memory)
         self.S = self.Y = None
+        self.rho = [0.0] * self.memory  # 1 / y's of each stored pair (rows of S and Y)
         self.pairs = 0                 # pairs stored so far; the newest is row (pairs - 1) % memory
 
     def start(self, x0, fun: Function) -> None:
@@ -64,7 +65,7 @@ class LBFGS(FullBatchSolver):
         q = -self.g
         kept = min(self.pairs, self.memory)
         order = [(self.pairs - 1 - j) % self.memory for j in range(kept)]       # newest to oldest
-        rho = [1.0 / float(self.Y[i, ...] @ self.S[i, ...]) for i in order]
+        rho = [self.rho[i] for i in order]
         alpha = []
         for r, i in zip(rho, order):              # no in-place updates: the generic path may hold JAX arrays
             a = r * float(self.S[i, ...] @ q)
@@ -98,10 +99,14 @@ class LBFGS(FullBatchSolver):
             row = self.pairs % self.memory
             engine = engine_for(self.S)
             self.S, self.Y = engine.set_row(self.S, row, s), engine.set_row(self.Y, row, y)
+            self.rho[row] = self._rho(row)
             self.pairs += 1
         self.x = self.x + s
         self.f, self.g, self.extra = f, g, extra
         return True
+
+    def _rho(self, row: int) -> float:
+        return 1.0 / float(self.Y[row, ...] @ self.S[row, ...])
 
     def state_dict(self) -> dict:
         point = self.point_state()
@@ -113,3 +118,4 @@ class LBFGS(FullBatchSolver):
         self.S, self.Y = (require_float64(like(state_array(state, key, (self.memory, p)), params[0], np.float64),
                                           self.name) for key in ("S", "Y"))
         (self.pairs,) = state_scalars(state, pairs=int)
+        self.rho = [self._rho(row) if row < self.pairs else 0.0 for row in range(self.memory)]
