@@ -29,7 +29,7 @@ For each solver: seconds to F <= F* (1 + 1e-6), median of --repeat runs:
                   hyperparameters and a tuned line (epoch 25, lr 0.5, wordNgrams 2), threads = cores
 
 Each timed fit runs in a fresh child process, which also reports its peak RSS (VmHWM) and the RSS
-after its imports, beside the floor: the CSR arrays + W + one chunk's logits (2^20 float64).
+after its imports, beside the floor: the CSR arrays + W + the logits of one of our engine's chunks.
 Seconds per pass (ours: one objective+gradient evaluation; scipy: X @ W and X.T @ G) are shown beside
 the memory-bandwidth floor for reading the CSR arrays once, the bandwidth measured by np.sum over a
 256 MiB float64 array (one thread, best of 5).
@@ -56,7 +56,7 @@ import numpy as np
 
 TARGET = 1e-6
 MIN_SECTION = 50
-CHUNK_LOGITS = 1 << 20                  # softmaxreg.model.LOGITS_PER_CHUNK: the floor's chunk
+OBJECTIVE_LOGITS = 1 << 17              # the exact F's chunks: 1 MiB of logits, small beside the floor
 OURS = ("ours-lbfgs", "ours-newton-cg", "ours-lbfgs-unpreconditioned", "ours-sgd")
 SOLVERS = OURS + ("sklearn-lbfgs", "sklearn-saga", "fasttext-default", "fasttext-tuned")
 FASTTEXT = {"fasttext-default": {}, "fasttext-tuned": {"epoch": 25, "lr": 0.5, "wordNgrams": 2}}
@@ -110,7 +110,7 @@ def split(docs, labels, max_docs, seed=0):
 
 class Objective:
     """F(W, b) = mean_i (logsumexp(z_i) - z_{i,y_i}) + |W|^2 / (2 C n), z = X W + b, in float64 by
-    scipy, rows in chunks (a chunk's logits at most CHUNK_LOGITS / 8 numbers: small beside the floor)."""
+    scipy, rows in chunks (a chunk's logits at most OBJECTIVE_LOGITS numbers: small beside the floor)."""
 
     def __init__(self, X, y, C):
         self.X, self.y, self.C = X, y, C
@@ -119,7 +119,7 @@ class Objective:
         from scipy.special import logsumexp
 
         n, k = self.X.shape[0], W.shape[1]
-        rows, total = max(1, CHUNK_LOGITS // 8 // k), 0.0
+        rows, total = max(1, OBJECTIVE_LOGITS // k), 0.0
         for start in range(0, n, rows):
             Z = self.X[start:start + rows] @ W + b                        # (rows, k)
             total += float((logsumexp(Z, axis=1) - Z[np.arange(Z.shape[0]), self.y[start:start + rows]]).sum())
@@ -332,7 +332,9 @@ def run(args, solvers, folder):
     objective = Objective(X, y, args.C)
     print(one_pass(X, y, k, args.C, args.repeat))
     csr_mb = (X.data.nbytes + X.indices.nbytes + X.indptr.nbytes) / 2**20
-    floor_mb = csr_mb + (d + 1) * k * 8 / 2**20 + min(CHUNK_LOGITS, n * k) * 8 / 2**20
+    from softmaxreg.full_batch.on_sparse import sparse_chunks
+    chunk_rows = -(-n // sparse_chunks(n, d, X.nnz, k))                # our engine's chunk of a pass
+    floor_mb = csr_mb + (d + 1) * k * 8 / 2**20 + chunk_rows * k * 8 / 2**20
     progress("tight fit of ours (Newton-CG, tol 1e-10) for F*")
     tight = {}
     for solver in ("ours-newton-cg",):
@@ -406,7 +408,7 @@ def report(rows, f_star, tight, floor_mb):
     lowest = min((r["F"] for _, _, r in rows if "F" in r), default=f_star)
     if lowest < f_star * (1 - 1e-9):
         print(f"WARNING: a fit reached F / F* - 1 = {lowest / f_star - 1:.1e}: F* is not the optimum")
-    print(f"floor = CSR arrays + W + one chunk's logits = {floor_mb:.1f} MiB")
+    print(f"floor = CSR arrays + W + one chunk's logits (our engine's chunks) = {floor_mb:.1f} MiB")
     ours = {s: t for s, t in reached.items() if s.startswith("ours")}
     theirs = {s: t for s, t in reached.items() if s.startswith("sklearn")}
     if ours and theirs:

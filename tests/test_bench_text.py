@@ -91,7 +91,7 @@ def test_objective_is_the_mean_log_loss_plus_the_penalty(monkeypatch):
     y, W, b, C = rng.integers(0, 4, 50), rng.normal(size=(30, 4)), rng.normal(size=4), 0.3
     expected = log_loss(y, softmax(X @ W + b, axis=1), labels=range(4)) + (W ** 2).sum() / (2 * C * 50)
     assert bench.Objective(X, y, C)(W, b) == pytest.approx(expected, rel=1e-12)
-    monkeypatch.setattr(bench, "CHUNK_LOGITS", 8 * 4 * 7)     # chunks of 7 rows
+    monkeypatch.setattr(bench, "OBJECTIVE_LOGITS", 4 * 7)      # chunks of 7 rows
     assert bench.Objective(X, y, C)(W, b) == pytest.approx(expected, rel=1e-12)
 
 
