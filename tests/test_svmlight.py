@@ -231,3 +231,16 @@ def test_a_width_whose_weights_exceed_memory_is_refused_before_any_model(tmp_pat
     monkeypatch.setattr(splits, "memory_budget", lambda: 8 * 10**6)
     with pytest.raises(DataFormatError, match=r"wide\.svm: 1,000,000 features x 2 classes need 0.0149 GiB of weights"):
         open_data(f)
+
+
+def test_without_scipy_an_svmlight_file_is_one_line_naming_the_extra(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "train.svm").write_text("0 1:1\n1 2:1\n")
+    code = ("import sys; sys.modules['scipy'] = sys.modules['scipy.sparse'] = None; from softmaxreg.cli import main;"
+            f"sys.exit(main(['train', '--data', {str(tmp_path / 'train.svm')!r}, '--out', {str(tmp_path / 'run')!r}]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert "train.svm: sparse data need scipy: pip install 'softmaxreg[sparse]'" in done.stderr
+    assert not (tmp_path / "run").exists()

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..engines.sparse import scipy_sparse
 from ..errors import DataFormatError
 
 __all__ = ["is_sparse_layout", "sparse_from_arrays", "SPARSE_KEYS"]
@@ -41,7 +42,7 @@ def is_sparse_layout(names) -> bool:
 
 def sparse_from_arrays(arrays: dict, where: str):
     """The checked csr_array of an .npz's arrays (the module docstring's layout)."""
-    import scipy.sparse as sp
+    sp = scipy_sparse(where)
 
     extra = sorted(set(arrays) - SPARSE_KEYS)
     if extra:

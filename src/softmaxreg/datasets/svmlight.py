@@ -29,6 +29,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..engines.sparse import scipy_sparse
 from ..errors import DataFormatError
 from .headers import memory_budget
 from .svmlight_labels import class_indices, known_classes
@@ -239,7 +240,7 @@ def _utf8(b: bytes) -> bool:
 def to_csr(rows: SvmlightRows, shift: int, width: int, where_width: str):
     """The csr_array (n, width) of `rows`, indices shifted down by `shift` (1: a 1-based file);
     an index past `width` is an error naming its line and `where_width` (what set the width)."""
-    import scipy.sparse as sp
+    sp = scipy_sparse(rows.path)
 
     bad = (rows.indices < shift) | (rows.indices >= width + shift)
     if bad.any():

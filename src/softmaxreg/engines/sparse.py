@@ -20,7 +20,19 @@ import numpy as np
 from ..errors import InvalidArgumentError
 from . import Engine
 
-__all__ = ["SparseEngine", "is_sparse", "checked_csr", "row_block"]
+__all__ = ["SparseEngine", "is_sparse", "checked_csr", "row_block", "scipy_sparse"]
+
+SCIPY_HINT = "pip install 'softmaxreg[sparse]' (scipy)"
+
+
+def scipy_sparse(where: str):
+    """scipy.sparse, for reading the sparse file `where`; DataFormatError in one line without it."""
+    try:
+        import scipy.sparse as sp
+    except ImportError:
+        from ..errors import DataFormatError
+        raise DataFormatError(f"{where}: sparse data need scipy: {SCIPY_HINT}") from None
+    return sp
 
 
 def is_sparse(a) -> bool:
