@@ -21,18 +21,20 @@ import numpy as np
 from ..errors import DataFormatError
 from .fashion_mnist import check_class_names
 
-__all__ = ["check_columns", "merged_labels", "declared_names", "held_out_digest", "single_file_kind"]
+__all__ = ["check_columns", "merged_labels", "declared_names", "held_out_digest", "single_file_kind",
+           "SVMLIGHT_SUFFIXES"]
+
+SVMLIGHT_SUFFIXES = (".svm", ".svmlight", ".libsvm")
+"""File names of the svmlight / libsvm text format (datasets.svmlight reads them)."""
 
 
 def single_file_kind(path) -> str | None:
     """"svmlight", "npz", "csv" or "parquet" for a --data path of one of those kinds (by its
     suffix; a Parquet glob too), else None (folders, Zarr stores, the bundled set)."""
-    from .svmlight import SUFFIXES
-
     if path is None:
         return None
     p = Path(str(path))
-    if p.suffix in SUFFIXES:
+    if p.suffix in SVMLIGHT_SUFFIXES:
         return "svmlight"
     if p.suffix == ".parquet" or (not p.exists() and glob.has_magic(str(path))):
         return "parquet"

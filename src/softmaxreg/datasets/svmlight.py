@@ -32,12 +32,13 @@ import numpy as np
 from ..engines.sparse import scipy_sparse
 from ..errors import DataFormatError
 from .headers import memory_budget
+from .held_out import SVMLIGHT_SUFFIXES, held_out_digest
 from .svmlight_labels import class_indices, known_classes
 
 __all__ = ["load_svmlight", "open_svmlight", "SvmlightRows", "read_rows", "zero_based_option", "to_csr",
            "MAX_INDEX", "SUFFIXES"]
 
-SUFFIXES = (".svm", ".svmlight", ".libsvm")
+SUFFIXES = SVMLIGHT_SUFFIXES
 """File names that say svmlight (datasets.sources: --data FILE.svm)."""
 
 MAX_INDEX = 2**53
@@ -288,7 +289,6 @@ def load_svmlight(path, val_path=None, *, n_features=None, zero_based="auto", nu
 
 def open_svmlight(p: Path, val_data, labels: bool, num_classes, n_features, zero_based, class_names=None):
     """The ImageDataset of an svmlight training file and its optional held-out file (datasets.sources)."""
-    from .held_out import held_out_digest
     from .splits import dataset, digest
 
     for f in (p, *([Path(val_data)] if val_data is not None else [])):
