@@ -122,3 +122,15 @@ def fits_with_a_worker_killed(client, fit):
         undisturbed, disturbed = fit(()), fit([KillAWorker()])
     client.wait_for_workers(2, timeout=30)
     return undisturbed, disturbed
+
+
+def traced_peak(run):
+    """(run(), the peak of memory traced by tracemalloc while it ran, in bytes: NumPy's arrays included)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        result = run()
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()

@@ -3,13 +3,14 @@ training labels cannot support that many unless --num-classes declares them; eva
 of many classes build no k x k matrix; --scheduler local:N capped by the machine (test_cluster_bounds)."""
 
 import json
-import tracemalloc
 
 import numpy as np
 import pytest
 
 import softmaxreg as sr
 from softmaxreg.cli import main
+
+from .conftest import traced_peak
 from softmaxreg.datasets.classes import MAX_CLASSES, SPARSE_BOUND
 from softmaxreg.datasets.sources import open_data
 from softmaxreg.errors import DataFormatError, InvalidArgumentError
@@ -152,12 +153,8 @@ def test_evaluate_and_report_of_2000_classes_build_no_k_by_k_matrix(tmp_path, ca
     k = 2000
     model, X, y = _many_classes(tmp_path, k)
     monkeypatch.setattr(metrics, "confusion_matrix", lambda *a: pytest.fail("a k x k confusion matrix was built"))
-    tracemalloc.start()
-    try:
-        code = main(["evaluate", str(tmp_path / "model.safetensors"), "--data", str(tmp_path / "many.npz")])
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    code, peak = traced_peak(lambda: main(["evaluate", str(tmp_path / "model.safetensors"),
+                                           "--data", str(tmp_path / "many.npz")]))
     out = capsys.readouterr().out
     assert code == 0
     assert peak < k * k * 8 / 2, f"peak {peak / 2**20:.1f} MiB"           # k x k int64 would be 30.5 MiB alone

@@ -2,7 +2,6 @@
 computations, scikit-learn and scipy; a 65,536-class model evaluated in bounded memory."""
 
 import json
-import tracemalloc
 from collections import Counter
 
 import numpy as np
@@ -12,6 +11,8 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 import softmaxreg as sr
 from softmaxreg.cli import main
+
+from .conftest import traced_peak
 from softmaxreg.errors import InvalidArgumentError
 from softmaxreg.functional import softmax
 from softmaxreg.metrics import (MAX_MATRIX_CLASSES, TABLE_ROWS, evaluation_summary, summary_of_blocks, top_k_accuracy,
@@ -159,12 +160,7 @@ def _direct_figures(model, X, y, rows=128):
 def test_a_65536_class_model_evaluates_in_bounded_memory(huge, capsys):
     pytest.importorskip("matplotlib.pyplot")             # imported before tracemalloc: not the evaluation's memory
     root, model, X, y = huge
-    tracemalloc.start()                                  # numpy's allocations are traced too
-    try:
-        code = main(["evaluate", str(root / "model.safetensors"), "--data", str(root / "many.npz")])
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    code, peak = traced_peak(lambda: main(["evaluate", str(root / "model.safetensors"), "--data", str(root / "many.npz")]))
     out = capsys.readouterr().out
     assert code == 0
     # One float64 copy of the (N, K) logits would be N K 8 bytes = 1.5 GiB, the old evaluation held

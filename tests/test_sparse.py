@@ -1,8 +1,6 @@
 """The sparse engine: scipy.sparse X on every path, against the same data dense, scikit-learn and
 finite differences; never densified."""
 
-import tracemalloc
-
 import numpy as np
 import pytest
 
@@ -20,6 +18,8 @@ from softmaxreg.full_batch import FullBatch, SparseFullBatch         # noqa: E40
 from softmaxreg.objective import SoftmaxCrossEntropy, flat_params    # noqa: E402
 from softmaxreg.preconditioner import DiagonalPreconditioner         # noqa: E402
 from softmaxreg.sklearn import SoftmaxRegressionClassifier           # noqa: E402
+
+from .conftest import traced_peak                                    # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::softmaxreg.errors.ConvergenceWarning")   # few iterations on purpose
 
@@ -239,13 +239,7 @@ def test_a_million_columns_train_without_densifying():
     X = sp.random_array((n, d), density=2e-5, format="csr", rng=rng)
     y = rng.integers(0, k, n)
     model = SoftmaxRegression(d, k, 0.0, dtype=np.float64)
-    tracemalloc.start()
-    try:
-        fit(model, X, y, solver="lbfgs", max_iter=3, weight_decay=1e-3)
-        model.predict(X)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    _, peak = traced_peak(lambda: (fit(model, X, y, solver="lbfgs", max_iter=3, weight_decay=1e-3), model.predict(X)))
     assert peak < 50 * d * k * 8 < n * d * 8 / 10                   # L-BFGS's pairs, not n x d
 
 
