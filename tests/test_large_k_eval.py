@@ -160,7 +160,8 @@ def _direct_figures(model, X, y, rows=128):
 def test_a_65536_class_model_evaluates_in_bounded_memory(huge, capsys):
     pytest.importorskip("matplotlib.pyplot")             # imported before tracemalloc: not the evaluation's memory
     root, model, X, y = huge
-    code, peak = traced_peak(lambda: main(["evaluate", str(root / "model.safetensors"), "--data", str(root / "many.npz")]))
+    code, peak = traced_peak(lambda: main(["evaluate", str(root / "model.safetensors"),
+                                           "--data", str(root / "many.npz")]))
     out = capsys.readouterr().out
     assert code == 0
     # One float64 copy of the (N, K) logits would be N K 8 bytes = 1.5 GiB, the old evaluation held
