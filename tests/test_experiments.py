@@ -181,7 +181,8 @@ def test_evaluating_large_data_shows_progress_once_it_takes_time(capsys, monkeyp
     monkeypatch.setattr(tqdm.std, "time", lambda: now[0])
     model = SoftmaxRegression(4, 3, sigma=1.0, seed=0)
     X = np.random.default_rng(0).normal(size=(50, 4))
-    np.testing.assert_array_equal(ex.logits_with_progress(model, X, rows=16, progress=True), model.logits(X))
+    np.testing.assert_array_equal(np.concatenate(list(ex.logit_blocks(model, X, rows=16, progress=True))),
+                                  model.logits(X))
     assert capsys.readouterr().err == ""                                 # quick: no bar at all
     logits = model.logits
 
@@ -189,6 +190,6 @@ def test_evaluating_large_data_shows_progress_once_it_takes_time(capsys, monkeyp
         now[0] += 0.2                                                    # each block takes 0.2 s
         return logits(X)
     monkeypatch.setattr(model, "logits", slow_logits)
-    ex.logits_with_progress(model, X, rows=10, progress=True)
+    list(ex.logit_blocks(model, X, rows=10, progress=True))
     err = capsys.readouterr().err
     assert "evaluating:" in err and "/50 " in err

@@ -40,7 +40,7 @@ from .train import fit
 
 __all__ = ["ExperimentResult", "ExperimentInterrupted", "Experiment", "registry", "stability", "cross_entropy_timing",
            "reject", "class_scaling", "lr_sweep", "batch_sweep", "naive_softmax", "train_reference",
-           "load_model_and_data", "logits_with_progress", "logit_blocks"]
+           "load_model_and_data", "logit_blocks"]
 
 
 @dataclass
@@ -359,7 +359,8 @@ def load_model_and_data(model_path, data_dir, *, force: bool = False, label_colu
 def logit_blocks(model: SoftmaxRegression, X, *, progress: bool | None = None, rows: int = 8192):
     """Yield model.logits of X's consecutive row blocks, each of at most `rows` rows and at most
     metrics.LOGITS_PER_BLOCK logits (a few rows at many classes: the whole (n, k) is never held),
-    with logits_with_progress's progress bar. A block of X is read as an array only when its turn
+    with a progress bar on stderr once the work has taken half a second (on a terminal, by
+    default: `progress`). A block of X is read as an array only when its turn
     comes (a memory map or a Zarr store is never held whole); sparse rows stay sparse."""
     from .metrics import block_rows
 
@@ -368,21 +369,8 @@ def logit_blocks(model: SoftmaxRegression, X, *, progress: bool | None = None, r
     with progress_bar(n, desc="evaluating", unit="image", show=progress, delay=0.5) as bar:
         for start in range(0, n, rows):
             x = X[start:start + rows]
-            yield model.logits(x if hasattr(x, "tocsr") else np.asarray(x))     # tocsr: a scipy sparse block
+            yield model.logits(x if is_sparse(x) else np.asarray(x))
             bar.update(min(rows, n - start))
-
-
-def logits_with_progress(model: SoftmaxRegression, X, *, progress: bool | None = None, rows: int = 8192) -> np.ndarray:
-    """model.logits(X) (n, k), a block of `rows` at a time, with a progress bar on stderr that shows
-    once the work has taken half a second (on a terminal, by default: `progress`)."""
-    X = X if is_sparse(X) else np.asarray(X)          # sparse rows are sliced as they are
-    n = X.shape[0]
-    Z = np.empty((n, model.num_outputs), dtype=model.dtype)
-    with progress_bar(n, desc="evaluating", unit="image", show=progress, delay=0.5) as bar:
-        for start in range(0, n, rows):
-            Z[start:start + rows] = model.logits(X[start:start + rows])
-            bar.update(min(rows, n - start))
-    return Z
 
 
 # -- the registry: each experiment as `softmaxreg experiment NAME` runs it ----------------------
