@@ -33,14 +33,12 @@ lambda W_RC), a lazy L2.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
-
 import numpy as np
 
 from . import generic
 from .engines import engine_for
-from .engines.sparse import is_sparse
 from .errors import InvalidArgumentError
+from .row_sparse import Block, active_rows, block_params, block_step
 from .seeding import sampler_generator
 
 __all__ = ["SAMPLERS", "LOSSES", "proposal", "CandidateSampler", "SampledSoftmax", "sampled_loss_and_grad_sums",
@@ -121,23 +119,6 @@ class CandidateSampler:
             return np.log(-np.expm1(self.tries * self.log1m_q[classes]))
 
 
-class Block(NamedTuple):
-    """The part of W a step reads and writes: rows R (None: all) and columns C, and W[R, C] as read."""
-    rows: np.ndarray | None
-    cols: np.ndarray
-    W: np.ndarray
-
-
-def _active_rows(x, params):
-    """(R, x_R): for a sparse batch x (CSR) and no centring, the rows R (r,) of W its non-zeros use
-    and x re-indexed to them (n, r), so the step touches the block W[R, C] only (as an embedding
-    bag's); else (None, x), every row of W."""
-    if not is_sparse(x) or (params.mean is not None and np.any(params.mean)):
-        return None, x
-    R = np.unique(x.indices)
-    return R, type(x)((x.data, np.searchsorted(R, x.indices), x.indptr), shape=(x.shape[0], R.size))
-
-
 def sampled_loss_and_grad_sums(params, x, y, w, divisor: float, sampled, log_e_sampled, log_e_true):
     """One minibatch's sampled softmax (see the module's docstring): (sum_i w_i l_i, Block, dW_RC,
     db_C), the gradient that of sum_i w_i l_i / divisor: the block's C (c,) the columns (sorted), R (r,)
@@ -149,13 +130,8 @@ def sampled_loss_and_grad_sums(params, x, y, w, divisor: float, sampled, log_e_s
     n = y.shape[0]
     cols, inverse = np.unique(np.concatenate([y, sampled]), return_inverse=True)
     true_pos, sampled_pos = inverse[:n], inverse[n:]
-    R, x = _active_rows(x, params)
-    if R is None:
-        local = generic._Params(params.W[:, cols], params.b[cols], params.mean, params.std, params.input_scale)
-    else:
-        local = generic._Params(params.W[np.ix_(R, cols)], params.b[cols], None if params.mean is None else
-                                params.mean[R], None if params.std is None else params.std[R], params.input_scale)
-    # local.W is a copy (a fancy index): the step updates it and writes it back, without reading W again
+    R, x = active_rows(x, params)
+    local = block_params(params, R, cols)   # W_RC a copy: the step updates it and writes it back
     z = generic.logits(np, local, x)                                  # (n, c)
     rows = np.arange(n)
     o = np.empty((n, 1 + sampled.shape[0]), dtype=z.dtype)            # (n, 1 + S) corrected candidate logits
@@ -198,15 +174,8 @@ class SampledSoftmax:
 
     def step(self, block: Block, dW: np.ndarray, db: np.ndarray, lr: float) -> None:
         """W_RC <- W_RC - lr (dW_RC + lambda W_RC), b_C <- b_C - lr db_C: plain SGD on the block of
-        the last `chunk` only (W unchanged since: block.W is its copy of W_RC)."""
-        model, R, cols, W_RC = self.model, *block
-        index = (slice(None), cols) if R is None else np.ix_(R, cols)
-        rate = model.W.dtype.type(lr)
-        if self.weight_decay:
-            dW += model.W.dtype.type(self.weight_decay) * W_RC
-        W_RC -= rate * dW
-        model.W[index] = W_RC
-        model.b[cols] -= rate * db
+        the last `chunk` only (row_sparse.block_step: the L2 on the block, lazily)."""
+        block_step(self.model, block, dW, db, lr, self.weight_decay)
 
 
 def sampled_objective(model, X, y, cfg, seed, optimizer, resume) -> SampledSoftmax:

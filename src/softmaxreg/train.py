@@ -24,6 +24,7 @@ from .model import SoftmaxRegression, StepBuffers
 from .moments import standardization
 from .objective import SoftmaxCrossEntropy, flat_params, set_flat_params
 from .options import TrainConfig, example_weights
+from .row_sparse import row_sparse_steps
 from .sampled import SampledSoftmax, SampledSteps, sampled_objective
 from .seeding import shuffle_generator
 from .solvers import Optimizer
@@ -193,6 +194,8 @@ def _minibatch(objective, optimizer, arrays, cfg, rng, validation, history, call
     steps = (_GenericSteps if engine.generic else _NumpySteps)(objective, optimizer, arrays, cfg, rng)
     if isinstance(objective, SampledSoftmax):
         steps = SampledSteps(steps)
+    else:                                   # sparse rows and plain SGD: the step touches W[R] only
+        steps = row_sparse_steps(steps, objective, optimizer, arrays[0])
     run = Run(model, optimizer, history, cfg.epochs, (cfg.epochs - first + 1) * steps_per_epoch, state)
     _begin(run, callbacks)
     for epoch in range(first, cfg.epochs + 1):
