@@ -423,6 +423,7 @@ def _run_batch_sweep(args) -> ExperimentResult:
 def registry() -> dict[str, Experiment]:
     """Every experiment by name, in the order the command line lists them. A function rather than
     a constant so that plots.py is imported when the command line asks, not by `import softmaxreg`."""
+    from .next_word import draw_next_word, run_next_word
     from .plots import draw_batch_sweep, draw_classes, draw_cross_entropy, draw_lr_sweep, draw_reject, draw_stability
 
     return {e.name: e for e in (
@@ -432,4 +433,5 @@ def registry() -> dict[str, Experiment]:
         Experiment("classes", "cost as the number of classes grows", _run_classes, draw_classes),
         Experiment("lr-sweep", "final loss and accuracy over learning rates", _run_lr_sweep, draw_lr_sweep),
         Experiment("batch-sweep", "training curves over batch sizes", _run_batch_sweep, draw_batch_sweep),
+        Experiment("next-word", "next word of English text: full vs sampled softmax", run_next_word, draw_next_word),
     )}

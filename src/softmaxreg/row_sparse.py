@@ -56,10 +56,10 @@ def active_rows(x, params):
 def block_params(params, R, cols) -> generic._Params:
     """The model's parameters restricted to rows R (None: all) and columns cols (None: all), W and b
     copied (fancy indices), mean and std to R: what generic.logits and generic._backward take."""
-    W = params.W if cols is None else params.W[:, cols]
     b = params.b if cols is None else params.b[cols]
     if R is None:
-        return generic._Params(W.copy() if cols is None else W, b, params.mean, params.std, params.input_scale)
+        W = params.W.copy() if cols is None else params.W[:, cols]
+        return generic._Params(W, b, params.mean, params.std, params.input_scale)
     W = params.W[R] if cols is None else params.W[np.ix_(R, cols)]
     return generic._Params(W, b, None if params.mean is None else params.mean[R],
                            None if params.std is None else params.std[R], params.input_scale)

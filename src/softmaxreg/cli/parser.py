@@ -61,6 +61,19 @@ def _suggestion(parser: argparse.ArgumentParser, unknown: list[str]) -> str:
     return f"; did you mean {match[0]}?" if match else ""
 
 
+def _int_list(minimum: int):
+    """An argparse type: comma-separated integers, each >= minimum (e.g. 1000,5000,20000)."""
+    def parse(text: str) -> list[int]:
+        try:
+            values = [int(part) for part in text.split(",")]
+        except ValueError:
+            values = []
+        if not values or min(values) < minimum:
+            raise argparse.ArgumentTypeError(f"expected comma-separated integers >= {minimum}, got {text!r}")
+        return values
+    return parse
+
+
 def _number(kind, minimum, inclusive: bool, maximum: float = math.inf):
     """An argparse type: a finite int/float above (or at) `minimum`, at most `maximum`."""
     bound = "" if minimum == -math.inf else f" {'>=' if inclusive else '>'} {minimum}"
@@ -240,9 +253,15 @@ def build_parser() -> argparse.ArgumentParser:
     experiment.add_argument("--model", metavar="MODEL", default=None,
                             help="reject: the model to judge (default: train the reference run first)")
     experiment.add_argument("--epochs", type=_number(int, 1, True), default=None,
-                            help="lr-sweep / batch-sweep: epochs per run (default 10 / 5)")
+                            help="lr-sweep / batch-sweep / next-word: epochs per run (default 10 / 5 / 2)")
     experiment.add_argument("--seeds", type=_number(int, 1, True), default=3, help="lr-sweep: seeds per rate (default 3)")
     experiment.add_argument("--quick", action="store_true", help="small grids, for a fast check")
+    experiment.add_argument("--vocab", type=_int_list(2), default=None, metavar="V[,V...]",
+                            help="next-word: vocabulary sizes (default 1000,5000,20000)")
+    experiment.add_argument("--context", type=_number(int, 1, True, maximum=8), default=2, metavar="N",
+                            help="next-word: previous words used as features (default 2)")
+    experiment.add_argument("--max-tokens", type=_number(int, 1000, True), default=None, metavar="N",
+                            help="next-word: read the corpus up to N words (default 1000000; --quick 40000)")
     experiment.add_argument("--force", action="store_true",
                             help="reject: judge --model even if its classes or input range differ from the data's")
     experiment.set_defaults(func=experiment_command)

@@ -1,0 +1,158 @@
+"""`softmaxreg experiment next-word`: the lesson's exercise 4 for real. Predict the next word of
+English definitions (GCIDE, datasets/corpus.py) from the previous n words, with a vocabulary of V
+words plus `<unk>` (k = V + 1 classes), by softmax regression on hashed one-hots.
+
+For each V it trains, by plain minibatch SGD on the same split and features:
+- the full softmax (row-sparse steps: row_sparse.py), and
+- sampled softmax (sampled.py) with S = V / 20 classes a step (5 % of V) from the unigram^0.75 proposal,
+and counts two baselines, the add-1 unigram and the Witten-Bell bigram (ngram.py). Every model is
+judged on the held-out articles by the full softmax: perplexity exp(mean cross-entropy), top-1 and
+top-5 accuracy; the softmax models also by seconds per training epoch (the epoch alone), the count
+models by the seconds of their one counting pass. Evaluation reads the logits in row blocks
+(experiments.logit_blocks, metrics.summary_of_blocks): never (n, k) at once.
+
+The number of buckets B is chosen by V (datasets.next_word.buckets_for: W within 512 MiB).
+Perplexities are over the V + 1 classes, `<unk>` a class: they compare models at one V, not across V.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+
+from .datasets.corpus import read_articles
+from .datasets.next_word import buckets_for, context_ids, hashed_contexts, next_word_data
+from .errors import InvalidArgumentError
+
+__all__ = ["VOCABS", "COLUMNS", "next_word", "run_next_word", "draw_next_word"]
+
+VOCABS = (1000, 5000, 20000)
+QUICK_VOCABS = (200, 1000)
+MAX_TOKENS, QUICK_TOKENS = 1_000_000, 40_000
+EPOCHS = 2
+LR, BATCH = 10.0, 256
+"""SGD's rate for the mean loss of a batch: a hashed one-hot row is read by few examples of a batch,
+so its share of the mean gradient is small (lr 10 beat 1 at V = 1,000 on 300 k tokens)."""
+SAMPLED_SHARE = 20                          # S = V / 20: 5 % of the vocabulary a step
+COLUMNS = ["vocab", "model", "num_sampled", "buckets", "epochs", "epoch_seconds", "perplexity", "top1_accuracy",
+           "top5_accuracy", "train_tokens", "held_out_tokens"]
+
+
+def _say(line: str) -> None:
+    print(f"next-word: {line}", file=sys.stderr, flush=True)
+
+
+def next_word(vocabs=VOCABS, context: int = 2, epochs: int = EPOCHS, max_tokens: int | None = MAX_TOKENS,
+              lr: float = LR, batch_size: int = BATCH, seed: int = 0, corpus=None):
+    """The experiment's ExperimentResult: a row per (V, model) with COLUMNS; progress on stderr.
+    `corpus`: the dictionary file (default datasets.corpus.GCIDE_PATH)."""
+    from .experiments import ExperimentResult
+
+    if not vocabs or any(int(v) < 2 for v in vocabs):
+        raise InvalidArgumentError(f"--vocab: expected vocabulary sizes >= 2, got {list(vocabs)}")
+    start = time.perf_counter()
+    articles = list(read_articles(corpus, max_tokens))
+    _say(f"read {sum(len(s) for a in articles for s in a):,} words in {len(articles):,} articles "
+         f"({time.perf_counter() - start:.1f} s)")
+    rows = []
+    for V in vocabs:
+        data = next_word_data(articles, int(V), held_out=0.1, seed=seed)
+        rows += _one_vocabulary(data, int(V), context, epochs, lr, batch_size, seed)
+    summary = []
+    for V in vocabs:
+        by = {r["model"]: r for r in rows if r["vocab"] == V}
+        full, sampled, bigram = by["full softmax"], by["sampled softmax"], by["bigram (Witten-Bell)"]
+        summary.append(f"V = {V}: perplexity full {full['perplexity']:.1f}, sampled {sampled['perplexity']:.1f} "
+                       f"(S = {sampled['num_sampled']}, {sampled['perplexity'] / full['perplexity'] - 1:+.1%}), "
+                       f"bigram {bigram['perplexity']:.1f}; epoch {full['epoch_seconds']:.2f} s full, "
+                       f"{sampled['epoch_seconds']:.2f} s sampled "
+                       f"({full['epoch_seconds'] / sampled['epoch_seconds']:.1f}x faster)")
+    return ExperimentResult("next-word", COLUMNS, rows, summary, {"context": context})
+
+
+def _one_vocabulary(data, V: int, context: int, epochs: int, lr: float, batch_size: int, seed: int) -> list[dict]:
+    """The four models' rows at one vocabulary size."""
+    from .ngram import Unigram, WittenBellBigram
+
+    B = buckets_for(V + 1)
+    train_u = context_ids(data.train, 1, data.boundary)[:, 0]
+    held_u = context_ids(data.held_out, 1, data.boundary)[:, 0]
+    y, y_held = data.train.targets, data.held_out.targets
+    common = {"vocab": V, "buckets": B, "train_tokens": y.size, "held_out_tokens": y_held.size}
+    rows = []
+    start = time.perf_counter()
+    unigram = Unigram(y, V + 1)
+    unigram_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    bigram = WittenBellBigram(train_u, y, unigram)
+    bigram_seconds = time.perf_counter() - start
+    for name, model, seconds in (("unigram (add-1)", unigram, unigram_seconds),
+                                 ("bigram (Witten-Bell)", bigram, bigram_seconds)):
+        rows.append({**common, "model": name, "num_sampled": 0, "buckets": 0, "epochs": 1, "epoch_seconds": seconds,
+                     **model.figures(held_u, y_held)})
+        _say(f"V = {V}: {name}: perplexity {rows[-1]['perplexity']:.1f}")
+    X = hashed_contexts(context_ids(data.train, context, data.boundary), B)
+    X_held = hashed_contexts(context_ids(data.held_out, context, data.boundary), B)
+    for name, options in (("full softmax", {}),
+                          ("sampled softmax", {"loss": "sampled", "num_sampled": max(1, V // SAMPLED_SHARE)})):
+        seconds, figures = _train_and_judge(data, X, y, X_held, y_held, name, V, B, epochs, lr, batch_size, seed,
+                                            options)
+        rows.append({**common, "model": name, "num_sampled": options.get("num_sampled", 0), "epochs": epochs,
+                     "epoch_seconds": seconds, **figures})
+    return rows
+
+
+def _train_and_judge(data, X, y, X_held, y_held, name, V, B, epochs, lr, batch_size, seed, options):
+    """(mean seconds per training epoch, held-out figures) of one softmax model, W = 0 at the start
+    (the loss is convex: the starting point only moves the path)."""
+    from .callbacks import Callback
+    from .experiments import logit_blocks
+    from .metrics import summary_of_blocks
+    from .model import SoftmaxRegression
+    from .train import fit
+
+    class EpochLine(Callback):
+        def on_epoch_end(self, record, history):
+            _say(f"V = {V}: {name}: epoch {record.epoch}/{epochs} {record.seconds:.2f} s, "
+                 f"training loss {record.train_loss:.4f}")
+
+    model = SoftmaxRegression(B, V + 1, 0.0, seed=seed, class_names=data.words)
+    history = fit(model, X, y, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, callbacks=[EpochLine()],
+                  **options)
+    summary = summary_of_blocks(y_held, logit_blocks(model, X_held, progress=False), data.words, top_k=5)
+    figures = {"perplexity": float(np.exp(summary["cross_entropy"])), "top1_accuracy": summary["accuracy"],
+               "top5_accuracy": summary["top5_accuracy"]}
+    _say(f"V = {V}: {name}: held-out perplexity {figures['perplexity']:.1f}, top-1 {figures['top1_accuracy']:.3f}, "
+         f"top-5 {figures['top5_accuracy']:.3f}")
+    return float(np.mean([r.seconds for r in history])), figures
+
+
+def run_next_word(args):
+    """The command line's run: --vocab, --context, --epochs, --max-tokens, --quick."""
+    vocabs = args.vocab or (QUICK_VOCABS if args.quick else VOCABS)
+    max_tokens = args.max_tokens or (QUICK_TOKENS if args.quick else MAX_TOKENS)
+    epochs = args.epochs or (1 if args.quick else EPOCHS)
+    return next_word(vocabs, context=args.context, epochs=epochs, max_tokens=max_tokens)
+
+
+def draw_next_word(fig, result) -> None:
+    """Seconds per training epoch and held-out perplexity against V, one line per model."""
+    ax_time, ax_ppl = fig.subplots(1, 2)
+    models = list(dict.fromkeys(r["model"] for r in result.rows))
+    for model in models:
+        mine = [r for r in result.rows if r["model"] == model]
+        V = [r["vocab"] for r in mine]
+        style = "-o" if "softmax" in model else "--s"
+        ax_time.loglog(V, [r["epoch_seconds"] for r in mine], style, ms=4, label=model)
+        ax_ppl.semilogx(V, [r["perplexity"] for r in mine], style, ms=4, label=model)
+    ax_time.set_ylabel("seconds per training epoch (count models: one pass)")
+    ax_ppl.set_ylabel("held-out perplexity (V + 1 classes)")
+    ax_time.set_title("Time per epoch")
+    ax_ppl.set_title("Perplexity")
+    for ax in (ax_time, ax_ppl):
+        ax.set_xlabel("vocabulary V")
+        ax.grid(alpha=0.3, which="both")
+    ax_ppl.legend(fontsize="small")
+    fig.suptitle(f"Next word from the previous {result.data.get('context', '?')} (GCIDE definitions)")
