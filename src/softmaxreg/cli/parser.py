@@ -253,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     experiment.add_argument("--model", metavar="MODEL", default=None,
                             help="reject: the model to judge (default: train the reference run first)")
     experiment.add_argument("--epochs", type=_number(int, 1, True), default=None,
-                            help="lr-sweep / batch-sweep / next-word: epochs per run (default 10 / 5 / 2)")
+                            help="lr-sweep / batch-sweep / next-word: epochs per run (default 10 / 5 / 3)")
     experiment.add_argument("--seeds", type=_number(int, 1, True), default=3, help="lr-sweep: seeds per rate (default 3)")
     experiment.add_argument("--quick", action="store_true", help="small grids, for a fast check")
     experiment.add_argument("--vocab", type=_int_list(2), default=None, metavar="V[,V...]",
