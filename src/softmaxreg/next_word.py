@@ -26,7 +26,7 @@ from .datasets.corpus import read_articles
 from .datasets.next_word import buckets_for, context_ids, hashed_contexts, next_word_data
 from .errors import InvalidArgumentError
 
-__all__ = ["VOCABS", "COLUMNS", "next_word", "run_next_word", "draw_next_word"]
+__all__ = ["VOCABS", "COLUMNS", "next_word", "hashed_features", "train_and_judge", "run_next_word", "draw_next_word"]
 
 VOCABS = (1000, 5000, 20000)
 QUICK_VOCABS = (200, 1000)
@@ -93,18 +93,23 @@ def _one_vocabulary(data, V: int, context: int, epochs: int, lr: float, batch_si
         rows.append({**common, "model": name, "num_sampled": 0, "buckets": 0, "epochs": 1, "epoch_seconds": seconds,
                      **model.figures(held_u, y_held)})
         _say(f"V = {V}: {name}: perplexity {rows[-1]['perplexity']:.1f}")
-    X = hashed_contexts(context_ids(data.train, context, data.boundary), B)
-    X_held = hashed_contexts(context_ids(data.held_out, context, data.boundary), B)
+    X, X_held = hashed_features(data, context, B)
     for name, options in (("full softmax", {}),
                           ("sampled softmax", {"loss": "sampled", "num_sampled": max(1, V // SAMPLED_SHARE)})):
-        seconds, figures = _train_and_judge(data, X, y, X_held, y_held, name, V, B, epochs, lr, batch_size, seed,
+        seconds, figures = train_and_judge(data, X, y, X_held, y_held, name, V, B, epochs, lr, batch_size, seed,
                                             options)
         rows.append({**common, "model": name, "num_sampled": options.get("num_sampled", 0), "epochs": epochs,
                      "epoch_seconds": seconds, **figures})
     return rows
 
 
-def _train_and_judge(data, X, y, X_held, y_held, name, V, B, epochs, lr, batch_size, seed, options):
+def hashed_features(data, context: int, buckets: int):
+    """(X, X_held): the training and held-out rows' previous `context` words as hashed one-hots (CSR)."""
+    return tuple(hashed_contexts(context_ids(part, context, data.boundary), buckets)
+                 for part in (data.train, data.held_out))
+
+
+def train_and_judge(data, X, y, X_held, y_held, name, V, B, epochs, lr, batch_size, seed, options):
     """(mean seconds per training epoch, held-out figures) of one softmax model, W = 0 at the start
     (the loss is convex: the starting point only moves the path)."""
     from .callbacks import Callback
