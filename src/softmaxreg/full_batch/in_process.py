@@ -55,8 +55,8 @@ class FullBatch:
         chunks = len(self.starts)
         self.losses, self.correct = np.empty(chunks), np.empty(chunks, dtype=np.int64)
         self.threads = max(1, min(threads or len(os.sched_getaffinity(0)), chunks))
-        slots = self.threads if self.in_waves else chunks
-        self.parts = np.empty((slots, model.W.size + model.b.size))      # (slots, d k + k) float64 sums
+        self.width = model.W.size + model.b.size
+        self.parts = None if self.in_waves else np.empty((chunks, self.width))   # (chunks, d k + k) float64 sums
         self.local = threading.local()
         self.release = PageRelease(X).release
         self.pool: ThreadPoolExecutor | None = None
@@ -90,18 +90,19 @@ class FullBatch:
             list(self.pool.map(run, chunks))
 
     def _sum_chunks(self, task, width: int) -> np.ndarray:
-        """The sum over the chunks c, in chunk order, of the float64 rows that task(c, out) writes into
-        out (`width` numbers): the same bits whichever thread ran which chunk. All chunks at once into
-        a row each, or, `in_waves`, `threads` chunks at a time into the slots, each wave added on."""
+        """The sum over the chunks c, in chunk order, of the float64 arrays task(c) returns, raveled
+        and joined (`width` numbers): the same bits whichever thread ran which chunk. All chunks at
+        once, each into its row of `parts`, the rows added at the end; or, `in_waves`, `threads`
+        chunks at a time, each wave's results added on in chunk order as they are (no copy, no rows)."""
         if not self.in_waves:
-            self._each_chunk(lambda c: task(c, self.parts[c, :width]))
+            self._each_chunk(lambda c: _add_into(self.parts[c, :width], task(c), first=True))
             return self.parts[:, :width].sum(axis=0)
-        total, slots = np.zeros(width), self.parts.shape[0]
-        for first in range(0, len(self.starts), slots):
-            wave = range(first, min(first + slots, len(self.starts)))
-            self._each_chunk(lambda c: task(c, self.parts[c - first, :width]), wave)
+        total, results = np.empty(width), {}
+        for first in range(0, len(self.starts), self.threads):
+            wave = range(first, min(first + self.threads, len(self.starts)))
+            self._each_chunk(lambda c: results.__setitem__(c, task(c)), wave)
             for c in wave:
-                total += self.parts[c - first, :width]
+                _add_into(total, results.pop(c), first=c == 0)
         return total
 
     def _float_rows(self, c: int):
@@ -122,13 +123,12 @@ class FullBatch:
         """The rows of X in `part`, as stored."""
         return self.X[part]
 
-    def _chunk(self, c: int, out: np.ndarray) -> None:
+    def _chunk(self, c: int) -> tuple:
         part, x, local = self._float_rows(c)
         self.losses[c], self.correct[c], dW, db = self.objective.chunk(
             x, self.y[part], None if self.w is None else self.w[part], self.divisor, local.buffers)
-        out[:dW.size] = dW.ravel()
-        out[dW.size:] = db
         self.release(part.start, part.stop)
+        return dW, db
 
     def hessian_sums(self, v: np.ndarray, probabilities: list | None = None) -> np.ndarray:
         """The data term's Hessian at the model's parameters applied to the flat direction v (float64,
@@ -138,19 +138,18 @@ class FullBatch:
         model = self.objective.model
         VW, Vb = split_flat(model, v)
 
-        def chunk(c: int, out: np.ndarray) -> None:
+        def chunk(c: int) -> tuple:
             part, x, _ = self._float_rows(c)
             p = None if probabilities is None else probabilities[c]
             if p is None:
                 p = generic.probabilities(np, model, x)
                 if probabilities is not None:
                     probabilities[c] = p
-            HW, Hb = generic.hessian_product_sums(np, model, VW, Vb, x, self.y[part],
-                                                  None if self.w is None else self.w[part], self.divisor, p)
-            out[:HW.size] = HW.ravel()
-            out[HW.size:] = Hb
+            HW_Hb = generic.hessian_product_sums(np, model, VW, Vb, x, self.y[part],
+                                                 None if self.w is None else self.w[part], self.divisor, p)
             self.release(part.start, part.stop)
-        return self._sum_chunks(chunk, self.parts.shape[1])
+            return HW_Hb
+        return self._sum_chunks(chunk, self.width)
 
     def _probabilities_at(self, x: np.ndarray) -> list:
         """The per-chunk cache of P = softmax(Z) at the flat point x (emptied when x changes)."""
@@ -165,13 +164,14 @@ class FullBatch:
         set_flat_params(model, x)
         cache, k = self._probabilities_at(x), model.num_outputs
 
-        def chunk(c: int, out: np.ndarray) -> None:
+        def chunk(c: int) -> tuple:
             part, rows, _ = self._float_rows(c)
             if cache[c] is None:
                 cache[c] = generic.probabilities(np, model, rows)
-            out[:] = generic.class_curvature_sums(np, model, rows, self.y[part],
-                                                  None if self.w is None else self.w[part], cache[c]).ravel()
+            A = generic.class_curvature_sums(np, model, rows, self.y[part],
+                                             None if self.w is None else self.w[part], cache[c])
             self.release(part.start, part.stop)
+            return (A,)
         return self._sum_chunks(chunk, k * k).reshape(k, k) / self.divisor
 
     def hessian_product(self, x: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -207,9 +207,22 @@ class FullBatch:
     def sums(self) -> np.ndarray:
         """[sum_i w_i l_i, correct rows, dW.ravel(), db] float64 at the model's parameters: the data
         term's sums (gradient divided by the divisor, no penalty), the chunks added in order."""
-        gradient = self._sum_chunks(self._chunk, self.parts.shape[1])
+        gradient = self._sum_chunks(self._chunk, self.width)
         return np.concatenate([[float(self.losses.sum()), float(self.correct.sum())], gradient])
 
     def __call__(self, x: np.ndarray):
         set_flat_params(self.objective.model, x)
         return objective_value(self.objective, self.sums(), self.divisor, self.n)
+
+
+def _add_into(out: np.ndarray, arrays, *, first: bool) -> None:
+    """out (float64, flat) <- the arrays raveled and joined (`first`), else out += them: piece by piece
+    into views of out, with no joined copy."""
+    at = 0
+    for a in arrays:
+        view = out[at:at + a.size].reshape(a.shape)
+        if first:
+            np.copyto(view, a)
+        else:
+            view += a
+        at += a.size
