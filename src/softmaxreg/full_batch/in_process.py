@@ -72,6 +72,15 @@ class FullBatch:
             self.pool.shutdown(cancel_futures=kind is not None)      # Ctrl-C: skip the queued chunks
             self.pool = None
 
+    def solving(self):
+        """The context of the solver's iterations: BLAS on one thread for its own arithmetic on the
+        flat vectors between passes (dot products over d k numbers: the passes set their own limit).
+        That arithmetic is memory-bound, so a second thread adds little on a quiet machine and stalls
+        when the cores are shared (text, 2.4 M parameters, with other work on both cores: an L-BFGS
+        direction took 143 ms); and OpenBLAS splits a long dot product by threads, so with one its
+        bits no longer depend on the machine's core count."""
+        return one_blas_thread()
+
     def _each_chunk(self, task, chunks=None) -> None:
         """task(c) for every chunk c (of `chunks`, default all), on the pool's threads when there is one
         (numpy's error state is per thread: it is passed on), BLAS on one thread (gemm.one_blas_thread:
