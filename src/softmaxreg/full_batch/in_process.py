@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from .. import generic
-from ..engines.gemm import one_blas_thread
+from ..engines.gemm import matmul_rows, matmul_t_rows, one_blas_thread
 from ..engines.rows import PageRelease
 from ..model import StepBuffers
 from ..objective import SoftmaxCrossEntropy, hessian_value, objective_value, set_flat_params, split_flat
@@ -142,23 +142,40 @@ class FullBatch:
     def hessian_sums(self, v: np.ndarray, probabilities: list | None = None) -> np.ndarray:
         """The data term's Hessian at the model's parameters applied to the flat direction v (float64,
         like x): [HW.ravel(), Hb] float64, no penalty, the chunks added in order
-        (generic.hessian_product_sums on each chunk). `probabilities`, one entry per chunk, keeps
-        each chunk's P = softmax(Z) for the next product at the same parameters (None: computed)."""
+        (generic.hessian_product_sums on each chunk; `_fused_hessian` on NumPy rows). `probabilities`,
+        one entry per chunk, keeps each chunk's P = softmax(Z) for the next product at the same
+        parameters (None: computed)."""
         model = self.objective.model
         VW, Vb = split_flat(model, v)
+        direction = _direction_map(model, VW, Vb) if self.fused else None
 
         def chunk(c: int) -> tuple:
-            part, x, _ = self._float_rows(c)
+            part, x, local = self._float_rows(c)
             p = None if probabilities is None else probabilities[c]
             if p is None:
-                p = generic.probabilities(np, model, x)
+                p = self._probabilities(x)
                 if probabilities is not None:
                     probabilities[c] = p
-            HW_Hb = generic.hessian_product_sums(np, model, VW, Vb, x, self.y[part],
-                                                 None if self.w is None else self.w[part], self.divisor, p)
+            y, w = self.y[part], None if self.w is None else self.w[part]
+            if direction is not None:
+                HW_Hb = _fused_hessian(model, x, direction, p, _row_factors(y, w), self.divisor, local.buffers)
+            else:
+                HW_Hb = generic.hessian_product_sums(np, model, VW, Vb, x, y, w, self.divisor, p)
             self.release(part.start, part.stop)
             return HW_Hb
         return self._sum_chunks(chunk, self.width)
+
+    def _probabilities(self, x: np.ndarray) -> np.ndarray:
+        """P = softmax(Z) (n, k) of a chunk's float rows x: generic.probabilities, by the blocked
+        product (gemm.py) and in place on NumPy rows."""
+        if not self.fused:
+            return generic.probabilities(np, self.objective.model, x)
+        model = self.objective.model
+        p = model._logits_into(x, np.empty((x.shape[0], model.num_outputs), dtype=model.dtype))
+        p -= p.max(axis=1, keepdims=True)
+        np.exp(p, out=p)
+        p /= p.sum(axis=1, keepdims=True)
+        return p
 
     def _probabilities_at(self, x: np.ndarray) -> list:
         """The per-chunk cache of P = softmax(Z) at the flat point x (emptied when x changes)."""
@@ -176,7 +193,7 @@ class FullBatch:
         def chunk(c: int) -> tuple:
             part, rows, _ = self._float_rows(c)
             if cache[c] is None:
-                cache[c] = generic.probabilities(np, model, rows)
+                cache[c] = self._probabilities(rows)
             A = generic.class_curvature_sums(np, model, rows, self.y[part],
                                              None if self.w is None else self.w[part], cache[c])
             self.release(part.start, part.stop)
@@ -235,3 +252,43 @@ def _add_into(out: np.ndarray, arrays, *, first: bool) -> None:
         else:
             view += a
         at += a.size
+
+
+def _direction_map(model, VW: np.ndarray, Vb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(A, c) in the model's dtype with which the direction (VW, Vb) moves the logits of rows x by
+    dZ = x A + c: A = s VW, c = Vb, or standardized A = VW s / sigma, c = Vb - (mu / sigma) VW."""
+    dtype = model.dtype
+    if model.mean is None:
+        return (VW * model.input_scale).astype(dtype), Vb.astype(dtype)
+    return ((VW * (model.input_scale / model.std)[:, None]).astype(dtype),
+            (Vb - (model.mean / model.std) @ VW).astype(dtype))
+
+
+def _row_factors(y: np.ndarray, w: np.ndarray | None) -> np.ndarray | None:
+    """w_i t_i (n,), the rows' factors of their Hessian (t_i the soft targets' row sum, 1 for class
+    indices); None when all are 1."""
+    t = y.sum(axis=1) if y.ndim == 2 else None
+    if w is None:
+        return t
+    return w if t is None else w * t
+
+
+def _fused_hessian(model, x: np.ndarray, direction, p: np.ndarray, factors, divisor: float, scratch):
+    """generic.hessian_product_sums on NumPy rows in the model's dtype, with gemm.py's blocked products
+    and in place: R = f (P * dZ - P rowsum(P * dZ)) in scratch's logits, HW = X'^T R / N in its
+    gradient (valid until its next use), Hb = sum_i R_i / N."""
+    A, c = direction
+    R = matmul_rows(x, A, scratch.z[:x.shape[0]])
+    R += c                                                            # dZ
+    R *= p
+    R -= p * R.sum(axis=1, keepdims=True)
+    if factors is not None:
+        R *= factors[:, None]
+    Hb = R.sum(axis=0) / model.dtype.type(divisor)
+    HW = matmul_t_rows(x, R, scratch.grad_W, scratch.dW)
+    if model.mean is None:
+        HW *= model.dtype.type(model.input_scale / divisor)
+    else:
+        HW *= (model.dtype.type(model.input_scale) / (model.dtype.type(divisor) * model.std))[:, None]
+        HW -= (model.mean / model.std)[:, None] * Hb
+    return HW, Hb
