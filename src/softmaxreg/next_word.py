@@ -2,12 +2,14 @@
 English definitions (GCIDE, datasets/corpus.py) from the previous n words, with a vocabulary of V
 words plus `<unk>` (k = V + 1 classes), by softmax regression on hashed one-hots.
 
-For each V it trains, by plain minibatch SGD on the same split and features:
+The corpus is read as a stream, its first `max_tokens` words (whole articles, in the dictionary's
+alphabetical order: A to "Elater" for the default 1,000,000). For each V it trains, by plain
+minibatch SGD on the same split and features:
 - the full softmax (row-sparse steps: row_sparse.py), and
 - sampled softmax (sampled.py) with S = V / 20 classes a step (5 % of V) from the unigram^0.75 proposal,
 and counts two baselines, the add-1 unigram and the Witten-Bell bigram (ngram.py). Every model is
-judged on the held-out articles by the full softmax: perplexity exp(mean cross-entropy), top-1 and
-top-5 accuracy; the softmax models also by seconds per training epoch (the epoch alone), the count
+judged on the held-out articles (the softmax models by their full softmax): perplexity
+exp(mean cross-entropy), top-1 and top-5 accuracy; the softmax models also by seconds per training epoch (the epoch alone), the count
 models by the seconds of their one counting pass. Evaluation reads the logits in row blocks
 (experiments.logit_blocks, metrics.summary_of_blocks): never (n, k) at once.
 

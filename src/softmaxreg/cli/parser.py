@@ -261,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     experiment.add_argument("--context", type=_number(int, 1, True, maximum=8), default=2, metavar="N",
                             help="next-word: previous words used as features (default 2)")
     experiment.add_argument("--max-tokens", type=_number(int, 1000, True), default=None, metavar="N",
-                            help="next-word: read the corpus up to N words (default 1000000; --quick 40000)")
+                            help="next-word: the corpus's first N words, whole articles (default 1000000; --quick 40000)")
     experiment.add_argument("--force", action="store_true",
                             help="reject: judge --model even if its classes or input range differ from the data's")
     experiment.set_defaults(func=experiment_command)
