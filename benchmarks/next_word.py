@@ -13,8 +13,9 @@ the articles held out, the V most frequent training words + `<unk>`), the previo
                   classes numbered by falling frequency, as it assumes
     fasttext-hs   supervised on lines "__label__<id> 1:<w-1> 2:<w-2> ...": the same (position, word)
     fasttext-ns   keys as words (fastText hashes only its n-grams), dim --dim, wordNgrams 1, minCount 1,
-                  the same epochs, threads = cores; `-loss hs` / `-loss ns`; lr 0.1, halved while
-                  fastText stops with "Encountered NaN" (the lr used is shown)
+                  the same epochs, threads = cores; `-loss hs` / `-loss ns`; lr 0.1; fastText stops
+                  with "Encountered NaN" at random on this data (the same call succeeds on a retry),
+                  so a call is tried 3 times, then at lr 0.05 twice, then 0.025 (the lr used is shown)
 
 Figures per model: seconds per training epoch (ours: EpochRecord.seconds; torch: the epoch's loop;
 fastText: its whole train_supervised call / epochs, which includes building its dictionary),
@@ -115,7 +116,8 @@ def fasttext_model(data, V, context, epochs, dim, loss, ppl_rows, seed):
         path = os.path.join(folder, "train.txt")
         with open(path, "w") as f:
             f.write("\n".join(train) + "\n")
-        for lr in (0.1, 0.05, 0.025):                 # fastText stops with "Encountered NaN" when lr is too high
+        model = None
+        for lr in (0.1, 0.1, 0.1, 0.05, 0.05, 0.025):   # "Encountered NaN": at random (a race?) or a too high lr
             try:
                 start = time.perf_counter()
                 model = fasttext.train_supervised(path, dim=dim, lr=lr, epoch=epochs, wordNgrams=1, minCount=1,
@@ -124,6 +126,8 @@ def fasttext_model(data, V, context, epochs, dim, loss, ppl_rows, seed):
                 break
             except RuntimeError as e:
                 say(f"fastText -loss {loss}, lr {lr}: {e}")
+    if model is None:
+        return math.nan, {"lr": "failed", "perplexity": math.nan, "top1_accuracy": math.nan, "top5_accuracy": math.nan}
     labels, _ = model.predict(held, k=5)
     top = [[int(label[9:]) for label in row] for row in labels]
     figures = {"lr": lr, "top1_accuracy": float(np.mean([t[0] == y for t, y in zip(top, y_held)])),

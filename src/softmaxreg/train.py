@@ -184,7 +184,8 @@ def _minibatch(objective, optimizer, arrays, cfg, rng, validation, history, call
     """Epochs of minibatch steps: each batch's loss and gradient, the divergence check, the penalty,
     one optimizer step at the schedule's rate. Ends after cfg.epochs, or when a callback sets
     run.stop. The batches and steps are NumPy's (`_NumpySteps`) or, on its device, any other
-    library's (`_GenericSteps`): the same epochs, batches and formulas."""
+    library's (`_GenericSteps`): the same epochs, batches and formulas. Sparse rows with plain SGD
+    step on the rows of W each batch uses (row_sparse.RowSparseSteps; sampled softmax: SampledSteps)."""
     model = objective.model
     n, first = arrays[0].shape[0], len(history) + 1
     steps_per_epoch = num_batches(n, cfg.batch_size)
