@@ -15,7 +15,10 @@ from .classes import implied_classes, named_classes
 from .fashion_mnist import ImageDataset
 from .headers import memory_budget
 
-__all__ = ["dataset", "digest", "check_split", "refuse_one_class", "few_chunks", "is_sparse"]
+__all__ = ["dataset", "digest", "check_split", "refuse_one_class", "few_chunks", "is_sparse", "named_splits", "SPLITS"]
+
+SPLITS = (("X_train", "y_train"), ("X_test", "y_test"), ("X_val", "y_val"))
+"""The arrays a container (.npz, a folder of .npy, Zarr) names its splits by: X and y of train, test or val."""
 
 
 def is_sparse(X) -> bool:
@@ -106,3 +109,19 @@ def _weights_fit(d: int, k: int, where: str) -> None:
         raise DataFormatError(f"{where}: {d:,} features x {max(k, 2)} classes need {need / 2**30:.3g} GiB of weights, "
                               f"more than the memory this machine can give them ({memory_budget() / 2**30:.3g} GiB); "
                               "is the largest feature index (or --n-features) what was meant?")
+
+
+def named_splits(get, names, where, labels: bool) -> dict:
+    """{"train": (X, y, where), "test": ...} from a container's arrays (`get(name)` -> array or None)."""
+    found = {name: get(name) for split in SPLITS for name in split}
+    if found["X_train"] is None:
+        raise DataFormatError(f"{where}: missing array X_train (expected X_train and y_train, optionally X_test "
+                              f"and y_test or X_val and y_val); found {', '.join(names) or 'no arrays'}")
+    splits = {}
+    for key, (x_name, y_name) in zip(("train", "test", "test"), SPLITS):
+        if key in splits or found[x_name] is None:
+            continue
+        if found[y_name] is None and labels:
+            raise DataFormatError(f"{where}: has {x_name} but no {y_name} (its labels)")
+        splits[key] = (found[x_name], found[y_name], f"{where} ({x_name}, {y_name})")
+    return splits
