@@ -10,20 +10,16 @@ from pathlib import Path
 
 import numpy as np
 
+from ..engines import engine_for
 from ..errors import DataFormatError
 from .classes import implied_classes, named_classes
 from .fashion_mnist import ImageDataset
 from .headers import memory_budget
 
-__all__ = ["dataset", "digest", "check_split", "refuse_one_class", "few_chunks", "is_sparse", "named_splits", "SPLITS"]
+__all__ = ["dataset", "digest", "check_split", "refuse_one_class", "few_chunks", "named_splits", "SPLITS"]
 
 SPLITS = (("X_train", "y_train"), ("X_test", "y_test"), ("X_val", "y_val"))
 """The arrays a container (.npz, a folder of .npy, Zarr) names its splits by: X and y of train, test or val."""
-
-
-def is_sparse(X) -> bool:
-    """Whether X is a scipy.sparse matrix or array (asked without importing scipy)."""
-    return type(X).__module__.startswith("scipy.sparse")
 
 
 def digest(*paths: Path) -> dict:
@@ -62,11 +58,12 @@ def dataset(source: Path | str, sums: dict, splits: dict, names, labels: bool, n
         if labels and split[1].size and not 0 <= int(split[1].min()) <= int(split[1].max()) < len(names):
             raise DataFormatError(f"{split[2]}: labels must lie in [0, {len(names) - 1}], "
                                   f"found {split[1].min()}..{split[1].max()}")
-    if is_sparse(X):
+    sparse = engine_for(X).name == "sparse"
+    if sparse:
         _weights_fit(X.shape[1], len(names), where)
     return ImageDataset(train_images=X, train_labels=y, test_images=None if test is None else test[0],
                         test_labels=None if test is None else test[1], class_names=tuple(names),
-                        source=str(source), sha256=sums, features=X.ndim == 2 and X.dtype != np.uint8 and not is_sparse(X))
+                        source=str(source), sha256=sums, features=X.ndim == 2 and X.dtype != np.uint8 and not sparse)
 
 
 def refuse_one_class(y, where: str, labels: bool) -> None:
