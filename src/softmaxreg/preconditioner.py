@@ -132,8 +132,8 @@ diag(G) + lambda I)^-1, 67 Jacobi-preconditioned."""
 class HessianDiagonal:
     """P = (D + lambda I)^-1, D the diagonal of the data term's Hessian at a recent point, (d + 1) x k
     numbers laid out as the flat (W; b): D_jc = sum_i w_i t_i x'_ij^2 p_ic (1 - p_ic) / N, with
-    x' = 1 for the bias. `measure(x)` measures it at the flat point x (one pass over the data:
-    SparseFullBatch.hessian_diagonal).
+    x' = 1 for the bias. `measure(x, keep)` measures it at the flat point x (one pass over the data:
+    SparseFullBatch.hessian_diagonal, which keeps the probabilities at x if asked).
 
     Beside the Gram matrix's diagonal scaled by one curvature c for every class, each class keeps
     its own curvature here: a class predicted with confidence has little, and which words
@@ -148,8 +148,8 @@ class HessianDiagonal:
         self.measure, self.lam = measure, lam
         self.diagonal, self.calls = None, 0
 
-    def _measured(self, x) -> np.ndarray:
-        D = self.measure(x)
+    def _measured(self, x, keep: bool = False) -> np.ndarray:
+        D = self.measure(x, keep)
         return D + max(self.lam, 1e-12 * float(D.max()))
 
     def adapt(self, x) -> None:
@@ -158,7 +158,7 @@ class HessianDiagonal:
         self.calls += 1
 
     def newton(self, fun, x):
-        diagonal = self._measured(x)
+        diagonal = self._measured(x, keep=True)          # the probabilities kept for the CG's products
         return lambda r: r / diagonal
 
     def __call__(self, q, s=None, y=None):

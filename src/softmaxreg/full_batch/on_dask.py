@@ -139,8 +139,9 @@ class DaskFullBatch:
                                    np.array(v, dtype=np.float64), self.divisor, block_rows())
         return hessian_value(self.objective, sums, v)
 
-    def hessian_diagonal(self, x: np.ndarray) -> np.ndarray:
-        """SparseFullBatch.hessian_diagonal over the sparse blocks, added in the fixed tree."""
+    def hessian_diagonal(self, x: np.ndarray, keep: bool = False) -> np.ndarray:
+        """SparseFullBatch.hessian_diagonal over the sparse blocks, added in the fixed tree (the blocks'
+        probabilities are never kept: `keep` is ignored)."""
         return self.blocks.map_sum(_block_hessian_diagonal, self.objective, np.array(x, dtype=np.float64), self.divisor)
 
     def class_curvature(self, x: np.ndarray) -> np.ndarray:

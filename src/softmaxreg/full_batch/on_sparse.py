@@ -11,8 +11,7 @@ import numpy as np
 from .. import generic
 from ..engines.sparse import row_block
 from ..model import LOGITS_PER_CHUNK
-from ..objective import SoftmaxCrossEntropy
-from ..objective import set_flat_params
+from ..objective import SoftmaxCrossEntropy, set_flat_params
 from ..preconditioner import HessianDiagonal, input_map
 from .in_process import FullBatch, row_factors
 
@@ -70,14 +69,15 @@ class SparseFullBatch(FullBatch):
         10^5 columns (d x d) is out of reach."""
         return HessianDiagonal(self.hessian_diagonal, self.objective.weight_decay)
 
-    def hessian_diagonal(self, x: np.ndarray) -> np.ndarray:
+    def hessian_diagonal(self, x: np.ndarray, keep: bool = False) -> np.ndarray:
         """The diagonal of the data term's Hessian at the flat point x, laid out as x (float64):
         sum_i w_i t_i x'_ij^2 p_ic (1 - p_ic) / N for W_jc, sum_i w_i t_i p_ic (1 - p_ic) / N for b_c
         (x' = a x: sparse rows are scaled, never centred). One pass, the squares of the non-zeros
-        made once; each chunk's P is kept for the Hessian products at x (Newton-CG)."""
+        made once. `keep`: each chunk's P is kept for the Hessian products at x (Newton-CG; n k
+        numbers that L-BFGS has no use for)."""
         model = self.objective.model
         set_flat_params(model, x)
-        cache = self._probabilities_at(x)
+        cache = self._probabilities_at(x) if keep else [None] * len(self.starts)
         if self.squares is None:
             X = self.X
             self.squares = type(X)((np.square(X.data, dtype=np.float64), X.indices, X.indptr), shape=X.shape)
