@@ -73,8 +73,9 @@ class FullBatch:
             self.pool = None
 
     def solving(self):
-        """The context of the solver's iterations: BLAS on one thread for its own arithmetic on the
-        flat vectors between passes (dot products over d k numbers: the passes set their own limit).
+        """The context of the solver's start and steps (not of validation or callbacks): BLAS on one
+        thread for its own arithmetic on the flat vectors between passes (dot products over d k
+        numbers: the passes set their own limit).
         That arithmetic is memory-bound, so a second thread adds little on a quiet machine and stalls
         when the cores are shared (text, 2.4 M parameters, with other work on both cores: an L-BFGS
         direction took 143 ms); and OpenBLAS splits a long dot product by threads, so with one its
