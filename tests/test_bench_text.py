@@ -102,3 +102,22 @@ def test_parse_packages_reads_this_machines_apt_index():
     assert len(stanzas) == listing.count("\nPackage: ") + listing.startswith("Package: ")
     blocks = [block for block in listing.split("\n\n") if block.strip()]
     assert stanzas[:200] == [email_fields(block) for block in blocks[:200]]
+
+
+def test_select_C_scores_each_C_on_the_held_out_fifth_as_logistic_regression_does():
+    sp = pytest.importorskip("scipy.sparse")
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(1)
+    n, d, k = 400, 60, 3
+    X = sp.random_array((n, d), density=0.2, format="csr", rng=rng)
+    y = np.argmax(X @ rng.normal(size=(d, k)) + rng.normal(scale=0.5, size=(n, k)), axis=1)
+    grid = [0.01, 1.0, 100.0]
+    C, scores = bench.select_C(X, y, grid, seed=5)
+    index = np.random.default_rng(5).permutation(n)
+    fit_rows, val_rows = np.sort(index[:320]), np.sort(index[320:])
+    for c in grid:                      # the same split and objective: the same predictions, up to a row
+        ref = LogisticRegression(C=c, tol=1e-10, max_iter=10000).fit(X[fit_rows], y[fit_rows])
+        assert abs(scores[c] - ref.score(X[val_rows], y[val_rows])) <= 1 / len(val_rows) + 1e-12
+    assert scores[C] == max(scores.values()) and C == min(c for c in grid if scores[c] == scores[C])
+    assert len(set(scores.values())) > 1           # the grid's Cs are told apart

@@ -293,3 +293,25 @@ def test_worker_threads_keep_the_callers_numpy_error_state():
         warnings.simplefilter("error")
         with np.errstate(all="ignore"), FullBatch(SoftmaxCrossEntropy(model), X, y, rows=8, threads=2) as fun:
             fun(x)
+
+
+@pytest.mark.parametrize("solver", ["lbfgs", "newton-cg"])
+def test_the_solvers_own_arithmetic_runs_blas_on_one_thread_and_restores_it(digits, solver):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+
+    def blas_threads():
+        return {lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"}
+
+    class Threads(Callback):
+        seen = set()
+
+        def on_epoch_end(self, record, history):      # between the solver's iterations
+            self.seen |= blas_threads()
+
+    X, y = digits
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        assert blas_threads() == {2}
+        fit(SoftmaxRegression(64, 10, dtype=np.float64), X, y, solver=solver, max_iter=3, standardize=False,
+            callbacks=[Threads()])
+        assert Threads.seen == {1}
+        assert blas_threads() == {2}

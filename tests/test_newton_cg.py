@@ -28,7 +28,7 @@ SOLVERS = ["lbfgs", "newton-cg"]
 
 def _library(name):
     """(xp, device) of an installed array library on the CPU, else skip with the reason."""
-    if name == "numpy":
+    if name in ("numpy", "numpy-full-batch"):
         return np, "cpu"
     if name == "dask":
         pytest.importorskip("dask.array", reason="Dask arrays need pip install 'softmaxreg[dask]'")
@@ -43,7 +43,7 @@ def _library(name):
 
 def _as(library, a, chunks=(13, 20, 7, 20)):
     """`a` (NumPy, rows first) as an array of `library`; Dask: uneven row chunks (the last one partial)."""
-    if a is None or library == "numpy":
+    if a is None or library in ("numpy", "numpy-full-batch"):
         return a
     if library == "dask":
         import dask.array as da
@@ -105,15 +105,17 @@ def _at(model, W, b, library):
     moved.W[...], moved.b[...] = W, b
     if model.mean is not None:
         moved.set_standardization(model.mean, model.std)
-    if library not in ("numpy", "dask"):
+    if library not in ("numpy", "numpy-full-batch", "dask"):
         _library(library)
         moved.to(library, "cpu")
     return moved
 
 
 @pytest.mark.parametrize("case", list(CASES))
-@pytest.mark.parametrize("library", ["numpy", "torch", "array_api_strict", "dask"])
+@pytest.mark.parametrize("library", ["numpy", "numpy-full-batch", "torch", "array_api_strict", "dask"])
 def test_hessian_product_matches_finite_differences_of_the_gradient(library, case):
+    """numpy: the objective's generic formulas; numpy-full-batch: FullBatch's fused NumPy kernel (the
+    blocked products, in place); dask: FullBatch on each block, the sums added in the tree."""
     _library(library)
     model, X, y, w, options = _problem(case)
     Xl, yl, wl = _as(library, X), _as(library, y), _as(library, w)
@@ -121,7 +123,7 @@ def test_hessian_product_matches_finite_differences_of_the_gradient(library, cas
     VW, Vb = rng.normal(size=(D, K)), rng.normal(size=K)
     VW, Vb = VW / np.sqrt(np.sum(VW ** 2) + np.sum(Vb ** 2)), Vb / np.sqrt(np.sum(VW ** 2) + np.sum(Vb ** 2))
 
-    if library == "dask":       # Dask arrays go through the full-batch objective, the divisor n as loss_and_grad's
+    if library in ("dask", "numpy-full-batch"):      # the full-batch objective, the divisor n as loss_and_grad's
         def gradient(W, b):
             objective = SoftmaxCrossEntropy(_at(model, W, b, library), **options)
             with full_batch(objective, Xl, yl, wl, divisor=N) as fun:
@@ -143,9 +145,9 @@ def test_hessian_product_matches_finite_differences_of_the_gradient(library, cas
 
     numeric = (gradient(model.W + STEP * VW, model.b + STEP * Vb)
                - gradient(model.W - STEP * VW, model.b - STEP * Vb)) / (2 * STEP)
-    direction = (VW, Vb) if library in ("numpy", "dask") else (_as(library, VW), _as(library, Vb))
+    direction = (VW, Vb) if library in ("numpy", "numpy-full-batch", "dask") else (_as(library, VW), _as(library, Vb))
     HW, Hb = hessian_product(*direction)
-    if library == "dask":
+    if library in ("dask", "numpy-full-batch"):
         assert isinstance(HW, np.ndarray) and isinstance(Hb, np.ndarray)
     elif library != "numpy":
         assert type(HW).__module__.split(".")[0] == library and type(Hb).__module__.split(".")[0] == library

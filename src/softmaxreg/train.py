@@ -327,26 +327,27 @@ def _full_batch(objective, optimizer, arrays, cfg, rng, validation, history, cal
     with full_batch(objective, *arrays) as fun:
         if optimizer.uses_preconditioner:
             optimizer.preconditioner = fun.preconditioner()
-        if resume is None:                                # a given optimizer starts afresh from the model
-            optimizer.start(flat_params(model), fun)
-        first, max_iter = len(history) + 1, cfg.solver_max_iter
-        run = Run(model, optimizer, history, max_iter, max(max_iter - first + 1, 0), state)
-        _begin(run, callbacks)
-        reason = None
-        for iteration in range(first, max_iter + 1):
-            if run.stop or optimizer.grad_max() <= cfg.tol:
-                break
-            start = time.perf_counter()
-            if not optimizer.step(fun):
-                reason = "the line search found no point that lowers the objective (flat to rounding)"
-                break
-            set_flat_params(model, optimizer.x)
-            for cb in callbacks:
-                cb.on_step_end()
-            seconds = time.perf_counter() - start                 # the iteration alone, before validation
-            train_loss, train_acc = optimizer.extra
-            _end_epoch(run, EpochRecord(iteration, train_loss, train_acc, *_validate(model, validation), seconds),
-                       callbacks)
+        with fun.solving():
+            if resume is None:                            # a given optimizer starts afresh from the model
+                optimizer.start(flat_params(model), fun)
+            first, max_iter = len(history) + 1, cfg.solver_max_iter
+            run = Run(model, optimizer, history, max_iter, max(max_iter - first + 1, 0), state)
+            _begin(run, callbacks)
+            reason = None
+            for iteration in range(first, max_iter + 1):
+                if run.stop or optimizer.grad_max() <= cfg.tol:
+                    break
+                start = time.perf_counter()
+                if not optimizer.step(fun):
+                    reason = "the line search found no point that lowers the objective (flat to rounding)"
+                    break
+                set_flat_params(model, optimizer.x)
+                for cb in callbacks:
+                    cb.on_step_end()
+                seconds = time.perf_counter() - start             # the iteration alone, before validation
+                train_loss, train_acc = optimizer.extra
+                _end_epoch(run, EpochRecord(iteration, train_loss, train_acc, *_validate(model, validation),
+                                            seconds), callbacks)
         set_flat_params(model, optimizer.x)
     # F is flat along b + t (1, ..., 1) (softmax is shift-invariant, the bias unpenalised): keep the
     # centred representative, so equal problems give equal parameters whatever path led there

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from .. import generic
-from ..engines.gemm import one_blas_thread
+from ..engines.gemm import matmul_rows, matmul_t_rows, one_blas_thread
 from ..engines.rows import PageRelease
 from ..model import StepBuffers
 from ..objective import SoftmaxCrossEntropy, hessian_value, objective_value, set_flat_params, split_flat
@@ -55,8 +55,8 @@ class FullBatch:
         chunks = len(self.starts)
         self.losses, self.correct = np.empty(chunks), np.empty(chunks, dtype=np.int64)
         self.threads = max(1, min(threads or len(os.sched_getaffinity(0)), chunks))
-        slots = self.threads if self.in_waves else chunks
-        self.parts = np.empty((slots, model.W.size + model.b.size))      # (slots, d k + k) float64 sums
+        self.width = model.W.size + model.b.size
+        self.parts = None if self.in_waves else np.empty((chunks, self.width))   # (chunks, d k + k) float64 sums
         self.local = threading.local()
         self.release = PageRelease(X).release
         self.pool: ThreadPoolExecutor | None = None
@@ -71,6 +71,15 @@ class FullBatch:
         if self.pool is not None:
             self.pool.shutdown(cancel_futures=kind is not None)      # Ctrl-C: skip the queued chunks
             self.pool = None
+
+    def solving(self):
+        """The context of the solver's iterations: BLAS on one thread for its own arithmetic on the
+        flat vectors between passes (dot products over d k numbers: the passes set their own limit).
+        That arithmetic is memory-bound, so a second thread adds little on a quiet machine and stalls
+        when the cores are shared (text, 2.4 M parameters, with other work on both cores: an L-BFGS
+        direction took 143 ms); and OpenBLAS splits a long dot product by threads, so with one its
+        bits no longer depend on the machine's core count."""
+        return one_blas_thread()
 
     def _each_chunk(self, task, chunks=None) -> None:
         """task(c) for every chunk c (of `chunks`, default all), on the pool's threads when there is one
@@ -90,18 +99,19 @@ class FullBatch:
             list(self.pool.map(run, chunks))
 
     def _sum_chunks(self, task, width: int) -> np.ndarray:
-        """The sum over the chunks c, in chunk order, of the float64 rows that task(c, out) writes into
-        out (`width` numbers): the same bits whichever thread ran which chunk. All chunks at once into
-        a row each, or, `in_waves`, `threads` chunks at a time into the slots, each wave added on."""
+        """The sum over the chunks c, in chunk order, of the float64 arrays task(c) returns, raveled
+        and joined (`width` numbers): the same bits whichever thread ran which chunk. All chunks at
+        once, each into its row of `parts`, the rows added at the end; or, `in_waves`, `threads`
+        chunks at a time, each wave's results added on in chunk order as they are (no copy, no rows)."""
         if not self.in_waves:
-            self._each_chunk(lambda c: task(c, self.parts[c, :width]))
+            self._each_chunk(lambda c: _add_into(self.parts[c, :width], task(c), first=True))
             return self.parts[:, :width].sum(axis=0)
-        total, slots = np.zeros(width), self.parts.shape[0]
-        for first in range(0, len(self.starts), slots):
-            wave = range(first, min(first + slots, len(self.starts)))
-            self._each_chunk(lambda c: task(c, self.parts[c - first, :width]), wave)
+        total, results = np.empty(width), {}
+        for first in range(0, len(self.starts), self.threads):
+            wave = range(first, min(first + self.threads, len(self.starts)))
+            self._each_chunk(lambda c: results.__setitem__(c, task(c)), wave)
             for c in wave:
-                total += self.parts[c - first, :width]
+                _add_into(total, results.pop(c), first=c == 0)
         return total
 
     def _float_rows(self, c: int):
@@ -122,35 +132,50 @@ class FullBatch:
         """The rows of X in `part`, as stored."""
         return self.X[part]
 
-    def _chunk(self, c: int, out: np.ndarray) -> None:
+    def _chunk(self, c: int) -> tuple:
         part, x, local = self._float_rows(c)
         self.losses[c], self.correct[c], dW, db = self.objective.chunk(
             x, self.y[part], None if self.w is None else self.w[part], self.divisor, local.buffers)
-        out[:dW.size] = dW.ravel()
-        out[dW.size:] = db
         self.release(part.start, part.stop)
+        return dW, db
 
     def hessian_sums(self, v: np.ndarray, probabilities: list | None = None) -> np.ndarray:
         """The data term's Hessian at the model's parameters applied to the flat direction v (float64,
         like x): [HW.ravel(), Hb] float64, no penalty, the chunks added in order
-        (generic.hessian_product_sums on each chunk). `probabilities`, one entry per chunk, keeps
-        each chunk's P = softmax(Z) for the next product at the same parameters (None: computed)."""
+        (generic.hessian_product_sums on each chunk; `_fused_hessian` on NumPy rows). `probabilities`,
+        one entry per chunk, keeps each chunk's P = softmax(Z) for the next product at the same
+        parameters (None: computed)."""
         model = self.objective.model
         VW, Vb = split_flat(model, v)
+        direction = _direction_map(model, VW, Vb) if self.fused else None
 
-        def chunk(c: int, out: np.ndarray) -> None:
-            part, x, _ = self._float_rows(c)
+        def chunk(c: int) -> tuple:
+            part, x, local = self._float_rows(c)
             p = None if probabilities is None else probabilities[c]
             if p is None:
-                p = generic.probabilities(np, model, x)
+                p = self._probabilities(x)
                 if probabilities is not None:
                     probabilities[c] = p
-            HW, Hb = generic.hessian_product_sums(np, model, VW, Vb, x, self.y[part],
-                                                  None if self.w is None else self.w[part], self.divisor, p)
-            out[:HW.size] = HW.ravel()
-            out[HW.size:] = Hb
+            y, w = self.y[part], None if self.w is None else self.w[part]
+            if direction is not None:
+                HW_Hb = _fused_hessian(model, x, direction, p, _row_factors(y, w), self.divisor, local.buffers)
+            else:
+                HW_Hb = generic.hessian_product_sums(np, model, VW, Vb, x, y, w, self.divisor, p)
             self.release(part.start, part.stop)
-        return self._sum_chunks(chunk, self.parts.shape[1])
+            return HW_Hb
+        return self._sum_chunks(chunk, self.width)
+
+    def _probabilities(self, x: np.ndarray) -> np.ndarray:
+        """P = softmax(Z) (n, k) of a chunk's float rows x: generic.probabilities, by the blocked
+        product (gemm.py) and in place on NumPy rows."""
+        if not self.fused:
+            return generic.probabilities(np, self.objective.model, x)
+        model = self.objective.model
+        p = model._logits_into(x, np.empty((x.shape[0], model.num_outputs), dtype=model.dtype))
+        p -= p.max(axis=1, keepdims=True)
+        np.exp(p, out=p)
+        p /= p.sum(axis=1, keepdims=True)
+        return p
 
     def _probabilities_at(self, x: np.ndarray) -> list:
         """The per-chunk cache of P = softmax(Z) at the flat point x (emptied when x changes)."""
@@ -165,13 +190,14 @@ class FullBatch:
         set_flat_params(model, x)
         cache, k = self._probabilities_at(x), model.num_outputs
 
-        def chunk(c: int, out: np.ndarray) -> None:
+        def chunk(c: int) -> tuple:
             part, rows, _ = self._float_rows(c)
             if cache[c] is None:
-                cache[c] = generic.probabilities(np, model, rows)
-            out[:] = generic.class_curvature_sums(np, model, rows, self.y[part],
-                                                  None if self.w is None else self.w[part], cache[c]).ravel()
+                cache[c] = self._probabilities(rows)
+            A = generic.class_curvature_sums(np, model, rows, self.y[part],
+                                             None if self.w is None else self.w[part], cache[c])
             self.release(part.start, part.stop)
+            return (A,)
         return self._sum_chunks(chunk, k * k).reshape(k, k) / self.divisor
 
     def hessian_product(self, x: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -207,9 +233,62 @@ class FullBatch:
     def sums(self) -> np.ndarray:
         """[sum_i w_i l_i, correct rows, dW.ravel(), db] float64 at the model's parameters: the data
         term's sums (gradient divided by the divisor, no penalty), the chunks added in order."""
-        gradient = self._sum_chunks(self._chunk, self.parts.shape[1])
+        gradient = self._sum_chunks(self._chunk, self.width)
         return np.concatenate([[float(self.losses.sum()), float(self.correct.sum())], gradient])
 
     def __call__(self, x: np.ndarray):
         set_flat_params(self.objective.model, x)
         return objective_value(self.objective, self.sums(), self.divisor, self.n)
+
+
+def _add_into(out: np.ndarray, arrays, *, first: bool) -> None:
+    """out (float64, flat) <- the arrays raveled and joined (`first`), else out += them: piece by piece
+    into views of out, with no joined copy."""
+    at = 0
+    for a in arrays:
+        view = out[at:at + a.size].reshape(a.shape)
+        if first:
+            np.copyto(view, a)
+        else:
+            view += a
+        at += a.size
+
+
+def _direction_map(model, VW: np.ndarray, Vb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(A, c) in the model's dtype with which the direction (VW, Vb) moves the logits of rows x by
+    dZ = x A + c: A = s VW, c = Vb, or standardized A = VW s / sigma, c = Vb - (mu / sigma) VW."""
+    dtype = model.dtype
+    if model.mean is None:
+        return (VW * model.input_scale).astype(dtype), Vb.astype(dtype)
+    return ((VW * (model.input_scale / model.std)[:, None]).astype(dtype),
+            (Vb - (model.mean / model.std) @ VW).astype(dtype))
+
+
+def _row_factors(y: np.ndarray, w: np.ndarray | None) -> np.ndarray | None:
+    """w_i t_i (n,), the rows' factors of their Hessian (t_i the soft targets' row sum, 1 for class
+    indices); None when all are 1."""
+    t = y.sum(axis=1) if y.ndim == 2 else None
+    if w is None:
+        return t
+    return w if t is None else w * t
+
+
+def _fused_hessian(model, x: np.ndarray, direction, p: np.ndarray, factors, divisor: float, scratch):
+    """generic.hessian_product_sums on NumPy rows in the model's dtype, with gemm.py's blocked products
+    and in place: R = f (P * dZ - P rowsum(P * dZ)) in scratch's logits, HW = X'^T R / N in its
+    gradient (valid until its next use), Hb = sum_i R_i / N."""
+    A, c = direction
+    R = matmul_rows(x, A, scratch.z[:x.shape[0]])
+    R += c                                                            # dZ
+    R *= p
+    R -= p * R.sum(axis=1, keepdims=True)
+    if factors is not None:
+        R *= factors[:, None]
+    Hb = R.sum(axis=0) / model.dtype.type(divisor)
+    HW = matmul_t_rows(x, R, scratch.grad_W, scratch.dW)
+    if model.mean is None:
+        HW *= model.dtype.type(model.input_scale / divisor)
+    else:
+        HW *= (model.dtype.type(model.input_scale) / (model.dtype.type(divisor) * model.std))[:, None]
+        HW -= (model.mean / model.std)[:, None] * Hb
+    return HW, Hb

@@ -3,6 +3,7 @@ tree (engines/dask.py), so the bits never depend on which worker computed what."
 
 from __future__ import annotations
 
+import contextlib
 import copy
 
 import numpy as np
@@ -112,6 +113,10 @@ class DaskFullBatch:
 
     def __exit__(self, *exc) -> None:
         return None
+
+    def solving(self):
+        """FullBatch.solving's context: nothing here (the library's own threads are left as they are)."""
+        return contextlib.nullcontext()
 
     def preconditioner(self):
         """FullBatch.preconditioner's P from the Gram sums of every block, added in the fixed tree

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from .. import generic
 from ..engines import engine_for
 from ..engines.array_api import device_of, to_numpy
@@ -29,6 +31,10 @@ class GenericFullBatch:
 
     def __exit__(self, *exc) -> None:
         pass
+
+    def solving(self):
+        """FullBatch.solving's context: nothing here (the library's own threads are left as they are)."""
+        return contextlib.nullcontext()
 
     def preconditioner(self):
         """FullBatch.preconditioner's P, its Gram matrix summed on the device (None without xp.linalg)."""

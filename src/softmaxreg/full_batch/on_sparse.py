@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 
+from .. import generic
 from ..engines.sparse import row_block
 from ..model import LOGITS_PER_CHUNK
 from ..objective import SoftmaxCrossEntropy
@@ -38,8 +39,8 @@ def sparse_chunks(n: int, d: int, nonzeros: int, k: int) -> int:
 
 class SparseFullBatch(FullBatch):
     """FullBatch over X a CSR array (checked_csr: already in the model's dtype), in `sparse_chunks`
-    chunks run in waves of `threads` (`in_waves`): a pass holds `threads` partial gradients (d k
-    each), not one per chunk."""
+    chunks run in waves of `threads` (`in_waves`): a pass holds the partial gradients (d k each) of
+    one wave and their running sum, not one per chunk."""
 
     fused, in_waves = False, True
 
@@ -51,6 +52,15 @@ class SparseFullBatch(FullBatch):
 
     def _rows(self, part: slice):
         return row_block(self.X, part.start, part.stop)
+
+    def _chunk(self, c: int) -> tuple:
+        """FullBatch._chunk, with class indices (no smoothing) by `labels_chunk`: in place."""
+        if self.y.ndim == 2 or self.objective.label_smoothing:
+            return super()._chunk(c)
+        part, x, _ = self._float_rows(c)
+        self.losses[c], self.correct[c], dW, db = labels_chunk(
+            self.objective.model, x, self.y[part], None if self.w is None else self.w[part], self.divisor)
+        return dW, db
 
     def preconditioner(self):
         """P = (c D + lambda I)^-1, D the diagonal of the inputs' Gram matrix as the model sees them
@@ -64,3 +74,26 @@ class SparseFullBatch(FullBatch):
         if self.w is not None:                                   # each non-zero weighted by its row's weight
             values *= np.repeat(np.asarray(self.w, dtype=np.float64), np.diff(X.indptr))
         return np.bincount(X.indices, weights=values, minlength=X.shape[1])
+
+
+def labels_chunk(model, x, y: np.ndarray, w: np.ndarray | None, divisor: float):
+    """generic.loss_and_grad_sums for class indices y (n,) without smoothing, on NumPy: the same
+    numbers, bit for bit, but the (n, k) logits are made once and turned into G = w (P - Y) in
+    place, with no one-hot (n, k) targets. Between a sparse chunk's two products these passes over
+    the logits are most of its time (TF-IDF, k = 53: 60 ms a chunk generic, 42 ms here, 33 ms the
+    products alone)."""
+    z = generic.logits(np, model, x)                                   # (n, k), a new array: ours
+    rows = np.arange(y.shape[0])
+    correct = np.count_nonzero(z.argmax(axis=1) == y)
+    z -= z.max(axis=1, keepdims=True)
+    losses = -z[rows, y]                                               # - (Z_iy - m_i)
+    np.exp(z, out=z)
+    sums = z.sum(axis=1)
+    losses += np.log(sums)
+    z /= sums[:, None]
+    z[rows, y] -= 1                                                    # G = P - Y
+    if w is not None:
+        losses *= w
+        z *= w[:, None]
+    dW, db = generic._backward(np, model, x, z, divisor)
+    return losses.sum(), correct, dW, db
