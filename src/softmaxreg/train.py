@@ -261,7 +261,8 @@ class _NumpySteps:
         return order(self.arrays, self.cfg.batch_size, self.rng, buffers=self.gathered)
 
     def rows(self, batch):
-        """(x (m, d) float, y (m,), w (m,) or None) of a batch, x in the reused buffer."""
+        """(x (m, d) float, y (m,), w (m,) or None) of a batch: x converted into the reused buffer, or
+        the gathered rows themselves when they are already floats of the model's dtype."""
         m = batch[0].shape[0]
         if batch[0].dtype == self.x.dtype and batch[0].ndim == 2:       # already float rows: no second copy
             x = self.x_batch = batch[0]
