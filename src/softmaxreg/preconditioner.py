@@ -10,7 +10,7 @@ from .engines import engine_for
 from .errors import InvalidArgumentError
 from .engines.array_api import to_numpy
 
-__all__ = ["GramPreconditioner", "HessianDiagonal", "gram_preconditioner", "input_map"]
+__all__ = ["GramPreconditioner", "HessianDiagonal", "gram_preconditioner", "input_map", "start_curvature"]
 
 
 def input_map(model) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -34,10 +34,11 @@ def gram_preconditioner(xp, xx, x_sum, a, r, k: int, weight_decay: float):
     G = sum_i w_i a_i a_i^T / N is the Gram matrix of the inputs as the model sees them with a
     constant 1 appended (a_i = (x'_i, 1)). The softmax loss's Hessian for class j is
     sum_i w_i p_ij (1 - p_ij) a_i a_i^T / N + lambda I: about c G + lambda I, with c the typical
-    p (1 - p), which falls from 0.09 at the start towards 0 as predictions grow confident. So c
-    is measured along the newest step (s, y) by the secant rule, c = (s'y - lambda |s|^2) / s'Gs
-    (1 before the first step), and P follows it. Pixels are strongly correlated, so G is badly
-    conditioned; undoing it is what the two-loop recursion alone learns slowly. Costs one pass
+    p (1 - p), which falls from about 1 / k at the start towards 0 as predictions grow confident.
+    So c is measured along the newest step (s, y) by the secant rule, c = (s'y - lambda |s|^2) /
+    s'Gs, and P follows it; before the first step c is `start_curvature(k)` = 1 / k, exact at
+    uniform predictions. Pixels are strongly correlated, so G is badly conditioned; undoing it is
+    what the two-loop recursion alone learns slowly. Costs one pass
     over the rows (d^2 per row) and a (d + 1)^2 eigendecomposition, once."""
     if not hasattr(xp, "linalg"):
         return None
@@ -54,9 +55,9 @@ def gram_preconditioner(xp, xx, x_sum, a, r, k: int, weight_decay: float):
 class GramPreconditioner:
     """P = (c G + lambda I)^-1 on flat (W; b) vectors, from G's eigendecomposition (values, vectors):
     `solve(q, c)` -> P q, `curvature(s, y)` -> c measured along a step s whose gradient change is
-    y (y = H s for a Hessian-vector product), and P(q, s, y) (L-BFGS: c from its newest pair, 1
-    before the first); `for_classes(A)` -> (A (x) G + lambda I)^-1 for the logits' curvature A
-    (Newton-CG)."""
+    y (y = H s for a Hessian-vector product), and P(q, s, y) (L-BFGS: c from its newest pair,
+    `start_curvature(k)` before the first); `for_classes(A)` -> (A (x) G + lambda I)^-1 for the
+    logits' curvature A (Newton-CG)."""
 
     def __init__(self, xp, values, vectors, lam: float, k: int):
         self.xp, self.values, self.vectors, self.lam, self.k = xp, values, vectors, lam, k
@@ -107,10 +108,23 @@ class GramPreconditioner:
 
     def __call__(self, q, s=None, y=None):
         if s is None:
-            return self.solve(q, 1.0)
+            return self.solve(q, start_curvature(self.k))
         if self._pair is None or self._pair[0] is not s or self._pair[1] is not y:    # L-BFGS asks twice a pair
             self._pair = (s, y, self.curvature(s, y))
         return self.solve(q, self._pair[2])
+
+
+def start_curvature(k: int) -> float:
+    """c before L-BFGS's first pair: 1 / k, the softmax's curvature at uniform predictions.
+
+    At p_i = 1/k for every row (W = 0, b = 0; the small random W of a fresh model is close) each
+    row's logit curvature diag(p) - p p^T is (I - 11^T / k) / k, so the data term's Hessian is
+    (I - 11^T / k) / k (x) G: exactly G / k on the directions whose entries sum to 0 over the
+    classes, which the gradient's data term is (sum_j (p_ij - y_ij) = 0). P = (G / k + lambda
+    I)^-1 is then the inverse Hessian there (the penalty's lambda I, which P also puts on the
+    unpenalised bias, aside), and L-BFGS's first direction -P g the Newton step. Starting from c = 1 instead made the first step k times too short: at k = 1,000 the line
+    search spent seven evaluations doubling it (BENCHMARKS.md, issue #21)."""
+    return 1.0 / max(int(k), 1)
 
 
 def _class_eigen(A) -> tuple[np.ndarray, np.ndarray]:

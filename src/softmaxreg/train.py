@@ -261,10 +261,14 @@ class _NumpySteps:
         return order(self.arrays, self.cfg.batch_size, self.rng, buffers=self.gathered)
 
     def rows(self, batch):
-        """(x (m, d) float, y (m,), w (m,) or None) of a batch, x in the reused buffer."""
+        """(x (m, d) float, y (m,), w (m,) or None) of a batch: x converted into the reused buffer, or
+        the gathered rows themselves when they are already floats of the model's dtype."""
         m = batch[0].shape[0]
-        x = self.x_batch = self.x[:m]
-        np.copyto(x, batch[0])                                          # uint8 -> float, no scaling
+        if batch[0].dtype == self.x.dtype and batch[0].ndim == 2:       # already float rows: no second copy
+            x = self.x_batch = batch[0]
+        else:
+            x = self.x_batch = self.x[:m]
+            np.copyto(x, batch[0])                                      # uint8 -> float, no scaling
         return x, batch[1], batch[2] if self.weighted else None
 
     def gradient(self, batch) -> tuple[int, float, int]:
