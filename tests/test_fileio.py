@@ -11,8 +11,8 @@ from safetensors.numpy import load, save
 
 from softmaxreg import ModelFormatError, OutputError
 from softmaxreg import fileio
-from softmaxreg.fileio import (all_or_nothing, atomic_write_bytes, claim_folder, describe_bytes, output_folder,
-                               read_tensors, write_tensors)
+from softmaxreg.fileio import all_or_nothing, atomic_write_bytes, claim_folder, output_folder
+from softmaxreg.tensor_file import describe_bytes, read_tensors, write_tensors
 
 TENSORS = {"weight": np.arange(6, dtype=np.float32).reshape(3, 2), "holdout": np.array([4, 0, 7], dtype=np.int64),
            "best": np.array([0.5, -2.0]), "flags": np.array([True, False]), "pixels": np.arange(5, dtype=np.uint8)}

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from softmaxreg import ModelFormatError, SoftmaxRegError, SoftmaxRegression, load_model, save_model
 from softmaxreg.cli import main
 from softmaxreg.datasets.sources import open_data
-from softmaxreg.fileio import write_tensors
+from softmaxreg.tensor_file import write_tensors
 from softmaxreg.model_file import FORMAT, FORMAT_VERSION
 
 from .test_fuzz import mutated

@@ -13,6 +13,7 @@ from sklearn.preprocessing import StandardScaler
 from softmaxreg import LBFGS, Callback, ConvergenceWarning, SoftmaxRegression, fit
 from softmaxreg.full_batch import FullBatch
 from softmaxreg.objective import SoftmaxCrossEntropy
+from softmaxreg.preconditioner import start_curvature
 from .conftest import figures
 
 
@@ -209,8 +210,31 @@ def test_the_full_batch_sum_has_the_same_bits_for_any_thread_count(fashion):
 
 
 @pytest.mark.parametrize("standardize", [False, True])
+def test_the_first_preconditioner_is_the_inverse_hessian_at_uniform_predictions(standardize):
+    """At W = 0, b = 0 every prediction is 1/k and the Hessian on directions whose entries sum to 0
+    over the classes (the gradient's data term is one) is G / k (no penalty): the first P, from
+    start_curvature(k) = 1/k, undoes it exactly, at k = 2 as at 1,000 classes' 1/k. Checked against
+    the Hessian-vector product of the objective (generic.hessian_product_sums), not the formula."""
+    rng = np.random.default_rng(7)
+    n, d = 60, 5
+    for k in (2, 7, 40):
+        model = SoftmaxRegression(d, k, sigma=0.0, dtype=np.float64, input_scale=1 / 255)
+        if standardize:
+            model.set_standardization(rng.random(d), 0.5 + rng.random(d))
+        X = rng.integers(0, 256, size=(n, d)).astype(np.uint8)
+        objective = SoftmaxCrossEntropy(model, weight_decay=0.0)
+        fun = FullBatch(objective, X, rng.integers(0, k, size=n), rng.uniform(0.5, 2.0, size=n), rows=16)
+        v = rng.normal(size=(d + 1, k))
+        v -= v.mean(axis=1, keepdims=True)                                  # rows sum to 0 over the classes
+        x0 = np.zeros((d + 1) * k)
+        Hv = fun.hessian_product(x0, v.ravel())
+        np.testing.assert_allclose(fun.preconditioner()(Hv, None, None), v.ravel(), rtol=1e-7, atol=1e-9)
+        assert start_curvature(k) == 1.0 / k
+
+
+@pytest.mark.parametrize("standardize", [False, True])
 def test_the_preconditioner_inverts_the_gram_matrix_of_the_inputs_the_model_sees(standardize):
-    """Before the first step P = (G + lambda I)^-1 with G = sum_i w_i a_i a_i^T / sum_i w_i over
+    """Before the first step P = (G / k + lambda I)^-1 with G = sum_i w_i a_i a_i^T / sum_i w_i over
     a_i = (x'_i, 1), written out plainly; after a step the secant rule picks the scale c of G."""
     rng = np.random.default_rng(5)
     n, d, k = 50, 6, 3
@@ -225,7 +249,7 @@ def test_the_preconditioner_inverts_the_gram_matrix_of_the_inputs_the_model_sees
     A = np.hstack([seen, np.ones((n, 1))])
     G = (A * w[:, None]).T @ A / w.sum()
     q = rng.normal(size=(d + 1) * k)
-    expected = np.linalg.solve(G + 0.1 * np.eye(d + 1), q.reshape(d + 1, k)).ravel()
+    expected = np.linalg.solve(G / k + 0.1 * np.eye(d + 1), q.reshape(d + 1, k)).ravel()
     np.testing.assert_allclose(apply(q, None, None), expected, rtol=1e-8)
     s = rng.normal(size=q.size)
     y = 0.3 * (G @ s.reshape(d + 1, k)).ravel() + 0.1 * s                   # curvature 0.3 G + lambda I
@@ -274,20 +298,25 @@ def test_worker_threads_keep_the_callers_numpy_error_state():
 @pytest.mark.parametrize("solver", ["lbfgs", "newton-cg"])
 def test_the_solvers_own_arithmetic_runs_blas_on_one_thread_and_restores_it(digits, solver):
     threadpoolctl = pytest.importorskip("threadpoolctl")
+    from softmaxreg import OPTIMIZERS
 
     def blas_threads():
         return {lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"}
 
-    class Threads(Callback):
-        seen = set()
+    in_steps, between = set(), set()
 
-        def on_epoch_end(self, record, history):      # between the solver's iterations
-            self.seen |= blas_threads()
+    class Recording(OPTIMIZERS[solver]):
+        def step(self, fun):
+            in_steps.update(blas_threads())
+            return super().step(fun)
+
+    class Between(Callback):
+        def on_epoch_end(self, record, history):      # validation and callbacks keep BLAS's threads
+            between.update(blas_threads())
 
     X, y = digits
     with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
-        assert blas_threads() == {2}
         fit(SoftmaxRegression(64, 10, dtype=np.float64), X, y, solver=solver, max_iter=3, standardize=False,
-            callbacks=[Threads()])
-        assert Threads.seen == {1}
+            optimizer=Recording(), callbacks=[Between()])
+        assert in_steps == {1} and between == {2}
         assert blas_threads() == {2}

@@ -10,7 +10,7 @@ import pytest
 from safetensors.numpy import load_file, save_file
 
 from softmaxreg import ModelFormatError, OutputError, SoftmaxRegression, load_model, save_model
-from softmaxreg.fileio import write_tensors
+from softmaxreg.tensor_file import write_tensors
 from softmaxreg.model_file import FORMAT, FORMAT_VERSION
 
 

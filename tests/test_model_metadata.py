@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from softmaxreg import InvalidArgumentError, ModelFormatError, SoftmaxRegression, load_model, save_model
-from softmaxreg import fileio
-from softmaxreg.fileio import write_tensors
+from softmaxreg import tensor_file
+from softmaxreg.tensor_file import write_tensors
 from softmaxreg.model_file import FORMAT, FORMAT_VERSION, MAX_NAME_CHARS
 
 from .conftest import cli_refuses
@@ -74,7 +74,7 @@ def test_bad_metadata_is_refused_by_the_cli(case, tmp_path, capsys):
 
 def test_the_header_size_is_bounded_before_parsing(tmp_path, monkeypatch, capsys):
     write_case(tmp_path / "m.safetensors", {})
-    monkeypatch.setattr(fileio, "MAX_HEADER_BYTES", 100)
+    monkeypatch.setattr(tensor_file, "MAX_HEADER_BYTES", 100)
     with pytest.raises(ModelFormatError, match=r"header of \d+ bytes is too large \(at most 100"):
         load_model(tmp_path / "m.safetensors")
     np.save(tmp_path / "x.npy", np.zeros(6))

@@ -220,7 +220,7 @@ def test_newton_cg_counts_its_evaluations_and_hessian_products(digits):
 # ---------------------------------------------------------------------------------------------
 # 3. scikit-learn's estimator checks, with no expected failure
 
-@parametrize_with_checks([SoftmaxRegressionClassifier(solver="newton-cg", alpha=1e-3, tol=1e-8)])
+@parametrize_with_checks([SoftmaxRegressionClassifier(solver="newton-cg", alpha=1e-3, tol=1e-10)])
 def test_sklearn_estimator_checks(estimator, check):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", sr.ConvergenceWarning)

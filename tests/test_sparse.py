@@ -12,11 +12,11 @@ from sklearn.model_selection import GridSearchCV                     # noqa: E40
 from sklearn.pipeline import Pipeline                                # noqa: E402
 from sklearn.preprocessing import StandardScaler                     # noqa: E402
 
-from softmaxreg import InvalidArgumentError, SoftmaxRegression, fit  # noqa: E402
+from softmaxreg import Callback, InvalidArgumentError, SoftmaxRegression, fit  # noqa: E402
 from softmaxreg.engines import engine_for                            # noqa: E402
 from softmaxreg.full_batch import FullBatch, SparseFullBatch         # noqa: E402
 from softmaxreg.objective import SoftmaxCrossEntropy, flat_params    # noqa: E402
-from softmaxreg.preconditioner import DiagonalPreconditioner         # noqa: E402
+from softmaxreg.preconditioner import HESSIAN_DIAGONAL_EVERY                 # noqa: E402
 from softmaxreg.sklearn import SoftmaxRegressionClassifier           # noqa: E402
 
 from .conftest import traced_peak                                    # noqa: E402
@@ -191,19 +191,61 @@ def test_standardize_scale_divides_by_the_std_without_centring_and_true_is_refus
     np.testing.assert_allclose(scaled.predict_proba(X), dense.predict_proba(X.toarray()), atol=1e-6)
 
 
-def test_diagonal_preconditioner_inverts_its_kronecker_matrix():
-    rng = np.random.default_rng(5)
-    d1, k, lam = 6, 3, 0.01
-    D = rng.uniform(0.1, 2.0, d1)
-    p = rng.dirichlet(np.ones(k))
-    A = np.diag(p) - np.outer(p, p) + 0.05 * np.eye(k)
-    P = DiagonalPreconditioner(D, lam, k)
-    M = np.kron(np.diag(D), A) + lam * np.eye(d1 * k)                  # (W; b) raveled row-major: input-major
-    q = rng.standard_normal(d1 * k)
-    np.testing.assert_allclose(M @ P.for_classes(A)(q), q, rtol=1e-10)
-    c = 0.7
-    np.testing.assert_allclose((c * np.kron(np.diag(D), np.eye(k)) + lam * np.eye(d1 * k)) @ P.solve(q, c), q,
-                               rtol=1e-12)
+@pytest.mark.parametrize("case", ["labels", "weights_soft_targets_scaled"])
+def test_the_measured_hessian_diagonal_is_the_diagonal_of_the_dense_hessian(case):
+    """SparseFullBatch.hessian_diagonal (the L-BFGS and Newton-CG preconditioner's D) against e_i' H e_i
+    from the dense pass's Hessian products, one unit vector at a time (the penalty's lambda taken off)."""
+    X, y = sparse_problem(n=120, d=9, k=4, density=0.4)
+    n, d, k = X.shape[0], X.shape[1], 4
+    model, w = model_at(d, k), None
+    if case != "labels":
+        rng = np.random.default_rng(4)
+        y, w = rng.dirichlet(np.ones(k), size=n) * rng.uniform(0.5, 1.5, (n, 1)), rng.uniform(0.2, 2.0, n)
+        model.set_standardization(np.zeros(d), np.random.default_rng(5).uniform(0.5, 2.0, d))
+        model.input_scale = 0.5
+    objective = SoftmaxCrossEntropy(model, weight_decay=0.1)
+    x = flat_params(model)
+    with SparseFullBatch(objective, X, y, w) as fun:
+        D = fun.hessian_diagonal(x)
+    with FullBatch(objective, X.toarray(), y, w) as dense:
+        eye = np.eye(x.size)
+        expected = np.array([dense.hessian_product(x, e)[i] for i, e in enumerate(eye)])
+    expected[:d * k] -= 0.1                                            # H includes lambda I on W
+    np.testing.assert_allclose(D, expected, rtol=1e-10, atol=1e-15)
+
+
+def test_sparse_lbfgs_resumes_bit_identically_across_a_measurement_of_the_diagonal():
+    """The diagonal is measured every HESSIAN_DIAGONAL_EVERY iterations; a run stopped between two
+    measurements resumes with the diagonal it had (kept in the checkpoint), not one measured anew."""
+    X, y = sparse_problem(n=400, d=300, density=0.05)
+    stop, last = HESSIAN_DIAGONAL_EVERY + 3, 2 * HESSIAN_DIAGONAL_EVERY + 2
+    options = dict(solver="lbfgs", weight_decay=1e-3, tol=0.0, standardize=False)
+
+    class Keep(Callback):
+        def on_train_begin(self, run):
+            self.run = run
+
+        def on_epoch_end(self, record, history):
+            if record.epoch == stop:
+                self.saved = (self.run.state(), self.run.model.W.copy(), self.run.model.b.copy())
+                raise KeyboardInterrupt
+
+    full = model_at(X.shape[1], 5)
+    fit(full, X, y, max_iter=last, **options)
+    keep = Keep()
+    with pytest.raises(KeyboardInterrupt):
+        fit(model_at(X.shape[1], 5), X, y, max_iter=last, callbacks=[keep], **options)
+    state, W, b = keep.saved
+    assert state.optimizer["preconditioner_calls"] == stop
+    resumed = model_at(X.shape[1], 5, sigma=0.0)
+    resumed.W[...], resumed.b[...] = W, b
+    fit(resumed, X, y, max_iter=last, resume=state, **options)
+    assert resumed.W.tobytes() == full.W.tobytes() and resumed.b.tobytes() == full.b.tobytes()
+    without = model_at(X.shape[1], 5, sigma=0.0)                       # the diagonal measured anew instead
+    without.W[...], without.b[...] = W, b
+    state.optimizer.pop("preconditioner_diagonal")
+    fit(without, X, y, max_iter=last, resume=state, **options)
+    assert without.W.tobytes() != full.W.tobytes()
 
 
 def test_bad_sparse_matrices_are_refused_in_one_line():

@@ -15,7 +15,7 @@ import numpy as np
 from .errors import ModelFormatError
 from .hooks import Callback, EpochRecord, Run, TrainState
 from .solvers import OPTIMIZERS
-from .fileio import CHECKPOINT_FORMAT, read_tensors, write_tensors
+from .tensor_file import CHECKPOINT_FORMAT, read_tensors, write_tensors
 from .model_file import model_from_tensors, model_metadata, model_tensors
 
 __all__ = ["save_checkpoint", "load_checkpoint", "Checkpoint", "CHECKPOINT_FORMAT"]

@@ -28,7 +28,7 @@ from .callbacks import StepProgress, progress_bar
 from .datasets import load_fashion_mnist, num_batches
 from .datasets.sources import SPLIT_NAMES, evaluation_split, open_data, svmlight_width
 from .datasets.inputs import outside_range
-from .datasets.splits import is_sparse
+from .engines import engine_for
 from .errors import InvalidArgumentError, SoftmaxRegError, TrainingDivergedError
 from .functional import cross_entropy, softmax
 from .metrics import risk_coverage, threshold_for_accuracy
@@ -369,7 +369,7 @@ def logit_blocks(model: SoftmaxRegression, X, *, progress: bool | None = None, r
     with progress_bar(n, desc="evaluating", unit="image", show=progress, delay=0.5) as bar:
         for start in range(0, n, rows):
             x = X[start:start + rows]
-            yield model.logits(x if is_sparse(x) else np.asarray(x))
+            yield model.logits(x if engine_for(x).name == "sparse" else np.asarray(x))
             bar.update(min(rows, n - start))
 
 

@@ -204,3 +204,29 @@ def softmax_cross_entropy_(zt: np.ndarray, y: np.ndarray, cols: np.ndarray | Non
     zt /= sums
     zt[y, cols] -= 1
     return loss_sum, correct
+
+
+def softmax_cross_entropy_rows_(z: np.ndarray, y: np.ndarray, rows: np.ndarray | None = None,
+                                scale: float = 1.0) -> tuple[float, int]:
+    """`softmax_cross_entropy_` for many classes: z (n, k) row-major, in place, scaled.
+
+    On return z holds scale * (softmax(Z) - onehot(y)), the gradient of scale * sum_i l_i.
+    Past a few dozen classes a row is long enough for NumPy's vectorised reductions, so the
+    class-major copy buys nothing, and this form makes fewer passes over the (n, k) logits: the
+    argmax along the row (its value is the row maximum: no separate max), one subtraction, one
+    exp, one sum, and one multiplication that both normalises and scales (scale / sum_j e_ij per
+    row). The ones at y are scattered. Returns (sum_i l_i unscaled, number of rows whose argmax
+    is y_i). `rows` may pass a preallocated arange(n). No validation: callers pass finite logits
+    and in-range int indices.
+    """
+    rows = np.arange(z.shape[0]) if rows is None else rows
+    top = z.argmax(axis=1)
+    correct = int(np.count_nonzero(top == y))
+    z -= z[rows, top][:, None]
+    z_true = z[rows, y]                            # shifted true-class logits, (n,)
+    np.exp(z, out=z)
+    sums = z.sum(axis=1)                           # (n,), each >= 1
+    loss_sum = float(np.log(sums).sum() - z_true.sum())
+    z *= (z.dtype.type(scale) / sums)[:, None]
+    z[rows, y] -= z.dtype.type(scale)
+    return loss_sum, correct

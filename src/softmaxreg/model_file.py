@@ -18,7 +18,7 @@ import numpy as np
 
 from .engines.array_api import to_numpy
 from .errors import InvalidArgumentError, ModelFormatError
-from .fileio import MODEL_FORMAT, read_tensors, write_tensors
+from .tensor_file import MODEL_FORMAT, read_tensors, write_tensors
 from .model import SoftmaxRegression
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "save_model", "load_model", "read_model_file", "model_metadata",

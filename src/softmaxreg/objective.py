@@ -34,9 +34,9 @@ import numpy as np
 from . import generic
 from .engines import engine_for
 from .engines.array_api import to_numpy
-from .engines.gemm import matmul_t_rows
+from .engines.gemm import WIDE, matmul_t_rows
 from .errors import InvalidArgumentError
-from .functional import softmax_cross_entropy_
+from .functional import softmax_cross_entropy_, softmax_cross_entropy_rows_
 from .model import SoftmaxRegression, StepBuffers
 
 __all__ = ["SoftmaxCrossEntropy", "flat_params", "set_flat_params", "split_flat", "objective_value", "hessian_value"]
@@ -67,9 +67,12 @@ class SoftmaxCrossEntropy:
         The formulas are generic.loss_and_grad_sums on x's namespace (NumPy's too). A NumPy caller
         that reuses `scratch` buffers gets, for the training hot path (class indices, no weights, no
         smoothing), the NumPy engine's fused kernel instead: the same math class-major and in place
-        (functional.softmax_cross_entropy_), the products blocked (engines/gemm.py); dW and db are
-        then scratch's arrays, valid until its next use."""
+        (functional.softmax_cross_entropy_), the products blocked (engines/gemm.py); from gemm.WIDE
+        classes on, the row-major form (functional.softmax_cross_entropy_rows_, `_fused_wide`).
+        dW and db are then scratch's arrays, valid until its next use."""
         if scratch is not None and y.ndim == 1 and w is None and not self.label_smoothing:
+            if self.model.num_outputs >= WIDE:
+                return self._fused_wide(x, y, divisor, scratch)
             return self._fused_labels(x, y, divisor, scratch)
         xp = engine_for(x).xp
         return generic.compiled(generic.loss_and_grad_sums, xp)(xp, self.model, x, y, w, float(divisor),
@@ -90,6 +93,23 @@ class SoftmaxCrossEntropy:
         else:
             zt *= dtype(1.0 / divisor)                             # zt <- G^T
             matmul_t_rows(x, zt.T, dW, scratch.dW)                 # X^T G
+            dW *= (dtype(model.input_scale) / model.std)[:, None]
+            dW -= (model.mean / model.std)[:, None] * db
+        return loss_sum, correct, dW, db
+
+    def _fused_wide(self, x: np.ndarray, y: np.ndarray, divisor: float, scratch: StepBuffers):
+        """`_fused_labels` for many classes: z <- G = (P - Y) / N in place, row-major (no class-major
+        copy), the divisor folded into the softmax's normalisation, then X^T G in one product."""
+        model, n = self.model, x.shape[0]
+        dtype = model.dtype.type
+        z, dW, db = model._logits_into(x, scratch.z[:n]), scratch.grad_W, scratch.grad_b    # Z (n, k)
+        loss_sum, correct = softmax_cross_entropy_rows_(z, y, scratch.cols[:n], 1.0 / divisor)   # z <- G
+        np.sum(z, axis=0, out=db)                                  # sum_i G_i
+        matmul_t_rows(x, z, dW, scratch.dW)                        # (d, k)  X^T G
+        if model.mean is None:
+            if model.input_scale != 1.0:
+                dW *= dtype(model.input_scale)                     # s X^T G
+        else:
             dW *= (dtype(model.input_scale) / model.std)[:, None]
             dW -= (model.mean / model.std)[:, None] * db
         return loss_sum, correct, dW, db

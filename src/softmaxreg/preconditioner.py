@@ -1,6 +1,6 @@
 """The full-batch solvers' preconditioner: P = (c G + lambda I)^-1 from the Gram matrix G of the
 inputs as the model sees them (with a constant 1 for the bias), for any array library; or, for
-sparse data of many columns (a d x d G is out of reach), from G's diagonal alone."""
+sparse data of many columns (a d x d G is out of reach), the inverse of the Hessian's diagonal."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ from .engines import engine_for
 from .errors import InvalidArgumentError
 from .engines.array_api import to_numpy
 
-__all__ = ["GramPreconditioner", "DiagonalPreconditioner", "gram_preconditioner", "diagonal_preconditioner",
-           "input_map"]
+__all__ = ["GramPreconditioner", "HessianDiagonal", "gram_preconditioner", "input_map", "start_curvature"]
 
 
 def input_map(model) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -35,10 +34,11 @@ def gram_preconditioner(xp, xx, x_sum, a, r, k: int, weight_decay: float):
     G = sum_i w_i a_i a_i^T / N is the Gram matrix of the inputs as the model sees them with a
     constant 1 appended (a_i = (x'_i, 1)). The softmax loss's Hessian for class j is
     sum_i w_i p_ij (1 - p_ij) a_i a_i^T / N + lambda I: about c G + lambda I, with c the typical
-    p (1 - p), which falls from 0.09 at the start towards 0 as predictions grow confident. So c
-    is measured along the newest step (s, y) by the secant rule, c = (s'y - lambda |s|^2) / s'Gs
-    (1 before the first step), and P follows it. Pixels are strongly correlated, so G is badly
-    conditioned; undoing it is what the two-loop recursion alone learns slowly. Costs one pass
+    p (1 - p), which falls from about 1 / k at the start towards 0 as predictions grow confident.
+    So c is measured along the newest step (s, y) by the secant rule, c = (s'y - lambda |s|^2) /
+    s'Gs, and P follows it; before the first step c is `start_curvature(k)` = 1 / k, exact at
+    uniform predictions. Pixels are strongly correlated, so G is badly conditioned; undoing it is
+    what the two-loop recursion alone learns slowly. Costs one pass
     over the rows (d^2 per row) and a (d + 1)^2 eigendecomposition, once."""
     if not hasattr(xp, "linalg"):
         return None
@@ -55,9 +55,9 @@ def gram_preconditioner(xp, xx, x_sum, a, r, k: int, weight_decay: float):
 class GramPreconditioner:
     """P = (c G + lambda I)^-1 on flat (W; b) vectors, from G's eigendecomposition (values, vectors):
     `solve(q, c)` -> P q, `curvature(s, y)` -> c measured along a step s whose gradient change is
-    y (y = H s for a Hessian-vector product), and P(q, s, y) (L-BFGS: c from its newest pair, 1
-    before the first); `for_classes(A)` -> (A (x) G + lambda I)^-1 for the logits' curvature A
-    (Newton-CG)."""
+    y (y = H s for a Hessian-vector product), and P(q, s, y) (L-BFGS: c from its newest pair,
+    `start_curvature(k)` before the first); `for_classes(A)` -> (A (x) G + lambda I)^-1 for the
+    logits' curvature A (Newton-CG)."""
 
     def __init__(self, xp, values, vectors, lam: float, k: int):
         self.xp, self.values, self.vectors, self.lam, self.k = xp, values, vectors, lam, k
@@ -92,12 +92,39 @@ class GramPreconditioner:
             return xp.reshape(V @ (Q / scale) @ U.T, (-1,))
         return apply
 
+    def adapt(self, x) -> None:
+        """Called by L-BFGS at each new point x: nothing here (c follows its newest pair)."""
+
+    def newton(self, fun, x):
+        """Newton-CG's preconditioner at the point x: `for_classes` of the logits' curvature there
+        (`fun.class_curvature`, one pass)."""
+        return self.for_classes(fun.class_curvature(x))
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
     def __call__(self, q, s=None, y=None):
         if s is None:
-            return self.solve(q, 1.0)
+            return self.solve(q, start_curvature(self.k))
         if self._pair is None or self._pair[0] is not s or self._pair[1] is not y:    # L-BFGS asks twice a pair
             self._pair = (s, y, self.curvature(s, y))
         return self.solve(q, self._pair[2])
+
+
+def start_curvature(k: int) -> float:
+    """c before L-BFGS's first pair: 1 / k, the softmax's curvature at uniform predictions.
+
+    At p_i = 1/k for every row (W = 0, b = 0; the small random W of a fresh model is close) each
+    row's logit curvature diag(p) - p p^T is (I - 11^T / k) / k, so the data term's Hessian is
+    (I - 11^T / k) / k (x) G: exactly G / k on the directions whose entries sum to 0 over the
+    classes, which the gradient's data term is (sum_j (p_ij - y_ij) = 0). P = (G / k + lambda
+    I)^-1 is then the inverse Hessian there (the penalty's lambda I, which P also puts on the
+    unpenalised bias, aside), and L-BFGS's first direction -P g the Newton step. Starting from c = 1 instead made the first step k times too short: at k = 1,000 the line
+    search spent seven evaluations doubling it (BENCHMARKS.md, issue #21)."""
+    return 1.0 / max(int(k), 1)
 
 
 def _class_eigen(A) -> tuple[np.ndarray, np.ndarray]:
@@ -107,44 +134,56 @@ def _class_eigen(A) -> tuple[np.ndarray, np.ndarray]:
     return np.maximum(alpha, 1e-6 * max(float(alpha[-1]), 1e-300)), U
 
 
-class DiagonalPreconditioner(GramPreconditioner):
-    """GramPreconditioner with G replaced by its diagonal `values` (d + 1,) (NumPy): the same
-    P(q, s, y), curvature and for_classes, in O(d k) memory and time. Each column keeps its own
-    scale, which is what TF-IDF columns (a word in 5 documents, another in 5,000) differ by most;
-    the columns' correlations, which the Gram matrix would undo, are left to the solver."""
-
-    def __init__(self, values: np.ndarray, lam: float, k: int):
-        super().__init__(np, values, None, lam, k)
-
-    def curvature(self, s, y) -> float:
-        sGs = float(self.values @ np.square(s.reshape(-1, self.k)).sum(axis=1))
-        return max((float(s @ y) - self.lam * float(s @ s)) / sGs, 1e-8)
-
-    def solve(self, q, c: float):
-        return (q.reshape(-1, self.k) / (c * self.values + self.lam)[:, None]).ravel()
-
-    def for_classes(self, A: np.ndarray):
-        """q -> (A (x) D + lambda I)^-1 q: for each input j, (D_j A + lambda I)^-1 = U diag(1 / (D_j alpha +
-        lambda)) U^T on its row of Q (q laid out as (d + 1, k))."""
-        alpha, U = _class_eigen(A)
-        scale = self.values[:, None] * alpha[None, :] + self.lam
-
-        def apply(q):
-            return (((q.reshape(-1, self.k) @ U) / scale) @ U.T).ravel()
-        return apply
+HESSIAN_DIAGONAL_EVERY = 10
+"""L-BFGS iterations per measurement of the Hessian's diagonal (`HessianDiagonal`, one pass each).
+TF-IDF of Debian package descriptions (63,578 x 54,783, k = 53, C = 1), L-BFGS iterations to
+F* (1 + 1e-6): 56 with the Gram matrix's diagonal (the column moments) scaled by the secant rule as
+GramPreconditioner's c; 31, 32, 34 and 36 with the Hessian's diagonal measured every 5, 10, 15 and
+20 iterations; 64 measured once, at the start. Newton-CG's Hessian products: 86 with (A (x)
+diag(G) + lambda I)^-1, 67 Jacobi-preconditioned."""
 
 
-def diagonal_preconditioner(objective, squares: np.ndarray) -> DiagonalPreconditioner:
-    """DiagonalPreconditioner from the columns' weighted second moments squares = sum_i w_i x_ij^2 / N
-    (d,) of inputs the model does not centre (sparse data are scaled only: x' = a x), with 1 for
-    the bias's constant input."""
-    model = objective.model
-    a = input_map(model)[0]
-    if not np.isfinite(squares).all():
-        raise InvalidArgumentError("values too large: the loss overflowed (the inputs' squares are not finite); "
-                                   "scale the data down or standardize it (--standardize scale)")
-    values = np.append(a * a * squares, 1.0)
-    return DiagonalPreconditioner(values, max(objective.weight_decay, 1e-12 * float(values.max())), model.num_outputs)
+class HessianDiagonal:
+    """P = (D + lambda I)^-1, D the diagonal of the data term's Hessian at a recent point, (d + 1) x k
+    numbers laid out as the flat (W; b): D_jc = sum_i w_i t_i x'_ij^2 p_ic (1 - p_ic) / N, with
+    x' = 1 for the bias. `measure(x, keep)` measures it at the flat point x (one pass over the data:
+    SparseFullBatch.hessian_diagonal, which keeps the probabilities at x if asked).
+
+    Beside the Gram matrix's diagonal scaled by one curvature c for every class, each class keeps
+    its own curvature here: a class predicted with confidence has little, and which words
+    are confidently placed differs by class. L-BFGS calls `adapt(x)` at each iteration, which
+    measures D every HESSIAN_DIAGONAL_EVERY calls (the first included), so P follows the point
+    while the pairs stay consistent with it for a while; `state_dict` (D, the calls) goes into
+    checkpoints, so a resumed run continues bit for bit. Newton-CG's `newton(fun, x)` measures D
+    at every iteration: Jacobi-preconditioned CG (one pass, which also keeps the probabilities for
+    the iteration's Hessian products)."""
+
+    def __init__(self, measure, lam: float):
+        self.measure, self.lam = measure, lam
+        self.diagonal, self.calls = None, 0
+
+    def _measured(self, x, keep: bool = False) -> np.ndarray:
+        D = self.measure(x, keep)
+        return D + max(self.lam, 1e-12 * float(D.max()))
+
+    def adapt(self, x) -> None:
+        if self.calls % HESSIAN_DIAGONAL_EVERY == 0:
+            self.diagonal = self._measured(x)
+        self.calls += 1
+
+    def newton(self, fun, x):
+        diagonal = self._measured(x, keep=True)          # the probabilities kept for the CG's products
+        return lambda r: r / diagonal
+
+    def __call__(self, q, s=None, y=None):
+        return q / self.diagonal
+
+    def state_dict(self) -> dict:
+        return {} if self.diagonal is None else {"diagonal": self.diagonal.copy(), "calls": self.calls}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state:
+            self.diagonal, self.calls = np.array(state["diagonal"], dtype=np.float64), int(state["calls"])
 
 
 def preconditioner_from_gram(objective, gram: np.ndarray, divisor: float):

@@ -265,10 +265,14 @@ class _NumpySteps:
         return order(self.arrays, self.cfg.batch_size, self.rng, buffers=self.gathered)
 
     def rows(self, batch):
-        """(x (m, d) float, y (m,), w (m,) or None) of a batch, x in the reused buffer."""
+        """(x (m, d) float, y (m,), w (m,) or None) of a batch: x converted into the reused buffer, or
+        the gathered rows themselves when they are already floats of the model's dtype."""
         m = batch[0].shape[0]
-        x = self.x_batch = self.x[:m]
-        np.copyto(x, batch[0])                                          # uint8 -> float, no scaling
+        if batch[0].dtype == self.x.dtype and batch[0].ndim == 2:       # already float rows: no second copy
+            x = self.x_batch = batch[0]
+        else:
+            x = self.x_batch = self.x[:m]
+            np.copyto(x, batch[0])                                      # uint8 -> float, no scaling
         return x, batch[1], batch[2] if self.weighted else None
 
     def gradient(self, batch) -> tuple[int, float, int]:
@@ -328,27 +332,29 @@ def _full_batch(objective, optimizer, arrays, cfg, rng, validation, history, cal
     with full_batch(objective, *arrays) as fun:
         if optimizer.uses_preconditioner:
             optimizer.preconditioner = fun.preconditioner()
-        with fun.solving():
-            if resume is None:                            # a given optimizer starts afresh from the model
+        if resume is None:                                # a given optimizer starts afresh from the model
+            with fun.solving():
                 optimizer.start(flat_params(model), fun)
-            first, max_iter = len(history) + 1, cfg.solver_max_iter
-            run = Run(model, optimizer, history, max_iter, max(max_iter - first + 1, 0), state)
-            _begin(run, callbacks)
-            reason = None
-            for iteration in range(first, max_iter + 1):
-                if run.stop or optimizer.grad_max() <= cfg.tol:
-                    break
-                start = time.perf_counter()
-                if not optimizer.step(fun):
-                    reason = "the line search found no point that lowers the objective (flat to rounding)"
-                    break
-                set_flat_params(model, optimizer.x)
-                for cb in callbacks:
-                    cb.on_step_end()
-                seconds = time.perf_counter() - start             # the iteration alone, before validation
-                train_loss, train_acc = optimizer.extra
-                _end_epoch(run, EpochRecord(iteration, train_loss, train_acc, *_validate(model, validation),
-                                            seconds), callbacks)
+        first, max_iter = len(history) + 1, cfg.solver_max_iter
+        run = Run(model, optimizer, history, max_iter, max(max_iter - first + 1, 0), state)
+        _begin(run, callbacks)
+        reason = None
+        for iteration in range(first, max_iter + 1):
+            if run.stop or optimizer.grad_max() <= cfg.tol:
+                break
+            start = time.perf_counter()
+            with fun.solving():
+                stepped = optimizer.step(fun)
+            if not stepped:
+                reason = "the line search found no point that lowers the objective (flat to rounding)"
+                break
+            set_flat_params(model, optimizer.x)
+            for cb in callbacks:
+                cb.on_step_end()
+            seconds = time.perf_counter() - start                 # the iteration alone, before validation
+            train_loss, train_acc = optimizer.extra
+            _end_epoch(run, EpochRecord(iteration, train_loss, train_acc, *_validate(model, validation), seconds),
+                       callbacks)
         set_flat_params(model, optimizer.x)
     # F is flat along b + t (1, ..., 1) (softmax is shift-invariant, the bias unpenalised): keep the
     # centred representative, so equal problems give equal parameters whatever path led there

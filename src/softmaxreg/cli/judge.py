@@ -137,7 +137,7 @@ def _data_rows(args, model, in_model_range) -> tuple[str, np.ndarray]:
     """("PATH", X) of `predict --data PATH`: the rows it judges (its test split, else all), in memory,
     checked to fit the model and its input range."""
     from ..datasets.sources import SPLIT_NAMES, evaluation_split, open_data, svmlight_width
-    from ..datasets.splits import is_sparse
+    from ..engines import engine_for
 
     data = open_data(args.data, label_column=args.label_column, labels=False, **svmlight_width(args.data, model,
                                                                                                args.zero_based, False))
@@ -146,5 +146,5 @@ def _data_rows(args, model, in_model_range) -> tuple[str, np.ndarray]:
     if shape not in (tuple(model.input_shape), (model.num_inputs,)):
         raise SoftmaxRegError(f"--data {args.data}: rows of {'x'.join(map(str, shape))} values ({SPLIT_NAMES[split]}); "
                               f"the model takes {'x'.join(map(str, model.input_shape))}")
-    X = X if is_sparse(X) else np.asarray(X)                   # sparse rows stay sparse
+    X = X if engine_for(X).name == "sparse" else np.asarray(X)                   # sparse rows stay sparse
     return args.data, in_model_range(X, f"--data {args.data}", model.input_range, args.input_range)

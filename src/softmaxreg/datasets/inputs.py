@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataFormatError, InvalidArgumentError
-from ..fileio import describe_bytes
+from ..tensor_file import describe_bytes
 from .headers import npy_header
 from .idx import read_idx
 from .resize import resize_images

@@ -40,7 +40,6 @@ what was expected.
 from __future__ import annotations
 
 import glob
-import os
 import zipfile
 from pathlib import Path
 
@@ -50,16 +49,16 @@ from ..errors import DataFormatError
 from . import blocks
 from .classes import check_num_classes
 from .fashion_mnist import CLASS_NAMES_FILE, ImageDataset, check_class_names, load_fashion_mnist, read_class_names
-from .splits import check_split, dataset, digest
-from .headers import check_declared, memory_budget, npy_header, npz_headers
+from .columnar import open_parquet, open_zarr, parquet_parts
+from .headers import check_declared, npy_header, npz_headers
 from .held_out import check_columns, declared_names, held_out_digest, merged_labels, single_file_kind
 from .sparse_npz import is_sparse_layout, sparse_from_arrays
+from .splits import SPLITS, dataset, digest, named_splits
 from .svmlight import SUFFIXES, open_svmlight
-from .tables import DASK_HINT, csv_columns, one_line, parquet_columns, unique_header
+from .tables import DASK_HINT, csv_columns, one_line
 
 __all__ = ["open_data", "evaluation_split", "svmlight_width", "SPLIT_NAMES", "DASK_HINT"]
 
-SPLITS = (("X_train", "y_train"), ("X_test", "y_test"), ("X_val", "y_val"))
 EXPECTED = ("an IDX folder, a folder of X_train.npy and y_train.npy, a .npz, a .csv, an svmlight file "
             "(.svm, .svmlight, .libsvm), a Zarr store or Parquet files")
 
@@ -94,10 +93,10 @@ def open_data(path=None, *, label_column=None, labels: bool = True, num_classes=
         return _no_columns(load_fashion_mnist, None, label_column, num_classes=num_classes)
     text, p = str(path), Path(path)
     if p.suffix == ".parquet" or (not p.exists() and glob.has_magic(text)):   # a path that exists is itself
-        return _parquet(text, label_column, labels, num_classes)
+        return open_parquet(text, label_column, labels, num_classes)
     if p.is_dir():
         if p.suffix == ".zarr" or (p / "zarr.json").is_file() or (p / ".zgroup").is_file():
-            return _no_columns(_zarr, p, label_column, labels, num_classes)
+            return _no_columns(open_zarr, p, label_column, labels, num_classes)
         if (p / "X_train.npy").is_file():
             return _no_columns(_npy_folder, p, label_column, labels, num_classes)
         return _no_columns(load_fashion_mnist, p, label_column, num_classes=num_classes)   # a folder of IDX files, the default kind
@@ -142,22 +141,6 @@ def evaluation_split(data: ImageDataset) -> tuple[object, object, str]:
     return data.train_images, data.train_labels, "all"
 
 
-def _pairs(get, names, where, labels: bool) -> dict:
-    """{"train": (X, y, where), "test": ...} from a container's arrays (`get(name)` -> array or None)."""
-    found = {name: get(name) for split in SPLITS for name in split}
-    if found["X_train"] is None:
-        raise DataFormatError(f"{where}: missing array X_train (expected X_train and y_train, optionally X_test "
-                              f"and y_test or X_val and y_val); found {', '.join(names) or 'no arrays'}")
-    splits = {}
-    for key, (x_name, y_name) in zip(("train", "test", "test"), SPLITS):
-        if key in splits or found[x_name] is None:
-            continue
-        if found[y_name] is None and labels:
-            raise DataFormatError(f"{where}: has {x_name} but no {y_name} (its labels)")
-        splits[key] = (found[x_name], found[y_name], f"{where} ({x_name}, {y_name})")
-    return splits
-
-
 def _npz(p: Path, labels: bool, num_classes=None) -> ImageDataset:
     return dataset(p, digest(p), *_npz_parts(p, labels), labels, num_classes)
 
@@ -176,7 +159,7 @@ def _npz_parts(p: Path, labels: bool):
         if labels and splits["train"][1] is None:
             raise DataFormatError(f"{p}: a sparse matrix without its labels: expected an array y beside it")
     else:
-        splits = _pairs(arrays.get, sorted(arrays), str(p), labels)
+        splits = named_splits(arrays.get, sorted(arrays), str(p), labels)
     names = arrays.get("class_names")
     if names is not None:
         if names.ndim != 1 or names.dtype.kind not in "US":
@@ -195,7 +178,7 @@ def _with_held_out(kind: str, path, val_data, label_column, labels: bool, num_cl
             return (*_npz_parts(Path(f), labels), digest(Path(f)))
         if kind == "csv":
             return (*_csv_parts(Path(f), label_column, labels), digest(Path(f)))
-        return _parquet_parts(str(f), label_column, labels)
+        return parquet_parts(str(f), label_column, labels)
     if kind == "npz" and label_column is not None:
         raise DataFormatError(f"{path}: --label-column {label_column} goes with CSV and Parquet data; this kind "
                               "has no columns")
@@ -227,7 +210,7 @@ def _npy_folder(p: Path, labels: bool, num_classes=None) -> ImageDataset:
     streamed = (p / "X_train.npy").stat().st_size > blocks.STREAM_BYTES
     check_declared({f.stem: npy_header(f, in_memory=not streamed) for f in p.glob("*.npy")
                     if f.stem in {name for split in SPLITS for name in split}}, str(p), SPLITS)
-    splits = _pairs(get, sorted(f.stem for f in p.glob("*.npy")), str(p), labels)
+    splits = named_splits(get, sorted(f.stem for f in p.glob("*.npy")), str(p), labels)
     names_file = p / CLASS_NAMES_FILE
     names = read_class_names(names_file) if names_file.is_file() else None
     files = [p / f"{name}.npy" for split in SPLITS for name in split if (p / f"{name}.npy").is_file()]
@@ -241,106 +224,4 @@ def _csv(p: Path, label_column, labels: bool, num_classes=None) -> ImageDataset:
 def _csv_parts(p: Path, label_column, labels: bool):
     X, y, names = csv_columns(p, label_column, labels)
     return {"train": (X, y, str(p))}, names
-
-
-def _dask_array(where):
-    try:
-        import dask.array as da
-    except ImportError:
-        raise DataFormatError(f"{where}: reading Zarr and Parquet needs Dask: {DASK_HINT}") from None
-    return da
-
-
-def _computed(a):
-    """A Dask array's values as NumPy's (`a` itself if it is NumPy's)."""
-    return a.compute() if hasattr(a, "compute") else a
-
-
-MAX_CHUNKS = 1_000_000
-"""The most row chunks of a streamed Zarr X_train: each is a Dask task, and a store of fill values
-declares any number at no cost (10^7 one-row chunks took 0.6 GiB and 14 s before a refusal)."""
-
-
-def _zarr(p: Path, labels: bool, num_classes=None) -> ImageDataset:
-    try:
-        import zarr
-        group = zarr.open_group(str(p), mode="r")
-        names = sorted(group.array_keys())
-        streamed = "X_train" in names and group["X_train"].nbytes > blocks.STREAM_BYTES
-        declared = {name: (tuple(group[name].shape), group[name].nbytes) for name in names}
-    except ImportError:
-        raise DataFormatError(f"{p}: reading Zarr needs zarr: {DASK_HINT}") from None
-    except Exception as e:                    # zarr raises many kinds on a broken store
-        raise DataFormatError(f"{p}: not a readable Zarr group: {one_line(e)}") from None
-    check_declared({name: shape for name, (shape, _) in declared.items()}, str(p), SPLITS)
-    read = sum(size for name, (_, size) in declared.items() if not (streamed and name == "X_train"))
-    if read > memory_budget():                 # every array but a streamed X_train is read into memory
-        raise DataFormatError(f"{p}: its arrays read into memory declare {read / 2**30:.3g} GiB, more than the "
-                              f"memory this machine can give them ({memory_budget() / 2**30:.3g} GiB)")
-    if streamed and -(-declared["X_train"][0][0] // max(group["X_train"].chunks[0], 1)) > MAX_CHUNKS:
-        raise DataFormatError(f"{p} (X_train): row chunks of {group['X_train'].chunks[0]} rows make more than "
-                              f"{MAX_CHUNKS:,} chunks, each a Dask task; write it with larger chunks")
-    da = _dask_array(p) if streamed else None
-
-    def get(name):
-        if name not in names:
-            return None
-        if streamed:
-            return da.from_zarr(str(p), component=name)
-        try:
-            return group[name][...]
-        except Exception as e:
-            raise DataFormatError(f"{p}: array {name} is not readable: {one_line(e)}") from None
-    splits = _pairs(get, names, str(p), labels)
-    for key, (X, y, where) in splits.items():         # labels and the test split in memory, X_train streamed
-        if y is not None:
-            check_split(X, y, where, labels)
-        splits[key] = (X if key == "train" else _computed(X), None if y is None else _computed(y), where)
-    return dataset(p, digest(p), splits, None, labels, num_classes)
-
-
-def _parquet(pattern: str, label_column, labels: bool, num_classes=None) -> ImageDataset:
-    splits, names, sums = _parquet_parts(pattern, label_column, labels)
-    return dataset(pattern, sums, splits, names, labels, num_classes)
-
-
-def _parquet_parts(pattern: str, label_column, labels: bool):
-    files = sorted(glob.glob(pattern)) if glob.has_magic(pattern) and not os.path.exists(pattern) else [pattern]
-    if not files or not all(os.path.exists(f) for f in files):
-        raise DataFormatError(f"{pattern}: no such Parquet file" + (" (the glob matches nothing)" if not files else ""))
-    X, y, names = parquet_columns(_parquet_frame(files, pattern), pattern, label_column, labels)
-    return {"train": (X, y, pattern)}, names, digest(*map(Path, files))
-
-
-def _parquet_frame(files: list[str], pattern: str):
-    """The Parquet files as one table of columns: a pandas DataFrame read here if their data
-    (uncompressed, as their metadata says) is at most blocks.STREAM_BYTES, so small files cost no
-    Dask; else a Dask DataFrame, read by partitions."""
-    try:
-        import pandas as pd
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise DataFormatError(f"{pattern}: reading Parquet needs pandas and pyarrow: {DASK_HINT}") from None
-    try:
-        metadata = [pq.read_metadata(f) for f in files]
-    except Exception as e:                    # pyarrow's errors on a file that is not Parquet vary
-        raise DataFormatError(f"{pattern}: not readable as Parquet: {one_line(e)}") from None
-    for f, meta in zip(files, metadata):
-        unique_header([str(name) for name in meta.schema.to_arrow_schema().names], f)
-    try:
-        size = sum(group_bytes for meta in metadata for group_bytes in _row_group_bytes(meta))
-        if size <= blocks.STREAM_BYTES:
-            return pd.concat([pq.read_table(f).to_pandas() for f in files])
-    except Exception as e:                    # pyarrow's errors on a file that is not Parquet vary
-        raise DataFormatError(f"{pattern}: not readable as Parquet: {one_line(e)}") from None
-    _dask_array(pattern)
-    import dask.dataframe as dd
-    try:
-        return dd.read_parquet([glob.escape(f) for f in files])      # fsspec globs a path again
-    except Exception as e:
-        raise DataFormatError(f"{pattern}: not readable as Parquet: {one_line(e)}") from None
-
-
-def _row_group_bytes(metadata) -> list[int]:
-    return [metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups)]
 

@@ -10,17 +10,16 @@ from pathlib import Path
 
 import numpy as np
 
+from ..engines import engine_for
 from ..errors import DataFormatError
 from .classes import implied_classes, named_classes
 from .fashion_mnist import ImageDataset
 from .headers import memory_budget
 
-__all__ = ["dataset", "digest", "check_split", "refuse_one_class", "few_chunks", "is_sparse"]
+__all__ = ["dataset", "digest", "check_split", "refuse_one_class", "few_chunks", "named_splits", "SPLITS"]
 
-
-def is_sparse(X) -> bool:
-    """Whether X is a scipy.sparse matrix or array (asked without importing scipy)."""
-    return type(X).__module__.startswith("scipy.sparse")
+SPLITS = (("X_train", "y_train"), ("X_test", "y_test"), ("X_val", "y_val"))
+"""The arrays a container (.npz, a folder of .npy, Zarr) names its splits by: X and y of train, test or val."""
 
 
 def digest(*paths: Path) -> dict:
@@ -59,11 +58,12 @@ def dataset(source: Path | str, sums: dict, splits: dict, names, labels: bool, n
         if labels and split[1].size and not 0 <= int(split[1].min()) <= int(split[1].max()) < len(names):
             raise DataFormatError(f"{split[2]}: labels must lie in [0, {len(names) - 1}], "
                                   f"found {split[1].min()}..{split[1].max()}")
-    if is_sparse(X):
+    sparse = engine_for(X).name == "sparse"
+    if sparse:
         _weights_fit(X.shape[1], len(names), where)
     return ImageDataset(train_images=X, train_labels=y, test_images=None if test is None else test[0],
                         test_labels=None if test is None else test[1], class_names=tuple(names),
-                        source=str(source), sha256=sums, features=X.ndim == 2 and X.dtype != np.uint8 and not is_sparse(X))
+                        source=str(source), sha256=sums, features=X.ndim == 2 and X.dtype != np.uint8 and not sparse)
 
 
 def refuse_one_class(y, where: str, labels: bool) -> None:
@@ -106,3 +106,19 @@ def _weights_fit(d: int, k: int, where: str) -> None:
         raise DataFormatError(f"{where}: {d:,} features x {max(k, 2)} classes need {need / 2**30:.3g} GiB of weights, "
                               f"more than the memory this machine can give them ({memory_budget() / 2**30:.3g} GiB); "
                               "is the largest feature index (or --n-features) what was meant?")
+
+
+def named_splits(get, names, where, labels: bool) -> dict:
+    """{"train": (X, y, where), "test": ...} from a container's arrays (`get(name)` -> array or None)."""
+    found = {name: get(name) for split in SPLITS for name in split}
+    if found["X_train"] is None:
+        raise DataFormatError(f"{where}: missing array X_train (expected X_train and y_train, optionally X_test "
+                              f"and y_test or X_val and y_val); found {', '.join(names) or 'no arrays'}")
+    splits = {}
+    for key, (x_name, y_name) in zip(("train", "test", "test"), SPLITS):
+        if key in splits or found[x_name] is None:
+            continue
+        if found[y_name] is None and labels:
+            raise DataFormatError(f"{where}: has {x_name} but no {y_name} (its labels)")
+        splits[key] = (found[x_name], found[y_name], f"{where} ({x_name}, {y_name})")
+    return splits

@@ -12,7 +12,8 @@ The first time a process needs the block (`block_rows`), it reads the machine's 
 small JSON file in the package's cache folder, or, if there is none, measures lesson-shaped
 steps for every candidate in `CANDIDATES` (~0.06 s on a quiet 2-core machine) and writes the
 choice there. The choice, measured on the lesson's float32 step, applies to every product of
-the model (float64 ones and prediction's larger chunks too). The file is named by a key of
+the model with fewer than `WIDE` output columns (float64 ones and prediction's larger chunks
+too); wider products are one call each (`block_rows_for`). The file is named by a key of
 what makes machines differ (CPU model and flags, NumPy and the BLAS it was built with, the
 BLAS core-type and thread settings), so another machine or another BLAS measures afresh.
 Deleting the file measures again; do it on a quiet machine, since while other processes keep
@@ -49,8 +50,8 @@ import numpy as np
 from ..cachedir import cache_dir
 from ..errors import InvalidArgumentError
 
-__all__ = ["ROWS_ENV", "CANDIDATES", "matmul_rows", "matmul_t_rows", "block_rows", "pin_block_rows", "blocking_info",
-           "machine_key", "one_blas_thread"]
+__all__ = ["ROWS_ENV", "CANDIDATES", "WIDE", "matmul_rows", "matmul_t_rows", "block_rows", "block_rows_for",
+           "pin_block_rows", "blocking_info", "machine_key", "one_blas_thread"]
 
 ROWS_ENV = "SOFTMAXREG_GEMM_ROWS"
 # Block sizes tried, in rows; 0 is one product per batch, the plain math and the incumbent: a
@@ -58,6 +59,13 @@ ROWS_ENV = "SOFTMAXREG_GEMM_ROWS"
 CANDIDATES = (0, 64, 128)
 CLEARLY_FASTER = 0.97
 _STEP_SHAPE = (256, 784, 10)     # the lesson's step: batch, inputs, classes
+WIDE = 64
+"""From this many output columns (classes) on, a product is one call whatever the machine's choice:
+it is compute-bound, so BLAS's packing pays, and the blocks' partial sums of x.T @ G would cost a
+pass over the (d, k) gradient each (AMD EPYC, one thread, batch 256, d = 512: one product against
+blocks of 64 rows, x.T @ G 98 / 109 us at k = 32, 2.9 / 3.3 ms at k = 1,000). The lesson's k = 10
+keeps the measured choice, and its bits. The objective's row-major kernel starts here too
+(objective.py)."""
 _STEPS = 3                       # timed steps per candidate and round
 _ROUNDS = (3, 20)                # rounds of all candidates in turn: at least, at most
 _BUDGET_S = 0.08                 # no round starts after this long (unless fewer than the least are done)
@@ -87,8 +95,9 @@ def one_blas_thread():
 
 
 def matmul_rows(x: np.ndarray, B: np.ndarray, out: np.ndarray, *, rows: int | None = None) -> np.ndarray:
-    """out <- x @ B, one block of `rows` rows of x at a time (default `block_rows()`; 0: one product)."""
-    step = (block_rows() if rows is None else rows) or max(x.shape[0], 1)
+    """out <- x @ B, one block of `rows` rows of x at a time (default `block_rows_for(B's columns)`;
+    0: one product)."""
+    step = (block_rows_for(out.shape[-1]) if rows is None else rows) or max(x.shape[0], 1)
     for start in range(0, x.shape[0], step):
         np.matmul(x[start:start + step], B, out=out[start:start + step])
     return out
@@ -96,9 +105,9 @@ def matmul_rows(x: np.ndarray, B: np.ndarray, out: np.ndarray, *, rows: int | No
 
 def matmul_t_rows(x: np.ndarray, G: np.ndarray, out: np.ndarray, scratch: np.ndarray, *,
                   rows: int | None = None) -> np.ndarray:
-    """out <- x.T @ G = sum over blocks of `rows` rows of x_r.T @ G_r (default `block_rows()`;
-    0: one product). scratch has out's shape and holds each block's product before it is added."""
-    step = (block_rows() if rows is None else rows) or max(x.shape[0], 1)
+    """out <- x.T @ G = sum over blocks of `rows` rows of x_r.T @ G_r (default `block_rows_for(G's
+    columns)`; 0: one product). scratch has out's shape and holds each block's product before it is added."""
+    step = (block_rows_for(out.shape[-1]) if rows is None else rows) or max(x.shape[0], 1)
     np.matmul(x[:step].T, G[:step], out=out)
     for start in range(step, x.shape[0], step):
         out += np.matmul(x[start:start + step].T, G[start:start + step], out=scratch)
@@ -110,6 +119,12 @@ def block_rows() -> int:
     if _decision is None:
         blocking_info()
     return _decision["rows"]
+
+
+def block_rows_for(columns: int) -> int:
+    """The row block for a product with `columns` output columns: `block_rows()` below `WIDE`
+    columns, 0 (one product) from there on."""
+    return block_rows() if columns < WIDE else 0
 
 
 def pin_block_rows(rows: int) -> None:

@@ -73,8 +73,9 @@ class FullBatch:
             self.pool = None
 
     def solving(self):
-        """The context of the solver's iterations: BLAS on one thread for its own arithmetic on the
-        flat vectors between passes (dot products over d k numbers: the passes set their own limit).
+        """The context of the solver's start and steps (not of validation or callbacks): BLAS on one
+        thread for its own arithmetic on the flat vectors between passes (dot products over d k
+        numbers: the passes set their own limit).
         That arithmetic is memory-bound, so a second thread adds little on a quiet machine and stalls
         when the cores are shared (text, 2.4 M parameters, with other work on both cores: an L-BFGS
         direction took 143 ms); and OpenBLAS splits a long dot product by threads, so with one its
@@ -158,7 +159,7 @@ class FullBatch:
                     probabilities[c] = p
             y, w = self.y[part], None if self.w is None else self.w[part]
             if direction is not None:
-                HW_Hb = _fused_hessian(model, x, direction, p, _row_factors(y, w), self.divisor, local.buffers)
+                HW_Hb = _fused_hessian(model, x, direction, p, row_factors(y, w), self.divisor, local.buffers)
             else:
                 HW_Hb = generic.hessian_product_sums(np, model, VW, Vb, x, y, w, self.divisor, p)
             self.release(part.start, part.stop)
@@ -264,7 +265,7 @@ def _direction_map(model, VW: np.ndarray, Vb: np.ndarray) -> tuple[np.ndarray, n
             (Vb - (model.mean / model.std) @ VW).astype(dtype))
 
 
-def _row_factors(y: np.ndarray, w: np.ndarray | None) -> np.ndarray | None:
+def row_factors(y: np.ndarray, w: np.ndarray | None) -> np.ndarray | None:
     """w_i t_i (n,), the rows' factors of their Hessian (t_i the soft targets' row sum, 1 for class
     indices); None when all are 1."""
     t = y.sum(axis=1) if y.ndim == 2 else None

@@ -14,7 +14,7 @@ from ..errors import InvalidArgumentError
 from ..moments import check_standardize, moments_from_sums
 from ..objective import SoftmaxCrossEntropy, hessian_value, objective_value, set_flat_params
 from ..options import class_weight_vector
-from ..preconditioner import diagonal_preconditioner, preconditioner_from_gram
+from ..preconditioner import HessianDiagonal, preconditioner_from_gram
 from .in_process import FullBatch
 from .on_sparse import SparseFullBatch
 
@@ -86,8 +86,9 @@ def _block_gram(objective, divisor, X, y, w) -> np.ndarray:
     return _block(objective, divisor, X, y, w).gram_sums()
 
 
-def _block_squares(objective, divisor, X, y, w) -> np.ndarray:
-    return _block(objective, divisor, X, y, w).column_squares()
+def _block_hessian_diagonal(objective, x, divisor, X, y, w) -> np.ndarray:
+    """SparseFullBatch.hessian_diagonal of one sparse block at x (its share of the whole's, by the divisor)."""
+    return _block(_objective_at(objective, x), divisor, X, y, w).hessian_diagonal(x)
 
 
 class DaskFullBatch:
@@ -120,10 +121,9 @@ class DaskFullBatch:
 
     def preconditioner(self):
         """FullBatch.preconditioner's P from the Gram sums of every block, added in the fixed tree
-        (sparse blocks: SparseFullBatch's, from the column squares)."""
+        (sparse blocks: SparseFullBatch's, the Hessian's diagonal measured by `hessian_diagonal`)."""
         if self.sparse:
-            squares = self.blocks.map_sum(_block_squares, self.objective, self.divisor)
-            return diagonal_preconditioner(self.objective, squares / self.divisor)
+            return HessianDiagonal(self.hessian_diagonal, self.objective.weight_decay)
         gram = self.blocks.map_sum(_block_gram, self.objective, self.divisor)
         return preconditioner_from_gram(self.objective, gram, self.divisor)
 
@@ -138,6 +138,11 @@ class DaskFullBatch:
         sums = self.blocks.map_sum(_block_hessian, self.objective, np.array(x, dtype=np.float64),
                                    np.array(v, dtype=np.float64), self.divisor, block_rows())
         return hessian_value(self.objective, sums, v)
+
+    def hessian_diagonal(self, x: np.ndarray, keep: bool = False) -> np.ndarray:
+        """SparseFullBatch.hessian_diagonal over the sparse blocks, added in the fixed tree (the blocks'
+        probabilities are never kept: `keep` is ignored)."""
+        return self.blocks.map_sum(_block_hessian_diagonal, self.objective, np.array(x, dtype=np.float64), self.divisor)
 
     def class_curvature(self, x: np.ndarray) -> np.ndarray:
         """FullBatch.class_curvature over the blocks, added in the fixed tree."""

@@ -11,9 +11,9 @@ import numpy as np
 from .. import generic
 from ..engines.sparse import row_block
 from ..model import LOGITS_PER_CHUNK
-from ..objective import SoftmaxCrossEntropy
-from ..preconditioner import diagonal_preconditioner
-from .in_process import FullBatch
+from ..objective import SoftmaxCrossEntropy, set_flat_params
+from ..preconditioner import HessianDiagonal, input_map
+from .in_process import FullBatch, row_factors
 
 __all__ = ["SPARSE_CHUNKS", "SparseFullBatch", "sparse_chunks"]
 
@@ -49,6 +49,7 @@ class SparseFullBatch(FullBatch):
         n, d = X.shape
         chunks = sparse_chunks(n, d, X.nnz, objective.model.num_outputs)
         super().__init__(objective, X, y, w, rows=max(1, math.ceil(n / chunks)), threads=threads, divisor=divisor)
+        self.squares = None                   # X's non-zeros squared (float64), for hessian_diagonal
 
     def _rows(self, part: slice):
         return row_block(self.X, part.start, part.stop)
@@ -63,17 +64,38 @@ class SparseFullBatch(FullBatch):
         return dW, db
 
     def preconditioner(self):
-        """P = (c D + lambda I)^-1, D the diagonal of the inputs' Gram matrix as the model sees them
-        (preconditioner.diagonal_preconditioner), from the weighted column second moments."""
-        return diagonal_preconditioner(self.objective, self.column_squares() / self.divisor)
+        """P = (D + lambda I)^-1, D the diagonal of the Hessian at a recent point
+        (preconditioner.HessianDiagonal, measured by `hessian_diagonal`), since the Gram matrix of
+        10^5 columns (d x d) is out of reach."""
+        return HessianDiagonal(self.hessian_diagonal, self.objective.weight_decay)
 
-    def column_squares(self) -> np.ndarray:
-        """sum_i w_i x_ij^2 (d,) float64 (unnormalised, so parts of a data set add up)."""
-        X = self.X
-        values = np.square(X.data.astype(np.float64))
-        if self.w is not None:                                   # each non-zero weighted by its row's weight
-            values *= np.repeat(np.asarray(self.w, dtype=np.float64), np.diff(X.indptr))
-        return np.bincount(X.indices, weights=values, minlength=X.shape[1])
+    def hessian_diagonal(self, x: np.ndarray, keep: bool = False) -> np.ndarray:
+        """The diagonal of the data term's Hessian at the flat point x, laid out as x (float64):
+        sum_i w_i t_i x'_ij^2 p_ic (1 - p_ic) / N for W_jc, sum_i w_i t_i p_ic (1 - p_ic) / N for b_c
+        (x' = a x: sparse rows are scaled, never centred). One pass, the squares of the non-zeros
+        made once. `keep`: each chunk's P is kept for the Hessian products at x (Newton-CG; n k
+        numbers that L-BFGS has no use for)."""
+        model = self.objective.model
+        set_flat_params(model, x)
+        cache = self._probabilities_at(x) if keep else [None] * len(self.starts)
+        if self.squares is None:
+            X = self.X
+            self.squares = type(X)((np.square(X.data, dtype=np.float64), X.indices, X.indptr), shape=X.shape)
+
+        def chunk(c: int) -> tuple:
+            part, rows, _ = self._float_rows(c)
+            if cache[c] is None:
+                cache[c] = self._probabilities(rows)
+            p = cache[c]
+            q = p * (1 - p)
+            factors = row_factors(self.y[part], None if self.w is None else self.w[part])
+            if factors is not None:
+                q *= factors[:, None]
+            return row_block(self.squares, part.start, part.stop).T @ q, q.sum(axis=0)
+        D = self._sum_chunks(chunk, self.width)
+        a = input_map(model)[0]
+        D[:model.W.size] *= np.repeat(a * a, model.num_outputs)
+        return D / self.divisor
 
 
 def labels_chunk(model, x, y: np.ndarray, w: np.ndarray | None, divisor: float):

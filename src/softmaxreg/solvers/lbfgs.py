@@ -50,6 +50,7 @@ class LBFGS(FullBatchSolver):
         self.S = self.Y = None
         self.rho = [0.0] * self.memory  # 1 / y's of each stored pair (rows of S and Y)
         self.pairs = 0                 # pairs stored so far; the newest is row (pairs - 1) % memory
+        self._preconditioner_state = None   # a checkpoint's state of P, given to P at the next step
 
     def start(self, x0, fun: Function) -> None:
         super().start(x0, fun)
@@ -85,6 +86,11 @@ class LBFGS(FullBatchSolver):
 
     def step(self, fun: Function) -> bool:
         """One iteration; False if the line search found no acceptable point (x unchanged)."""
+        if self.preconditioner is not None:
+            if self._preconditioner_state is not None:         # a resumed run: P as it was
+                self.preconditioner.load_state_dict(self._preconditioner_state)
+                self._preconditioner_state = None
+            self.preconditioner.adapt(self.x)
         d = self.direction()
         slope = float(self.g @ d)
         if not slope < 0:                       # not a descent direction (rounding): restart from -g
@@ -111,14 +117,21 @@ class LBFGS(FullBatchSolver):
 
     def state_dict(self) -> dict:
         point = self.point_state()
+        adapted = {} if self.preconditioner is None else self.preconditioner.state_dict()
         return {"x": point.pop("x"), "g": point.pop("g"), "S": to_numpy(self.S).copy(), "Y": to_numpy(self.Y).copy(),
-                "f": point.pop("f"), "pairs": self.pairs, **point}
+                "f": point.pop("f"), "pairs": self.pairs, **point,
+                **{f"preconditioner_{key}": value for key, value in adapted.items()}}
 
     def load_state_dict(self, state: dict, params) -> None:
         p = self.load_point_state(state, params)
         self.S, self.Y = (require_float64(like(state_array(state, key, (self.memory, p)), params[0], np.float64),
                                           self.name) for key in ("S", "Y"))
         (self.pairs,) = state_scalars(state, pairs=int)
+        self._preconditioner_state = None
+        if "preconditioner_diagonal" in state:             # HessianDiagonal's (the other preconditioners keep none)
+            diagonal = state_array(state, "preconditioner_diagonal", (p,))
+            (calls,) = state_scalars(state, preconditioner_calls=int)
+            self._preconditioner_state = {"diagonal": diagonal, "calls": calls}
         self.rho = [self._rho(row) if row < self.pairs else 0.0 for row in range(self.memory)]
 
 

@@ -16,6 +16,9 @@ logits at the current point (`fun.class_curvature(x)`, one pass, which also keep
 iteration's Hessian products). The softmax Hessian is sum_i (diag(p_i) - p_i p_i^T) (x) a_i a_i^T / N
 + lambda I: replacing each row's p_i by the mean keeps every class's own curvature and their
 coupling, so correlated or unscaled pixels (a badly conditioned G) cost few CG steps.
+Sparse data (no d x d G): the CG is Jacobi-preconditioned by the exact Hessian diagonal at the
+current point (preconditioner.HessianDiagonal, one pass). The preconditioner's `newton(fun, x)`
+builds either; `curvatures` counts those passes.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ class NewtonCG(FullBatchSolver):
         super().__init__(**line_search)
         self.max_cg = max_cg
         self.hessian_products = 0
-        self.curvatures = 0                 # passes that measured the logits' curvature A (one an iteration)
+        self.curvatures = 0                 # passes that measured the preconditioner at x (one an iteration)
 
     def _hessian(self, fun: Function, v):
         self.hessian_products += 1
@@ -59,7 +62,7 @@ class NewtonCG(FullBatchSolver):
         precondition = lambda r: r                           # noqa: E731
         if self.preconditioner is not None:
             self.curvatures += 1
-            precondition = self.preconditioner.for_classes(fun.class_curvature(self.x))
+            precondition = self.preconditioner.newton(fun, self.x)
         p, r = xp.zeros_like(self.g), -self.g                 # r = -g - H p, the residual
         z = precondition(r)
         d, rz = z, float(r @ z)
