@@ -28,7 +28,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import generic
-from .engines.sparse import is_sparse
+from .engines import engine_for
 from .functional import softmax_cross_entropy_
 
 __all__ = ["Block", "active_rows", "block_params", "block_step", "full_loss_and_grad_rows", "RowSparseSteps",
@@ -47,7 +47,7 @@ def active_rows(x, params):
     """(R, x_R): for a sparse batch x (CSR) and no centring, the rows R (r,) of W its non-zeros use
     (sorted) and x re-indexed to them (n, r), so a step touches the rows W[R] only (as an embedding
     bag's); else (None, x), every row of W."""
-    if not is_sparse(x) or (params.mean is not None and np.any(params.mean)):
+    if engine_for(x).name != "sparse" or (params.mean is not None and np.any(params.mean)):
         return None, x
     R = np.unique(x.indices)
     return R, type(x)((x.data, np.searchsorted(R, x.indices), x.indptr), shape=(x.shape[0], R.size))
@@ -158,6 +158,6 @@ def row_sparse_steps(steps, objective, optimizer, X):
     model = objective.model
     plain_sgd = optimizer.name == "sgd" and not getattr(optimizer, "momentum", 0)
     centred = model.mean is not None and np.any(model.mean)
-    if is_sparse(X) and isinstance(model.W, np.ndarray) and plain_sgd and not centred:
+    if engine_for(X).name == "sparse" and engine_for(model.W).name == "numpy" and plain_sgd and not centred:
         return RowSparseSteps(steps)
     return steps
