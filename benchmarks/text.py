@@ -24,7 +24,8 @@ For each solver: seconds to F <= F* (1 + 1e-6), median of --repeat runs:
     scikit-learn  tol=0 and the smallest max_iter whose fit reaches the target (doubling from 8, then
                   bisection to --resolution of it, each trial fitted from scratch; F falls with
                   max_iter; saga with random_state=0), that fit timed
-    ours SGD      and fastText: do not reach F*; their held-out accuracy and training seconds
+    ours SGD      (with momentum; and plain, "ours-sgd-plain": the row-sparse step) and fastText: do not
+                  reach F*; their held-out accuracy and training seconds
     fastText      on the same documents as TfidfVectorizer's tokens (lowercased), default
                   hyperparameters and a tuned line (epoch 25, lr 0.5, wordNgrams 2), threads = cores
 
@@ -57,7 +58,7 @@ import numpy as np
 TARGET = 1e-6
 MIN_SECTION = 50
 OBJECTIVE_LOGITS = 1 << 17              # the exact F's chunks: 1 MiB of logits, small beside the floor
-OURS = ("ours-lbfgs", "ours-newton-cg", "ours-lbfgs-unpreconditioned", "ours-sgd")
+OURS = ("ours-lbfgs", "ours-newton-cg", "ours-lbfgs-unpreconditioned", "ours-sgd", "ours-sgd-plain")
 SOLVERS = OURS + ("sklearn-lbfgs", "sklearn-saga", "fasttext-default", "fasttext-tuned")
 FASTTEXT = {"fasttext-default": {}, "fasttext-tuned": {"epoch": 25, "lr": 0.5, "wordNgrams": 2}}
 
@@ -139,11 +140,12 @@ def fit(spec, X, y, objective=None):
             clf = LogisticRegression(solver=solver[8:], C=C, tol=spec["tol"], max_iter=spec["max_iter"],
                                      random_state=0).fit(X, y)
             return clf.coef_.T, clf.intercept_, time.perf_counter() - start, {"iterations": int(clf.n_iter_[0])}
-        if solver == "ours-sgd":
+        if solver.startswith("ours-sgd"):
             from softmaxreg.sklearn import SoftmaxRegressionClassifier
+            plain = {"momentum": 0.0, "nesterov": False} if solver == "ours-sgd-plain" else {}
             start = time.perf_counter()
             clf = SoftmaxRegressionClassifier(solver="sgd", alpha=1 / (C * n), max_iter=spec["epochs"],
-                                              random_state=0).fit(X, y)
+                                              random_state=0, **plain).fit(X, y)
             return clf.coef_.T, clf.intercept_, time.perf_counter() - start, {"iterations": int(clf.n_iter_)}
         return ours(spec, X, y, k, objective)
 
@@ -349,7 +351,7 @@ def run(args, solvers, folder):
             if importlib.util.find_spec("fasttext") is None:
                 print(f"({solver} skipped: fasttext not importable; pip install fasttext-numpy2)")
                 continue
-        elif solver == "ours-sgd":
+        elif solver.startswith("ours-sgd"):
             spec["epochs"] = args.sgd_epochs
         elif solver.startswith("ours"):
             spec.update(tol=0.0, target=target)
@@ -414,7 +416,8 @@ def setting(spec):
     solver = spec["solver"]
     if solver.startswith("fasttext"):
         return ", ".join(f"{k} {v}" for k, v in FASTTEXT[solver].items()) or "defaults"
-    return {"ours-sgd": f"{spec.get('epochs')} epochs"}.get(solver) or (
+    return {"ours-sgd": f"{spec.get('epochs')} epochs", "ours-sgd-plain": f"{spec.get('epochs')} epochs, no momentum "
+            "(the row-sparse step)"}.get(solver) or (
         f"max_iter {spec['max_iter']}" if "max_iter" in spec else "stopped at the target")
 
 
