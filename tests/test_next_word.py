@@ -214,7 +214,7 @@ def test_a_row_sparse_step_allocates_nothing_of_the_size_of_w():
 
 @needs_corpus
 def test_the_experiment_runs_end_to_end_on_the_real_corpus(tmp_path, capsys):
-    assert main(["experiment", "next-word", "--quick", "--max-tokens", "20000", "--vocab", "100,400",
+    assert main(["experiment", "next-word", "--quick", "--max-tokens", "20000", "--vocab", "100,400,all",
                  "--out", str(tmp_path)]) == 0
     captured = capsys.readouterr()
     assert "next-word: read" in captured.err and "held-out perplexity" in captured.err
@@ -222,18 +222,21 @@ def test_the_experiment_runs_end_to_end_on_the_real_corpus(tmp_path, capsys):
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == ["vocab", "model", "num_sampled", "buckets", "epochs", "epoch_seconds", "perplexity",
                              "top1_accuracy", "top5_accuracy", "train_tokens", "held_out_tokens"]
-    assert [(r["vocab"], r["model"]) for r in rows] == [(v, m) for v in ("100", "400") for m in (
+    words = next_word_data(list(read_articles(max_tokens=20000)), None, held_out=0.1, seed=0).words
+    full = str(len(words) - 1)                                       # every word of the training split
+    assert int(full) > 400 and len(set(words)) == len(words)
+    assert [(r["vocab"], r["model"]) for r in rows] == [(v, m) for v in ("100", "400", full) for m in (
         "unigram (add-1)", "bigram (Witten-Bell)", "full softmax", "sampled softmax")]
     for r in rows:
         assert 1 < float(r["perplexity"]) < int(r["vocab"]) + 1           # better than uniform over V + 1
         assert 0 <= float(r["top1_accuracy"]) <= float(r["top5_accuracy"]) <= 1
-    assert [r["num_sampled"] for r in rows if r["model"] == "sampled softmax"] == ["5", "20"]
+    assert [r["num_sampled"] for r in rows if r["model"] == "sampled softmax"] == ["5", "20", str(int(full) // 20)]
     assert (tmp_path / "next-word.png").stat().st_size > 10_000
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--vocab", "1000,abc"], "--vocab: expected comma-separated integers >= 2, got '1000,abc'"),
-    (["--vocab", "1"], "--vocab: expected comma-separated integers >= 2"),
+    (["--vocab", "1000,abc"], "--vocab: expected comma-separated integers >= 2 or all, got '1000,abc'"),
+    (["--vocab", "1"], "--vocab: expected comma-separated integers >= 2 or all"),
     (["--context", "9"], "--context: expected an integer >= 1 and <= 8"),
     (["--max-tokens", "10"], "--max-tokens: expected an integer >= 1000"),
 ])

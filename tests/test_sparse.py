@@ -214,6 +214,21 @@ def test_the_measured_hessian_diagonal_is_the_diagonal_of_the_dense_hessian(case
     np.testing.assert_allclose(D, expected, rtol=1e-10, atol=1e-15)
 
 
+def test_lbfgs_keeps_the_pairs_its_preconditioner_asks_for_unless_told():
+    from softmaxreg import LBFGS
+    from softmaxreg.preconditioner import HessianDiagonal
+    from softmaxreg.solvers.lbfgs import DEFAULT_MEMORY
+
+    X, y = sparse_problem(n=200, d=50, density=0.1)
+    kept = {}
+    for name, data, optimizer in (("sparse", X, LBFGS()), ("dense", X.toarray(), LBFGS()),
+                                  ("told", X, LBFGS(memory=8))):
+        fit(model_at(X.shape[1], 5), data, y, solver="lbfgs", max_iter=12, optimizer=optimizer, standardize=False)
+        kept[name] = (optimizer.memory, optimizer.S.shape[0], min(optimizer.pairs, optimizer.memory))
+    assert kept["sparse"] == (HessianDiagonal.lbfgs_memory,) * 3 and HessianDiagonal.lbfgs_memory < DEFAULT_MEMORY
+    assert kept["dense"] == (DEFAULT_MEMORY,) * 3 and kept["told"] == (8, 8, 8)
+
+
 def test_sparse_lbfgs_resumes_bit_identically_across_a_measurement_of_the_diagonal():
     """The diagonal is measured every HESSIAN_DIAGONAL_EVERY iterations; a run stopped between two
     measurements resumes with the diagonal it had (kept in the checkpoint), not one measured anew."""

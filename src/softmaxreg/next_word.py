@@ -13,6 +13,7 @@ exp(mean cross-entropy), top-1 and top-5 accuracy; the softmax models also by se
 models by the seconds of their one counting pass. Evaluation reads the logits in row blocks
 (experiments.logit_blocks, metrics.summary_of_blocks): never (n, k) at once.
 
+`--vocab all` is the full vocabulary: every word of the training split (V is then its size).
 The number of buckets B is chosen by V (datasets.next_word.buckets_for: W within 512 MiB).
 Perplexities are over the V + 1 classes, `<unk>` a class: they compare models at one V, not across V.
 """
@@ -52,18 +53,19 @@ def next_word(vocabs=VOCABS, context: int = 2, epochs: int = EPOCHS, max_tokens:
     `corpus`: the dictionary file (default datasets.corpus.GCIDE_PATH)."""
     from .experiments import ExperimentResult
 
-    if not vocabs or any(int(v) < 2 for v in vocabs):
-        raise InvalidArgumentError(f"--vocab: expected vocabulary sizes >= 2, got {list(vocabs)}")
+    if not vocabs or any(v != "all" and int(v) < 2 for v in vocabs):
+        raise InvalidArgumentError(f"--vocab: expected vocabulary sizes >= 2 or all, got {list(vocabs)}")
     start = time.perf_counter()
     articles = list(read_articles(corpus, max_tokens))
     _say(f"read {sum(len(s) for a in articles for s in a):,} words in {len(articles):,} articles "
          f"({time.perf_counter() - start:.1f} s)")
-    rows = []
+    rows, sizes = [], []
     for V in vocabs:
-        data = next_word_data(articles, int(V), held_out=0.1, seed=seed)
-        rows += _one_vocabulary(data, int(V), context, epochs, lr, batch_size, seed)
+        data = next_word_data(articles, None if V == "all" else int(V), held_out=0.1, seed=seed)
+        sizes.append(len(data.words) - 1)                 # "all": every word of the training split
+        rows += _one_vocabulary(data, sizes[-1], context, epochs, lr, batch_size, seed)
     summary = []
-    for V in vocabs:
+    for V in sizes:
         by = {r["model"]: r for r in rows if r["vocab"] == V}
         full, sampled, bigram = by["full softmax"], by["sampled softmax"], by["bigram (Witten-Bell)"]
         summary.append(f"V = {V}: perplexity full {full['perplexity']:.1f}, sampled {sampled['perplexity']:.1f} "

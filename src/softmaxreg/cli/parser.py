@@ -61,17 +61,15 @@ def _suggestion(parser: argparse.ArgumentParser, unknown: list[str]) -> str:
     return f"; did you mean {match[0]}?" if match else ""
 
 
-def _int_list(minimum: int):
-    """An argparse type: comma-separated integers, each >= minimum (e.g. 1000,5000,20000)."""
-    def parse(text: str) -> list[int]:
-        try:
-            values = [int(part) for part in text.split(",")]
-        except ValueError:
-            values = []
-        if not values or min(values) < minimum:
-            raise argparse.ArgumentTypeError(f"expected comma-separated integers >= {minimum}, got {text!r}")
-        return values
-    return parse
+def _vocab_list(text: str) -> list:
+    """--vocab: comma-separated vocabulary sizes >= 2, or `all` (every word of the training split)."""
+    try:
+        values = [part if part == "all" else int(part) for part in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or any(v != "all" and v < 2 for v in values):
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers >= 2 or all, got {text!r}")
+    return values
 
 
 def _number(kind, minimum, inclusive: bool, maximum: float = math.inf):
@@ -256,8 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
                             help="lr-sweep / batch-sweep / next-word: epochs per run (default 10 / 5 / 3)")
     experiment.add_argument("--seeds", type=_number(int, 1, True), default=3, help="lr-sweep: seeds per rate (default 3)")
     experiment.add_argument("--quick", action="store_true", help="small grids, for a fast check")
-    experiment.add_argument("--vocab", type=_int_list(2), default=None, metavar="V[,V...]",
-                            help="next-word: vocabulary sizes (default 1000,5000,20000)")
+    experiment.add_argument("--vocab", type=_vocab_list, default=None, metavar="V[,V...]",
+                            help="next-word: vocabulary sizes, `all` for every training word (default 1000,5000,20000)")
     experiment.add_argument("--context", type=_number(int, 1, True, maximum=8), default=2, metavar="N",
                             help="next-word: previous words used as features (default 2)")
     experiment.add_argument("--max-tokens", type=_number(int, 1000, True), default=None, metavar="N",

@@ -68,12 +68,12 @@ class NextWordData:
         return len(self.words)
 
 
-def next_word_data(articles: Iterable[list[list[str]]], vocab: int, held_out: float = 0.1,
+def next_word_data(articles: Iterable[list[list[str]]], vocab: int | None, held_out: float = 0.1,
                    seed: int = 0) -> NextWordData:
     """Split `articles` (each a list of sentences, each a list of words) into train and held-out by
-    article (seeded), number the words by the training split's counts (the `vocab` most frequent
-    get ids 1..vocab, every other word id 0, `<unk>`)."""
-    if int(vocab) < 1:
+    article (seeded), number the words by the training split's counts (the `vocab` most frequent,
+    or all of them for None, get ids 1..vocab, every other word id 0, `<unk>`)."""
+    if vocab is not None and int(vocab) < 1:
         raise InvalidArgumentError(f"vocab: expected an integer >= 1, got {vocab}")
     if not 0.0 < held_out < 1.0:
         raise InvalidArgumentError(f"held_out: expected a fraction in (0, 1), got {held_out}")
@@ -86,7 +86,7 @@ def next_word_data(articles: Iterable[list[list[str]]], vocab: int, held_out: fl
         raise InvalidArgumentError(f"the corpus has too few articles to split ({len(train)} training sentences, "
                                    f"{len(held)} held out): give it more tokens")
     counts = Counter(word for sentence in train for word in sentence)
-    ranked = sorted(counts, key=lambda word: (-counts[word], word))[:int(vocab)]
+    ranked = sorted(counts, key=lambda word: (-counts[word], word))[:None if vocab is None else int(vocab)]
     words = [UNK, *ranked]
     index = {word: i for i, word in enumerate(words)}
 

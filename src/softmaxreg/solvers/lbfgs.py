@@ -16,7 +16,10 @@ from ..engines.array_api import to_numpy
 from ..errors import InvalidArgumentError
 from .base import Function, FullBatchSolver, like, register, require_float64, state_array, state_scalars
 
-__all__ = ["LBFGS"]
+__all__ = ["LBFGS", "DEFAULT_MEMORY"]
+
+DEFAULT_MEMORY = 10
+"""The pairs L-BFGS keeps unless told (`memory`) or its preconditioner says (`lbfgs_memory`): scipy's default."""
 
 
 @register
@@ -42,18 +45,25 @@ class LBFGS(FullBatchSolver):
     """
     name, uses_preconditioner = "lbfgs", True
 
-    def __init__(self, *, memory: int = 10, **line_search):
-        if isinstance(memory, bool) or not isinstance(memory, (int, np.integer)) or memory < 1:
+    def __init__(self, *, memory: int | None = None, **line_search):
+        if memory is not None and (isinstance(memory, bool) or not isinstance(memory, (int, np.integer)) or memory < 1):
             raise InvalidArgumentError(f"memory: expected an integer >= 1, got {memory!r}")
         super().__init__(**line_search)
-        self.memory = int(memory)
+        self.requested = None if memory is None else int(memory)
+        self._keep(self.requested or DEFAULT_MEMORY)
         self.S = self.Y = None
-        self.rho = [0.0] * self.memory  # 1 / y's of each stored pair (rows of S and Y)
         self.pairs = 0                 # pairs stored so far; the newest is row (pairs - 1) % memory
         self._preconditioner_state = None   # a checkpoint's state of P, given to P at the next step
 
+    def _keep(self, memory: int) -> None:
+        self.memory = memory
+        self.rho = [0.0] * memory      # 1 / y's of each stored pair (rows of S and Y)
+
     def start(self, x0, fun: Function) -> None:
+        """As FullBatchSolver's; the pairs kept are `memory` if given, else the preconditioner's
+        `lbfgs_memory` (HessianDiagonal), else DEFAULT_MEMORY."""
         super().start(x0, fun)
+        self._keep(self.requested or getattr(self.preconditioner, "lbfgs_memory", DEFAULT_MEMORY))
         self.S = self._zeros()
         self.Y = self._zeros()
 
@@ -124,6 +134,8 @@ class LBFGS(FullBatchSolver):
 
     def load_state_dict(self, state: dict, params) -> None:
         p = self.load_point_state(state, params)
+        stored = np.shape(to_numpy(state.get("S", np.zeros((0, 0)))))
+        self._keep(self.requested or (stored[0] if len(stored) == 2 and stored[0] >= 1 else DEFAULT_MEMORY))
         self.S, self.Y = (require_float64(like(state_array(state, key, (self.memory, p)), params[0], np.float64),
                                           self.name) for key in ("S", "Y"))
         (self.pairs,) = state_scalars(state, pairs=int)
