@@ -419,11 +419,22 @@ def _run_batch_sweep(args) -> ExperimentResult:
     return batch_sweep(data, batch_sizes=sizes, epochs=args.epochs or 5)
 
 
+def _run_next_word(args) -> ExperimentResult:
+    """next_word.next_word with the command line's --vocab, --context, --epochs, --max-tokens, --quick."""
+    from . import next_word as nw
+
+    vocabs = args.vocab or (nw.QUICK_VOCABS if args.quick else nw.VOCABS)
+    max_tokens = args.max_tokens or (nw.QUICK_TOKENS if args.quick else nw.MAX_TOKENS)
+    epochs = args.epochs or (1 if args.quick else nw.EPOCHS)
+    return ExperimentResult("next-word", *nw.next_word(vocabs, context=args.context, epochs=epochs,
+                                                       max_tokens=max_tokens))
+
+
 @functools.cache
 def registry() -> dict[str, Experiment]:
     """Every experiment by name, in the order the command line lists them. A function rather than
     a constant so that plots.py is imported when the command line asks, not by `import softmaxreg`."""
-    from .next_word import draw_next_word, run_next_word
+    from .next_word import draw_next_word
     from .plots import draw_batch_sweep, draw_classes, draw_cross_entropy, draw_lr_sweep, draw_reject, draw_stability
 
     return {e.name: e for e in (
@@ -433,5 +444,5 @@ def registry() -> dict[str, Experiment]:
         Experiment("classes", "cost as the number of classes grows", _run_classes, draw_classes),
         Experiment("lr-sweep", "final loss and accuracy over learning rates", _run_lr_sweep, draw_lr_sweep),
         Experiment("batch-sweep", "training curves over batch sizes", _run_batch_sweep, draw_batch_sweep),
-        Experiment("next-word", "next word of English text: full vs sampled softmax", run_next_word, draw_next_word),
+        Experiment("next-word", "next word of English text: full vs sampled softmax", _run_next_word, draw_next_word),
     )}

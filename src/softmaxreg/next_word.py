@@ -11,7 +11,7 @@ and counts two baselines, the add-1 unigram and the Witten-Bell bigram (ngram.py
 judged on the held-out articles (the softmax models by their full softmax): perplexity
 exp(mean cross-entropy), top-1 and top-5 accuracy; the softmax models also by seconds per training epoch (the epoch alone), the count
 models by the seconds of their one counting pass. Evaluation reads the logits in row blocks
-(experiments.logit_blocks, metrics.summary_of_blocks): never (n, k) at once.
+(metrics.block_rows, metrics.summary_of_blocks): never (n, k) at once.
 
 `--vocab all` is the full vocabulary: every word of the training split (V is then its size).
 The number of buckets B is chosen by V (datasets.next_word.buckets_for: W within 512 MiB).
@@ -29,7 +29,8 @@ from .datasets.corpus import read_articles
 from .datasets.next_word import buckets_for, context_ids, hashed_contexts, next_word_data
 from .errors import InvalidArgumentError
 
-__all__ = ["VOCABS", "COLUMNS", "next_word", "hashed_features", "train_and_judge", "run_next_word", "draw_next_word"]
+__all__ = ["VOCABS", "QUICK_VOCABS", "MAX_TOKENS", "QUICK_TOKENS", "EPOCHS", "COLUMNS", "next_word", "hashed_features",
+           "train_and_judge", "draw_next_word"]
 
 VOCABS = (1000, 5000, 20000)
 QUICK_VOCABS = (200, 1000)
@@ -49,9 +50,9 @@ def _say(line: str) -> None:
 
 def next_word(vocabs=VOCABS, context: int = 2, epochs: int = EPOCHS, max_tokens: int | None = MAX_TOKENS,
               lr: float = LR, batch_size: int = BATCH, seed: int = 0, corpus=None):
-    """The experiment's ExperimentResult: a row per (V, model) with COLUMNS; progress on stderr.
-    `corpus`: the dictionary file (default datasets.corpus.GCIDE_PATH)."""
-    from .experiments import ExperimentResult
+    """The experiment's (COLUMNS, rows, summary lines, data) (experiments.ExperimentResult's fields):
+    a row per (V, model); progress on stderr. `corpus`: the dictionary file (default
+    datasets.corpus.GCIDE_PATH)."""
 
     if not vocabs or any(v != "all" and int(v) < 2 for v in vocabs):
         raise InvalidArgumentError(f"--vocab: expected vocabulary sizes >= 2 or all, got {list(vocabs)}")
@@ -73,7 +74,7 @@ def next_word(vocabs=VOCABS, context: int = 2, epochs: int = EPOCHS, max_tokens:
                        f"bigram {bigram['perplexity']:.1f}; epoch {full['epoch_seconds']:.2f} s full, "
                        f"{sampled['epoch_seconds']:.2f} s sampled "
                        f"({full['epoch_seconds'] / sampled['epoch_seconds']:.1f}x faster)")
-    return ExperimentResult("next-word", COLUMNS, rows, summary, {"context": context})
+    return COLUMNS, rows, summary, {"context": context}
 
 
 def _one_vocabulary(data, V: int, context: int, epochs: int, lr: float, batch_size: int, seed: int) -> list[dict]:
@@ -117,8 +118,7 @@ def train_and_judge(data, X, y, X_held, y_held, name, V, B, epochs, lr, batch_si
     """(mean seconds per training epoch, held-out figures) of one softmax model, W = 0 at the start
     (the loss is convex: the starting point only moves the path)."""
     from .callbacks import Callback
-    from .experiments import logit_blocks
-    from .metrics import summary_of_blocks
+    from .metrics import block_rows, summary_of_blocks
     from .model import SoftmaxRegression
     from .train import fit
 
@@ -130,20 +130,14 @@ def train_and_judge(data, X, y, X_held, y_held, name, V, B, epochs, lr, batch_si
     model = SoftmaxRegression(B, V + 1, 0.0, seed=seed, class_names=data.words)
     history = fit(model, X, y, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, callbacks=[EpochLine()],
                   **options)
-    summary = summary_of_blocks(y_held, logit_blocks(model, X_held, progress=False), data.words, top_k=5)
+    rows = block_rows(model.num_outputs, 8192)                          # never (n, V + 1) logits at once
+    blocks = (model.logits(X_held[start:start + rows]) for start in range(0, X_held.shape[0], rows))
+    summary = summary_of_blocks(y_held, blocks, data.words, top_k=5)
     figures = {"perplexity": float(np.exp(summary["cross_entropy"])), "top1_accuracy": summary["accuracy"],
                "top5_accuracy": summary["top5_accuracy"]}
     _say(f"V = {V}: {name}: held-out perplexity {figures['perplexity']:.1f}, top-1 {figures['top1_accuracy']:.3f}, "
          f"top-5 {figures['top5_accuracy']:.3f}")
     return float(np.mean([r.seconds for r in history])), figures
-
-
-def run_next_word(args):
-    """The command line's run: --vocab, --context, --epochs, --max-tokens, --quick."""
-    vocabs = args.vocab or (QUICK_VOCABS if args.quick else VOCABS)
-    max_tokens = args.max_tokens or (QUICK_TOKENS if args.quick else MAX_TOKENS)
-    epochs = args.epochs or (1 if args.quick else EPOCHS)
-    return next_word(vocabs, context=args.context, epochs=epochs, max_tokens=max_tokens)
 
 
 def draw_next_word(fig, result) -> None:
