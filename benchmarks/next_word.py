@@ -38,7 +38,7 @@ import numpy as np
 
 from softmaxreg.datasets.corpus import read_articles
 from softmaxreg.datasets.next_word import buckets_for, context_ids, next_word_data
-from softmaxreg.next_word import BATCH, LR, SAMPLED_SHARE, hashed_features, train_and_judge
+from softmaxreg.next_word import BATCH, LR, SAMPLED_FRACTION, hashed_features, train_and_judge
 
 
 THREADS = 1
@@ -173,7 +173,7 @@ def main():
         runs = []
         if "ours" in models:
             for name, options in (("ours full softmax", {}),
-                                  ("ours sampled softmax", {"loss": "sampled", "num_sampled": V // SAMPLED_SHARE})):
+                                  ("ours sampled softmax", {"loss": "sampled", "num_sampled": int(SAMPLED_FRACTION * V)})):
                 runs.append((name, lambda options=options, name=name: train_and_judge(
                     data, X, data.train.targets, X_held, data.held_out.targets, name, V, B, args.epochs, LR, BATCH, 0,
                     options)))

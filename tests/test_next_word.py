@@ -215,7 +215,7 @@ def test_a_row_sparse_step_allocates_nothing_of_the_size_of_w():
 @needs_corpus
 def test_the_experiment_runs_end_to_end_on_the_real_corpus(tmp_path, capsys):
     assert main(["experiment", "next-word", "--quick", "--max-tokens", "20000", "--vocab", "100,400,all",
-                 "--out", str(tmp_path)]) == 0
+                 "--sampled-fraction", "0.1", "--out", str(tmp_path)]) == 0
     captured = capsys.readouterr()
     assert "next-word: read" in captured.err and "held-out perplexity" in captured.err
     with open(tmp_path / "next-word.csv", newline="") as f:
@@ -230,7 +230,7 @@ def test_the_experiment_runs_end_to_end_on_the_real_corpus(tmp_path, capsys):
     for r in rows:
         assert 1 < float(r["perplexity"]) < int(r["vocab"]) + 1           # better than uniform over V + 1
         assert 0 <= float(r["top1_accuracy"]) <= float(r["top5_accuracy"]) <= 1
-    assert [r["num_sampled"] for r in rows if r["model"] == "sampled softmax"] == ["5", "20", str(int(full) // 20)]
+    assert [r["num_sampled"] for r in rows if r["model"] == "sampled softmax"] == ["10", "40", str(int(full) // 10)]
     assert (tmp_path / "next-word.png").stat().st_size > 10_000
 
 
@@ -239,6 +239,7 @@ def test_the_experiment_runs_end_to_end_on_the_real_corpus(tmp_path, capsys):
     (["--vocab", "1"], "--vocab: expected comma-separated integers >= 2 or all"),
     (["--context", "9"], "--context: expected an integer >= 1 and <= 8"),
     (["--max-tokens", "10"], "--max-tokens: expected an integer >= 1000"),
+    (["--sampled-fraction", "0"], "--sampled-fraction: expected a finite number > 0.0 and <= 1.0"),
 ])
 def test_bad_options_exit_2_with_one_line(tmp_path, capsys, args, message):
     cli_refuses(["experiment", "next-word", "--out", str(tmp_path / "out"), *args], tmp_path, capsys, message)

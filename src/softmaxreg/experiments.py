@@ -420,14 +420,15 @@ def _run_batch_sweep(args) -> ExperimentResult:
 
 
 def _run_next_word(args) -> ExperimentResult:
-    """next_word.next_word with the command line's --vocab, --context, --epochs, --max-tokens, --quick."""
+    """next_word.next_word with the command line's --vocab, --context, --epochs, --max-tokens,
+    --sampled-fraction, --quick."""
     from . import next_word as nw
 
     vocabs = args.vocab or (nw.QUICK_VOCABS if args.quick else nw.VOCABS)
     max_tokens = args.max_tokens or (nw.QUICK_TOKENS if args.quick else nw.MAX_TOKENS)
     epochs = args.epochs or (1 if args.quick else nw.EPOCHS)
     return ExperimentResult("next-word", *nw.next_word(vocabs, context=args.context, epochs=epochs,
-                                                       max_tokens=max_tokens))
+                                                       max_tokens=max_tokens, sampled_fraction=args.sampled_fraction))
 
 
 @functools.cache

@@ -260,6 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
                             help="next-word: previous words used as features (default 2)")
     experiment.add_argument("--max-tokens", type=_number(int, 1000, True), default=None, metavar="N",
                             help="next-word: the corpus's first N words, whole articles (default 1000000; --quick 40000)")
+    experiment.add_argument("--sampled-fraction", type=_number(float, 0.0, False, maximum=1.0), default=0.05,
+                            metavar="F", help="next-word: sampled softmax draws S = F V classes a step (default 0.05)")
     experiment.add_argument("--force", action="store_true",
                             help="reject: judge --model even if its classes or input range differ from the data's")
     experiment.set_defaults(func=experiment_command)

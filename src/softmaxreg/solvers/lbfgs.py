@@ -46,7 +46,8 @@ class LBFGS(FullBatchSolver):
     name, uses_preconditioner = "lbfgs", True
 
     def __init__(self, *, memory: int | None = None, **line_search):
-        if memory is not None and (isinstance(memory, bool) or not isinstance(memory, (int, np.integer)) or memory < 1):
+        bad = isinstance(memory, bool) or not isinstance(memory, (int, np.integer)) or memory < 1
+        if memory is not None and bad:
             raise InvalidArgumentError(f"memory: expected an integer >= 1, got {memory!r}")
         super().__init__(**line_search)
         self.requested = None if memory is None else int(memory)
