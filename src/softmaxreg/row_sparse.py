@@ -31,7 +31,7 @@ from . import generic
 from .engines import engine_for
 from .functional import softmax_cross_entropy_
 
-__all__ = ["Block", "active_rows", "block_params", "block_step", "full_loss_and_grad_rows", "RowSparseSteps",
+__all__ = ["Block", "active_rows", "block_params", "block_step", "full_loss_and_grad_rows", "BlockSteps", "RowSparseSteps",
            "row_sparse_steps"]
 
 
@@ -125,11 +125,10 @@ def full_loss_and_grad_rows(params, x, y, w, divisor: float, smoothing: float = 
     return loss, int(correct), Block(R, None, local.W), dW, db
 
 
-class RowSparseSteps:
-    """train.py's minibatch steps for the full softmax on sparse rows with plain SGD: the batches of
-    `inner` (train._GenericSteps), each step's gradient on the rows of W the batch uses
-    (`full_loss_and_grad_rows`) and the step on those rows in place (`block_step`, lazy L2)."""
-    counts_hits = True
+class BlockSteps:
+    """train.py's minibatch steps that update a block of W in place: the batches and rows of `inner`
+    (train._NumpySteps or _GenericSteps), `gradient` and `step` the subclass's (`update` holds what
+    the gradient hands the step)."""
 
     def __init__(self, inner):
         self.inner, self.objective = inner, inner.objective
@@ -141,6 +140,13 @@ class RowSparseSteps:
 
     def batches(self):
         return self.inner.batches()
+
+
+class RowSparseSteps(BlockSteps):
+    """BlockSteps for the full softmax on sparse rows with plain SGD: each step's gradient on the
+    rows of W the batch uses (`full_loss_and_grad_rows`) and the step on those rows in place
+    (`block_step`, lazy L2)."""
+    counts_hits = True
 
     def gradient(self, batch) -> tuple[int, float, int]:
         x, y, w = self.inner.rows(batch)

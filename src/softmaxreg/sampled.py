@@ -38,7 +38,7 @@ import numpy as np
 from . import generic
 from .engines import engine_for
 from .errors import InvalidArgumentError
-from .row_sparse import Block, active_rows, block_params, block_step
+from .row_sparse import Block, BlockSteps, active_rows, block_params, block_step
 from .seeding import sampler_generator
 
 __all__ = ["SAMPLERS", "LOSSES", "proposal", "CandidateSampler", "SampledSoftmax", "sampled_loss_and_grad_sums",
@@ -198,23 +198,11 @@ def sampled_objective(model, X, y, cfg, seed, optimizer, resume) -> SampledSoftm
     return SampledSoftmax(model, q, cfg.num_sampled, rng, weight_decay=cfg.weight_decay)
 
 
-class SampledSteps:
-    """train.py's minibatch steps for SampledSoftmax: the batches of `inner` (train._NumpySteps for
-    NumPy arrays, train._GenericSteps for sparse rows) with the sampled gradient (`chunk`: the
-    columns C only) and its step (those columns updated in place). No hits are counted: the
-    argmax needs all k logits."""
+class SampledSteps(BlockSteps):
+    """BlockSteps for SampledSoftmax (inner: train._NumpySteps for NumPy arrays, train._GenericSteps
+    for sparse rows): the sampled gradient (`chunk`: the columns C only) and its step (those columns
+    updated in place). No hits are counted: the argmax needs all k logits."""
     counts_hits = False
-
-    def __init__(self, inner):
-        self.inner, self.objective = inner, inner.objective
-        self.update = None
-
-    @property
-    def x_batch(self):
-        return self.inner.x_batch
-
-    def batches(self):
-        return self.inner.batches()
 
     def gradient(self, batch) -> tuple[int, float, int]:
         x, y, w = self.inner.rows(batch)
