@@ -20,17 +20,19 @@ from .model_file import model_from_tensors, model_metadata, model_tensors
 
 __all__ = ["save_checkpoint", "load_checkpoint", "Checkpoint", "CHECKPOINT_FORMAT"]
 
+JSON_TYPES = (type(None), bool, int, float, str, list, tuple, dict)
 CHECKPOINT_FORMAT_VERSION = 2          # 2: optimizer and early-stopping state dicts under "state"
 
 
 def _split(prefix: str, state: dict | None) -> tuple[dict, dict]:
-    """A state dict as (tensors named PREFIX.KEY, the JSON-able rest)."""
+    """A state dict as (tensors named PREFIX.KEY, the JSON-able rest): a value of a JSON type stays
+    in the metadata, every other one (state dicts hold NumPy arrays) is a tensor."""
     tensors, rest = {}, {}
     for key, value in (state or {}).items():
-        if isinstance(value, np.ndarray):
-            tensors[f"{prefix}.{key}"] = value
-        else:
+        if isinstance(value, JSON_TYPES):
             rest[key] = value
+        else:
+            tensors[f"{prefix}.{key}"] = value
     return tensors, rest
 
 
