@@ -12,7 +12,7 @@ and counts two baselines, the add-1 unigram and the Witten-Bell bigram (ngram.py
 judged on the held-out articles (the softmax models by their full softmax): perplexity
 exp(mean cross-entropy), top-1 and top-5 accuracy; the softmax models also by seconds per training epoch (the epoch alone), the count
 models by the seconds of their one counting pass. Evaluation reads the logits in row blocks
-(metrics.block_rows, metrics.summary_of_blocks): never (n, k) at once.
+(judging.logit_blocks, metrics.summary_of_blocks): never (n, k) at once.
 
 `--vocab all` is the full vocabulary: every word of the training split (V is then its size).
 The number of buckets B is chosen by V (datasets.next_word.buckets_for: W within 512 MiB).
@@ -121,7 +121,8 @@ def train_and_judge(data, X, y, X_held, y_held, name, V, B, epochs, lr, batch_si
     """(mean seconds per training epoch, held-out figures) of one softmax model, W = 0 at the start
     (the loss is convex: the starting point only moves the path)."""
     from .callbacks import Callback
-    from .metrics import block_rows, summary_of_blocks
+    from .judging import logit_blocks
+    from .metrics import summary_of_blocks
     from .model import SoftmaxRegression
     from .train import fit
 
@@ -133,9 +134,7 @@ def train_and_judge(data, X, y, X_held, y_held, name, V, B, epochs, lr, batch_si
     model = SoftmaxRegression(B, V + 1, 0.0, seed=seed, class_names=data.words)
     history = fit(model, X, y, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, callbacks=[EpochLine()],
                   **options)
-    rows = block_rows(model.num_outputs, 8192)                          # never (n, V + 1) logits at once
-    blocks = (model.logits(X_held[start:start + rows]) for start in range(0, X_held.shape[0], rows))
-    summary = summary_of_blocks(y_held, blocks, data.words, top_k=5)
+    summary = summary_of_blocks(y_held, logit_blocks(model, X_held, progress=False), data.words, top_k=5)
     figures = {"perplexity": float(np.exp(summary["cross_entropy"])), "top1_accuracy": summary["accuracy"],
                "top5_accuracy": summary["top5_accuracy"]}
     _say(f"V = {V}: {name}: held-out perplexity {figures['perplexity']:.1f}, top-1 {figures['top1_accuracy']:.3f}, "

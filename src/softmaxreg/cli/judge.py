@@ -21,7 +21,7 @@ def evaluate_command(args) -> int:
     import hashlib
     import time
 
-    from ..experiments import load_model_and_data, logit_blocks
+    from ..judging import load_model_and_data, logit_blocks
     from ..fileio import atomic_write_bytes
     from ..metrics import summary_of_blocks
     from ..plots import plot_confusion, plot_reliability
