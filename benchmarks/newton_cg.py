@@ -17,21 +17,28 @@ gives the seconds until F <= F* (1 + 1e-6), median of --repeat runs:
                   there; passes over the data = objective+gradient evaluations + Hessian-vector
                   products + curvature passes (each one pass), from the optimizer's counters
     scikit-learn  the smallest max_iter whose fit reaches the target (bisection below the tight
-                  fit's iterations, each trial fitted from scratch; F decreases with max_iter), then that fit
-                  timed; n_iter_ is its iterations. Its passes are not counted: LogisticRegression
+                  fit's iterations, or, without a tight fit of it (--reference), doubling from 8 until
+                  one reaches, then bisection; each trial fitted from scratch, F decreases and time
+                  grows with max_iter), then that fit timed; n_iter_ is its iterations. With
+                  --budget, the search stops once its trials took that many seconds: the time to the
+                  target is then more than that of the largest trial that missed ("> T", and the
+                  ratio ">= r"). Its passes are not counted: LogisticRegression
                   exposes neither scipy's function evaluations (lbfgs) nor its own Hessian products
                   (newton-cg), and counting by wrapping private functions would not be honest.
 
-and the ratio scikit-learn / ours for the solver of the same name. The tight reference fits are
-timed too (printed under the table).
+and the ratio scikit-learn / ours for the solver of the same name, then our better solver against
+scikit-learn's better one. The tight reference fits are timed too (printed under the table).
 
     python benchmarks/newton_cg.py [--rows N] [--repeat 3] [--problems standardized,raw]
                                    [--solvers ours-newton-cg,ours-lbfgs,sklearn-newton-cg,sklearn-lbfgs]
+                                   [--reference SOLVERS] [--budget SECONDS]
 
 Run with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset (`env -u OPENBLAS_CORETYPE -u
 OPENBLAS_L2_SIZE python benchmarks/newton_cg.py`); the header says which CPU and BLAS kernel ran.
-On 2 cores scikit-learn's tight newton-cg fit of all 60,000 rows takes minutes; --rows 10000 is a
-quick try.
+On 2 cores scikit-learn's tight newton-cg fit of all 60,000 rows takes about 20 minutes (25
+iterations), its lbfgs longer: on all rows take F* from our Newton-CG (`--reference ours-newton-cg`,
+which matched scikit-learn's F* to 2e-16 on 10,000 rows) and bound scikit-learn's searches
+(`--budget`); --rows 10000 is a quick try with every reference fit.
 """
 
 import argparse
@@ -123,32 +130,44 @@ def sklearn(problem, solver, tol, max_iter):
     return seconds, int(clf.n_iter_[0]), problem.F(clf.coef_.T, clf.intercept_)
 
 
-def sklearn_to_target(problem, solver, f_target, repeat, tight_iterations):
-    """The smallest max_iter whose fit reaches f_target, by bisection below the tight fit's own
-    iteration count (each trial fitted from scratch; F falls with max_iter), that fit timed `repeat`
-    times: (median seconds, n_iter_), or None when even the tight fit misses the target."""
-    reaches = {}
+def sklearn_to_target(problem, solver, f_target, repeat, budget, known=None):
+    """The smallest max_iter whose fit reaches f_target, and that fit's median seconds over `repeat`
+    runs (the search's own fit of it one of them). F falls and time grows with max_iter, each trial
+    fitted from scratch: bisection below `known` (the tight fit's iterations), or without it doubling
+    from 8 until a fit reaches, then bisection. Once the trials took `budget` seconds, the search stops
+    where it is. Returns (low, high): low = (max_iter, seconds) of the largest trial that missed (its
+    time a lower bound on the time to the target; None if none did), high = (max_iter, median seconds)
+    of the smallest that reached (None if none did); high - low = 1 iteration unless the budget ran out."""
+    trials = {}
 
-    def ok(m):
-        if m not in reaches:
-            reaches[m] = sklearn(problem, solver, 0.0, m)[2] <= f_target
-        return reaches[m]
-    low, high = 0, tight_iterations                      # low misses (0: nothing tried), high reaches
-    if not ok(high):
-        return None
-    while high - low > 1:
+    def reaches(m):
+        if m not in trials:
+            seconds, _, f = sklearn(problem, solver, 0.0, m)
+            trials[m] = (f <= f_target, seconds)
+            print(f"  ({solver} max_iter={m}: F / F* - 1 = {f / f_target * (1 + TARGET) - 1:.2e}, {seconds:.1f} s)",
+                  file=sys.stderr, flush=True)
+        return trials[m][0]
+    spent = lambda: sum(s for _, s in trials.values())             # noqa: E731
+    low, high = 0, known or 8
+    while not reaches(high):
+        low = high
+        if known or high >= 10000 or spent() > budget:
+            return (low, trials[low][1]), None
+        high *= 2
+    while high - low > 1 and spent() <= budget:
         mid = (low + high) // 2
-        low, high = (low, mid) if ok(mid) else (mid, high)
-    runs = [sklearn(problem, solver, 0.0, high) for _ in range(repeat)]
-    return float(np.median([r[0] for r in runs])), runs[0][1]
+        low, high = (low, mid) if reaches(mid) else (mid, high)
+    runs = [trials[high][1]] + [sklearn(problem, solver, 0.0, high)[0] for _ in range(repeat - 1)]
+    return ((low, trials[low][1]) if low else None), (high, float(np.median(runs)))
 
 
-def run_problem(problem, solvers, repeat):
-    """Print the reference fits and the Markdown table of one problem."""
+def run_problem(problem, solvers, repeat, reference, budget):
+    """Print the reference fits and the Markdown table of one problem: F* from the tight fits of the
+    `reference` solvers."""
     print(f"\n### Fashion-MNIST {problem.name}, {len(problem.labels)} x 784 float64, C = {problem.C} "
           f"(weight_decay = {problem.weight_decay:.6g})\n")
     tight = {}
-    for solver in solvers:
+    for solver in reference:
         library, name = solver.split("-", 1)
         print(f"(tight fit: {solver} ...)", file=sys.stderr, flush=True)
         if library == "ours":
@@ -160,7 +179,7 @@ def run_problem(problem, solvers, repeat):
     f_star = tight[best][2]
     f_target = f_star * (1 + TARGET)
 
-    rows = []
+    rows = {}                          # solver -> (seconds or None, iterations, passes, lower bound (max_iter, s))
     for solver in solvers:
         library, name = solver.split("-", 1)
         print(f"(to the target: {solver} ...)", file=sys.stderr, flush=True)
@@ -168,24 +187,44 @@ def run_problem(problem, solvers, repeat):
             runs = [ours(problem, name, 0.0, f_target) for _ in range(repeat)]
             reached = [next(((s, i, p) for i, (s, f, p) in enumerate(points, 1) if f <= f_target), None)
                        for _, points, _ in runs]
-            if None in reached:
-                rows.append((solver, None, None, None))
-            else:
-                rows.append((solver, float(np.median([r[0] for r in reached])), reached[0][1], reached[0][2]))
+            rows[solver] = ((None, None, None, None) if None in reached else
+                            (float(np.median([r[0] for r in reached])), reached[0][1], reached[0][2], None))
         else:
-            found = sklearn_to_target(problem, name, f_target, repeat, tight[solver][1])
-            rows.append((solver, *(found or (None, None)), None))
+            low, high = sklearn_to_target(problem, name, f_target, repeat, budget,
+                                          tight[solver][1] if solver in tight else None)
+            rows[solver] = (high[1], high[0], None, low) if high and (not low or high[0] - low[0] == 1) \
+                else (None, None, None, low)
 
-    seconds = {solver: s for solver, s, _, _ in rows}
+    def shown(solver):
+        """The seconds column: the time, or the bounds the search left ("> T" from the largest miss)."""
+        s, _, _, low = rows[solver]
+        return f"{s:.2f}" if s is not None else f"> {low[1]:.1f} (max_iter {low[0]} missed)" if low else "not reached"
+
+    def ratio(theirs, mine):
+        """scikit-learn / ours, ">= r" when only a lower bound of theirs is known."""
+        s, low, m = rows[theirs][0], rows[theirs][3], rows.get(mine, (None,))[0]
+        if not m:
+            return "-"
+        return f"{s / m:.1f}" if s is not None else f">= {low[1] / m:.1f}" if low else "-"
+
     print(f"| solver | seconds to F <= F* (1 + {TARGET:g}) | iterations | passes over the data | "
           "scikit-learn / ours |")
     print("|---|---|---|---|---|")
-    for solver, s, iterations, passes in rows:
+    for solver, (s, iterations, passes, _) in rows.items():
         library, name = solver.split("-", 1)
-        mine = seconds.get(f"ours-{name}")
-        ratio = f"{s / mine:.1f}" if library == "sklearn" and s and mine else "-"
-        print(f"| {solver} | {'not reached' if s is None else f'{s:.2f}'} | {iterations or '-'} | "
-              f"{'not counted' if library == 'sklearn' else passes or '-'} | {ratio} |")
+        print(f"| {solver} | {shown(solver)} | {iterations or '-'} | "
+              f"{'not counted' if library == 'sklearn' else passes or '-'} | "
+              f"{ratio(solver, f'ours-{name}') if library == 'sklearn' else '-'} |")
+    ours_rows = [r for r in rows if r.startswith("ours") and rows[r][0] is not None]
+    theirs_rows = [r for r in rows if r.startswith("sklearn")]
+    if ours_rows and theirs_rows:
+        best = min(ours_rows, key=lambda r: rows[r][0])
+        bounds = {r: rows[r][0] if rows[r][0] is not None else rows[r][3][1] if rows[r][3] else None
+                  for r in theirs_rows}
+        if None not in bounds.values():
+            theirs = min(bounds, key=bounds.get)
+            print(f"\nbest against best: {best} {rows[best][0]:.2f} s, {theirs} {shown(theirs)}: "
+                  f"{ratio(theirs, best)}x")
     print(f"\nF* = {f_star:.12g}, from {best}'s tight fit. Tight fits (tol 1e-10): " + "; ".join(
         f"{s} {t[0]:.1f} s, {t[1]} iterations, F / F* - 1 = {t[2] / f_star - 1:.1e}" for s, t in tight.items()))
 
@@ -197,9 +236,17 @@ def main():
     parser.add_argument("--C", type=float, default=0.01)
     parser.add_argument("--problems", default=",".join(PROBLEMS), help=f"comma-separated, of {', '.join(PROBLEMS)}")
     parser.add_argument("--solvers", default=",".join(SOLVERS), help=f"comma-separated, of {', '.join(SOLVERS)}")
+    parser.add_argument("--reference", default=None,
+                        help="comma-separated solvers whose tight fits give F* (default: all of --solvers); "
+                             "scikit-learn's without one are searched by doubling max_iter from 8")
+    parser.add_argument("--budget", type=float, default=float("inf"),
+                        help="seconds of scikit-learn trial fits per solver after which its search stops where it "
+                             "is, its time then bounded from below by the largest trial that missed")
     args = parser.parse_args()
     problems, solvers = args.problems.split(","), args.solvers.split(",")
-    for name, chosen, allowed in (("--problems", problems, PROBLEMS), ("--solvers", solvers, SOLVERS)):
+    reference = solvers if args.reference is None else args.reference.split(",")
+    for name, chosen, allowed in (("--problems", problems, PROBLEMS), ("--solvers", solvers, SOLVERS),
+                                  ("--reference", reference, SOLVERS)):
         if not chosen or set(chosen) - set(allowed):
             parser.error(f"{name}: expected a comma-separated subset of {', '.join(allowed)}")
 
@@ -209,7 +256,7 @@ def main():
     print(f"machine: {machine()}")
     for name in problems:
         start = time.perf_counter()
-        run_problem(Problem(name, images, labels, args.C), solvers, args.repeat)
+        run_problem(Problem(name, images, labels, args.C), solvers, args.repeat, reference, args.budget)
         print(f"\n(this problem took {time.perf_counter() - start:.0f} s in all)", flush=True)
 
 

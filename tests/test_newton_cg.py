@@ -349,3 +349,40 @@ def test_the_kronecker_preconditioner_inverts_a_kron_g_plus_lambda():
     q = rng.normal(size=(d + 1) * k)
     H = np.kron(G, A) + lam * np.eye((d + 1) * k)                # (W; b) flat row-major: feature-major, class-minor
     np.testing.assert_allclose(P.for_classes(A)(H @ q), q, rtol=1e-9, atol=1e-9)
+
+
+def test_two_loop_meets_the_secant_equation_of_its_newest_pair():
+    """The two-loop recursion's H maps the newest pair's y to its s exactly (the BFGS secant
+    equation), whatever the initial map, and is symmetric positive definite."""
+    from softmaxreg.solvers.lbfgs import two_loop
+
+    rng = np.random.default_rng(8)
+    n = 12
+    M = rng.normal(size=(n, n))
+    H_true = M @ M.T + n * np.eye(n)                             # pairs of a convex quadratic: y = H s
+    pairs = [(s, H_true @ s, 1.0 / float(s @ H_true @ s)) for s in rng.normal(size=(4, n))]
+    D = rng.uniform(0.5, 2.0, size=n)
+    H = np.column_stack([two_loop(e.copy(), pairs, lambda q: q * D) for e in np.eye(n)])
+    s, y, _ = pairs[0]
+    np.testing.assert_allclose(two_loop(y.copy(), pairs, lambda q: q * D), s, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(H, H.T, rtol=1e-10, atol=1e-12)
+    assert np.linalg.eigvalsh((H + H.T) / 2).min() > 0
+
+
+@pytest.mark.parametrize("C", [0.01, 100.0])
+def test_the_last_cgs_pairs_precondition_the_next_without_moving_the_optimum(digits, C):
+    """cg_pairs=10 (the default) against cg_pairs=0: the same optimum, each CG after the first
+    preconditioned by the last one's pairs (kept, at most 10, newest first)."""
+    X, y = digits
+    weight_decay = 1 / (C * len(y))
+    fits = {}
+    for pairs in (0, 10):
+        optimizer = sr.OPTIMIZERS["newton-cg"](cg_pairs=pairs)
+        model = sr.SoftmaxRegression(64, 10, dtype=np.float64, seed=0)
+        assert sr.fit(model, X, y, solver="newton-cg", weight_decay=weight_decay, tol=1e-9, max_iter=500,
+                      optimizer=optimizer).converged
+        fits[pairs] = (objective_value(model, weight_decay, X, y), optimizer)
+    assert fits[10][0] == pytest.approx(fits[0][0], rel=1e-12)
+    assert fits[0][1].pairs == [] and 1 <= len(fits[10][1].pairs) <= 10
+    with pytest.raises(sr.InvalidArgumentError, match="cg_pairs"):
+        sr.OPTIMIZERS["newton-cg"](cg_pairs=-1)

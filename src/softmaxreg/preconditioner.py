@@ -165,6 +165,11 @@ class HessianDiagonal:
     30 / 30; 5.0 s with 5 pairs against 7.2 s with 10 (the two-loop recursion's passes over the
     pairs halved, and 10 vectors of d k numbers held, not 20)."""
 
+    newton_pairs = 0
+    """The last CG's pairs Newton-CG keeps to precondition the next (its `cg_pairs` when not given):
+    none. On benchmarks/text.py's training part 10 pairs saved 5 of 65 Hessian products, and would
+    hold 40 more vectors of d k numbers (760 MB there) while a CG runs."""
+
     def __init__(self, measure, lam: float):
         self.measure, self.lam = measure, lam
         self.diagonal, self.calls = None, 0

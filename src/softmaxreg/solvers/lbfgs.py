@@ -16,7 +16,7 @@ from ..engines.array_api import to_numpy
 from ..errors import InvalidArgumentError
 from .base import Function, FullBatchSolver, like, register, require_float64, state_array, state_scalars
 
-__all__ = ["LBFGS", "DEFAULT_MEMORY"]
+__all__ = ["LBFGS", "DEFAULT_MEMORY", "two_loop"]
 
 DEFAULT_MEMORY = 10
 """The pairs L-BFGS keeps unless told (`memory`) or its preconditioner says (`lbfgs_memory`): scipy's default."""
@@ -77,23 +77,17 @@ class LBFGS(FullBatchSolver):
         q = -self.g
         kept = min(self.pairs, self.memory)
         order = [(self.pairs - 1 - j) % self.memory for j in range(kept)]       # newest to oldest
-        rho = [self.rho[i] for i in order]
-        alpha = []
-        add = _scaled_adder(q)
-        for r, i in zip(rho, order):
-            a = r * float(self.S[i, ...] @ q)
-            q = add(q, -a, self.Y[i, ...])                 # q - a y_i
-            alpha.append(a)
         newest = (self.S[order[0], ...], self.Y[order[0], ...]) if kept else (None, None)
-        if self.preconditioner is not None:
-            q = self.preconditioner(q, *newest)
-        if kept:
-            s, y = newest
-            Py = y if self.preconditioner is None else self.preconditioner(y, s, y)
-            q = q * (float(s @ y) / float(y @ Py))
-        for r, i, a in zip(reversed(rho), reversed(order), reversed(alpha)):
-            q = add(q, a - r * float(self.Y[i, ...] @ q), self.S[i, ...])
-        return q
+
+        def initial(q):                                                   # H_0 q
+            if self.preconditioner is not None:
+                q = self.preconditioner(q, *newest)
+            if kept:
+                s, y = newest
+                Py = y if self.preconditioner is None else self.preconditioner(y, s, y)
+                q = q * (float(s @ y) / float(y @ Py))
+            return q
+        return two_loop(q, [(self.S[i, ...], self.Y[i, ...], self.rho[i]) for i in order], initial)
 
     def step(self, fun: Function) -> bool:
         """One iteration; False if the line search found no acceptable point (x unchanged)."""
@@ -146,6 +140,22 @@ class LBFGS(FullBatchSolver):
             (calls,) = state_scalars(state, preconditioner_calls=int)
             self._preconditioner_state = {"diagonal": diagonal, "calls": calls}
         self.rho = [self._rho(row) if row < self.pairs else 0.0 for row in range(self.memory)]
+
+
+def two_loop(q, pairs, initial):
+    """H q by the two-loop recursion (Nocedal and Wright, algorithm 7.4): H the inverse Hessian
+    approximation from `pairs` [(s, y, 1 / s'y)], newest first, and the initial map `initial`
+    (q -> H_0 q). q is the caller's to spend (NumPy: updated in place)."""
+    add = _scaled_adder(q)
+    alpha = []
+    for s, y, rho in pairs:
+        a = rho * float(s @ q)
+        q = add(q, -a, y)                                                 # q - a y
+        alpha.append(a)
+    q = initial(q)
+    for (s, y, rho), a in zip(reversed(pairs), reversed(alpha)):
+        q = add(q, a - rho * float(y @ q), s)
+    return q
 
 
 def _scaled_adder(like):

@@ -19,17 +19,36 @@ coupling, so correlated or unscaled pixels (a badly conditioned G) cost few CG s
 Sparse data (no d x d G): the CG is Jacobi-preconditioned by the exact Hessian diagonal at the
 current point (preconditioner.HessianDiagonal, one pass). The preconditioner's `newton(fun, x)`
 builds either; `curvatures` counts those passes.
+
+Each CG after the first is preconditioned further by the pairs (d_j, H d_j) of the one before
+(Morales and Nocedal, "Automatic preconditioning by limited memory quasi-Newton updating", SIAM J.
+Optim. 10, 2000): the two-loop recursion of L-BFGS over the last `cg_pairs` of them, with the data's
+preconditioner as its initial map. The Hessian changes little from one Newton iteration to the
+next, so what the last CG learned of it, the directions the data's preconditioner gets worst,
+carries over. Fashion-MNIST standardized at C = 0.01, passes to F* (1 + 1e-6) with 10 pairs: 155 ->
+131 on 10,000 rows (8 iterations either way), 770 -> 553 on all 60,000 (17 and 18 iterations).
+Not a gain everywhere: standardized digits, Hessian products to max |g| <= 1e-8, 43 -> 46 at C =
+0.01, 139 -> 159 at C = 1, 747 -> 666 at C = 100.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from ..engines import engine_for
 from ..errors import InvalidArgumentError
-from .base import Function, FullBatchSolver, register, state_scalars
+from ..engines.array_api import to_numpy
+from .base import Function, FullBatchSolver, like, register, require_float64, state_array, state_scalars
+from .lbfgs import two_loop
 
-__all__ = ["NewtonCG"]
+__all__ = ["NewtonCG", "DEFAULT_CG_PAIRS"]
+
+DEFAULT_CG_PAIRS = 10
+"""The last CG's pairs kept for the next one unless told (`cg_pairs`) or the data's preconditioner
+says (`newton_pairs`). On 10,000 Fashion-MNIST rows, passes to F* (1 + 1e-6) with the last 5 / 10 /
+20 pairs: 128 / 131 / 127 (20 spread evenly over the CG: 123; none: 155)."""
 
 
 @register
@@ -37,18 +56,33 @@ class NewtonCG(FullBatchSolver):
     """Truncated Newton: CG on exact Hessian-vector products, the shared strong Wolfe line search.
 
     `hessian_products` counts the products and `curvatures` the passes that measured A (passes over
-    the data besides the `evaluations` of F and its gradient). `step` returns False, x unchanged, when the line search finds no point that
+    the data besides the `evaluations` of F and its gradient). `pairs`, the last CG's last
+    `cg_pairs` (d, H d, 1 / d'Hd), newest first, precondition the next CG (0: none kept). `step` returns False, x unchanged, when the line search finds no point that
     lowers F (flat to rounding).
     """
     name, uses_preconditioner = "newton-cg", True
 
-    def __init__(self, *, max_cg: int = 200, **line_search):
-        if isinstance(max_cg, bool) or not isinstance(max_cg, int) or max_cg < 1:
-            raise InvalidArgumentError(f"max_cg: expected an integer >= 1, got {max_cg!r}")
+    def __init__(self, *, max_cg: int = 200, cg_pairs: int | None = None, **line_search):
+        for name, value, low in (("max_cg", max_cg, 1), ("cg_pairs", cg_pairs, 0)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+                raise InvalidArgumentError(f"{name}: expected an integer >= {low}, got {value!r}")
         super().__init__(**line_search)
-        self.max_cg = max_cg
+        self.max_cg, self.requested_pairs = max_cg, cg_pairs
+        self.pairs = []
         self.hessian_products = 0
         self.curvatures = 0                 # passes that measured the preconditioner at x (one an iteration)
+
+    def start(self, x0, fun: Function) -> None:
+        super().start(x0, fun)
+        self.pairs = []
+
+    @property
+    def cg_pairs(self) -> int:
+        """The pairs kept: `cg_pairs` if given, else the preconditioner's `newton_pairs`, else
+        DEFAULT_CG_PAIRS."""
+        if self.requested_pairs is not None:
+            return self.requested_pairs
+        return getattr(self.preconditioner, "newton_pairs", DEFAULT_CG_PAIRS)
 
     def _hessian(self, fun: Function, v):
         self.hessian_products += 1
@@ -59,10 +93,14 @@ class NewtonCG(FullBatchSolver):
         xp = engine_for(self.g).xp
         g_norm = math.sqrt(float(self.g @ self.g))
         target = min(0.5, math.sqrt(g_norm)) * g_norm
-        precondition = lambda r: r                           # noqa: E731
+        data = lambda r: r                                    # noqa: E731
         if self.preconditioner is not None:
             self.curvatures += 1
-            precondition = self.preconditioner.newton(fun, self.x)
+            data = self.preconditioner.newton(fun, self.x)
+        last, self.pairs, keep = self.pairs, [], self.cg_pairs
+
+        def precondition(r):
+            return two_loop(xp.asarray(r, copy=True), last, data) if last else data(r)
         p, r = xp.zeros_like(self.g), -self.g                 # r = -g - H p, the residual
         z = precondition(r)
         d, rz = z, float(r @ z)
@@ -71,6 +109,8 @@ class NewtonCG(FullBatchSolver):
             curvature = float(d @ Hd)
             if not curvature > 0:                             # negative or no curvature along d
                 return d if i == 0 else p
+            if keep:
+                self.pairs = [(d, Hd, 1.0 / curvature), *self.pairs[:keep - 1]]
             alpha = rz / curvature
             p, r = p + alpha * d, r - alpha * Hd
             if math.sqrt(float(r @ r)) <= target:
@@ -95,8 +135,15 @@ class NewtonCG(FullBatchSolver):
         return True
 
     def state_dict(self) -> dict:
-        return {**self.point_state(), "hessian_products": self.hessian_products, "curvatures": self.curvatures}
+        width = self.x.shape[0]
+        S, Y = (np.array([to_numpy(pair[j]) for pair in self.pairs]).reshape(-1, width) for j in (0, 1))
+        return {**self.point_state(), "hessian_products": self.hessian_products, "curvatures": self.curvatures,
+                "S": S, "Y": Y}
 
     def load_state_dict(self, state: dict, params) -> None:
-        self.load_point_state(state, params)
+        p = self.load_point_state(state, params)
         self.hessian_products, self.curvatures = state_scalars(state, hessian_products=int, curvatures=int)
+        kept = np.shape(to_numpy(state.get("S", np.zeros((0, p)))))[0]
+        S, Y = (require_float64(like(state_array(state, key, (kept, p)), params[0], np.float64), self.name)
+                if kept else [] for key in ("S", "Y"))
+        self.pairs = [(S[j, ...], Y[j, ...], 1.0 / float(S[j, ...] @ Y[j, ...])) for j in range(kept)]
