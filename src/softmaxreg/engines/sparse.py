@@ -62,12 +62,13 @@ def checked_csr(X, num_inputs: int, dtype) -> object:
     csr = X if isinstance(X, sp.csr_array) else sp.csr_array(X)       # a CSR matrix's arrays shared
     if csr.dtype != dtype:
         csr = csr.astype(dtype)
-    csr.sort_indices()                             # in place: the same matrix, the same bits as a sorted copy
-    if _repeats_columns(csr):
-        shared = X.format == "csr" and np.shares_memory(csr.indices, X.indices)
-        csr = csr.copy() if shared else csr                                   # X's arrays keep their entries
-        csr.sum_duplicates()
-    csr.has_canonical_format = True
+    if not csr.has_canonical_format:               # scipy's flag: columns sorted within rows, none repeated
+        csr.sort_indices()                         # in place: the same matrix, the same bits as a sorted copy
+        if _repeats_columns(csr):
+            shared = X.format == "csr" and np.shares_memory(csr.indices, X.indices)
+            csr = csr.copy() if shared else csr                               # X's arrays keep their entries
+            csr.sum_duplicates()
+        csr.has_canonical_format = True
     if not np.isfinite(csr.data).all():
         raise InvalidArgumentError("X: contains NaN or infinite values")
     return csr
