@@ -312,3 +312,46 @@ def test_num_classes_declares_classes_without_training_rows():
         SoftmaxRegressionClassifier(num_classes=1.5).fit(X, y)
     streamed = SoftmaxRegressionClassifier(solver="sgd", num_classes=5).partial_fit(X, y)
     assert streamed.classes_.tolist() == [0, 1, 2, 3, 4]
+
+
+def test_an_unsorted_csr_matrix_is_sorted_in_place_and_duplicates_are_summed_into_a_copy():
+    """TfidfVectorizer's CSR rows come with unsorted columns: the engine sorts them in place (the
+    same matrix, no copy of the non-zeros); repeated columns are summed in a copy, the caller's
+    arrays keeping their entries."""
+    from softmaxreg.engines.sparse import checked_csr
+
+    text = TfidfVectorizer().fit_transform(["the dog runs", "a cat and the dog", "dog dog cat"])
+    for X in (sp.csr_array(text), sp.csr_matrix(text)):
+        X = X.copy()
+        X.indices[:] = X.indices.copy()                    # forget scipy's cached flags
+        unsorted = any(np.any(np.diff(X.indices[a:b]) < 0) for a, b in zip(X.indptr[:-1], X.indptr[1:]))
+        dense = X.toarray()
+        held = checked_csr(X, X.shape[1], np.float64)
+        assert unsorted and np.shares_memory(held.data, X.data) and np.shares_memory(held.indices, X.indices)
+        np.testing.assert_array_equal(held.toarray(), dense)
+        np.testing.assert_array_equal(X.toarray(), dense)
+        assert all(np.all(np.diff(held.indices[a:b]) > 0) for a, b in zip(held.indptr[:-1], held.indptr[1:]))
+    for kind in (sp.csr_array, sp.csr_matrix):
+        X = kind(([1.0, 2.0, 3.0, 4.0], [2, 2, 0, 1], [0, 2, 4]), shape=(2, 3))
+        held = checked_csr(X, 3, np.float64)
+        assert held.nnz == 3 and X.nnz == 4 and not np.shares_memory(held.data, X.data)
+        np.testing.assert_array_equal(held.toarray(), [[0, 0, 3], [3, 4, 0]])
+        np.testing.assert_array_equal(X.toarray(), [[0, 0, 3], [3, 4, 0]])
+
+
+def test_plain_sgd_on_sparse_rows_holds_w_and_coef_and_no_copy_of_x():
+    """The estimator's plain SGD (the row-sparse step) on wide, unsorted sparse rows allocates the
+    model's W, coef_ (the same numbers, (k, d)) and per-batch blocks: no third (d, k) array (an
+    initial draw's cast, a folded copy) and no sorted copy of X."""
+    n, d, k = 500, 200_000, 20
+    rng = np.random.default_rng(7)
+    X = sp.random_array((n, d), density=5e-5, format="csr", rng=rng)
+    for a, b in zip(X.indptr[:-1], X.indptr[1:]):         # columns in falling order within a row
+        X.indices[a:b], X.data[a:b] = X.indices[a:b][::-1].copy(), X.data[a:b][::-1].copy()
+    X = sp.csr_array((X.data, X.indices, X.indptr), shape=X.shape)
+    y = rng.integers(0, k, n)
+    clf = SoftmaxRegressionClassifier(solver="sgd", momentum=0.0, nesterov=False, max_iter=2, random_state=0)
+    _, peak = traced_peak(lambda: clf.fit(X, y))
+    w_bytes = d * k * 8
+    assert clf.coef_.shape == (k, d) and not np.shares_memory(clf.coef_, clf.model_.W)
+    assert 2 * w_bytes < peak < 2.3 * w_bytes, peak / w_bytes

@@ -64,7 +64,8 @@ class SoftmaxRegression:
         if self.dtype not in (np.float32, np.float64):
             raise InvalidArgumentError(f"dtype: expected float32 or float64, got {self.dtype}")
         rng = init_generator(seed)
-        self.W = rng.normal(0.0, sigma, size=(int(num_inputs), int(num_outputs))).astype(self.dtype)
+        # float64 draws: the model's dtype without a second (d, k) array when that is float64
+        self.W = rng.normal(0.0, sigma, size=(int(num_inputs), int(num_outputs))).astype(self.dtype, copy=False)
         self.b = np.zeros(int(num_outputs), dtype=self.dtype)
         self.input_scale = float(input_scale)
         self.input_shape = tuple(int(s) for s in input_shape) if input_shape else (int(num_inputs),)

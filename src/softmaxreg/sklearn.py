@@ -306,10 +306,12 @@ class SoftmaxRegressionClassifier(CallbackSupport, ClassifierMixin, BaseEstimato
         return {"model_": model, "coef_": W.T.copy(), "intercept_": b.copy()}
 
     def _folded(self, model=None):
-        """(W, b) acting on raw features: standardization and scale folded in (of model_, or `model`)."""
+        """(W, b) acting on raw features: standardization and scale folded in (of model_, or `model`).
+        With nothing to fold W is the model's own array (callers copy it into coef_): no (d, k)
+        temporary beside the model's W and coef_ when the fit ends."""
         m = self.model_ if model is None else model
         if m.mean is None:
-            return m.W * m.input_scale, m.b.copy()
+            return (m.W if m.input_scale == 1 else m.W * m.input_scale), m.b.copy()
         a = m.input_scale / m.std
         return m.W * a[:, None], m.b - (m.mean / m.std) @ m.W
 

@@ -43,8 +43,11 @@ def is_sparse(a) -> bool:
 def checked_csr(X, num_inputs: int, dtype) -> object:
     """X (any scipy.sparse format, n x num_inputs) as a canonical CSR array in `dtype` (duplicates
     summed, column indices sorted), checked: a real dtype, the width, in-range indices and
-    a monotone row pointer (scipy's full check), finite values. A CSR array already in that form
-    is returned as it is (no copy). InvalidArgumentError names what is wrong, in one line."""
+    a monotone row pointer (scipy's full check), finite values. A CSR array (or matrix) in `dtype`
+    is used as it is, its arrays shared (no copy): its column indices are sorted in place when they
+    are not (TfidfVectorizer's are not), which leaves the matrix unchanged, as scikit-learn's
+    forests and SVMs sort theirs; only duplicates, which summing would shorten, cost a copy.
+    InvalidArgumentError names what is wrong, in one line."""
     import scipy.sparse as sp
 
     if X.ndim != 2 or X.shape[1] != num_inputs:
@@ -56,15 +59,29 @@ def checked_csr(X, num_inputs: int, dtype) -> object:
             X.check_format(full_check=True)       # a hand-built matrix: indices and indptr checked
         except ValueError as e:
             raise InvalidArgumentError(f"X: not a valid CSR matrix: {e}") from None
-    csr = X if isinstance(X, sp.csr_array) else sp.csr_array(X)
+    csr = X if isinstance(X, sp.csr_array) else sp.csr_array(X)       # a CSR matrix's arrays shared
     if csr.dtype != dtype:
         csr = csr.astype(dtype)
-    if not csr.has_canonical_format:
-        csr = csr.copy() if csr is X else csr
-        csr.sum_duplicates()                     # also sorts the indices
+    if not csr.has_canonical_format:               # scipy's flag: columns sorted within rows, none repeated
+        csr.sort_indices()                         # in place: the same matrix, the same bits as a sorted copy
+        if _repeats_columns(csr):
+            shared = X.format == "csr" and np.shares_memory(csr.indices, X.indices)
+            csr = csr.copy() if shared else csr                               # X's arrays keep their entries
+            csr.sum_duplicates()
+        csr.has_canonical_format = True
     if not np.isfinite(csr.data).all():
         raise InvalidArgumentError("X: contains NaN or infinite values")
     return csr
+
+
+def _repeats_columns(csr) -> bool:
+    """Whether a row of a CSR array with sorted column indices holds a column twice (neighbours
+    equal within a row); one boolean per non-zero, no copy of the matrix."""
+    nnz = int(csr.indptr[-1])
+    same = csr.indices[1:nnz] == csr.indices[:max(nnz - 1, 0)]                # (nnz - 1,) entry j+1 repeats entry j
+    starts = csr.indptr[1:-1]
+    same[starts[(starts > 0) & (starts < nnz)] - 1] = False              # pairs across a row boundary
+    return bool(same.any())
 
 
 def row_block(X, start: int, stop: int):
@@ -107,7 +124,8 @@ class SparseEngine(Engine):
     def moment_sums(self, X, scale: float) -> np.ndarray:
         """[sum_i s x_i, sum_i (s x_i)^2] (2, d) float64 from the non-zeros, in row order."""
         X = X if X.format == "csr" else X.tocsr()
-        values = X.data.astype(np.float64) * scale
+        values = X.data.astype(np.float64, copy=False)          # float64 X's own values: no copy of nnz numbers
+        values = values * scale if scale != 1 else values       # x * 1 == x: the same bits either way
         d = X.shape[1]
         return np.stack([np.bincount(X.indices, weights=values, minlength=d),
                          np.bincount(X.indices, weights=np.square(values), minlength=d)])
