@@ -386,3 +386,15 @@ def test_the_last_cgs_pairs_precondition_the_next_without_moving_the_optimum(dig
     assert fits[0][1].pairs == [] and 1 <= len(fits[10][1].pairs) <= 10
     with pytest.raises(sr.InvalidArgumentError, match="cg_pairs"):
         sr.OPTIMIZERS["newton-cg"](cg_pairs=-1)
+
+
+def test_the_forcing_term_is_eisenstat_and_walkers_choice_2():
+    """0.5 at the first iteration; then 0.9 (|g_t| / |g_t-1|)^2, at least 0.9 eta_t-1^2 while that
+    is above 0.1, at most 0.5; the same for F and 1000 F (the ratio of two norms)."""
+    from softmaxreg.solvers.newton_cg import forcing_term
+
+    assert forcing_term(3.0, None) == 0.5
+    assert forcing_term(0.1, (1.0, 0.2)) == pytest.approx(0.9 * 0.01)        # 0.9 * 0.2^2 = 0.036 <= 0.1
+    assert forcing_term(0.1, (1.0, 0.5)) == pytest.approx(0.9 * 0.25)        # safeguard: 0.225 > 0.1
+    assert forcing_term(1.0, (1.0, 0.01)) == 0.5                              # no progress: capped
+    assert forcing_term(2e-3, (1e-2, 0.05)) == pytest.approx(forcing_term(2.0, (10.0, 0.05)))
