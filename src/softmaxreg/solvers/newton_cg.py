@@ -19,8 +19,8 @@ the full Newton step overshoots and the line search cuts it) the CG stops early,
 gradient falls fast it asks for the accuracy that keeps the convergence superlinear. It also does
 not depend on the scale of F (N&W's eta = min(0.5, sqrt(|g|)) does: a mean loss and a sum give
 different CGs). Fashion-MNIST standardized at C = 0.01, passes to F* (1 + 1e-6): all 60,000 rows
-553 with N&W's term (18 iterations, five of them cut to alpha 0.15-0.48 by the line search) ->
-305 (9 iterations); 10,000 rows 131 -> 149 (8 -> 7 iterations).
+553 with N&W's term (18 iterations; without the pairs below, 8 of its 17 steps were cut to alpha
+0.15-0.70 by the line search) -> 305 (9 iterations); 10,000 rows 131 -> 149 (8 -> 7 iterations).
 
 The CG is preconditioned, when the caller sets the data's preconditioner
 (preconditioner.GramPreconditioner, G the Gram matrix of the inputs as the model sees them), by
@@ -38,10 +38,10 @@ Each CG after the first is preconditioned further by the pairs (d_j, H d_j) of t
 Optim. 10, 2000): the two-loop recursion of L-BFGS over the last `cg_pairs` of them, with the data's
 preconditioner as its initial map. The Hessian changes little from one Newton iteration to the
 next, so what the last CG learned of it, the directions the data's preconditioner gets worst,
-carries over. Fashion-MNIST standardized at C = 0.01, passes to F* (1 + 1e-6) with 10 pairs: 155 ->
-131 on 10,000 rows (8 iterations either way), 770 -> 553 on all 60,000 (17 and 18 iterations).
-Not a gain everywhere: standardized digits, Hessian products to max |g| <= 1e-8, 43 -> 46 at C =
-0.01, 139 -> 159 at C = 1, 747 -> 666 at C = 100.
+carries over. Fashion-MNIST standardized at C = 0.01, passes to F* (1 + 1e-6) without pairs and
+with 10: 364 -> 305 on all 60,000 rows, 172 -> 149 on 10,000 (with N&W's forcing term 770 -> 553
+and 155 -> 131). Not a gain everywhere: standardized digits, Hessian products to max |g| <= 1e-8
+with N&W's term, 43 -> 46 at C = 0.01, 139 -> 159 at C = 1, 747 -> 666 at C = 100.
 """
 
 from __future__ import annotations
@@ -60,8 +60,8 @@ __all__ = ["NewtonCG", "DEFAULT_CG_PAIRS", "forcing_term"]
 
 DEFAULT_CG_PAIRS = 10
 """The last CG's pairs kept for the next one unless told (`cg_pairs`) or the data's preconditioner
-says (`newton_pairs`). On 10,000 Fashion-MNIST rows, passes to F* (1 + 1e-6) with the last 5 / 10 /
-20 pairs: 128 / 131 / 127 (20 spread evenly over the CG: 123; none: 155)."""
+says (`newton_pairs`). On 10,000 Fashion-MNIST rows, with N&W's forcing term, passes to F* (1 +
+1e-6) with the last 5 / 10 / 20 pairs: 128 / 131 / 127 (20 spread evenly over the CG: 123; none: 155)."""
 
 
 def forcing_term(g_norm: float, last: tuple[float, float] | None) -> float:
