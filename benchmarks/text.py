@@ -474,7 +474,8 @@ def report(rows, f_star, tight, floor_mb):
         peer, best = max(peers, key=peers.get), max(mine, key=mine.get)
         points = 100 * (peers[peer] - mine[best])
         print(f"target 2 (held-out accuracy within 0.5 points of the best peer): {best} {mine[best]:.4f}, "
-              f"{peer} {peers[peer]:.4f}: {points:+.2f} points behind, {'met' if points <= 0.5 else 'not met'}")
+              f"{peer} {peers[peer]:.4f}: {abs(points):.2f} points {'behind' if points > 0 else 'ahead'}, "
+              f"{'met' if points <= 0.5 else 'not met'}")
     memory = {s: (r["peak_mb"] - r["baseline_mb"]) / floor_mb for s, _, r in rows if s.startswith("ours") and "peak_mb" in r}
     if memory:
         print("target 3 (peak RSS of the fit <= 1.5x the floor): " + ", ".join(
