@@ -135,6 +135,50 @@ def test_train_evaluate_predict_on_svmlight_match_sklearn(tmp_path):
     assert json.loads(result.stdout)["accuracy"] == pytest.approx(reference.score(X_test, y_test))
 
 
+def test_evaluate_and_predict_read_a_test_file_with_the_training_files_index_base(tmp_path):
+    """A model trained on a 0-based file records it (index_base 0 in its file): a 0-based test file
+    with no index 0 (auto would read it 1-based, every feature one column off) is read 0-based by
+    `evaluate` and `predict`, as scikit-learn reads it with zero_based=True; --zero-based no overrides."""
+    sk_datasets = pytest.importorskip("sklearn.datasets")
+    from softmaxreg import load_model
+
+    rng = np.random.default_rng(6)
+    d, k = 8, 3
+    W = rng.normal(size=(d, k)) * 3
+    def write(path, n, low):
+        X = np.zeros((n, d))
+        X[:, low:] = rng.normal(size=(n, d - low)) * (rng.random((n, d - low)) < 0.6)
+        X[:, d - 1] = 1.0                                       # every row names the last column
+        y = np.argmax(X @ W + rng.gumbel(size=(n, k)), axis=1)
+        sk_datasets.dump_svmlight_file(X, y, str(path), zero_based=True)
+        return X, y
+    write(tmp_path / "train.svm", 150, 0)
+    X_test, y_test = write(tmp_path / "test.svm", 40, 1)           # column 0 empty: no index 0 written
+    assert " 0:" not in (tmp_path / "test.svm").read_text()
+    run = tmp_path / "run"
+    result = run_cli("train", "--data", str(tmp_path / "train.svm"), "--solver", "lbfgs", "--dtype", "float64",
+                     "--out", str(run), "--no-plots", "--quiet")
+    assert result.returncode == 0, result.stderr
+    model = load_model(run / "model.safetensors")
+    assert model.index_base == 0
+    expected = model.predict_proba(X_test)
+
+    def predicted(*extra):
+        result = run_cli("predict", str(run / "model.safetensors"), "--data", str(tmp_path / "test.svm"),
+                         "--json", "--top-k", str(k), *extra)
+        assert result.returncode == 0, result.stderr
+        ours = np.zeros((len(y_test), k))
+        for row in json.loads(result.stdout):
+            for top in row["top_k"]:
+                ours[row["index"], int(top["class"])] = top["probability"]
+        return ours
+    np.testing.assert_allclose(predicted(), expected, rtol=1e-6)
+    assert not np.allclose(predicted("--zero-based", "no"), expected, rtol=1e-2)     # one column off
+    result = run_cli("evaluate", str(run / "model.safetensors"), "--data", str(tmp_path / "test.svm"), "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["accuracy"] == pytest.approx(np.mean(expected.argmax(axis=1) == y_test))
+
+
 def test_evaluate_reads_named_labels_of_a_test_file_as_the_models_classes(tmp_path):
     """A model trained on labels -1 / +1 is judged on a file of +1 rows only (spelled "1" too):
     each label names the model's class of that spelling or value; another label is refused by line."""

@@ -41,7 +41,9 @@ class SoftmaxRegression:
     in the lesson; an integer `seed` uses the first stream of the seed rule (seeding.py).
     `class_names`, `input_shape`, `input_scale` and `input_range` (the (low, high) raw values it
     was trained on, e.g. (0, 255) for pixels; None if unknown) travel with the model into its
-    file, so a loaded model knows how to read raw inputs.
+    file, so a loaded model knows how to read raw inputs; so does `index_base`, the first feature
+    index of the svmlight files it was trained on (0 or 1; None: not trained on svmlight files),
+    so its test files are read as its training files were.
 
     The parameters W, b (and mean, std) are NumPy arrays unless the model is moved to another
     array library with `to(backend, device)`, or trained by `fit` on another library's arrays
@@ -54,7 +56,7 @@ class SoftmaxRegression:
     def __init__(self, num_inputs: int, num_outputs: int, sigma: float = 0.01, *,
                  seed: int | np.random.Generator = 0, dtype=np.float32, input_scale: float = 1.0,
                  input_shape: Sequence[int] | None = None, class_names: Sequence[str] | None = None,
-                 input_range: tuple[float, float] | None = None):
+                 input_range: tuple[float, float] | None = None, index_base: int | None = None):
         if int(num_inputs) < 1 or int(num_outputs) < 2:
             raise InvalidArgumentError(
                 f"need num_inputs >= 1 and num_outputs >= 2, got {num_inputs} and {num_outputs}")
@@ -81,6 +83,9 @@ class SoftmaxRegression:
                                             and input_range[0] < input_range[1]):
             raise InvalidArgumentError(f"input_range: expected finite (low, high) with low < high, got {input_range!r}")
         self.input_range = None if input_range is None else (float(input_range[0]), float(input_range[1]))
+        if index_base not in (None, 0, 1) or isinstance(index_base, bool):
+            raise InvalidArgumentError(f"index_base: expected 0, 1 or None, got {index_base!r}")
+        self.index_base = index_base
 
     def __repr__(self) -> str:
         names = self.class_names if self.num_outputs <= 12 else [*self.class_names[:5], "...", *self.class_names[-2:]]

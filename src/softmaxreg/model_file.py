@@ -3,8 +3,9 @@
 A model file holds the tensors `weight` (d, k) and `bias` (k,) (and `mean`, `std` (d,) when
 standardized) and string metadata: format ("softmaxreg-model"), format_version, softmaxreg_version,
 tensors_sha256 (see `fileio`), class_names and input_shape (JSON lists), dtype, preprocessing
-(JSON: input_scale applied to raw inputs, standardize), and input_range (JSON [low, high] of the raw
-inputs it was trained on; absent when unknown, e.g. in older files). Checkpoints hold the same tensors and
+(JSON: input_scale applied to raw inputs, standardize), input_range (JSON [low, high] of the raw
+inputs it was trained on; absent when unknown, e.g. in older files) and index_base (JSON 0 or 1: the
+first feature index of the svmlight files it was trained on; absent for other data). Checkpoints hold the same tensors and
 metadata (`model_tensors`, `model_metadata`) in a container of their own format.
 """
 
@@ -55,7 +56,11 @@ def model_metadata(model: SoftmaxRegression) -> dict:
         "dtype": model.dtype.name,
         "preprocessing": json.dumps({"input_scale": model.input_scale, "standardize": model.mean is not None}),
     }
-    return meta if model.input_range is None else {**meta, "input_range": json.dumps(list(model.input_range))}
+    if model.input_range is not None:
+        meta["input_range"] = json.dumps(list(model.input_range))
+    if model.index_base is not None:
+        meta["index_base"] = json.dumps(model.index_base)
+    return meta
 
 
 def model_tensors(model: SoftmaxRegression) -> dict:
@@ -129,6 +134,7 @@ def model_from_tensors(tensors: dict, meta: dict, path) -> SoftmaxRegression:
     input_shape = _field(meta, "input_shape", path)
     preprocessing = _field(meta, "preprocessing", path)
     input_range = _field(meta, "input_range", path, optional=True)
+    index_base = _field(meta, "index_base", path, optional=True)
     if not (isinstance(preprocessing, dict) and set(preprocessing) <= {"input_scale", "standardize"}
             and _is_number(preprocessing.get("input_scale"))
             and type(preprocessing.get("standardize", False)) is bool):
@@ -153,8 +159,11 @@ def model_from_tensors(tensors: dict, meta: dict, path) -> SoftmaxRegression:
                                         and all(_is_number(v) for v in input_range)
                                         and input_range[0] < input_range[1]):
         raise ModelFormatError(f"{path}: model metadata field input_range must be [low, high] with low < high")
+    if index_base not in (None, 0, 1) or isinstance(index_base, bool):
+        raise ModelFormatError(f"{path}: model metadata field index_base must be 0 or 1")
     model = SoftmaxRegression(W.shape[0], W.shape[1], sigma=0.0, dtype=W.dtype, input_scale=input_scale,
-                              input_shape=input_shape, class_names=class_names, input_range=input_range)
+                              input_shape=input_shape, class_names=class_names, input_range=input_range,
+                              index_base=index_base)
     model.W[...] = W
     model.b[...] = b
     if standardize:

@@ -309,6 +309,6 @@ def _data_options(parser: argparse.ArgumentParser, help: str) -> None:
 
 def _zero_based_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--zero-based", choices=("auto", "yes", "no"), default="auto",
-                        help="svmlight: feature indices start at 0 (yes) or 1 (no); auto (default): at 1 unless an "
-                             "index 0 occurs in the file(s) read. Pass the training run's choice to evaluate and "
-                             "predict when it matters: a test file alone may not show an index 0")
+                        help="svmlight: feature indices start at 0 (yes) or 1 (no); auto (default): in train, at 1 "
+                             "unless an index 0 occurs in the file(s) read; in evaluate and predict, as in the "
+                             "model's training files (the model file records it)")

@@ -149,7 +149,7 @@ def new_run(args):
         model = SoftmaxRegression(int(np.prod(image_shape)), len(data.class_names), sigma,
                                   seed=seed, dtype=dtype, input_scale=1 / 255 if pixels else 1.0,
                                   input_shape=image_shape, class_names=data.class_names,
-                                  input_range=(0, 255) if pixels else None)
+                                  input_range=(0, 255) if pixels else None, index_base=data.index_base)
     validation = data.test_images is not None
     config = {
         "softmaxreg_version": __version__,

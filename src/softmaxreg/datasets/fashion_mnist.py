@@ -56,6 +56,7 @@ class ImageDataset(NamedTuple):
     sha256: dict                   # file name -> SHA-256 of the file as read
     features: bool = False         # a dense table of features (n, d), not images: the command line
                                    # standardizes it by default
+    index_base: int | None = None  # svmlight files: the first feature index they were read with (0 or 1)
 
 
 def _sha256(path: Path) -> str:

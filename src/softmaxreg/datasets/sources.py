@@ -122,10 +122,13 @@ def _no_columns(read, p, label_column, *args, **options) -> ImageDataset:
 
 def svmlight_width(path, model, zero_based="auto", labels: bool = True) -> dict:
     """open_data's svmlight options to judge `model` on the file at `path`: its width is the model's
-    inputs (a test file's largest index says less), its labels name the model's classes; {} for
-    other kinds."""
+    inputs (a test file's largest index says less), its labels name the model's classes, and its
+    first index is the training files' (the model's `index_base`, unless `zero_based` says; a test
+    file without index 0 says nothing); {} for other kinds."""
     if single_file_kind(path) != "svmlight":
         return {} if zero_based == "auto" else {"zero_based": zero_based}     # refused by open_data, named
+    if zero_based == "auto" and model.index_base is not None:
+        zero_based = model.index_base == 0
     return {"n_features": model.num_inputs, "zero_based": zero_based,
             **({"class_names": tuple(model.class_names)} if labels else {})}
 

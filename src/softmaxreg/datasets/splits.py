@@ -36,8 +36,10 @@ def digest(*paths: Path) -> dict:
     return sums
 
 
-def dataset(source: Path | str, sums: dict, splits: dict, names, labels: bool, num_classes=None) -> ImageDataset:
-    """The ImageDataset of checked splits {"train": (X, y, where), "test": (X, y, where) or absent}."""
+def dataset(source: Path | str, sums: dict, splits: dict, names, labels: bool, num_classes=None, *,
+            index_base: int | None = None) -> ImageDataset:
+    """The ImageDataset of checked splits {"train": (X, y, where), "test": (X, y, where) or absent};
+    index_base: of svmlight files, the first feature index they were read with."""
     X, y, where = splits["train"]
     check_split(X, y, where, labels)
     if num_classes is None:                          # declared classes (evaluate: the model's) may be judged on one
@@ -63,7 +65,8 @@ def dataset(source: Path | str, sums: dict, splits: dict, names, labels: bool, n
         _weights_fit(X.shape[1], len(names), where)
     return ImageDataset(train_images=X, train_labels=y, test_images=None if test is None else test[0],
                         test_labels=None if test is None else test[1], class_names=tuple(names),
-                        source=str(source), sha256=sums, features=X.ndim == 2 and X.dtype != np.uint8 and not sparse)
+                        source=str(source), sha256=sums, features=X.ndim == 2 and X.dtype != np.uint8 and not sparse,
+                        index_base=index_base)
 
 
 def refuse_one_class(y, where: str, labels: bool) -> None:

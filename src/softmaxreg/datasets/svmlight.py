@@ -266,6 +266,11 @@ def load_svmlight(path, val_path=None, *, n_features=None, zero_based="auto", nu
     (X_val, y_val None without it): X csr_arrays of one width, y int64 class indices; names None for
     labels written as digits (classes 0..K-1: the caller counts K), else the sorted class names.
     class_names: the classes of a model judged on the file(s), which labels that are not digits name."""
+    return _load_svmlight(path, val_path, n_features, zero_based, num_classes, class_names)[:5]
+
+
+def _load_svmlight(path, val_path, n_features, zero_based, num_classes, class_names):
+    """load_svmlight's (X, y, X_val, y_val, names) and the first feature index it read the files with."""
     zero_based = zero_based_option(zero_based)
     if n_features is not None and not 1 <= n_features <= MAX_INDEX:
         raise DataFormatError(f"--n-features {n_features}: expected 1..2^53 (the columns an index can name)")
@@ -284,7 +289,7 @@ def load_svmlight(path, val_path=None, *, n_features=None, zero_based="auto", nu
         ys, names = known_classes(files, tuple(class_names)), tuple(class_names)
     else:
         ys, names = class_indices(files, num_classes)
-    return Xs[0], ys[0], *(Xs[1:] or [None]), *(ys[1:] or [None]), names
+    return Xs[0], ys[0], *(Xs[1:] or [None]), *(ys[1:] or [None]), names, shift
 
 
 def open_svmlight(p: Path, val_data, labels: bool, num_classes, n_features, zero_based, class_names=None):
@@ -294,11 +299,10 @@ def open_svmlight(p: Path, val_data, labels: bool, num_classes, n_features, zero
     for f in (p, *([Path(val_data)] if val_data is not None else [])):
         if not f.is_file():
             raise DataFormatError(f"{f}: svmlight file does not exist")
-    X, y, X_val, y_val, names = load_svmlight(p, val_data, n_features=n_features, zero_based=zero_based,
-                                              num_classes=num_classes, class_names=class_names)
+    X, y, X_val, y_val, names, base = _load_svmlight(p, val_data, n_features, zero_based, num_classes, class_names)
     splits = {"train": (X, y if labels else None, str(p))}
     sums = digest(p)
     if X_val is not None:
         splits["test"] = (X_val, y_val if labels else None, str(val_data))
         sums.update(held_out_digest(digest(Path(val_data))))
-    return dataset(p, sums, splits, names if labels else None, labels, num_classes)
+    return dataset(p, sums, splits, names if labels else None, labels, num_classes, index_base=base)
