@@ -253,7 +253,7 @@ def test_zarr_without_zarr_or_dask_says_how_to_install_it(tmp_path, capsys, monk
 
 def _whole_and_resumed(tmp_path, monkeypatch, options, before_resume=lambda cut: None):
     """The models of a run and of the same run interrupted after epoch 1, then resumed."""
-    from softmaxreg import load_model, train
+    from softmaxreg import load_model, minibatch
 
     folder = tmp_path / "npy"
     folder.mkdir()
@@ -262,14 +262,14 @@ def _whole_and_resumed(tmp_path, monkeypatch, options, before_resume=lambda cut:
     np.save(folder / "y_train.npy", y)
     args = ["train", "--data", str(folder), "--quiet", "--no-plots", *options]
     assert main([*args, "--out", str(tmp_path / "whole")]) == 0
-    end_epoch = train._end_epoch
+    end_epoch = minibatch.end_epoch
 
     def interrupt_after_the_first(run, record, callbacks):
         end_epoch(run, record, callbacks)
         if record.epoch == 1:
             raise KeyboardInterrupt
     with monkeypatch.context() as patch:
-        patch.setattr(train, "_end_epoch", interrupt_after_the_first)
+        patch.setattr(minibatch, "end_epoch", interrupt_after_the_first)
         assert main([*args, "--out", str(tmp_path / "cut")]) == 130
     before_resume(tmp_path / "cut")
     assert main(["train", "--resume", str(tmp_path / "cut"), "--quiet", "--no-plots"]) == 0

@@ -3,6 +3,7 @@ Run they see, and TrainState (everything needed to continue a run exactly)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
 
 import numpy as np
@@ -10,7 +11,8 @@ import numpy as np
 from .errors import InvalidArgumentError
 from .fileio import atomic_write_bytes
 
-__all__ = ["EpochRecord", "History", "Callback", "Run", "TrainState", "METRICS_HEADER"]
+__all__ = ["EpochRecord", "History", "Callback", "Run", "TrainState", "METRICS_HEADER", "begin", "end_epoch",
+           "validated"]
 
 METRICS_HEADER = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "epoch_seconds")
 """metrics.csv's columns; epoch_seconds is EpochRecord.seconds (the one figure that is not the same
@@ -139,3 +141,21 @@ class Callback:
     def on_step_end(self) -> None: ...
     def on_epoch_end(self, record: EpochRecord, history: History) -> None: ...
     def on_train_end(self, history: History) -> None: ...
+
+
+def begin(run: Run, callbacks) -> None:
+    """The callbacks' on_train_begin, in order."""
+    for cb in callbacks:
+        cb.on_train_begin(run)
+
+
+def end_epoch(run: Run, record: EpochRecord, callbacks) -> None:
+    """`record` joins the run's history; then the callbacks' on_epoch_end, in order."""
+    run.history.records.append(record)
+    for cb in callbacks:
+        cb.on_epoch_end(record, run.history)
+
+
+def validated(model, validation) -> tuple[float, float]:
+    """(val_loss, val_acc) of an EpochRecord: the model's on the (X, y) `validation`, NaN without one."""
+    return model.evaluate(*validation) if validation is not None else (math.nan, math.nan)

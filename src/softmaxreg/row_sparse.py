@@ -127,7 +127,7 @@ def full_loss_and_grad_rows(params, x, y, w, divisor: float, smoothing: float = 
 
 class BlockSteps:
     """train.py's minibatch steps that update a block of W in place: the batches and rows of `inner`
-    (train._NumpySteps or _GenericSteps), `gradient` and `step` the subclass's (`update` holds what
+    (minibatch._NumpySteps or _GenericSteps), `gradient` and `step` the subclass's (`update` holds what
     the gradient hands the step)."""
 
     def __init__(self, inner):

@@ -199,7 +199,7 @@ def sampled_objective(model, X, y, cfg, seed, optimizer, resume) -> SampledSoftm
 
 
 class SampledSteps(BlockSteps):
-    """BlockSteps for SampledSoftmax (inner: train._NumpySteps for NumPy arrays, train._GenericSteps
+    """BlockSteps for SampledSoftmax (inner: minibatch._NumpySteps for NumPy arrays, minibatch._GenericSteps
     for sparse rows): the sampled gradient (`chunk`: the columns C only) and its step (those columns
     updated in place). No hits are counted: the argmax needs all k logits."""
     counts_hits = False
