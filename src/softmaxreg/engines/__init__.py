@@ -19,117 +19,19 @@ Dask and the other libraries are imported only when their arrays are met.
 
 from __future__ import annotations
 
-import mmap
-
 import numpy as np
 
-from .array_api import device_of, is_numpy, namespace, to_device, to_numpy
+from .array_api import device_of, is_numpy, namespace
+from .base import Engine
+from .kinds import is_dask, is_streamed, mapping_of
+from .sparse import SparseEngine, is_sparse
 
 __all__ = ["Engine", "engine_for", "is_dask", "is_streamed", "has_sparse_blocks", "mapping_of"]
-
-MOMENT_ROWS = 4096
-"""Rows summed at a time by `moment_sums`."""
-
-
-def is_dask(*arrays) -> bool:
-    """True if any argument is a Dask array (without importing dask)."""
-    return any(type(a).__module__.partition(".")[0] == "dask" and hasattr(a, "chunks") for a in arrays)
 
 
 def has_sparse_blocks(X) -> bool:
     """True for a Dask array whose blocks are scipy.sparse matrices (its meta is one)."""
     return is_dask(X) and is_sparse(getattr(X, "_meta", None))
-
-
-def mapping_of(array) -> mmap.mmap | None:
-    """The mmap.mmap an ndarray's memory belongs to (np.memmap and np.frombuffer(mm) views), else None."""
-    base = array
-    while isinstance(base, np.ndarray):
-        base = base.base
-    return base if isinstance(base, mmap.mmap) else None
-
-
-def is_streamed(array) -> bool:
-    """True for data that are read from disk or computed as they are used: a memory map or a Dask array."""
-    return is_dask(array) or (isinstance(array, np.ndarray) and mapping_of(array) is not None)
-
-
-class Engine:
-    """The kind of some arrays (`name`: "numpy", "array_api" or "dask"), their namespace xp (NumPy
-    for Dask, whose blocks are NumPy arrays) and device, and the operations that differ by kind."""
-
-    def __init__(self, name: str, xp, device, streamed: bool = False):
-        self.name, self.xp, self.device, self.streamed = name, xp, device, streamed
-
-    def __repr__(self) -> str:
-        return f"Engine({self.name!r}, {getattr(self.xp, '__name__', self.xp)}, {self.device!r})"
-
-    def __eq__(self, other) -> bool:
-        """Same kind, same library and same device: arrays of the two need no move to meet."""
-        return isinstance(other, Engine) and (self.name, self.xp, self.device) == (other.name, other.xp, other.device)
-
-    __hash__ = None
-
-    @property
-    def generic(self) -> bool:
-        """True when the formulas run as written in generic.py on chunks of this engine's rows (other
-        array libraries, sparse matrices), False for NumPy's fused kernels and Dask's blocks."""
-        return self.name in ("array_api", "sparse")
-
-    @property
-    def in_process(self) -> bool:
-        """True for NumPy arrays of this process (in memory or memory-mapped): the fast path."""
-        return self.name == "numpy"
-
-    def asarray(self, a, dtype=None):
-        """`a` (any library's array, or None) as an array of this engine's library on its device."""
-        return to_device(a, np if self.name == "dask" else self.xp, self.device, dtype=dtype)
-
-    def zeros(self, shape: tuple, dtype=None):
-        """Zeros (float64 by default) of this engine's library on its device."""
-        xp = np if self.name == "dask" else self.xp
-        return xp.zeros(shape, dtype=xp.float64 if dtype is None else dtype, device=self.device)
-
-    def set_row(self, A, row: int, v):
-        """A with row `row` set to v: in place for NumPy, a new array for the other libraries (JAX's
-        arrays are immutable; array-api-extra's `at`)."""
-        if self.name != "array_api":
-            A[row] = v
-            return A
-        import array_api_extra as xpx
-        return xpx.at(A)[row, ...].set(v)
-
-    def take(self, a, index: np.ndarray):
-        """a[index] for host row indices, in a's library (None stays None)."""
-        if a is None or self.name != "array_api":
-            return None if a is None else a[index]
-        return self.xp.take(a, self.xp.asarray(index, device=self.device), axis=0)
-
-    def float_rows(self, X, start: int, stop: int, dtype):
-        """Rows [start, stop) of X (n, d) as floats of `dtype`, in X's library."""
-        return self.xp.astype(X[start:stop, ...], dtype, copy=False)
-
-    def magnitudes(self, x) -> tuple[float, float]:
-        """(max |x|, root mean square of x) over all entries of a float array x (not empty)."""
-        xp = self.xp
-        return float(xp.max(xp.abs(x))), float(xp.sqrt(xp.mean(x * x)))
-
-    def moment_sums(self, X, scale: float) -> np.ndarray:
-        """[sum_i s x_i, sum_i (s x_i)^2] (2, d) float64 over X (n, d), MOMENT_ROWS rows at a time in
-        order (parts add up); a memory map or a Dask array is streamed (datasets.blocks.iterate_rows)."""
-        if self.name == "array_api":                       # summed on the device
-            xp, total, total_sq = self.xp, 0.0, 0.0
-            for start in range(0, X.shape[0], MOMENT_ROWS):
-                chunk = xp.astype(X[start:min(start + MOMENT_ROWS, X.shape[0]), ...], xp.float64) * scale
-                total, total_sq = total + xp.sum(chunk, axis=0), total_sq + xp.sum(xp.square(chunk), axis=0)
-            return np.stack([to_numpy(total), to_numpy(total_sq)])
-        from .rows import iterate_rows
-        sums = np.zeros((2, X.shape[1]))
-        for _, _, block in iterate_rows(X, MOMENT_ROWS):
-            chunk = block.astype(np.float64) * scale
-            sums[0] += chunk.sum(axis=0)
-            sums[1] += np.square(chunk).sum(axis=0)
-        return sums
 
 
 def engine_for(*arrays) -> Engine:
@@ -144,6 +46,3 @@ def engine_for(*arrays) -> Engine:
         return Engine("numpy", np, "cpu", streamed=any(is_streamed(a) for a in arrays))
     foreign = [a for a in arrays if a is not None and not is_numpy(a)]
     return Engine("array_api", namespace(*foreign), device_of(foreign[0]))
-
-
-from .sparse import SparseEngine, is_sparse  # noqa: E402  (sparse.py subclasses Engine)

@@ -16,7 +16,7 @@ import mmap
 import numpy as np
 
 from ..errors import InvalidArgumentError
-from . import is_dask, mapping_of
+from .kinds import is_dask, mapping_of
 
 __all__ = ["BLOCK_ROWS", "check_rows", "PageRelease", "row_blocks", "iterate_rows"]
 

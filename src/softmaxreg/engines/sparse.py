@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InvalidArgumentError
-from . import Engine
+from .base import Engine
 
 __all__ = ["SparseEngine", "is_sparse", "checked_csr", "row_block", "scipy_sparse"]
 
