@@ -95,47 +95,6 @@ def test_full_batch_sums_match_the_dense_pass_and_do_not_depend_on_the_threads()
             np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_a_pass_by_columns_gives_the_dense_sums_and_the_same_bits_whatever_the_threads(dtype):
-    """No more rows than twice the columns: F, its gradient (class indices) and Hessian products (class
-    indices, soft targets with label smoothing) in two phases (G's rows, then X^T G by blocks of
-    columns), with weights, an input scale and a scale-only standardization, against the dense pass,
-    the waves of partial sums, and themselves on 1, 2 and 3 threads."""
-    X, y = sparse_problem(n=600, d=400)
-    X = X.astype(dtype)
-    rng = np.random.default_rng(4)
-    w = rng.uniform(0.5, 2.0, X.shape[0])
-    model = SoftmaxRegression(X.shape[1], 5, 0.3, seed=1, dtype=dtype, input_scale=0.5)
-    model.set_standardization(np.zeros(X.shape[1]), rng.uniform(0.5, 2.0, X.shape[1]))
-    x = flat_params(model)
-    v = rng.standard_normal(x.shape)
-    rtol = 1e-5 if dtype == np.float32 else 1e-12
-    close = lambda a, b: np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * np.abs(b).max())   # noqa: E731
-    for targets, smoothing in ((y, 0.0), (rng.dirichlet(np.ones(5), size=X.shape[0]), 0.1)):
-        objective = SoftmaxCrossEntropy(model, weight_decay=1e-2, label_smoothing=smoothing)
-        with FullBatch(objective, X.toarray(), targets, w) as dense:
-            f, g, extra = dense(x)
-            Hv = dense.hessian_product(x, v)
-        results = []
-        for threads in (1, 2, 3):
-            with SparseFullBatch(objective, X, targets, w, threads=threads) as fun:
-                assert fun.by_columns
-                results.append((*fun(x), fun.hessian_product(x, v)))
-                fun.by_columns = False                                  # the waves, for comparison
-                waves = (*fun(x), fun.hessian_product(x, v))
-        fs, gs, es, Hs = results[0]
-        np.testing.assert_allclose([fs, waves[0]], f, rtol=rtol)
-        np.testing.assert_allclose(es, extra, rtol=rtol)
-        assert es == waves[2]                                           # the same rows' losses
-        for a, b in ((gs, g), (gs, waves[1]), (Hs, Hv), (Hs, waves[3])):
-            close(a, b)
-        for other in results[1:]:
-            assert other[0] == fs and other[2] == es
-            np.testing.assert_array_equal(other[1], gs)
-            np.testing.assert_array_equal(other[3], Hs)
-    assert not SparseFullBatch(objective, sp.vstack([X, X, X]), np.tile(y, 3)).by_columns    # rows > 2 d
-
-
 def test_many_classes_cut_a_pass_into_more_chunks_of_the_same_sums(monkeypatch):
     from softmaxreg.full_batch import on_sparse
 

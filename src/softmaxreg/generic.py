@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-__all__ = ["logits", "probabilities", "loss_and_grad_sums", "hessian_product_sums", "hessian_rows", "loss_and_correct_sums", "penalty", "penalty_grad", "compiled"]
+__all__ = ["logits", "probabilities", "loss_and_grad_sums", "hessian_product_sums", "loss_and_correct_sums", "penalty", "penalty_grad", "compiled"]
 
 
 def logits(xp, params, x):
@@ -133,14 +133,9 @@ def hessian_product_sums(xp, params, VW, Vb, x, y, w, divisor: float, p=None):
     row sum, so it drops out), the Hessian of l_i in Z_i is t_i (diag(p_i) - p_i p_i^T). The
     direction moves the logits by dZ = X' VW + Vb (the logits of (VW, Vb)), so
 
-        R_i = w_i t_i (p_i * dZ_i - p_i (p_i . dZ_i))            (n, k)  (`hessian_rows`)
+        R_i = w_i t_i (p_i * dZ_i - p_i (p_i . dZ_i))            (n, k)
         H V = (X'^T R / N, sum_i R_i / N)                         the gradient's backward, R for G
     """
-    return _backward(xp, params, x, hessian_rows(xp, params, VW, Vb, x, y, w, p), divisor)
-
-
-def hessian_rows(xp, params, VW, Vb, x, y, w, p=None):
-    """R (n, k) of `hessian_product_sums`: the rows whose backward is the Hessian product."""
     if p is None:                                                      # callers may keep P across products
         p = probabilities(xp, params, x)                               # at one point (Newton-CG's CG steps)
     dz = logits(xp, _Params(VW, Vb, params.mean, params.std, params.input_scale), x)   # (n, k)
@@ -150,7 +145,7 @@ def hessian_rows(xp, params, VW, Vb, x, y, w, p=None):
         R = R * xp.sum(y, axis=1, keepdims=True)                       # t_i for soft targets
     if w is not None:
         R = R * w[:, None]
-    return R
+    return _backward(xp, params, x, R, divisor)
 
 
 def penalty(xp, W, weight_decay: float, dW=None):
