@@ -1,5 +1,6 @@
 """What a training run records and shows its hooks: EpochRecord, History, the Callback hooks, the
-Run they see, and TrainState (everything needed to continue a run exactly)."""
+Run they see, and TrainState (everything needed to continue a run exactly); and how both drivers
+(train.py's full batch, minibatch.py's epochs) call the hooks: `begin`, `end_epoch`, `validated`."""
 
 from __future__ import annotations
 
