@@ -15,8 +15,9 @@ MOMENT_ROWS = 4096
 
 
 class Engine:
-    """The kind of some arrays (`name`: "numpy", "array_api" or "dask"), their namespace xp (NumPy
-    for Dask, whose blocks are NumPy arrays) and device, and the operations that differ by kind."""
+    """The kind of some arrays (`name`: "numpy", "array_api", "dask", or "sparse" in sparse.py's
+    subclass), their namespace xp (NumPy for Dask, whose blocks are NumPy arrays, and for sparse
+    matrices) and device, and the operations that differ by kind."""
 
     def __init__(self, name: str, xp, device, streamed: bool = False):
         self.name, self.xp, self.device, self.streamed = name, xp, device, streamed

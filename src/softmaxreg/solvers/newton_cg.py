@@ -51,8 +51,8 @@ import math
 import numpy as np
 
 from ..engines import engine_for
-from ..errors import InvalidArgumentError
 from ..engines.array_api import to_numpy
+from ..errors import InvalidArgumentError
 from .base import Function, FullBatchSolver, like, register, require_float64, state_array, state_scalars
 from .lbfgs import two_loop
 
